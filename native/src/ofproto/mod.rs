@@ -1,0 +1,3 @@
+//! OpenFlow tables: flow text parsing and printing, the priority classifier, rules.
+
+pub mod action;

@@ -1,0 +1,134 @@
+//! A packet buffer with headroom, so that VLAN and tunnel headers can be pushed in front of
+//! a frame without moving it (the role of OVS's `dp_packet`).
+//!
+//! Invariant: `start <= buf.len()`; the frame is `buf[start..]`.
+
+/// Bytes kept free in front of a frame: room for a VXLAN-over-IPv4 header (50 bytes) and
+/// two VLAN tags, rounded up.
+pub const HEADROOM: usize = 64;
+
+/// One frame and the buffer around it.
+#[derive(Clone, Debug, Default)]
+pub struct Packet {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl Packet {
+    /// An empty packet with the default headroom and room for `capacity` bytes of frame.
+    pub fn with_capacity(capacity: usize) -> Packet {
+        let mut buf = Vec::with_capacity(HEADROOM + capacity);
+        buf.resize(HEADROOM, 0);
+        Packet { buf, start: HEADROOM }
+    }
+
+    /// A packet holding a copy of `frame`.
+    pub fn from_slice(frame: &[u8]) -> Packet {
+        let mut p = Packet::with_capacity(frame.len());
+        p.buf.extend_from_slice(frame);
+        p
+    }
+
+    /// Replaces the contents with a copy of `frame`, reusing the allocation.
+    pub fn set_from_slice(&mut self, frame: &[u8]) {
+        self.buf.clear();
+        self.buf.resize(HEADROOM, 0);
+        self.start = HEADROOM;
+        self.buf.extend_from_slice(frame);
+    }
+
+    /// The frame.
+    #[inline(always)]
+    pub fn data(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// The frame, mutable.
+    #[inline(always)]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..]
+    }
+
+    /// Frame length in bytes.
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// True for a zero-length frame.
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Opens `n` bytes at offset `at` of the frame (moving the bytes before `at` forward
+    /// into the headroom) and returns them, zeroed. `at` must be `<= len()`.
+    pub fn insert(&mut self, at: usize, n: usize) -> &mut [u8] {
+        let at = at.min(self.len());
+        if self.start < n {
+            // Grow the headroom: move the whole frame back.
+            let grow = n - self.start + HEADROOM;
+            self.buf.splice(0..0, core::iter::repeat(0u8).take(grow));
+            self.start += grow;
+        }
+        let s = self.start;
+        self.buf.copy_within(s..s + at, s - n);
+        self.start -= n;
+        let region = &mut self.buf[self.start + at..self.start + at + n];
+        region.fill(0);
+        region
+    }
+
+    /// Removes `n` bytes at offset `at` of the frame (moving the bytes before `at` back).
+    /// Does nothing when the range is out of the frame.
+    pub fn remove(&mut self, at: usize, n: usize) {
+        if at + n > self.len() {
+            return;
+        }
+        let s = self.start;
+        self.buf.copy_within(s..s + at, s + n);
+        self.start += n;
+    }
+
+    /// Prepends `n` zeroed bytes and returns them.
+    pub fn push_front(&mut self, n: usize) -> &mut [u8] {
+        self.insert(0, n)
+    }
+
+    /// Drops the first `n` bytes (no-op when shorter).
+    pub fn pull_front(&mut self, n: usize) {
+        if n <= self.len() {
+            self.start += n;
+        }
+    }
+
+    /// Truncates the frame to `len` bytes.
+    pub fn truncate(&mut self, len: usize) {
+        if len < self.len() {
+            self.buf.truncate(self.start + len);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_and_remove_round_trip() {
+        let frame: Vec<u8> = (0u8..20).collect();
+        let mut p = Packet::from_slice(&frame);
+        p.insert(12, 4).copy_from_slice(&[0x81, 0, 0, 5]);
+        assert_eq!(p.len(), 24);
+        assert_eq!(&p.data()[12..16], &[0x81, 0, 0, 5]);
+        assert_eq!(&p.data()[..12], &frame[..12]);
+        assert_eq!(&p.data()[16..], &frame[12..]);
+        p.remove(12, 4);
+        assert_eq!(p.data(), &frame[..]);
+        for _ in 0..5 {
+            p.push_front(50);
+        }
+        assert_eq!(p.len(), 270);
+        assert_eq!(&p.data()[250..], &frame[..]);
+    }
+}
