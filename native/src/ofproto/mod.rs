@@ -1,3 +1,4 @@
 //! OpenFlow tables: flow text parsing and printing, the priority classifier, rules.
 
 pub mod action;
+pub mod classifier;
