@@ -1,0 +1,332 @@
+//! The exact-match cache (EMC): a small cache in front of the megaflow cache, keyed by the
+//! whole flow key, as in OVS's userspace datapath.
+//!
+//! Invariants:
+//! - `EMC_ENTRIES` entries (8192); a key hashes to two candidate entries (two 13-bit segments
+//!   of its hash, OVS's `EM_FLOW_HASH_SEGS`). An entry stores the key's hash, a full copy of
+//!   the key, and the id and generation of the megaflow it resolved to.
+//! - A hit requires the same hash, the same key (compared in full, so a hash collision never
+//!   returns a wrong flow) and a megaflow slot whose generation is unchanged: removing a
+//!   megaflow invalidates every entry that points to it, with no scan of the cache.
+//! - Insertion is probabilistic, as OVS's `emc-insert-inv-prob`: with `inv_prob = N` a
+//!   megaflow hit is copied into the EMC with probability 1/N (default 100; 1 = always;
+//!   0 = the EMC is disabled). The random numbers come from a seeded xorshift generator, so a
+//!   run is reproducible.
+//! - Replacement follows OVS's `emc_insert`: an entry with the same key is updated in place;
+//!   otherwise an invalid entry is preferred, then the one with the lower hash.
+//! - Lookups allocate nothing and never panic.
+
+use crate::dpif::megaflow::MegaflowCache;
+use crate::flow::key::{hash_words, FlowKey};
+
+/// Number of entries (OVS's `EM_FLOW_HASH_ENTRIES`).
+pub const EMC_ENTRIES: usize = 1 << EMC_SHIFT;
+const EMC_SHIFT: u32 = 13;
+const EMC_MASK: u32 = (EMC_ENTRIES - 1) as u32;
+
+/// Default `emc-insert-inv-prob` (OVS's `DEFAULT_EM_FLOW_INSERT_INV_PROB`).
+pub const DEFAULT_INSERT_INV_PROB: u32 = 100;
+
+#[derive(Clone, Copy)]
+struct Entry {
+    hash: u32,
+    valid: bool, // false until first written, and after `clear`
+    flow: u32,   // megaflow id
+    gen: u32,    // megaflow slot generation when written
+    key: FlowKey,
+}
+
+const EMPTY: Entry = Entry {
+    hash: 0,
+    valid: false,
+    flow: 0,
+    gen: 0,
+    key: FlowKey::ZERO,
+};
+
+/// EMC counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EmcStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub inserted: u64,
+}
+
+/// The exact-match cache. See the module documentation.
+pub struct Emc {
+    entries: Box<[Entry]>,
+    insert_min: u32, // insert when a random u32 is <= this; 0 = never (EMC disabled)
+    inv_prob: u32,
+    rng: u64,
+    stats: EmcStats,
+}
+
+impl Default for Emc {
+    fn default() -> Self {
+        Self::new(DEFAULT_INSERT_INV_PROB, 0x5eed)
+    }
+}
+
+/// The hash the EMC is keyed by: a hash of the whole key.
+#[inline(always)]
+pub fn hash_key(key: &FlowKey) -> u32 {
+    let h = hash_words(key.words(), 0);
+    (h ^ (h >> 32)) as u32
+}
+
+impl Emc {
+    /// An empty EMC inserting with probability `1 / inv_prob`, its random numbers seeded by
+    /// `seed`.
+    pub fn new(inv_prob: u32, seed: u64) -> Emc {
+        let mut emc = Emc {
+            entries: vec![EMPTY; EMC_ENTRIES].into_boxed_slice(),
+            insert_min: 0,
+            inv_prob: 0,
+            rng: seed | 1,
+            stats: EmcStats::default(),
+        };
+        emc.set_insert_inv_prob(inv_prob);
+        emc
+    }
+
+    /// Sets `emc-insert-inv-prob`: 0 disables the EMC (and empties it), 1 inserts always.
+    pub fn set_insert_inv_prob(&mut self, inv_prob: u32) {
+        self.inv_prob = inv_prob;
+        self.insert_min = u32::MAX.checked_div(inv_prob).unwrap_or(0);
+        if inv_prob == 0 {
+            self.clear();
+        }
+    }
+
+    pub fn insert_inv_prob(&self) -> u32 {
+        self.inv_prob
+    }
+
+    pub fn stats(&self) -> EmcStats {
+        self.stats
+    }
+
+    /// Forgets every entry.
+    pub fn clear(&mut self) {
+        self.entries.fill(EMPTY);
+    }
+
+    /// Number of entries that point to a live megaflow.
+    pub fn count_live<T>(&self, megaflows: &MegaflowCache<T>) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| e.valid && megaflows.generation(e.flow) == Some(e.gen))
+            .filter(|e| megaflows.get(e.flow).is_some())
+            .count()
+    }
+
+    #[inline(always)]
+    fn positions(hash: u32) -> [usize; 2] {
+        [
+            (hash & EMC_MASK) as usize,
+            ((hash >> EMC_SHIFT) & EMC_MASK) as usize,
+        ]
+    }
+
+    /// The megaflow id cached for `key` (whose `hash_key` is `hash`), if still current.
+    #[inline]
+    pub fn lookup<T>(
+        &mut self,
+        key: &FlowKey,
+        hash: u32,
+        megaflows: &MegaflowCache<T>,
+    ) -> Option<u32> {
+        for pos in Self::positions(hash) {
+            let e = &self.entries[pos];
+            if e.valid
+                && e.hash == hash
+                && megaflows.generation(e.flow) == Some(e.gen)
+                && e.key.words() == key.words()
+            {
+                self.stats.hits += 1;
+                return Some(e.flow);
+            }
+        }
+        self.stats.misses += 1;
+        None
+    }
+
+    /// After a megaflow hit for `key`: caches it with probability `1 / inv_prob`. Returns
+    /// true when an entry was written.
+    #[inline]
+    pub fn maybe_insert<T>(
+        &mut self,
+        key: &FlowKey,
+        hash: u32,
+        flow: u32,
+        megaflows: &MegaflowCache<T>,
+    ) -> bool {
+        if self.insert_min == 0 || self.next_random() > self.insert_min {
+            return false;
+        }
+        self.insert(key, hash, flow, megaflows)
+    }
+
+    /// Caches `key` -> megaflow `flow` unconditionally (unless the EMC is disabled or the
+    /// flow does not exist).
+    pub fn insert<T>(
+        &mut self,
+        key: &FlowKey,
+        hash: u32,
+        flow: u32,
+        megaflows: &MegaflowCache<T>,
+    ) -> bool {
+        if self.inv_prob == 0 {
+            return false;
+        }
+        let Some(gen) = megaflows
+            .generation(flow)
+            .filter(|_| megaflows.get(flow).is_some())
+        else {
+            return false;
+        };
+        let live = |e: &Entry| e.valid && megaflows.generation(e.flow) == Some(e.gen);
+        let [a, b] = Self::positions(hash);
+        let (ea, eb) = (&self.entries[a], &self.entries[b]);
+        let same = |e: &Entry| e.valid && e.hash == hash && e.key.words() == key.words();
+        let victim = if same(ea) {
+            a
+        } else if same(eb) || (live(ea) && !live(eb)) {
+            b
+        } else if !live(ea) && live(eb) {
+            a
+        } else if eb.hash < ea.hash {
+            b
+        } else {
+            a
+        };
+        self.entries[victim] = Entry {
+            hash,
+            valid: true,
+            flow,
+            gen,
+            key: *key,
+        };
+        self.stats.inserted += 1;
+        true
+    }
+
+    /// xorshift64*: the deterministic random numbers of probabilistic insertion.
+    #[inline(always)]
+    fn next_random(&mut self) -> u32 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(port: u32) -> FlowKey {
+        let mut k = FlowKey::ZERO;
+        k.in_port = port;
+        k.dl_type = 0x0800;
+        k.nw_dst = 0x0a00_0000 | port;
+        k
+    }
+
+    fn cache() -> (MegaflowCache<char>, u32) {
+        let mut mf = MegaflowCache::new(100);
+        let mut m = FlowKey::ZERO;
+        m.dl_type = 0xffff;
+        let id = mf.insert(&key(1), &m, 'a').unwrap();
+        (mf, id)
+    }
+
+    #[test]
+    fn hit_after_insert_and_key_is_verified() {
+        let (mf, id) = cache();
+        let mut emc = Emc::new(1, 7);
+        let k = key(1);
+        let h = hash_key(&k);
+        assert_eq!(emc.lookup(&k, h, &mf), None);
+        assert!(emc.maybe_insert(&k, h, id, &mf));
+        assert_eq!(emc.lookup(&k, h, &mf), Some(id));
+        // Another key presented with the same hash is not taken for it.
+        assert_eq!(emc.lookup(&key(2), h, &mf), None);
+        assert_eq!(
+            emc.stats(),
+            EmcStats {
+                hits: 1,
+                misses: 2,
+                inserted: 1
+            }
+        );
+        assert_eq!(emc.count_live(&mf), 1);
+    }
+
+    #[test]
+    fn removing_the_megaflow_invalidates_entries() {
+        let (mut mf, id) = cache();
+        let mut emc = Emc::new(1, 7);
+        let k = key(1);
+        let h = hash_key(&k);
+        emc.insert(&k, h, id, &mf);
+        mf.remove(id);
+        assert_eq!(emc.lookup(&k, h, &mf), None);
+        // The slot is reused by a new flow: the old entry still does not resolve to it.
+        let mut m = FlowKey::ZERO;
+        m.in_port = !0;
+        let id2 = mf.insert(&key(5), &m, 'b').unwrap();
+        assert_eq!(id2, id);
+        assert_eq!(emc.lookup(&k, h, &mf), None);
+        assert_eq!(emc.count_live(&mf), 0);
+        // Inserting a flow id that does not exist is refused.
+        assert!(!emc.insert(&k, h, 99, &mf));
+    }
+
+    #[test]
+    fn insertion_is_probabilistic_and_reproducible() {
+        let (mf, id) = cache();
+        let count = |seed| {
+            let mut emc = Emc::new(DEFAULT_INSERT_INV_PROB, seed);
+            (0..100_000u32)
+                .filter(|&p| emc.maybe_insert(&key(p), hash_key(&key(p)), id, &mf))
+                .count()
+        };
+        let n = count(42);
+        assert!(
+            (800..1200).contains(&n),
+            "{n} insertions for 100000 hits at 1/100"
+        );
+        assert_eq!(count(42), n);
+        let mut off = Emc::new(0, 1);
+        assert!(!off.maybe_insert(&key(1), hash_key(&key(1)), id, &mf));
+        assert!(!off.insert(&key(1), hash_key(&key(1)), id, &mf));
+        assert_eq!(off.lookup(&key(1), hash_key(&key(1)), &mf), None);
+    }
+
+    #[test]
+    fn two_way_replacement_keeps_live_entries() {
+        let (mf, id) = cache();
+        let mut emc = Emc::new(1, 3);
+        // Two keys forced onto the same pair of entries both stay; a third evicts one.
+        let h = 0x0123_4567;
+        for p in 0..2 {
+            assert!(emc.insert(&key(p), h, id, &mf));
+        }
+        assert_eq!(emc.lookup(&key(0), h, &mf), Some(id));
+        assert_eq!(emc.lookup(&key(1), h, &mf), Some(id));
+        assert!(emc.insert(&key(2), h, id, &mf));
+        assert_eq!(emc.lookup(&key(2), h, &mf), Some(id));
+        let survivors = (0..2)
+            .filter(|&p| emc.lookup(&key(p), h, &mf).is_some())
+            .count();
+        assert_eq!(survivors, 1);
+        // Re-inserting a cached key updates it in place.
+        assert!(emc.insert(&key(2), h, id, &mf));
+        assert_eq!(emc.lookup(&key(2), h, &mf), Some(id));
+        emc.clear();
+        assert_eq!(emc.lookup(&key(2), h, &mf), None);
+    }
+}

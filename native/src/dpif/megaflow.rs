@@ -1,0 +1,816 @@
+//! The megaflow cache: the datapath's flow table, as OVS's userspace datapath (`dpcls`) keeps
+//! it. A megaflow is a masked key, its mask, the datapath actions for every packet it covers
+//! (the payload `T`), and counters.
+//!
+//! Invariants:
+//! - Megaflows carry no priority. Translation builds each one from the exact set of bits the
+//!   slow path read, so two megaflows that overlap give the same answer, and the first one
+//!   found wins.
+//! - Megaflows with the same mask share a subtable: an open-addressing hash table (linear
+//!   probing, at most half full, backward-shift deletion, so no tombstones) of flow ids keyed
+//!   by the hash of the masked key. The hash covers only the words the mask touches, listed
+//!   once per subtable. A subtable that empties is dropped.
+//! - Subtables are searched in order of recent hits, re-ranked every `rerank_interval`
+//!   lookups (OVS re-sorts by hit count once a second; counting lookups keeps runs
+//!   deterministic).
+//! - A flow id is a slot index, reused after removal. Each slot has a generation that changes
+//!   when its flow is removed, so that holders of an id (the exact-match cache) can tell a
+//!   stale id from a live one.
+//! - The number of flows never exceeds `capacity` (OVS's `flow-limit`): an insertion beyond it
+//!   is refused and counted, and the packet is handled by the slow path alone.
+//! - Lookups allocate nothing and never panic on key contents.
+
+use crate::flow::key::{FlowKey, KEY_WORDS};
+use std::collections::HashMap;
+
+/// Default maximum number of megaflows (OVS's default `flow-limit`).
+pub const DEFAULT_CAPACITY: usize = 200_000;
+
+/// Default number of lookups between two re-rankings of the subtables.
+pub const DEFAULT_RERANK_INTERVAL: u32 = 1024;
+
+/// What `ovs-appctl dpctl/dump-flows` prints after the match.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowStats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub used_ms: u64,   // time of the last packet, in the caller's clock; 0 = never
+    pub tcp_flags: u16, // OR of the TCP flags seen
+}
+
+/// One datapath flow.
+#[derive(Clone, Debug)]
+pub struct Megaflow<T> {
+    pub key: FlowKey, // masked by `mask`
+    pub mask: FlowKey,
+    pub actions: T,
+    pub stats: FlowStats,
+}
+
+/// Why an insertion did not happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InsertError {
+    /// The cache holds `capacity` flows.
+    Full,
+    /// A flow with exactly this key and mask exists, with this id.
+    Exists(u32),
+}
+
+/// Cache counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MegaflowStats {
+    pub lookups: u64,
+    pub hits: u64,
+    pub misses: u64,
+    /// Subtables searched by all lookups (`masks hit` in `dpif-netdev/pmd-stats-show`).
+    pub subtables_searched: u64,
+    pub inserted: u64,
+    pub removed: u64,
+    /// Insertions refused because the cache was full.
+    pub refused_full: u64,
+}
+
+const EMPTY: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    hash: u64,
+    flow: u32, // EMPTY when free
+}
+
+const FREE: Bucket = Bucket {
+    hash: 0,
+    flow: EMPTY,
+};
+
+#[derive(Clone, Debug)]
+struct Subtable {
+    mask: FlowKey,
+    n_words: usize,
+    words: [u8; KEY_WORDS], // indices of the mask's non-zero words, first `n_words`
+    masks: [u64; KEY_WORDS], // the mask word for each of them
+    buckets: Box<[Bucket]>, // power-of-two length, at most half full
+    n_flows: usize,
+    hits: u64, // since the last re-ranking
+}
+
+#[inline(always)]
+fn hash_mix(h: u64, w: u64) -> u64 {
+    (h ^ w).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29)
+}
+
+#[inline(always)]
+fn hash_finish(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^ (h >> 33)
+}
+
+impl Subtable {
+    fn new(mask: FlowKey) -> Subtable {
+        let mut words = [0u8; KEY_WORDS];
+        let mut masks = [0u64; KEY_WORDS];
+        let mut n_words = 0;
+        for (i, &m) in mask.words().iter().enumerate() {
+            if m != 0 {
+                words[n_words] = i as u8;
+                masks[n_words] = m;
+                n_words += 1;
+            }
+        }
+        Subtable {
+            mask,
+            n_words,
+            words,
+            masks,
+            buckets: vec![FREE; 8].into_boxed_slice(),
+            n_flows: 0,
+            hits: 0,
+        }
+    }
+
+    /// Hash of `key & mask`, over the mask's words only.
+    #[inline(always)]
+    fn hash(&self, key: &FlowKey) -> u64 {
+        let k = key.words();
+        let mut h = 0x9e37_79b9_7f4a_7c15u64;
+        for n in 0..self.n_words {
+            h = hash_mix(h, k[self.words[n] as usize] & self.masks[n]);
+        }
+        hash_finish(h)
+    }
+
+    /// True when `key & mask == masked`.
+    #[inline(always)]
+    fn matches(&self, key: &FlowKey, masked: &FlowKey) -> bool {
+        let (k, v) = (key.words(), masked.words());
+        let mut diff = 0;
+        for n in 0..self.n_words {
+            let w = self.words[n] as usize;
+            diff |= (k[w] & self.masks[n]) ^ v[w];
+        }
+        diff == 0
+    }
+
+    #[inline(always)]
+    fn find<T>(&self, key: &FlowKey, hash: u64, flows: &[Slot<T>]) -> Option<u32> {
+        let mask = self.buckets.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let b = self.buckets[i];
+            if b.flow == EMPTY {
+                return None;
+            }
+            if b.hash == hash {
+                if let Some(f) = flows.get(b.flow as usize).and_then(|s| s.flow.as_ref()) {
+                    if self.matches(key, &f.key) {
+                        return Some(b.flow);
+                    }
+                }
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn put(&mut self, hash: u64, flow: u32) {
+        if (self.n_flows + 1) * 2 > self.buckets.len() {
+            let grown = vec![FREE; self.buckets.len() * 2].into_boxed_slice();
+            let old = core::mem::replace(&mut self.buckets, grown);
+            for b in old.iter().filter(|b| b.flow != EMPTY) {
+                self.place(*b);
+            }
+        }
+        self.place(Bucket { hash, flow });
+        self.n_flows += 1;
+    }
+
+    fn place(&mut self, b: Bucket) {
+        let mask = self.buckets.len() - 1;
+        let mut i = b.hash as usize & mask;
+        while self.buckets[i].flow != EMPTY {
+            i = (i + 1) & mask;
+        }
+        self.buckets[i] = b;
+    }
+
+    /// Removes `flow` (with hash `hash`), shifting later buckets of the probe run back.
+    fn delete(&mut self, hash: u64, flow: u32) -> bool {
+        let mask = self.buckets.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let b = self.buckets[i];
+            if b.flow == EMPTY {
+                return false;
+            }
+            if b.flow == flow {
+                break;
+            }
+            i = (i + 1) & mask;
+        }
+        let mut j = i;
+        loop {
+            self.buckets[i] = FREE;
+            loop {
+                j = (j + 1) & mask;
+                let b = self.buckets[j];
+                if b.flow == EMPTY {
+                    self.n_flows -= 1;
+                    return true;
+                }
+                let home = b.hash as usize & mask;
+                // `b` may move to `i` unless its home lies cyclically in (i, j].
+                let stays = if i <= j {
+                    i < home && home <= j
+                } else {
+                    i < home || home <= j
+                };
+                if !stays {
+                    break;
+                }
+            }
+            self.buckets[i] = self.buckets[j];
+            i = j;
+        }
+    }
+}
+
+struct Slot<T> {
+    gen: u32,
+    subtable: u32,
+    hash: u64,
+    flow: Option<Megaflow<T>>,
+}
+
+/// The megaflow cache. See the module documentation.
+pub struct MegaflowCache<T> {
+    slots: Vec<Slot<T>>,
+    free_slots: Vec<u32>,
+    subtables: Vec<Option<Subtable>>,
+    free_subtables: Vec<u32>,
+    by_mask: HashMap<FlowKey, u32>,
+    order: Vec<u32>, // live subtables, most hit first
+    n_flows: usize,
+    capacity: usize,
+    rerank_interval: u32,
+    until_rerank: u32,
+    stats: MegaflowStats,
+}
+
+impl<T> Default for MegaflowCache<T> {
+    fn default() -> Self {
+        Self::new(DEFAULT_CAPACITY)
+    }
+}
+
+impl<T> MegaflowCache<T> {
+    /// An empty cache holding at most `capacity` flows.
+    pub fn new(capacity: usize) -> MegaflowCache<T> {
+        MegaflowCache {
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            subtables: Vec::new(),
+            free_subtables: Vec::new(),
+            by_mask: HashMap::new(),
+            order: Vec::new(),
+            n_flows: 0,
+            capacity,
+            rerank_interval: DEFAULT_RERANK_INTERVAL,
+            until_rerank: DEFAULT_RERANK_INTERVAL,
+            stats: MegaflowStats::default(),
+        }
+    }
+
+    /// Number of flows.
+    pub fn len(&self) -> usize {
+        self.n_flows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n_flows == 0
+    }
+
+    /// Number of subtables (distinct masks).
+    pub fn n_subtables(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Changes the flow limit. Existing flows stay, even beyond a lower limit; insertions are
+    /// refused until the count falls below it.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity;
+    }
+
+    /// Re-rank the subtables every `n` lookups (at least 1).
+    pub fn set_rerank_interval(&mut self, n: u32) {
+        self.rerank_interval = n.max(1);
+        self.until_rerank = self.rerank_interval;
+    }
+
+    pub fn stats(&self) -> MegaflowStats {
+        self.stats
+    }
+
+    /// The flow with id `id`.
+    pub fn get(&self, id: u32) -> Option<&Megaflow<T>> {
+        self.slots.get(id as usize)?.flow.as_ref()
+    }
+
+    /// The generation of slot `id`: it changes whenever the slot's flow is removed.
+    #[inline(always)]
+    pub fn generation(&self, id: u32) -> Option<u32> {
+        self.slots.get(id as usize).map(|s| s.gen)
+    }
+
+    /// The actions of flow `id`, for revalidation to update in place.
+    pub fn actions_mut(&mut self, id: u32) -> Option<&mut T> {
+        self.slots
+            .get_mut(id as usize)?
+            .flow
+            .as_mut()
+            .map(|f| &mut f.actions)
+    }
+
+    /// Every flow with its id, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Megaflow<T>)> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.flow.as_ref().map(|f| (i as u32, f)))
+    }
+
+    /// Adds `packets` packets of `bytes` bytes in total to flow `id`'s counters.
+    #[inline]
+    pub fn credit(&mut self, id: u32, packets: u64, bytes: u64, now_ms: u64, tcp_flags: u16) {
+        if let Some(f) = self
+            .slots
+            .get_mut(id as usize)
+            .and_then(|s| s.flow.as_mut())
+        {
+            f.stats.packets += packets;
+            f.stats.bytes += bytes;
+            f.stats.used_ms = f.stats.used_ms.max(now_ms);
+            f.stats.tcp_flags |= tcp_flags;
+        }
+    }
+
+    /// The flow covering `key`, with its actions.
+    #[inline]
+    pub fn lookup(&mut self, key: &FlowKey) -> Option<(u32, &T)> {
+        self.stats.lookups += 1;
+        self.tick(1);
+        let mut found = None;
+        for (n, &sti) in self.order.iter().enumerate() {
+            let Some(st) = self.subtables[sti as usize].as_mut() else {
+                continue;
+            };
+            if let Some(id) = st.find(key, st.hash(key), &self.slots) {
+                st.hits += 1;
+                self.stats.subtables_searched += n as u64 + 1;
+                found = Some(id);
+                break;
+            }
+        }
+        match found {
+            Some(id) => {
+                self.stats.hits += 1;
+                let f = self.slots[id as usize].flow.as_ref()?;
+                Some((id, &f.actions))
+            }
+            None => {
+                self.stats.misses += 1;
+                self.stats.subtables_searched += self.order.len() as u64;
+                None
+            }
+        }
+    }
+
+    /// Looks up a burst of keys: `out[i]` gets the id of the flow covering `keys[i]`, or
+    /// `None`. Subtables are searched one at a time for all the keys still unmatched, as
+    /// OVS's `dpcls_lookup` does. Only `min(keys.len(), out.len())` entries are processed.
+    pub fn lookup_batch(&mut self, keys: &[FlowKey], out: &mut [Option<u32>]) {
+        let n = keys.len().min(out.len());
+        self.stats.lookups += n as u64;
+        self.tick(n as u32);
+        for (keys, out) in keys[..n].chunks(64).zip(out[..n].chunks_mut(64)) {
+            out.fill(None);
+            let mut pending: u64 = if keys.len() == 64 {
+                !0
+            } else {
+                (1u64 << keys.len()) - 1
+            };
+            for &sti in &self.order {
+                if pending == 0 {
+                    break;
+                }
+                let Some(st) = self.subtables[sti as usize].as_mut() else {
+                    continue;
+                };
+                self.stats.subtables_searched += u64::from(pending.count_ones());
+                let mut todo = pending;
+                while todo != 0 {
+                    let i = todo.trailing_zeros() as usize;
+                    todo &= todo - 1;
+                    if let Some(id) = st.find(&keys[i], st.hash(&keys[i]), &self.slots) {
+                        out[i] = Some(id);
+                        pending &= !(1u64 << i);
+                        st.hits += 1;
+                    }
+                }
+            }
+            let missed = u64::from(pending.count_ones());
+            self.stats.misses += missed;
+            self.stats.hits += keys.len() as u64 - missed;
+        }
+    }
+
+    /// Installs a megaflow: `key` (masked here) under `mask`, with `actions`.
+    pub fn insert(
+        &mut self,
+        key: &FlowKey,
+        mask: &FlowKey,
+        actions: T,
+    ) -> Result<u32, InsertError> {
+        let key = key.masked(mask);
+        let sti = self.by_mask.get(mask).copied();
+        let hash = match sti.and_then(|i| self.subtables[i as usize].as_ref()) {
+            Some(st) => {
+                let hash = st.hash(&key);
+                if let Some(id) = st.find(&key, hash, &self.slots) {
+                    // `key` is masked, so a match is the identical flow.
+                    return Err(InsertError::Exists(id));
+                }
+                hash
+            }
+            None => Subtable::new(*mask).hash(&key),
+        };
+        if self.n_flows >= self.capacity {
+            self.stats.refused_full += 1;
+            return Err(InsertError::Full);
+        }
+        let sti = match sti {
+            Some(i) => i,
+            None => self.create_subtable(*mask),
+        };
+        let id = match self.free_slots.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot {
+                    gen: 0,
+                    subtable: 0,
+                    hash: 0,
+                    flow: None,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[id as usize];
+        slot.subtable = sti;
+        slot.hash = hash;
+        slot.flow = Some(Megaflow {
+            key,
+            mask: *mask,
+            actions,
+            stats: FlowStats::default(),
+        });
+        self.subtables[sti as usize]
+            .as_mut()
+            .expect("live subtable")
+            .put(hash, id);
+        self.n_flows += 1;
+        self.stats.inserted += 1;
+        Ok(id)
+    }
+
+    /// Removes flow `id` and returns it.
+    pub fn remove(&mut self, id: u32) -> Option<Megaflow<T>> {
+        let slot = self.slots.get_mut(id as usize)?;
+        let flow = slot.flow.take()?;
+        slot.gen = slot.gen.wrapping_add(1);
+        let (sti, hash) = (slot.subtable, slot.hash);
+        self.free_slots.push(id);
+        self.n_flows -= 1;
+        self.stats.removed += 1;
+        let st = self.subtables[sti as usize]
+            .as_mut()
+            .expect("flow's subtable is live");
+        let deleted = st.delete(hash, id);
+        debug_assert!(deleted, "flow {id} missing from its subtable");
+        if st.n_flows == 0 {
+            self.by_mask.remove(&flow.mask);
+            self.subtables[sti as usize] = None;
+            self.free_subtables.push(sti);
+            self.order.retain(|&i| i != sti);
+        }
+        Some(flow)
+    }
+
+    /// Removes every flow; returns how many there were.
+    pub fn flush(&mut self) -> usize {
+        let n = self.n_flows;
+        for slot in self.slots.iter_mut() {
+            if slot.flow.take().is_some() {
+                slot.gen = slot.gen.wrapping_add(1);
+            }
+        }
+        self.free_slots = (0..self.slots.len() as u32).rev().collect();
+        self.subtables.clear();
+        self.free_subtables.clear();
+        self.by_mask.clear();
+        self.order.clear();
+        self.n_flows = 0;
+        self.stats.removed += n as u64;
+        n
+    }
+
+    /// The masks of the subtables in search order (for `dpif-netdev/subtable-show`-like
+    /// output and tests).
+    pub fn subtable_masks(&self) -> impl Iterator<Item = &FlowKey> + '_ {
+        self.order
+            .iter()
+            .filter_map(|&i| self.subtables[i as usize].as_ref().map(|s| &s.mask))
+    }
+
+    fn create_subtable(&mut self, mask: FlowKey) -> u32 {
+        let st = Subtable::new(mask);
+        let sti = match self.free_subtables.pop() {
+            Some(i) => {
+                self.subtables[i as usize] = Some(st);
+                i
+            }
+            None => {
+                self.subtables.push(Some(st));
+                (self.subtables.len() - 1) as u32
+            }
+        };
+        self.by_mask.insert(mask, sti);
+        self.order.push(sti);
+        sti
+    }
+
+    /// Counts `n` lookups towards the next re-ranking, and re-ranks when it is due.
+    #[inline(always)]
+    fn tick(&mut self, n: u32) {
+        if self.until_rerank > n {
+            self.until_rerank -= n;
+        } else {
+            self.until_rerank = self.rerank_interval;
+            self.rerank();
+        }
+    }
+
+    /// Sorts the subtables by hits since the last re-ranking (stable: ties keep their
+    /// order), then starts counting again.
+    fn rerank(&mut self) {
+        let subtables = &self.subtables;
+        self.order.sort_by_key(|&i| {
+            core::cmp::Reverse(subtables[i as usize].as_ref().map_or(0, |s| s.hits))
+        });
+        for st in self.subtables.iter_mut().flatten() {
+            st.hits = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ofproto::action::Match;
+    use crate::ofproto::classifier::Classifier;
+
+    /// splitmix64, for the seeded tests.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    fn packet(rng: &mut Rng) -> FlowKey {
+        let mut k = FlowKey::ZERO;
+        k.in_port = 1 + rng.below(3) as u32;
+        k.dl_dst = [0xfa, 0x16, 0x3e, 0, 0, rng.below(4) as u8];
+        k.dl_type = [0x0800, 0x0800, 0x0806][rng.below(3) as usize];
+        k.nw_src = 0x0a00_0000 | rng.below(64) as u32;
+        k.nw_dst = [0x0a00_0000u32, 0x0a00_0100, 0xc0a8_0000][rng.below(3) as usize]
+            | rng.below(300) as u32;
+        k.nw_proto = [6u8, 17][rng.below(2) as usize];
+        k.tp_src = rng.below(4) as u16;
+        k.tp_dst = [22u16, 80, 443, rng.next() as u16][rng.below(4) as usize];
+        k
+    }
+
+    fn mask(rng: &mut Rng) -> FlowKey {
+        let mut m = FlowKey::ZERO;
+        m.in_port = !0;
+        m.dl_type = 0xffff;
+        match rng.below(5) {
+            0 => {}
+            1 => m.nw_dst = 0xffff_ff00,
+            2 => m.nw_dst = 0xffff_ffff,
+            3 => {
+                m.nw_proto = 0xff;
+                m.tp_dst = 0xffff;
+            }
+            _ => {
+                m.dl_dst = [0xff; 6];
+                m.tp_src = 0xffff;
+            }
+        }
+        m
+    }
+
+    fn check_found(c: &MegaflowCache<u32>, k: &FlowKey, got: Option<u32>, seed: u64) {
+        match got {
+            Some(id) => {
+                let f = c.get(id).expect("returned id is live");
+                assert!(
+                    k.matches(&f.key, &f.mask),
+                    "seed {seed}: flow {id} does not cover key"
+                );
+            }
+            None => {
+                let any = c.iter().any(|(_, f)| k.matches(&f.key, &f.mask));
+                assert!(!any, "seed {seed}: a flow covers the key but lookup missed");
+            }
+        }
+    }
+
+    #[test]
+    fn random_inserts_and_removals_find_covering_flows() {
+        for seed in 0..30u64 {
+            let mut rng = Rng(seed);
+            let mut c = MegaflowCache::new(10_000);
+            c.set_rerank_interval(1 + rng.below(50) as u32);
+            let mut ids = Vec::new();
+            for round in 0..600u32 {
+                if rng.below(3) != 0 || ids.is_empty() {
+                    let m = mask(&mut rng);
+                    match c.insert(&packet(&mut rng), &m, round) {
+                        Ok(id) => ids.push(id),
+                        Err(InsertError::Exists(id)) => assert!(ids.contains(&id), "seed {seed}"),
+                        Err(InsertError::Full) => panic!("seed {seed}: not full"),
+                    }
+                } else {
+                    let id = ids.swap_remove(rng.below(ids.len() as u64) as usize);
+                    assert!(c.remove(id).is_some(), "seed {seed}");
+                    assert!(c.remove(id).is_none(), "seed {seed}");
+                }
+                assert_eq!(c.len(), ids.len(), "seed {seed}");
+                let keys: Vec<FlowKey> = (0..70).map(|_| packet(&mut rng)).collect();
+                let mut out = vec![Some(u32::MAX); keys.len()];
+                c.lookup_batch(&keys, &mut out);
+                for (k, got) in keys.iter().zip(&out) {
+                    check_found(&c, k, *got, seed);
+                    let single = c.lookup(k).map(|(id, _)| id);
+                    check_found(&c, k, single, seed);
+                    assert_eq!(single.is_some(), got.is_some(), "seed {seed}");
+                }
+            }
+            let s = c.stats();
+            assert_eq!(s.hits + s.misses, s.lookups, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn cache_agrees_with_the_classifier_it_caches() {
+        for seed in 0..20u64 {
+            let mut rng = Rng(seed ^ 0x77);
+            let mut cls = Classifier::new();
+            for i in 0..40u32 {
+                let m = mask(&mut rng);
+                let key = packet(&mut rng).masked(&m);
+                cls.insert(Match { key, mask: m }, rng.below(4) as u16 * 100, i);
+            }
+            let mut cache: MegaflowCache<Option<u32>> = MegaflowCache::new(100_000);
+            let (mut hits, mut upcalls) = (0, 0);
+            for _ in 0..3000 {
+                let k = packet(&mut rng);
+                let want = cls.lookup(&k, None).map(|e| e.value);
+                match cache.lookup(&k) {
+                    Some((_, &got)) => {
+                        hits += 1;
+                        assert_eq!(got, want, "seed {seed}: cached answer differs, key {k:?}");
+                    }
+                    None => {
+                        upcalls += 1;
+                        let mut wc = FlowKey::ZERO;
+                        let v = cls.lookup(&k, Some(&mut wc)).map(|e| e.value);
+                        assert!(cache.insert(&k, &wc, v).is_ok(), "seed {seed}");
+                    }
+                }
+            }
+            assert!(
+                hits > 500 && upcalls > 0,
+                "seed {seed}: {hits} hits, {upcalls} upcalls"
+            );
+        }
+    }
+
+    fn key(port: u32) -> FlowKey {
+        let mut k = FlowKey::ZERO;
+        k.in_port = port;
+        k.dl_type = 0x0800;
+        k
+    }
+
+    fn port_mask() -> FlowKey {
+        let mut m = FlowKey::ZERO;
+        m.in_port = !0;
+        m
+    }
+
+    #[test]
+    fn capacity_refuses_and_counts() {
+        let mut c = MegaflowCache::new(2);
+        let a = c.insert(&key(1), &port_mask(), 'a').unwrap();
+        c.insert(&key(2), &port_mask(), 'b').unwrap();
+        assert_eq!(
+            c.insert(&key(1), &port_mask(), 'x'),
+            Err(InsertError::Exists(a))
+        );
+        assert_eq!(c.insert(&key(3), &port_mask(), 'c'), Err(InsertError::Full));
+        assert_eq!(c.stats().refused_full, 1);
+        assert_eq!(c.lookup(&key(3)), None);
+        c.remove(a);
+        let d = c.insert(&key(3), &port_mask(), 'c').unwrap();
+        assert_eq!(c.lookup(&key(3)), Some((d, &'c')));
+        assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn counters_generations_and_flush() {
+        let mut c = MegaflowCache::new(10);
+        let a = c.insert(&key(1), &port_mask(), 'a').unwrap();
+        c.credit(a, 2, 120, 5, 0x02);
+        c.credit(a, 1, 60, 9, 0x10);
+        let s = c.get(a).unwrap().stats;
+        assert_eq!(
+            s,
+            FlowStats {
+                packets: 3,
+                bytes: 180,
+                used_ms: 9,
+                tcp_flags: 0x12
+            }
+        );
+        let g = c.generation(a).unwrap();
+        assert_eq!(c.flush(), 1);
+        assert_ne!(c.generation(a), Some(g));
+        assert!(c.is_empty());
+        assert_eq!(c.n_subtables(), 0);
+        assert_eq!(c.lookup(&key(1)), None);
+        let b = c.insert(&key(1), &port_mask(), 'b').unwrap();
+        assert_eq!(c.lookup(&key(1)), Some((b, &'b')));
+        *c.actions_mut(b).unwrap() = 'B';
+        assert_eq!(
+            c.iter().map(|(_, f)| f.actions).collect::<Vec<_>>(),
+            vec!['B']
+        );
+    }
+
+    #[test]
+    fn subtables_are_reranked_by_hits() {
+        let mut c = MegaflowCache::new(10);
+        c.set_rerank_interval(4);
+        let mut m2 = port_mask();
+        m2.dl_type = 0xffff;
+        c.insert(&key(1), &port_mask(), 1).unwrap();
+        c.insert(&key(2), &m2, 2).unwrap();
+        assert_eq!(c.subtable_masks().next(), Some(&port_mask()));
+        for _ in 0..3 {
+            assert_eq!(c.lookup(&key(2)).map(|(_, a)| *a), Some(2));
+        }
+        assert_eq!(c.subtable_masks().next(), Some(&port_mask()));
+        // The fourth lookup re-ranks first, then finds the flow in the first subtable.
+        c.lookup(&key(2));
+        assert_eq!(c.subtable_masks().next(), Some(&m2));
+        assert_eq!(c.stats().subtables_searched, 3 * 2 + 1);
+    }
+
+    #[test]
+    fn many_flows_in_one_subtable_survive_growth_and_deletion() {
+        let mut c = MegaflowCache::new(100_000);
+        let ids: Vec<u32> = (0..5000)
+            .map(|p| c.insert(&key(p), &port_mask(), p).unwrap())
+            .collect();
+        for p in (0..5000).step_by(3) {
+            assert_eq!(c.remove(ids[p as usize]).map(|f| f.actions), Some(p));
+        }
+        for p in 0..5000u32 {
+            let want = (p % 3 != 0).then_some(p);
+            assert_eq!(c.lookup(&key(p)).map(|(_, a)| *a), want, "port {p}");
+        }
+    }
+}
