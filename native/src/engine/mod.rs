@@ -1,1 +1,522 @@
-//! (module under construction)
+//! The engine: every node of a scenario, the emulated underlay between them, and the replay
+//! loop that carries each input frame to completion before the next one enters.
+//!
+//! Accounting invariant, checked at the end of every run: each input packet is delivered
+//! (emitted on at least one port, anywhere) or counted under exactly one drop reason;
+//! `packets_in == delivered + sum(dropped)`.
+
+pub mod scenario;
+
+use crate::dpif::odp::DropReason;
+use crate::dpif::{PacketMd, Sink};
+use crate::port::capture::{to_ethernet, CaptureReader};
+use crate::port::pcap::PcapWriter;
+use crate::wire::Packet;
+use scenario::{build, NativeScenario, Node, ScenarioError};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Packets a single input may cause across nodes before the engine calls it a loop.
+const MAX_HOPS_PER_INPUT: usize = 4096;
+
+/// All nodes of a scenario.
+pub struct Engine {
+    pub nodes: Vec<Node>,
+    pub one_node: bool,
+    refs: HashMap<String, (usize, u32)>,
+    ip_owner: HashMap<u32, usize>,
+}
+
+/// How fast to replay.
+#[derive(Deserialize, Debug, Clone, Copy)]
+#[serde(rename_all = "camelCase")]
+pub struct Speed {
+    pub mode: SpeedMode,
+    #[serde(default)]
+    pub value: f64,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum SpeedMode {
+    Topspeed,
+    Multiplier,
+    Pps,
+}
+
+#[derive(Deserialize, Debug, Clone)]
+pub struct PortPath {
+    pub port: String,
+    pub path: PathBuf,
+}
+
+/// `NativeReplayOptions`.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayOptions {
+    pub inputs: Vec<PortPath>,
+    #[serde(default)]
+    pub outputs: Vec<PortPath>,
+    #[serde(rename = "loop", default = "one")]
+    pub loops: u32,
+    pub speed: Speed,
+    #[serde(default)]
+    pub nsec: bool,
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Progress shared with the caller while a replay runs.
+#[derive(Default, Debug)]
+pub struct Progress {
+    pub done: AtomicU64,
+    pub total: AtomicU64,
+    pub cancel: AtomicBool,
+}
+
+#[derive(Default, Clone, Copy, Debug)]
+struct PortCount {
+    rx: u64,
+    tx: u64,
+    rx_bytes: u64,
+    tx_bytes: u64,
+}
+
+/// Per-run results (serialised to stats.json by the CLI).
+#[derive(Debug, Default)]
+pub struct ReplayStats {
+    pub packets_in: u64,
+    pub bytes_in: u64,
+    pub packets_out: u64,
+    pub bytes_out: u64,
+    pub delivered: u64,
+    pub dropped: BTreeMap<&'static str, u64>,
+    pub seconds: f64,
+    pub emc_hits: u64,
+    pub megaflow_hits: u64,
+    pub upcalls: u64,
+    pub megaflows: u64,
+    pub per_port: BTreeMap<String, (u64, u64)>,
+    pub inputs: Vec<(String, String, u64, u64)>,
+    pub flows: u64,
+    pub flow_packets: u64,
+    pub non_flow_packets: u64,
+    pub conntrack_entries: u64,
+}
+
+impl ReplayStats {
+    /// stats.json, as DESIGN.md specifies it.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let per_port: serde_json::Map<String, serde_json::Value> = self
+            .per_port
+            .iter()
+            .map(|(k, (rx, tx))| (k.clone(), json!({"rx": rx, "tx": tx})))
+            .collect();
+        let dropped: serde_json::Map<String, serde_json::Value> =
+            self.dropped.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        let pps = if self.seconds > 0.0 { self.packets_in as f64 / self.seconds } else { 0.0 };
+        json!({
+            "packets_in": self.packets_in,
+            "packets_out": self.packets_out,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "delivered": self.delivered,
+            "dropped": dropped,
+            "queued": 0,
+            "seconds": self.seconds,
+            "pps": pps,
+            "emc_hits": self.emc_hits,
+            "megaflow_hits": self.megaflow_hits,
+            "upcalls": self.upcalls,
+            "megaflows": self.megaflows,
+            "conntrack_entries": self.conntrack_entries,
+            "per_port": per_port,
+            "inputs": self.inputs.iter().map(|(p, f, n, b)| json!({"port": p, "path": f, "packets": n, "bytes": b})).collect::<Vec<_>>(),
+            "flows": self.flows,
+            "unique_flow_packets": self.flow_packets,
+            "non_flow_packets": self.non_flow_packets,
+        })
+    }
+}
+
+/// Output side of a run: pcap files, counters, and the queue of frames crossing the underlay.
+struct RunSink<'a> {
+    node: usize,
+    ts_ns: u64,
+    nsec: bool,
+    writers: &'a mut HashMap<(usize, u32), Option<PcapWriter<std::io::BufWriter<File>>>>,
+    paths: &'a HashMap<(usize, u32), PathBuf>,
+    counts: &'a mut HashMap<(usize, u32), PortCount>,
+    fabric: &'a mut VecDeque<(usize, u32, Packet)>,
+    underlay_ports: &'a HashMap<usize, u32>,
+    ip_owner: &'a HashMap<u32, usize>,
+    error: &'a mut Option<String>,
+    packets_out: u64,
+    bytes_out: u64,
+}
+
+impl Sink for RunSink<'_> {
+    fn output(&mut self, port: u32, pkt: &Packet) {
+        let k = (self.node, port);
+        let c = self.counts.entry(k).or_default();
+        c.tx += 1;
+        c.tx_bytes += pkt.len() as u64;
+        self.packets_out += 1;
+        self.bytes_out += pkt.len() as u64;
+        if let Some(path) = self.paths.get(&k) {
+            let w = self.writers.entry(k).or_insert(None);
+            if w.is_none() {
+                match File::create(path) {
+                    Ok(f) => match PcapWriter::new(std::io::BufWriter::new(f), self.nsec) {
+                        Ok(pw) => *w = Some(pw),
+                        Err(e) => *self.error = Some(format!("{}: {e}", path.display())),
+                    },
+                    Err(e) => *self.error = Some(format!("{}: {e}", path.display())),
+                }
+            }
+            if let Some(pw) = w {
+                if let Err(e) = pw.write(self.ts_ns, pkt.data()) {
+                    *self.error = Some(format!("{}: {e}", path.display()));
+                }
+            }
+        }
+        // A frame leaving a node's underlay NIC crosses the emulated fabric to the node that
+        // owns its destination IP.
+        if self.underlay_ports.get(&self.node) == Some(&port) {
+            let d = pkt.data();
+            if d.len() >= 34 && d[12..14] == [0x08, 0x00] {
+                let dst = u32::from_be_bytes([d[30], d[31], d[32], d[33]]);
+                if let Some(&n) = self.ip_owner.get(&dst) {
+                    if n != self.node {
+                        if let Some(&up) = self.underlay_ports.get(&n) {
+                            self.fabric.push_back((n, up, pkt.clone()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One input file being read.
+struct Input {
+    port: String,
+    path: PathBuf,
+    node: usize,
+    dp_port: u32,
+    reader: CaptureReader<BufReader<File>>,
+    next: Option<(u64, Vec<u8>, u32)>, // ts_ns, frame, linktype
+    packets: u64,
+    bytes: u64,
+}
+
+impl Input {
+    fn advance(&mut self) -> Result<(), String> {
+        self.next = match self.reader.next_record() {
+            Ok(Some(r)) => Some((r.ts_ns, r.data.to_vec(), r.linktype)),
+            Ok(None) => None,
+            Err(e) => return Err(format!("{}: {e}", self.path.display())),
+        };
+        Ok(())
+    }
+}
+
+fn open_input(path: &PathBuf) -> Result<CaptureReader<BufReader<File>>, String> {
+    let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    CaptureReader::new(BufReader::with_capacity(1 << 20, f)).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn count_records(path: &PathBuf) -> u64 {
+    let Ok(mut r) = open_input(path) else { return 0 };
+    let mut n = 0;
+    while let Ok(Some(_)) = r.next_record() {
+        n += 1;
+    }
+    n
+}
+
+impl Engine {
+    /// Builds the engine from `NativeScenario` JSON text.
+    pub fn from_json(text: &str) -> Result<Engine, ScenarioError> {
+        let sc: NativeScenario = serde_json::from_str(text)
+            .map_err(|e| ScenarioError(format!("internal scenario format: {e}")))?;
+        let nodes = build(&sc)?;
+        let mut refs = HashMap::new();
+        let mut ip_owner = HashMap::new();
+        for (ni, n) in nodes.iter().enumerate() {
+            for (dp, r) in n.port_refs.iter().enumerate() {
+                if let Some(r) = r {
+                    refs.insert(r.clone(), (ni, dp as u32));
+                }
+            }
+            if let Some(ip) = n.underlay_ip {
+                ip_owner.insert(ip, ni);
+            }
+        }
+        Ok(Engine { nodes, one_node: sc.one_node, refs, ip_owner })
+    }
+
+    /// The (node, datapath port) of a canonical port reference.
+    pub fn resolve(&self, r: &str) -> Option<(usize, u32)> {
+        self.refs.get(r).copied()
+    }
+
+    /// Runs a replay to completion.
+    pub fn replay(&mut self, opts: &ReplayOptions, progress: &Progress) -> Result<ReplayStats, String> {
+        let mut paths = HashMap::new();
+        for o in &opts.outputs {
+            let k = self
+                .resolve(&o.port)
+                .ok_or_else(|| format!("output port \"{}\" is not a port of the scenario", o.port))?;
+            paths.insert(k, o.path.clone());
+        }
+        let mut total = 0;
+        for i in &opts.inputs {
+            total += count_records(&i.path);
+        }
+        let loops = opts.loops.max(1) as u64;
+        progress.total.store(opts.limit.map_or(total * loops, |l| l.min(total * loops)), Relaxed);
+        let underlay_ports: HashMap<usize, u32> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.underlay_dp_port.map(|p| (i, p)))
+            .collect();
+        let mut writers = HashMap::new();
+        let mut counts: HashMap<(usize, u32), PortCount> = HashMap::new();
+        let mut stats = ReplayStats::default();
+        let mut flows_seen: HashSet<(u8, [u8; 16], [u8; 16], u16, u16)> = HashSet::new();
+        let mut fabric: VecDeque<(usize, u32, Packet)> = VecDeque::new();
+        let mut error: Option<String> = None;
+        let start = Instant::now();
+        let mut first_ts: Option<u64> = None;
+        let mut sent: u64 = 0;
+        let mut last_expire_ms = 0u64;
+        let mut time_base = 0u64; // added to capture time on later loops, so the clock moves on
+        let mut input_stats: Vec<(String, String, u64, u64)> = Vec::new();
+        'outer: for lp in 0..loops {
+            let mut inputs = Vec::new();
+            for i in &opts.inputs {
+                let (node, dp_port) = self
+                    .resolve(&i.port)
+                    .ok_or_else(|| format!("input port \"{}\" is not a port of the scenario", i.port))?;
+                let mut inp = Input {
+                    port: i.port.clone(),
+                    path: i.path.clone(),
+                    node,
+                    dp_port,
+                    reader: open_input(&i.path)?,
+                    next: None,
+                    packets: 0,
+                    bytes: 0,
+                };
+                inp.advance()?;
+                inputs.push(inp);
+            }
+            let mut loop_last_ts = 0;
+            loop {
+                if progress.cancel.load(Relaxed) {
+                    break 'outer;
+                }
+                if opts.limit.is_some_and(|l| sent >= l) {
+                    break 'outer;
+                }
+                // The earliest pending frame; ties go to the input given first.
+                let Some(ix) = (0..inputs.len())
+                    .filter(|&k| inputs[k].next.is_some())
+                    .min_by_key(|&k| (inputs[k].next.as_ref().map(|n| n.0), k))
+                else {
+                    break;
+                };
+                let (ts, frame, linktype) = inputs[ix].next.take().expect("checked");
+                inputs[ix].advance()?;
+                inputs[ix].packets += 1;
+                inputs[ix].bytes += frame.len() as u64;
+                loop_last_ts = loop_last_ts.max(ts);
+                let ts_run = ts + time_base;
+                // Pacing.
+                let t0 = *first_ts.get_or_insert(ts_run);
+                match opts.speed.mode {
+                    SpeedMode::Topspeed => {}
+                    SpeedMode::Multiplier if opts.speed.value > 0.0 => {
+                        let due = (ts_run.saturating_sub(t0)) as f64 / opts.speed.value;
+                        let el = start.elapsed().as_nanos() as f64;
+                        if due > el {
+                            std::thread::sleep(Duration::from_nanos((due - el) as u64));
+                        }
+                    }
+                    SpeedMode::Pps if opts.speed.value > 0.0 => {
+                        let due = sent as f64 * 1e9 / opts.speed.value;
+                        let el = start.elapsed().as_nanos() as f64;
+                        if due > el {
+                            std::thread::sleep(Duration::from_nanos((due - el) as u64));
+                        }
+                    }
+                    _ => {}
+                }
+                sent += 1;
+                stats.packets_in += 1;
+                stats.bytes_in += frame.len() as u64;
+                let (node, dp_port) = (inputs[ix].node, inputs[ix].dp_port);
+                {
+                    let c = counts.entry((node, dp_port)).or_default();
+                    c.rx += 1;
+                    c.rx_bytes += frame.len() as u64;
+                }
+                let now_ms = ts_run / 1_000_000;
+                for n in &mut self.nodes {
+                    n.dp.of.now_ms = now_ms;
+                }
+                if now_ms >= last_expire_ms + 1000 {
+                    last_expire_ms = now_ms;
+                    for n in &mut self.nodes {
+                        n.dp.expire(now_ms);
+                    }
+                }
+                let eth = match to_ethernet(linktype, &frame) {
+                    Some(e) => e,
+                    None => {
+                        *stats.dropped.entry(DropReason::UnsupportedLinktype.name()).or_default() += 1;
+                        progress.done.store(sent, Relaxed);
+                        continue;
+                    }
+                };
+                if eth.len() < 14 {
+                    *stats.dropped.entry(DropReason::Runt.name()).or_default() += 1;
+                    progress.done.store(sent, Relaxed);
+                    continue;
+                }
+                note_flow(&eth, &mut flows_seen, &mut stats);
+                // Carry the frame to completion across nodes.
+                fabric.push_back((node, dp_port, Packet::from_slice(&eth)));
+                let mut outputs = 0u64;
+                let mut last_drop: Option<DropReason> = None;
+                let mut hops = 0;
+                while let Some((n, p, pkt)) = fabric.pop_front() {
+                    hops += 1;
+                    if hops > MAX_HOPS_PER_INPUT {
+                        fabric.clear();
+                        last_drop = Some(DropReason::RecursionTooDeep);
+                        break;
+                    }
+                    if n != node || p != dp_port || hops > 1 {
+                        let c = counts.entry((n, p)).or_default();
+                        if hops > 1 {
+                            c.rx += 1;
+                            c.rx_bytes += pkt.len() as u64;
+                        }
+                    }
+                    let mut sink = RunSink {
+                        node: n,
+                        ts_ns: ts_run,
+                        nsec: opts.nsec,
+                        writers: &mut writers,
+                        paths: &paths,
+                        counts: &mut counts,
+                        fabric: &mut fabric,
+                        underlay_ports: &underlay_ports,
+                        ip_owner: &self.ip_owner,
+                        error: &mut error,
+                        packets_out: 0,
+                        bytes_out: 0,
+                    };
+                    let dp = &mut self.nodes[n].dp;
+                    let _md = PacketMd::new(p);
+                    let o = dp.receive(pkt, p, &mut sink);
+                    stats.packets_out += sink.packets_out;
+                    stats.bytes_out += sink.bytes_out;
+                    outputs += o.outputs as u64;
+                    if let Some(d) = o.drop {
+                        last_drop = Some(d);
+                    }
+                }
+                if let Some(e) = error.take() {
+                    return Err(e);
+                }
+                if outputs > 0 {
+                    stats.delivered += 1;
+                } else {
+                    let d = last_drop.unwrap_or(DropReason::ActionDrop);
+                    *stats.dropped.entry(d.name()).or_default() += 1;
+                }
+                progress.done.store(sent, Relaxed);
+            }
+            for i in &inputs {
+                if lp == 0 {
+                    input_stats.push((i.port.clone(), i.path.display().to_string(), i.packets, i.bytes));
+                } else if let Some(s) = input_stats.iter_mut().find(|s| s.0 == i.port && s.1 == i.path.display().to_string()) {
+                    s.2 += i.packets;
+                    s.3 += i.bytes;
+                }
+            }
+            time_base += loop_last_ts.saturating_sub(first_ts.unwrap_or(0).saturating_sub(time_base)) + 1_000_000;
+        }
+        for (_, w) in writers.iter_mut() {
+            if let Some(w) = w {
+                w.flush().map_err(|e| e.to_string())?;
+            }
+        }
+        stats.seconds = start.elapsed().as_secs_f64();
+        for n in &mut self.nodes {
+            n.dp.push_stats();
+            stats.emc_hits += n.dp.stats.emc_hits;
+            stats.megaflow_hits += n.dp.stats.megaflow_hits;
+            stats.upcalls += n.dp.stats.upcalls;
+            stats.megaflows += n.dp.megaflows.len() as u64;
+            stats.conntrack_entries += n.dp.ct.stats().entries as u64;
+        }
+        for ((n, p), c) in &counts {
+            if let Some(Some(r)) = self.nodes[*n].port_refs.get(*p as usize) {
+                stats.per_port.insert(r.clone(), (c.rx, c.tx));
+            }
+        }
+        stats.inputs = input_stats;
+        stats.flows = flows_seen.len() as u64;
+        let dropped: u64 = stats.dropped.values().sum();
+        if stats.delivered + dropped != stats.packets_in {
+            return Err(format!(
+                "accounting mismatch: {} in, {} delivered, {} dropped (internal error)",
+                stats.packets_in, stats.delivered, dropped
+            ));
+        }
+        Ok(stats)
+    }
+}
+
+/// Counts the IP 5-tuples of the inputs for the tcpreplay-style `Flows:` line.
+fn note_flow(
+    eth: &[u8],
+    seen: &mut HashSet<(u8, [u8; 16], [u8; 16], u16, u16)>,
+    stats: &mut ReplayStats,
+) {
+    let mut k = crate::flow::FlowKey::ZERO;
+    crate::flow::extract::extract(eth, &mut k);
+    if !k.is_ip_any() {
+        stats.non_flow_packets += 1;
+        return;
+    }
+    let (mut s, mut d) = ([0u8; 16], [0u8; 16]);
+    if k.is_ipv4() {
+        s[..4].copy_from_slice(&k.nw_src.to_be_bytes());
+        d[..4].copy_from_slice(&k.nw_dst.to_be_bytes());
+    } else {
+        s = k.ipv6_src;
+        d = k.ipv6_dst;
+    }
+    if seen.insert((k.nw_proto, s, d, k.tp_src, k.tp_dst)) {
+        stats.flow_packets += 1;
+    } else {
+        stats.flow_packets += 1;
+    }
+}

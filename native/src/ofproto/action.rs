@@ -268,3 +268,43 @@ impl Default for FlowMod {
         }
     }
 }
+
+/// Prints `nat`, `nat(src=A-B:P-Q,random)` as OVS does.
+pub fn format_nat(n: &NatSpec) -> String {
+    let mut s = String::from("nat");
+    let kind = match n.kind {
+        NatKind::Any => None,
+        NatKind::Src => Some("src"),
+        NatKind::Dst => Some("dst"),
+    };
+    if let Some(k) = kind {
+        s.push('(');
+        s.push_str(k);
+        if let Some((a, b)) = n.addrs {
+            let fmt_ip = |ip: IpAddr| match ip {
+                IpAddr::V4(v) => v.to_string(),
+                IpAddr::V6(v) => format!("[{v}]"),
+            };
+            s.push('=');
+            s.push_str(&fmt_ip(a));
+            if a != b {
+                s.push('-');
+                s.push_str(&fmt_ip(b));
+            }
+            if n.ports.0 != 0 || n.ports.1 != 0 {
+                s.push_str(&format!(":{}", n.ports.0));
+                if n.ports.1 != n.ports.0 {
+                    s.push_str(&format!("-{}", n.ports.1));
+                }
+            }
+        }
+        for (flag, on) in [("random", n.random), ("hash", n.hash), ("persistent", n.persistent)] {
+            if on {
+                s.push(',');
+                s.push_str(flag);
+            }
+        }
+        s.push(')');
+    }
+    s
+}

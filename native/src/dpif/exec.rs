@@ -1,0 +1,313 @@
+//! Execution of datapath actions on one packet, in place.
+//!
+//! Header edits go through `wire::modify`, which keeps checksums right. Actions that change
+//! the header layout (VLAN push/pop, tunnel push) re-derive the layer offsets afterwards.
+//! Recirculation and decapsulation queue the packet for another pass through the caches.
+
+use super::odp::{DpAction, DropReason, TnlPush};
+use super::{PacketMd, Sink};
+use crate::conntrack::{Conntrack, CtParams};
+use crate::flow::extract::{extract, Layers};
+use crate::flow::key::tun_flags;
+use crate::flow::FlowKey;
+use crate::wire::{modify, Packet};
+
+pub(crate) struct ExecCtx<'a> {
+    pub ct: &'a mut Conntrack,
+    pub now_ms: u64,
+    pub sink: &'a mut dyn Sink,
+    pub work: &'a mut Vec<(Packet, PacketMd)>,
+    pub outputs: u32,
+    pub drop: Option<DropReason>,
+}
+
+// OVS's hash primitives (lib/hash.h), used so that the outer UDP source port of a VXLAN
+// packet is the one Open vSwitch's userspace datapath picks for the same inner packet.
+#[inline]
+fn mhash_add(hash: u32, data: u32) -> u32 {
+    let mut d = data.wrapping_mul(0xcc9e_2d51);
+    d = d.rotate_left(15);
+    d = d.wrapping_mul(0x1b87_3593);
+    let h = (hash ^ d).rotate_left(13);
+    h.wrapping_mul(5).wrapping_add(0xe654_6b64)
+}
+
+#[inline]
+fn mhash_finish(hash: u32, final_: u32) -> u32 {
+    let mut h = hash ^ final_;
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^= h >> 16;
+    h
+}
+
+/// miniflow_hash_5tuple(flow, 0): the RSS hash the userspace datapath gives a packet that
+/// arrives without one. Fields are hashed as the 32-bit words OVS keeps in network order.
+pub fn rss_hash_5tuple(key: &FlowKey) -> u32 {
+    let mut hash = 0u32;
+    let word = |b: [u8; 4]| u32::from_ne_bytes(b);
+    if key.is_ipv6() {
+        for chunk in key.ipv6_src.chunks(4).chain(key.ipv6_dst.chunks(4)) {
+            hash = mhash_add(hash, word([chunk[0], chunk[1], chunk[2], chunk[3]]));
+        }
+    } else if key.is_ipv4() || key.dl_type == 0x0806 {
+        hash = mhash_add(hash, word(key.nw_src.to_be_bytes()));
+        hash = mhash_add(hash, word(key.nw_dst.to_be_bytes()));
+    } else {
+        return mhash_finish(hash, 42);
+    }
+    let proto = key.nw_proto;
+    hash = mhash_add(hash, proto as u32);
+    if matches!(proto, 6 | 17 | 132 | 1 | 58) {
+        let s = key.tp_src.to_be_bytes();
+        let d = key.tp_dst.to_be_bytes();
+        hash = mhash_add(hash, word([s[0], s[1], d[0], d[1]]));
+    }
+    mhash_finish(hash, 42)
+}
+
+/// The outer UDP source port OVS derives from the RSS hash (netdev_tnl_get_src_port).
+pub fn tunnel_src_port(hash: u32, min: u16, max: u16) -> u16 {
+    let range = (max as u64).saturating_sub(min as u64);
+    (((hash as u64 * range) >> 32) + min as u64) as u16
+}
+
+fn ipv4_checksum(h: &[u8]) -> u16 {
+    let mut sum = 0u32;
+    for c in h.chunks(2) {
+        sum += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+impl ExecCtx<'_> {
+    pub fn execute(
+        &mut self,
+        pkt: &mut Packet,
+        md: &mut PacketMd,
+        key: &FlowKey,
+        mut layers: Layers,
+        actions: &[DpAction],
+    ) {
+        let last = actions.len().saturating_sub(1);
+        for (i, a) in actions.iter().enumerate() {
+            match a {
+                DpAction::Output(p) => {
+                    self.sink.output(*p, pkt);
+                    self.outputs += 1;
+                }
+                DpAction::SetEth { src, dst } => {
+                    if let Some(m) = src {
+                        modify::set_eth_src(pkt, *m);
+                    }
+                    if let Some(m) = dst {
+                        modify::set_eth_dst(pkt, *m);
+                    }
+                }
+                DpAction::PushVlan { tpid, tci } => {
+                    modify::push_vlan(pkt, *tpid, *tci);
+                    layers = relayer(pkt);
+                }
+                DpAction::PopVlan => {
+                    modify::pop_vlan(pkt);
+                    layers = relayer(pkt);
+                }
+                DpAction::SetIpv4 { src, dst, tos, ttl } => {
+                    if let Some(v) = src {
+                        modify::set_ipv4_src(pkt, &layers, *v);
+                    }
+                    if let Some(v) = dst {
+                        modify::set_ipv4_dst(pkt, &layers, *v);
+                    }
+                    if let Some(v) = tos {
+                        modify::set_ipv4_tos(pkt, &layers, *v);
+                    }
+                    if let Some(v) = ttl {
+                        modify::set_ipv4_ttl(pkt, &layers, *v);
+                    }
+                }
+                DpAction::SetIpv6 { src, dst, tclass, hlimit, label } => {
+                    if let Some(v) = src {
+                        modify::set_ipv6_src(pkt, &layers, *v);
+                    }
+                    if let Some(v) = dst {
+                        modify::set_ipv6_dst(pkt, &layers, *v);
+                    }
+                    if let Some(v) = tclass {
+                        modify::set_ipv6_tclass(pkt, &layers, *v);
+                    }
+                    if let Some(v) = hlimit {
+                        modify::set_ipv6_hlimit(pkt, &layers, *v);
+                    }
+                    if let Some(v) = label {
+                        modify::set_ipv6_label(pkt, &layers, *v);
+                    }
+                }
+                DpAction::SetPorts { src, dst, .. } => {
+                    if let Some(v) = src {
+                        modify::set_tp_src(pkt, &layers, *v);
+                    }
+                    if let Some(v) = dst {
+                        modify::set_tp_dst(pkt, &layers, *v);
+                    }
+                }
+                DpAction::SetIcmp { typ, code, .. } => {
+                    if let Some(v) = typ {
+                        modify::set_icmp_type(pkt, &layers, *v);
+                    }
+                    if let Some(v) = code {
+                        modify::set_icmp_code(pkt, &layers, *v);
+                    }
+                }
+                DpAction::SetArp { op, sip, tip, sha, tha } => {
+                    if let Some(v) = op {
+                        modify::set_arp_op(pkt, &layers, *v);
+                    }
+                    if let Some(v) = sip {
+                        modify::set_arp_spa(pkt, &layers, *v);
+                    }
+                    if let Some(v) = tip {
+                        modify::set_arp_tpa(pkt, &layers, *v);
+                    }
+                    if let Some(v) = sha {
+                        modify::set_arp_sha(pkt, &layers, *v);
+                    }
+                    if let Some(v) = tha {
+                        modify::set_arp_tha(pkt, &layers, *v);
+                    }
+                }
+                DpAction::TnlPush(t) => {
+                    let hash = *md.rss_hash.get_or_insert_with(|| rss_hash_5tuple(key));
+                    push_vxlan(pkt, t, hash);
+                    layers = relayer(pkt);
+                    // The pushed packet is a new packet on the underlay: no tunnel metadata.
+                    md.tun_flags = 0;
+                }
+                DpAction::TnlPop(vport) => {
+                    match pop_vxlan(pkt, &layers) {
+                        Ok(t) => {
+                            let mut nmd = PacketMd::new(*vport);
+                            nmd.tun_id = t.vni as u64;
+                            nmd.tun_src = t.src;
+                            nmd.tun_dst = t.dst;
+                            nmd.tun_flags = tun_flags::PRESENT | tun_flags::KEY | t.flags;
+                            nmd.depth = md.depth + 1;
+                            let inner = if i == last {
+                                std::mem::take(pkt)
+                            } else {
+                                pkt.clone()
+                            };
+                            self.work.push((inner, nmd));
+                            // Counted as output when the inner packet is emitted.
+                        }
+                        Err(r) => self.drop = Some(r),
+                    }
+                    if i == last {
+                        return;
+                    }
+                }
+                DpAction::Ct { zone, commit, force, nat, mark } => {
+                    let mut k = *key;
+                    k.ct_state = md.ct_state;
+                    k.ct_zone = md.ct_zone;
+                    k.ct_mark = md.ct_mark;
+                    let params = CtParams {
+                        zone: *zone,
+                        commit: *commit,
+                        force: *force,
+                        nat: nat.as_deref(),
+                        mark: *mark,
+                    };
+                    let l3 = layers.l3 as usize;
+                    let l4 = layers.l4 as usize;
+                    let _verdict = self.ct.execute(pkt.data_mut(), l3, l4, &mut k, &params, self.now_ms);
+                    md.ct_state = k.ct_state;
+                    md.ct_zone = k.ct_zone;
+                    md.ct_mark = k.ct_mark;
+                }
+                DpAction::Recirc(id) => {
+                    let mut nmd = *md;
+                    nmd.recirc_id = *id;
+                    nmd.depth = md.depth + 1;
+                    let p = if i == last { std::mem::take(pkt) } else { pkt.clone() };
+                    self.work.push((p, nmd));
+                    if i == last {
+                        return;
+                    }
+                }
+                DpAction::Clone(inner) => {
+                    let mut copy = pkt.clone();
+                    let mut cmd = *md;
+                    self.execute(&mut copy, &mut cmd, key, layers, inner);
+                }
+            }
+        }
+    }
+}
+
+fn relayer(pkt: &Packet) -> Layers {
+    let mut k = FlowKey::ZERO;
+    extract(pkt.data(), &mut k)
+}
+
+/// Pushes the 50-byte VXLAN header, filling lengths, the IPv4 checksum and the source port.
+fn push_vxlan(pkt: &mut Packet, t: &TnlPush, hash: u32) {
+    let inner_len = pkt.len();
+    let h = pkt.push_front(50);
+    h.copy_from_slice(&t.header);
+    let ip_len = (inner_len + 36) as u16;
+    h[16..18].copy_from_slice(&ip_len.to_be_bytes());
+    let csum = ipv4_checksum(&h[14..34]);
+    h[24..26].copy_from_slice(&csum.to_be_bytes());
+    let sport = tunnel_src_port(hash, t.sport_min, t.sport_max);
+    h[34..36].copy_from_slice(&sport.to_be_bytes());
+    let udp_len = (inner_len + 16) as u16;
+    h[38..40].copy_from_slice(&udp_len.to_be_bytes());
+}
+
+struct TunnelMd {
+    vni: u32,
+    src: u32,
+    dst: u32,
+    flags: u8,
+}
+
+/// Strips Ethernet + IPv4 + UDP + VXLAN, checking what OVS checks (netdev_vxlan_pop_header):
+/// the VXLAN flags word must be exactly the I flag and the VNI's reserved byte zero.
+fn pop_vxlan(pkt: &mut Packet, layers: &Layers) -> Result<TunnelMd, DropReason> {
+    let d = pkt.data();
+    let l3 = layers.l3 as usize;
+    let l4 = layers.l4 as usize;
+    if layers.l3 == u16::MAX || layers.l4 == u16::MAX || d.len() < l4 + 16 {
+        return Err(DropReason::BadVxlan);
+    }
+    let src = u32::from_be_bytes([d[l3 + 12], d[l3 + 13], d[l3 + 14], d[l3 + 15]]);
+    let dst = u32::from_be_bytes([d[l3 + 16], d[l3 + 17], d[l3 + 18], d[l3 + 19]]);
+    let udp_csum = u16::from_be_bytes([d[l4 + 6], d[l4 + 7]]);
+    let vx = &d[l4 + 8..l4 + 16];
+    if vx[0..4] != [0x08, 0, 0, 0] || vx[7] != 0 {
+        return Err(DropReason::BadVxlan);
+    }
+    let vni = u32::from_be_bytes([0, vx[4], vx[5], vx[6]]);
+    let flags = if udp_csum != 0 { tun_flags::CSUM } else { 0 };
+    pkt.pull_front(l4 + 16);
+    Ok(TunnelMd { vni, src, dst, flags })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_port_in_range() {
+        for h in [0u32, 1, 0x8000_0000, u32::MAX] {
+            let p = tunnel_src_port(h, 32768, 61000);
+            assert!((32768..61000).contains(&p));
+        }
+    }
+}

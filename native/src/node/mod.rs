@@ -1,0 +1,86 @@
+//! The napi-rs binding layer: the only code that knows about JavaScript. It exposes an
+//! `Engine` class whose replay runs on a libuv worker thread; JavaScript sees one call per
+//! run and polls progress counters, never a call per packet.
+
+use crate::engine::{Engine as Core, Progress, ReplayOptions};
+use napi::bindgen_prelude::*;
+use napi::{Env, Task};
+use napi_derive::napi;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+
+/// The dvrlab version (the crate's).
+#[napi]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// A scenario loaded into the datapath.
+#[napi(js_name = "Engine")]
+pub struct JsEngine {
+    core: Arc<Mutex<Core>>,
+    progress: Arc<Progress>,
+}
+
+pub struct ReplayTask {
+    core: Arc<Mutex<Core>>,
+    progress: Arc<Progress>,
+    options: ReplayOptions,
+}
+
+impl Task for ReplayTask {
+    type Output = String;
+    type JsValue = String;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let mut core = self
+            .core
+            .lock()
+            .map_err(|_| Error::from_reason("the engine is unusable after an earlier failure"))?;
+        self.progress.done.store(0, Relaxed);
+        self.progress.cancel.store(false, Relaxed);
+        let stats = core.replay(&self.options, &self.progress).map_err(Error::from_reason)?;
+        Ok(stats.to_json().to_string())
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(output)
+    }
+}
+
+#[napi]
+impl JsEngine {
+    /// Builds the datapath from a normalised scenario (JSON text).
+    #[napi(constructor)]
+    pub fn new(scenario_json: String) -> Result<Self> {
+        let core = Core::from_json(&scenario_json).map_err(|e| Error::from_reason(e.0))?;
+        Ok(JsEngine { core: Arc::new(Mutex::new(core)), progress: Arc::new(Progress::default()) })
+    }
+
+    /// Runs a replay on a worker thread; resolves with the stats JSON text.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn replay(&self, options_json: String) -> Result<AsyncTask<ReplayTask>> {
+        let options: ReplayOptions = serde_json::from_str(&options_json)
+            .map_err(|e| Error::from_reason(format!("internal replay options: {e}")))?;
+        Ok(AsyncTask::new(ReplayTask {
+            core: self.core.clone(),
+            progress: self.progress.clone(),
+            options,
+        }))
+    }
+
+    /// Progress of the running replay: [packets done, packets total].
+    #[napi]
+    pub fn progress(&self) -> Vec<f64> {
+        vec![
+            self.progress.done.load(Relaxed) as f64,
+            self.progress.total.load(Relaxed) as f64,
+        ]
+    }
+
+    /// Asks a running replay to stop after the current packet.
+    #[napi]
+    pub fn cancel(&self) {
+        self.progress.cancel.store(true, Relaxed);
+    }
+}
