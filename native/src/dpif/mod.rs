@@ -133,9 +133,9 @@ impl Datapath {
 
     /// Processes one packet received on datapath port `in_port` to completion (through
     /// every recirculation and decapsulation on this node).
-    pub fn receive(&mut self, pkt: Packet, in_port: u32, sink: &mut dyn Sink) -> Outcome {
+    pub fn receive(&mut self, pkt: &mut Packet, in_port: u32, sink: &mut dyn Sink) -> Outcome {
         let mut outcome = Outcome::default();
-        self.work.push((pkt, PacketMd::new(in_port)));
+        self.pass(pkt, PacketMd::new(in_port), sink, &mut outcome);
         while let Some((mut p, md)) = self.work.pop() {
             self.pass(&mut p, md, sink, &mut outcome);
         }

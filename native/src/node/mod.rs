@@ -84,3 +84,37 @@ impl JsEngine {
         self.progress.cancel.store(true, Relaxed);
     }
 }
+
+pub struct BenchTask {
+    core: Arc<Mutex<Core>>,
+    options: crate::engine::BenchOptions,
+}
+
+impl Task for BenchTask {
+    type Output = String;
+    type JsValue = String;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let mut core = self
+            .core
+            .lock()
+            .map_err(|_| Error::from_reason("the engine is unusable after an earlier failure"))?;
+        let stats = core.bench(&self.options).map_err(Error::from_reason)?;
+        Ok(stats.to_json().to_string())
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(output)
+    }
+}
+
+#[napi]
+impl JsEngine {
+    /// Replays a capture held in memory (see `engine::BenchOptions`); resolves with JSON.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn bench(&self, options_json: String) -> Result<AsyncTask<BenchTask>> {
+        let options = serde_json::from_str(&options_json)
+            .map_err(|e| Error::from_reason(format!("internal bench options: {e}")))?;
+        Ok(AsyncTask::new(BenchTask { core: self.core.clone(), options }))
+    }
+}
