@@ -516,10 +516,10 @@ mod tests {
     #[test]
     fn ipv4_sanity_failures_leave_l3_unset() {
         let cases: [(usize, u8); 4] = [
-            (14, 0x44),      // IHL 4
-            (14, 0x4f),      // IHL 15: 60 bytes, more than the frame has
-            (17, 0x00 + 60), // total length 60 > 44 bytes present
-            (17, 0x10),      // total length 16 < header length
+            (14, 0x44), // IHL 4
+            (14, 0x4f), // IHL 15: 60 bytes, more than the frame has
+            (17, 60),   // total length 60 > 44 bytes present
+            (17, 0x10), // total length 16 < header length
         ];
         for (at, v) in cases {
             let mut f = tcp_frame();

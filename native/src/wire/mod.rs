@@ -14,6 +14,7 @@ pub mod eth;
 pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
+pub mod modify;
 pub mod packet;
 pub mod tcp;
 pub mod udp;
