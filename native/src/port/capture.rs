@@ -1,0 +1,1080 @@
+//! Reading capture files: one streaming reader for classic pcap and pcapng, chosen by the
+//! first four bytes, and a helper that turns other link types into Ethernet frames.
+//!
+//! [`CaptureReader::next_record`] hands out one [`Record`] at a time, borrowing its bytes
+//! from the reader: from the caller's slice when reading from memory (no copy at all), or
+//! from one internal buffer when reading from a [`std::io::Read`]. That buffer starts at
+//! 64 KiB and only grows to hold the largest record or pcapng block seen, which is bounded
+//! (256 KiB for a pcap record, 16 MiB for a pcapng block), so memory stays bounded and
+//! there is no allocation per record.
+//!
+//! Errors say where (byte offset of the record or block, and the 1-based record number),
+//! what, and what was expected. A file cut short inside a record is an error reported after
+//! every complete record before it; a file that ends cleanly after its header has zero
+//! records. After an error the reader is finished: further calls return `Ok(None)`.
+//!
+//! What is a corrupt record (the checks that protect memory and replay):
+//! - classic pcap: captured length above the snapshot length (or above 262144 when the
+//!   header says 0 or more), or above the original length (tcpreplay refuses those too);
+//! - pcapng: a block whose length is below the minimum, not a multiple of 4, above 16 MiB
+//!   for a block we read, or not repeated in the trailer; options or packet data that run
+//!   past their block; a packet for an interface the section has not described; captured
+//!   length above the original length. The IDB snapshot length is not enforced: the
+//!   block length already bounds the data, and Wireshark does not enforce it either.
+//!
+//! Timestamps are nanoseconds since the epoch in a `u64`, clamped to its range (a pcapng
+//! timestamp before 1970 or after 2554 becomes 0 or `u64::MAX`). A Simple Packet Block has
+//! no timestamp; it gets the timestamp of the record before it (0 if none) so that replay
+//! pacing and merging by time keep working.
+//!
+//! Invariants: no input bytes can make the reader panic or allocate more than the bounds
+//! above; every `Record::data` has exactly the captured length its header declared.
+
+use std::fmt;
+use std::io::{self, Read};
+
+use super::pcap::{self, PcapHeader};
+use super::pcapng::{self, Interface};
+
+/// Link type numbers (the low 16 bits of a pcap link type field, or a pcapng IDB's).
+pub mod linktype {
+    /// BSD loopback: a 4-byte address family in the capturing host's byte order.
+    pub const NULL: u32 = 0;
+    /// Ethernet (`EN10MB`).
+    pub const ETHERNET: u32 = 1;
+    /// Raw IPv4 or IPv6, told apart by the version nibble.
+    pub const RAW: u32 = 101;
+    /// OpenBSD loopback: like NULL, but the family is big-endian.
+    pub const LOOP: u32 = 108;
+    /// Linux cooked capture v1 (16-byte header).
+    pub const LINUX_SLL: u32 = 113;
+    /// Raw IPv4.
+    pub const IPV4: u32 = 228;
+    /// Raw IPv6.
+    pub const IPV6: u32 = 229;
+    /// Linux cooked capture v2 (20-byte header).
+    pub const LINUX_SLL2: u32 = 276;
+}
+
+/// The link type proper: the low 16 bits of the field.
+pub fn linktype_base(linktype: u32) -> u32 {
+    linktype & 0xffff
+}
+
+/// Bytes of frame check sequence at the end of every frame, from the link type's FCS bits:
+/// bit 26 says the length is known, bits 28–31 give it in 16-bit units (libpcap's
+/// `LT_FCS_LENGTH`). 0 when unknown or absent.
+pub fn fcs_len(linktype: u32) -> usize {
+    if linktype & 0x0400_0000 != 0 {
+        ((linktype >> 28) & 0xf) as usize * 2
+    } else {
+        0
+    }
+}
+
+/// The container format of a capture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Pcap,
+    Pcapng,
+}
+
+/// One captured packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub ts_ns: u64,     // nanoseconds since the epoch
+    pub data: &'a [u8], // the captured bytes (may be shorter than orig_len)
+    pub orig_len: u32,  // length on the wire
+    pub linktype: u32,  // link type in the low 16 bits, pcap-style FCS bits above
+    pub interface: u32, // pcapng interface id within its section; 0 for classic pcap
+}
+
+impl<'a> Record<'a> {
+    /// This record as an Ethernet frame; see [`to_ethernet`].
+    pub fn to_ethernet<'b>(&self, scratch: &'b mut Vec<u8>) -> Result<&'b [u8], ToEthernetError>
+    where
+        'a: 'b,
+    {
+        to_ethernet(self.linktype, self.data, self.orig_len, scratch)
+    }
+}
+
+/// Where in a file an error was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// The very first bytes: magic or classic pcap file header.
+    FileHeader,
+    /// A classic pcap record, numbered from 1.
+    Record(u64),
+    /// A pcapng packet block (EPB, SPB, PB): the record number it would have had.
+    PacketBlock(u64, &'static str),
+    /// Any other pcapng block, by name.
+    Block(&'static str),
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::FileHeader => f.write_str("file header"),
+            Location::Record(n) => write!(f, "record {n}"),
+            Location::PacketBlock(n, name) => write!(f, "record {n} ({name})"),
+            Location::Block(name) => f.write_str(name),
+        }
+    }
+}
+
+/// What is wrong, without the location.
+#[derive(Debug)]
+pub enum CaptureErrorKind {
+    /// Fewer than 4 bytes in the whole file.
+    TooShortForMagic { have: usize },
+    /// The first 4 bytes (read big-endian) are no known magic.
+    BadMagic { magic: u32 },
+    /// pcap major version other than 2, or pcapng other than 1.
+    UnsupportedVersion {
+        major: u16,
+        minor: u16,
+        expected: &'static str,
+    },
+    /// A header (file, record or block header) cut off by the end of the file.
+    TruncatedHeader { need: u64, have: u64 },
+    /// Record or block data cut off by the end of the file; `need` is what the header says.
+    TruncatedData { need: u64, have: u64 },
+    /// Captured length above the file's snapshot length.
+    CaplenOverSnaplen { caplen: u32, snaplen: u32 },
+    /// Captured length above the largest record we accept (when snaplen is 0 or huge).
+    CaplenOverMax { caplen: u32, max: u32 },
+    /// Captured length above the original length.
+    CaplenOverOrigLen { caplen: u32, orig_len: u32 },
+    /// A pcapng block length that cannot be right.
+    BadBlockLength { len: u32, why: &'static str },
+    /// A pcapng block whose trailing length differs from its leading one.
+    TrailerMismatch { head: u32, tail: u32 },
+    /// An SHB whose byte-order magic is neither order of `1a2b3c4d`.
+    BadByteOrderMagic { magic: u32 },
+    /// A pcapng block body shorter than its fixed part.
+    BlockTooShort { need: usize, have: usize },
+    /// An option (code `None`: an option header) longer than what is left of the list.
+    OptionOverrun {
+        code: Option<u16>,
+        len: usize,
+        left: usize,
+    },
+    /// Packet data longer than the room left in its block.
+    CaplenOverrunsBlock { caplen: u32, room: usize },
+    /// A packet for an interface that the section has not described.
+    UnknownInterface { id: u32, count: usize },
+    /// More interfaces in one section than we keep.
+    TooManyInterfaces { max: usize },
+    /// The underlying reader failed.
+    Io(io::Error),
+}
+
+impl fmt::Display for CaptureErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use CaptureErrorKind as K;
+        match self {
+            K::TooShortForMagic { have } => {
+                write!(f, "only {have} bytes (expected at least a 4-byte magic)")
+            }
+            K::BadMagic { magic } => write!(f, "magic 0x{magic:08x}"),
+            K::UnsupportedVersion {
+                major,
+                minor,
+                expected,
+            } => {
+                write!(
+                    f,
+                    "unsupported version {major}.{minor} (expected {expected})"
+                )
+            }
+            K::TruncatedHeader { need, have } => {
+                write!(f, "header needs {need} bytes, {have} left in the file")
+            }
+            K::TruncatedData { need, have } => {
+                write!(f, "header says {need} bytes, {have} left in the file")
+            }
+            K::CaplenOverSnaplen { caplen, snaplen } => {
+                write!(
+                    f,
+                    "captured length {caplen} exceeds the snapshot length {snaplen}"
+                )
+            }
+            K::CaplenOverMax { caplen, max } => {
+                write!(
+                    f,
+                    "captured length {caplen} exceeds the maximum record size {max}"
+                )
+            }
+            K::CaplenOverOrigLen { caplen, orig_len } => {
+                write!(
+                    f,
+                    "captured length {caplen} exceeds the original length {orig_len}"
+                )
+            }
+            K::BadBlockLength { len, why } => write!(f, "block length {len} {why}"),
+            K::TrailerMismatch { head, tail } => write!(
+                f,
+                "block length {head} is not repeated at the end of the block (found {tail})"
+            ),
+            K::BadByteOrderMagic { magic } => write!(
+                f,
+                "byte-order magic 0x{magic:08x} (expected 1a2b3c4d or 4d3c2b1a)"
+            ),
+            K::BlockTooShort { need, have } => {
+                write!(
+                    f,
+                    "block body has {have} bytes, its fixed part needs {need}"
+                )
+            }
+            K::OptionOverrun {
+                code: Some(code),
+                len,
+                left,
+            } => write!(
+                f,
+                "option {code} of length {len} overruns its block ({left} bytes left)"
+            ),
+            K::OptionOverrun {
+                code: None,
+                len,
+                left,
+            } => write!(
+                f,
+                "option header needs {len} bytes, {left} left in the block"
+            ),
+            K::CaplenOverrunsBlock { caplen, room } => write!(
+                f,
+                "captured length {caplen} overruns the block ({room} bytes of room)"
+            ),
+            K::UnknownInterface { id, count } => write!(
+                f,
+                "interface {id} is not described (the section has {count} interfaces)"
+            ),
+            K::TooManyInterfaces { max } => {
+                write!(f, "more than {max} interfaces in one section")
+            }
+            K::Io(e) => write!(f, "read error: {e}"),
+        }
+    }
+}
+
+/// An error while reading a capture: where, and what.
+#[derive(Debug)]
+pub struct CaptureError {
+    pub offset: u64, // byte offset of the record, block or header at fault
+    pub location: Location,
+    pub kind: CaptureErrorKind,
+}
+
+impl fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (loc, off) = (self.location, self.offset);
+        match &self.kind {
+            CaptureErrorKind::BadMagic { .. } | CaptureErrorKind::TooShortForMagic { .. } => {
+                write!(f, "not a pcap or pcapng file: {}", self.kind)?;
+                if let CaptureErrorKind::BadMagic { .. } = self.kind {
+                    write!(
+                        f,
+                        " at byte {off} (expected a1b2c3d4, a1b23c4d, a1b2cd34, 0a0d0d0a \
+                         or their byte swaps)"
+                    )?;
+                }
+                Ok(())
+            }
+            CaptureErrorKind::TruncatedHeader { .. } | CaptureErrorKind::TruncatedData { .. } => {
+                write!(f, "truncated {loc} at byte {off}: {}", self.kind)
+            }
+            _ => write!(f, "{loc} at byte {off}: {}", self.kind),
+        }
+    }
+}
+
+impl std::error::Error for CaptureError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            CaptureErrorKind::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Why a record cannot be turned into an Ethernet frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ToEthernetError {
+    /// A link type with no well-defined Ethernet equivalent (for example 253, NETLINK).
+    UnsupportedLinkType(u32),
+    /// The link-layer header is cut short.
+    Truncated { need: usize, have: usize },
+    /// The link-layer header names a payload we cannot give an EtherType (an unknown
+    /// address family or IP version, an 802.2 LLC frame in a cooked capture, ...).
+    UnknownPayload { linktype: u32, value: u32 },
+}
+
+impl fmt::Display for ToEthernetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ToEthernetError::UnsupportedLinkType(lt) => {
+                write!(f, "link type {lt} cannot be replayed as Ethernet")
+            }
+            ToEthernetError::Truncated { need, have } => {
+                write!(
+                    f,
+                    "link-layer header needs {need} bytes, the record has {have}"
+                )
+            }
+            ToEthernetError::UnknownPayload { linktype, value } => write!(
+                f,
+                "link type {linktype}: payload type 0x{value:x} has no EtherType"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ToEthernetError {}
+
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_IPV6: u16 = 0x86dd;
+/// Linux `ARPHRD_NETLINK`: a cooked capture of netlink messages, not of packets.
+const ARPHRD_NETLINK: u16 = 824;
+
+/// Turns a record of a supported link type into an Ethernet frame.
+///
+/// - Ethernet (1) is returned as is, without copying.
+/// - Linux SLL (113) and SLL2 (276), raw IP (101, 228, 229) and BSD loopback (0, and
+///   OpenBSD's 108) get a synthetic 14-byte Ethernet header written into `scratch`: both
+///   MAC addresses zero and the EtherType taken from the packet (the cooked header's
+///   protocol, the IP version nibble, or the loopback address family), so that they can be
+///   replayed into the datapath. Cooked captures of VLAN-tagged frames keep the tag, which
+///   then follows the synthetic header as it would follow a real one.
+/// - Every other link type is refused.
+///
+/// When the link type's FCS bits say frames end with a frame check sequence and the record
+/// is complete (captured length = original length), the FCS is removed first.
+pub fn to_ethernet<'b>(
+    linktype: u32,
+    data: &'b [u8],
+    orig_len: u32,
+    scratch: &'b mut Vec<u8>,
+) -> Result<&'b [u8], ToEthernetError> {
+    let fcs = fcs_len(linktype);
+    let data = if fcs > 0 && data.len() as u64 == u64::from(orig_len) && data.len() >= fcs {
+        &data[..data.len() - fcs]
+    } else {
+        data
+    };
+    let base = linktype_base(linktype);
+    let need = |n: usize| -> Result<(), ToEthernetError> {
+        if data.len() < n {
+            Err(ToEthernetError::Truncated {
+                need: n,
+                have: data.len(),
+            })
+        } else {
+            Ok(())
+        }
+    };
+    let be16 = |at: usize| u16::from_be_bytes([data[at], data[at + 1]]);
+    let unknown = |value: u32| ToEthernetError::UnknownPayload {
+        linktype: base,
+        value,
+    };
+    let (ethertype, payload) = match base {
+        linktype::ETHERNET => return Ok(data),
+        linktype::NULL | linktype::LOOP => {
+            need(4)?;
+            let raw = [data[0], data[1], data[2], data[3]];
+            let mut family = if base == linktype::LOOP {
+                u32::from_be_bytes(raw)
+            } else {
+                u32::from_le_bytes(raw)
+            };
+            // NULL uses the capturing host's byte order; families are small numbers, so
+            // a value with high bits set was written in the other order.
+            if family & 0xffff_0000 != 0 {
+                family = family.swap_bytes();
+            }
+            // AF_INET is 2 everywhere; AF_INET6 is 24 (NetBSD, OpenBSD), 28 (FreeBSD),
+            // 30 (macOS) or 10 (Linux).
+            let ethertype = match family {
+                2 => ETHERTYPE_IPV4,
+                10 | 24 | 28 | 30 => ETHERTYPE_IPV6,
+                other => return Err(unknown(other)),
+            };
+            (ethertype, &data[4..])
+        }
+        linktype::RAW => {
+            need(1)?;
+            let ethertype = match data[0] >> 4 {
+                4 => ETHERTYPE_IPV4,
+                6 => ETHERTYPE_IPV6,
+                other => return Err(unknown(u32::from(other))),
+            };
+            (ethertype, data)
+        }
+        linktype::IPV4 => (ETHERTYPE_IPV4, data),
+        linktype::IPV6 => (ETHERTYPE_IPV6, data),
+        linktype::LINUX_SLL | linktype::LINUX_SLL2 => {
+            // SLL: type u16, ARPHRD u16, addr len u16, addr [8], protocol u16.
+            // SLL2: protocol u16, reserved u16, ifindex u32, ARPHRD u16, type u8,
+            // addr len u8, addr [8].
+            let (header_len, proto_at, hatype_at) = if base == linktype::LINUX_SLL {
+                (16, 14, 2)
+            } else {
+                (20, 0, 8)
+            };
+            need(header_len)?;
+            let proto = be16(proto_at);
+            if be16(hatype_at) == ARPHRD_NETLINK || proto < 0x0600 {
+                // Below 0x0600 the field is a Linux ETH_P_* pseudo-protocol (802.3, LLC,
+                // CAN, ...), not an EtherType.
+                return Err(unknown(u32::from(proto)));
+            }
+            (proto, &data[header_len..])
+        }
+        other => return Err(ToEthernetError::UnsupportedLinkType(other)),
+    };
+    scratch.clear();
+    scratch.extend_from_slice(&[0u8; 12]);
+    scratch.extend_from_slice(&ethertype.to_be_bytes());
+    scratch.extend_from_slice(payload);
+    Ok(&scratch[..])
+}
+
+/// Initial size of the buffer of a streaming reader.
+const STREAM_BUF_LEN: usize = 64 * 1024;
+/// Most interfaces kept per pcapng section (PB interface ids are 16-bit).
+const MAX_INTERFACES: usize = 65_536;
+
+/// A run of bytes handed out by [`Source::take`], valid until the next `take` or `skip`.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    start: usize,
+    len: usize,
+}
+
+/// Where bytes come from: a slice (zero copy) or a reader behind one reusable buffer.
+enum Source<'a> {
+    Slice {
+        data: &'a [u8],
+        pos: usize, // next unread byte; pos <= data.len()
+    },
+    Stream {
+        inner: Box<dyn Read + 'a>,
+        buf: Vec<u8>,
+        start: usize, // unread bytes are buf[start..end]
+        end: usize,
+        eof: bool, // the reader returned 0
+    },
+}
+
+impl Source<'_> {
+    /// Consumes up to `n` bytes; fewer only at the end of the input.
+    fn take(&mut self, n: usize) -> io::Result<Span> {
+        match self {
+            Source::Slice { data, pos } => {
+                let len = n.min(data.len() - *pos);
+                let span = Span { start: *pos, len };
+                *pos += len;
+                Ok(span)
+            }
+            Source::Stream {
+                inner,
+                buf,
+                start,
+                end,
+                eof,
+            } => {
+                if *end - *start < n && !*eof {
+                    buf.copy_within(*start..*end, 0);
+                    *end -= *start;
+                    *start = 0;
+                    if buf.len() < n {
+                        buf.resize(n, 0);
+                    }
+                    while *end < n {
+                        match inner.read(&mut buf[*end..]) {
+                            Ok(0) => {
+                                *eof = true;
+                                break;
+                            }
+                            Ok(k) => *end += k,
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                let len = n.min(*end - *start);
+                let span = Span { start: *start, len };
+                *start += len;
+                Ok(span)
+            }
+        }
+    }
+
+    /// The bytes of the last span taken.
+    fn bytes(&self, span: Span) -> &[u8] {
+        match self {
+            Source::Slice { data, .. } => &data[span.start..span.start + span.len],
+            Source::Stream { buf, .. } => &buf[span.start..span.start + span.len],
+        }
+    }
+
+    /// Consumes up to `n` bytes without keeping them; returns how many there were.
+    fn skip(&mut self, n: u64) -> io::Result<u64> {
+        match self {
+            Source::Slice { data, pos } => {
+                let len = n.min((data.len() - *pos) as u64);
+                *pos += len as usize;
+                Ok(len)
+            }
+            Source::Stream {
+                inner,
+                start,
+                end,
+                eof,
+                ..
+            } => {
+                let buffered = n.min((*end - *start) as u64);
+                *start += buffered as usize;
+                let rest = n - buffered;
+                if rest == 0 || *eof {
+                    return Ok(buffered);
+                }
+                let skipped = io::copy(&mut inner.as_mut().take(rest), &mut io::sink())?;
+                if skipped < rest {
+                    *eof = true;
+                }
+                Ok(buffered + skipped)
+            }
+        }
+    }
+}
+
+/// State of a pcapng file: the current section.
+struct NgState {
+    big_endian: bool,
+    interfaces: Vec<Interface>,
+    sections: u64,   // sections started so far
+    last_ts_ns: u64, // timestamp of the last record, given to SPBs
+}
+
+/// The format-specific state.
+enum State {
+    Pcap(PcapHeader),
+    Pcapng(NgState),
+}
+
+/// A packet found by the pcapng block loop, to be turned into a [`Record`].
+struct Found {
+    span: Span,
+    data_start: usize,
+    caplen: usize,
+    ts_ns: u64,
+    orig_len: u32,
+    linktype: u32,
+    interface: u32,
+}
+
+/// A streaming reader of classic pcap and pcapng files.
+pub struct CaptureReader<'a> {
+    src: Source<'a>,
+    offset: u64,  // file offset of the next unread byte
+    records: u64, // records delivered so far
+    state: State,
+    finished: bool, // end of file or an error was reported
+}
+
+impl<'a> CaptureReader<'a> {
+    /// Opens a capture from a reader and reads its header (classic pcap) or first section
+    /// header (pcapng). The reader is read in large chunks, so it need not be buffered.
+    pub fn new<R: Read + 'a>(reader: R) -> Result<CaptureReader<'a>, CaptureError> {
+        CaptureReader::open(Source::Stream {
+            inner: Box::new(reader),
+            buf: vec![0; STREAM_BUF_LEN],
+            start: 0,
+            end: 0,
+            eof: false,
+        })
+    }
+
+    /// Opens a capture held in memory; records borrow from `data` without copying.
+    pub fn from_bytes(data: &'a [u8]) -> Result<CaptureReader<'a>, CaptureError> {
+        CaptureReader::open(Source::Slice { data, pos: 0 })
+    }
+
+    fn open(src: Source<'a>) -> Result<CaptureReader<'a>, CaptureError> {
+        let mut r = CaptureReader {
+            src,
+            offset: 0,
+            records: 0,
+            state: State::Pcap(PcapHeader::for_writing(pcap::TsResolution::Micro)),
+            finished: false,
+        };
+        let head = r.take(4, Location::FileHeader, 0)?;
+        let b = r.src.bytes(head);
+        if b.len() < 4 {
+            return Err(r.error(
+                0,
+                Location::FileHeader,
+                CaptureErrorKind::TooShortForMagic { have: b.len() },
+            ));
+        }
+        let magic = [b[0], b[1], b[2], b[3]];
+        let magic_le = u32::from_le_bytes(magic);
+        if magic_le == pcapng::BLOCK_SHB {
+            r.state = State::Pcapng(NgState {
+                big_endian: false,
+                interfaces: Vec::new(),
+                sections: 0,
+                last_ts_ns: 0,
+            });
+            let len = r.take(4, Location::Block(pcapng::block_name(magic_le)), 0)?;
+            let lb = r.src.bytes(len);
+            if lb.len() < 4 {
+                return Err(r.error(
+                    0,
+                    Location::Block("section header block"),
+                    CaptureErrorKind::TruncatedHeader {
+                        need: 8,
+                        have: 4 + lb.len() as u64,
+                    },
+                ));
+            }
+            let len_raw = [lb[0], lb[1], lb[2], lb[3]];
+            r.block(0, magic, len_raw)?;
+        } else if pcap::is_pcap_magic(magic_le) {
+            let rest = r.take(pcap::FILE_HEADER_LEN - 4, Location::FileHeader, 0)?;
+            let rb = r.src.bytes(rest);
+            if rb.len() < pcap::FILE_HEADER_LEN - 4 {
+                return Err(r.error(
+                    0,
+                    Location::FileHeader,
+                    CaptureErrorKind::TruncatedHeader {
+                        need: pcap::FILE_HEADER_LEN as u64,
+                        have: 4 + rb.len() as u64,
+                    },
+                ));
+            }
+            let mut h = [0u8; pcap::FILE_HEADER_LEN];
+            h[..4].copy_from_slice(&magic);
+            h[4..].copy_from_slice(rb);
+            let header = PcapHeader::parse(&h).map_err(|k| r.error(0, Location::FileHeader, k))?;
+            r.state = State::Pcap(header);
+        } else {
+            let magic = u32::from_be_bytes(magic);
+            return Err(r.error(
+                0,
+                Location::FileHeader,
+                CaptureErrorKind::BadMagic { magic },
+            ));
+        }
+        Ok(r)
+    }
+
+    /// The container format.
+    pub fn format(&self) -> Format {
+        match self.state {
+            State::Pcap(_) => Format::Pcap,
+            State::Pcapng(_) => Format::Pcapng,
+        }
+    }
+
+    /// The file header of a classic pcap file (byte order, resolution, snaplen, link type).
+    pub fn pcap_header(&self) -> Option<&PcapHeader> {
+        match &self.state {
+            State::Pcap(h) => Some(h),
+            State::Pcapng(_) => None,
+        }
+    }
+
+    /// Number of pcapng sections seen so far (0 for classic pcap).
+    pub fn sections(&self) -> u64 {
+        match &self.state {
+            State::Pcap(_) => 0,
+            State::Pcapng(ng) => ng.sections,
+        }
+    }
+
+    /// Number of records delivered so far.
+    pub fn records_read(&self) -> u64 {
+        self.records
+    }
+
+    /// Byte offset of the next unread byte.
+    pub fn byte_offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The next record, `Ok(None)` at the end of the file. The record borrows the reader's
+    /// buffer (or the input slice) until the next call.
+    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, CaptureError> {
+        if self.finished {
+            return Ok(None);
+        }
+        let found = match self.next_found() {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                self.finished = true;
+                return Ok(None);
+            }
+            Err(e) => {
+                self.finished = true;
+                return Err(e);
+            }
+        };
+        self.records += 1;
+        let bytes = self.src.bytes(found.span);
+        Ok(Some(Record {
+            ts_ns: found.ts_ns,
+            data: &bytes[found.data_start..found.data_start + found.caplen],
+            orig_len: found.orig_len,
+            linktype: found.linktype,
+            interface: found.interface,
+        }))
+    }
+
+    fn next_found(&mut self) -> Result<Option<Found>, CaptureError> {
+        match self.state {
+            State::Pcap(header) => self.next_pcap(&header),
+            State::Pcapng(_) => loop {
+                let start = self.offset;
+                let loc = Location::Block("block");
+                let head = self.take(8, loc, start)?;
+                let hb = self.src.bytes(head);
+                if hb.is_empty() {
+                    return Ok(None);
+                }
+                if hb.len() < 8 {
+                    let have = hb.len() as u64;
+                    return Err(self.error(
+                        start,
+                        loc,
+                        CaptureErrorKind::TruncatedHeader { need: 8, have },
+                    ));
+                }
+                let type_raw = [hb[0], hb[1], hb[2], hb[3]];
+                let len_raw = [hb[4], hb[5], hb[6], hb[7]];
+                if let Some(found) = self.block(start, type_raw, len_raw)? {
+                    return Ok(Some(found));
+                }
+            },
+        }
+    }
+
+    fn next_pcap(&mut self, header: &PcapHeader) -> Result<Option<Found>, CaptureError> {
+        let start = self.offset;
+        let loc = Location::Record(self.records + 1);
+        let hlen = header.record_header_len();
+        let span = self.take(hlen, loc, start)?;
+        let hb = self.src.bytes(span);
+        if hb.is_empty() {
+            return Ok(None);
+        }
+        let Ok(fixed) = <[u8; pcap::RECORD_HEADER_LEN]>::try_from(&hb[..hb.len().min(16)]) else {
+            let have = hb.len() as u64;
+            return Err(self.error(
+                start,
+                loc,
+                CaptureErrorKind::TruncatedHeader {
+                    need: hlen as u64,
+                    have,
+                },
+            ));
+        };
+        if hb.len() < hlen {
+            let have = hb.len() as u64;
+            return Err(self.error(
+                start,
+                loc,
+                CaptureErrorKind::TruncatedHeader {
+                    need: hlen as u64,
+                    have,
+                },
+            ));
+        }
+        let rec = header.parse_record(&fixed);
+        let limit = header.record_limit();
+        if rec.caplen > limit {
+            let kind = if limit == header.snaplen {
+                CaptureErrorKind::CaplenOverSnaplen {
+                    caplen: rec.caplen,
+                    snaplen: limit,
+                }
+            } else {
+                CaptureErrorKind::CaplenOverMax {
+                    caplen: rec.caplen,
+                    max: limit,
+                }
+            };
+            return Err(self.error(start, loc, kind));
+        }
+        if rec.caplen > rec.orig_len {
+            return Err(self.error(
+                start,
+                loc,
+                CaptureErrorKind::CaplenOverOrigLen {
+                    caplen: rec.caplen,
+                    orig_len: rec.orig_len,
+                },
+            ));
+        }
+        let caplen = rec.caplen as usize;
+        let span = self.take(caplen, loc, start)?;
+        if span.len < caplen {
+            return Err(self.error(
+                start,
+                loc,
+                CaptureErrorKind::TruncatedData {
+                    need: u64::from(rec.caplen),
+                    have: span.len as u64,
+                },
+            ));
+        }
+        Ok(Some(Found {
+            span,
+            data_start: 0,
+            caplen,
+            ts_ns: header.ts_ns(&rec),
+            orig_len: rec.orig_len,
+            linktype: header.linktype,
+            interface: 0,
+        }))
+    }
+
+    /// Reads the rest of a pcapng block whose 8-byte header starts at `start`: updates the
+    /// section state for an SHB or IDB, returns the packet of an EPB, SPB or PB, skips
+    /// anything else.
+    fn block(
+        &mut self,
+        start: u64,
+        type_raw: [u8; 4],
+        len_raw: [u8; 4],
+    ) -> Result<Option<Found>, CaptureError> {
+        let State::Pcapng(ng) = &self.state else {
+            return Ok(None);
+        };
+        let mut big_endian = ng.big_endian;
+        let rd = |raw: [u8; 4], be: bool| {
+            if be {
+                u32::from_be_bytes(raw)
+            } else {
+                u32::from_le_bytes(raw)
+            }
+        };
+        let block_type = rd(type_raw, big_endian);
+        let name = pcapng::block_name(block_type);
+        let is_packet = matches!(
+            block_type,
+            pcapng::BLOCK_EPB | pcapng::BLOCK_SPB | pcapng::BLOCK_PB
+        );
+        let loc = if is_packet {
+            Location::PacketBlock(self.records + 1, name)
+        } else {
+            Location::Block(name)
+        };
+        let mut consumed = 8u32;
+        if block_type == pcapng::BLOCK_SHB {
+            // The byte-order magic comes before we can read the length.
+            let span = self.take(4, loc, start)?;
+            let b = self.src.bytes(span);
+            if b.len() < 4 {
+                let have = 8 + b.len() as u64;
+                return Err(self.error(
+                    start,
+                    loc,
+                    CaptureErrorKind::TruncatedHeader { need: 12, have },
+                ));
+            }
+            let magic = [b[0], b[1], b[2], b[3]];
+            big_endian = pcapng::byte_order(magic).ok_or_else(|| {
+                let magic = u32::from_be_bytes(magic);
+                self.error(start, loc, CaptureErrorKind::BadByteOrderMagic { magic })
+            })?;
+            consumed = 12;
+        }
+        let total_len = rd(len_raw, big_endian);
+        let min = if block_type == pcapng::BLOCK_SHB {
+            pcapng::MIN_SHB_LEN
+        } else {
+            pcapng::MIN_BLOCK_LEN
+        };
+        let bad_len = |why| CaptureErrorKind::BadBlockLength {
+            len: total_len,
+            why,
+        };
+        if total_len < min {
+            let why = if min == pcapng::MIN_SHB_LEN {
+                "is below the minimum of 28 for a section header"
+            } else {
+                "is below the minimum of 12"
+            };
+            return Err(self.error(start, loc, bad_len(why)));
+        }
+        if total_len % 4 != 0 {
+            return Err(self.error(start, loc, bad_len("is not a multiple of 4")));
+        }
+        let rest = (total_len - consumed) as usize; // body after what we read, plus trailer
+        let keep = is_packet || matches!(block_type, pcapng::BLOCK_SHB | pcapng::BLOCK_IDB);
+        if !keep {
+            let skipped = self.skip(rest as u64 - 4, loc, start)?;
+            let tail = self.take(4, loc, start)?;
+            let got = skipped + tail.len as u64;
+            if got < rest as u64 {
+                return Err(self.error(
+                    start,
+                    loc,
+                    CaptureErrorKind::TruncatedData {
+                        need: u64::from(total_len),
+                        have: u64::from(consumed) + got,
+                    },
+                ));
+            }
+            let tb = self.src.bytes(tail);
+            let tail_len = rd([tb[0], tb[1], tb[2], tb[3]], big_endian);
+            if tail_len != total_len {
+                return Err(self.error(
+                    start,
+                    loc,
+                    CaptureErrorKind::TrailerMismatch {
+                        head: total_len,
+                        tail: tail_len,
+                    },
+                ));
+            }
+            return Ok(None);
+        }
+        if total_len > pcapng::MAX_BLOCK_LEN {
+            return Err(self.error(start, loc, bad_len("is above the 16 MiB limit")));
+        }
+        let span = self.take(rest, loc, start)?;
+        if span.len < rest {
+            return Err(self.error(
+                start,
+                loc,
+                CaptureErrorKind::TruncatedData {
+                    need: u64::from(total_len),
+                    have: u64::from(consumed) + span.len as u64,
+                },
+            ));
+        }
+        let all = self.src.bytes(span);
+        let body = &all[..rest - 4];
+        let t = &all[rest - 4..];
+        let tail_len = rd([t[0], t[1], t[2], t[3]], big_endian);
+        let State::Pcapng(ng) = &mut self.state else {
+            return Ok(None);
+        };
+        // Decode first, then check the trailer: a broken option says more than the length
+        // mismatch that usually comes with it.
+        let decoded: Result<Option<Found>, CaptureErrorKind> = match block_type {
+            pcapng::BLOCK_SHB => pcapng::parse_shb(body, big_endian).map(|_| {
+                ng.big_endian = big_endian;
+                ng.interfaces.clear();
+                ng.sections += 1;
+                None
+            }),
+            pcapng::BLOCK_IDB => match pcapng::parse_idb(body, big_endian) {
+                Ok(_) if ng.interfaces.len() >= MAX_INTERFACES => {
+                    Err(CaptureErrorKind::TooManyInterfaces {
+                        max: MAX_INTERFACES,
+                    })
+                }
+                Ok(iface) => {
+                    ng.interfaces.push(iface);
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            },
+            _ => packet(ng, block_type, body, big_endian).map(|(p, ts_ns, iface)| {
+                Some(Found {
+                    span,
+                    data_start: p.data_start,
+                    caplen: p.caplen as usize,
+                    ts_ns,
+                    orig_len: p.orig_len,
+                    linktype: iface.linktype,
+                    interface: p.interface,
+                })
+            }),
+        };
+        let decoded = decoded.and_then(|d| {
+            if tail_len != total_len {
+                Err(CaptureErrorKind::TrailerMismatch {
+                    head: total_len,
+                    tail: tail_len,
+                })
+            } else {
+                Ok(d)
+            }
+        });
+        let found = decoded.map_err(|k| self.error(start, loc, k))?;
+        if let (Some(f), State::Pcapng(ng)) = (&found, &mut self.state) {
+            ng.last_ts_ns = f.ts_ns;
+        }
+        Ok(found)
+    }
+
+    /// `take` with I/O errors located; advances the offset.
+    fn take(&mut self, n: usize, loc: Location, start: u64) -> Result<Span, CaptureError> {
+        match self.src.take(n) {
+            Ok(span) => {
+                self.offset += span.len as u64;
+                Ok(span)
+            }
+            Err(e) => Err(self.error(start, loc, CaptureErrorKind::Io(e))),
+        }
+    }
+
+    /// `skip` with I/O errors located; advances the offset.
+    fn skip(&mut self, n: u64, loc: Location, start: u64) -> Result<u64, CaptureError> {
+        match self.src.skip(n) {
+            Ok(k) => {
+                self.offset += k;
+                Ok(k)
+            }
+            Err(e) => Err(self.error(start, loc, CaptureErrorKind::Io(e))),
+        }
+    }
+
+    fn error(&self, offset: u64, location: Location, kind: CaptureErrorKind) -> CaptureError {
+        CaptureError {
+            offset,
+            location,
+            kind,
+        }
+    }
+}
+
+/// Decodes a packet block against the section's interfaces: the packet, its timestamp in
+/// ns and its interface.
+fn packet(
+    ng: &NgState,
+    block_type: u32,
+    body: &[u8],
+    big_endian: bool,
+) -> Result<(pcapng::PacketBlock, u64, Interface), CaptureErrorKind> {
+    let count = ng.interfaces.len();
+    let p = if block_type == pcapng::BLOCK_SPB {
+        let first = ng.interfaces.first();
+        let first = first.ok_or(CaptureErrorKind::UnknownInterface { id: 0, count })?;
+        pcapng::parse_spb(body, big_endian, first.snaplen)?
+    } else {
+        pcapng::parse_epb_or_pb(block_type, body, big_endian)?
+    };
+    let iface =
+        *ng.interfaces
+            .get(p.interface as usize)
+            .ok_or(CaptureErrorKind::UnknownInterface {
+                id: p.interface,
+                count,
+            })?;
+    if p.caplen > p.orig_len {
+        return Err(CaptureErrorKind::CaplenOverOrigLen {
+            caplen: p.caplen,
+            orig_len: p.orig_len,
+        });
+    }
+    let ts_ns = p.ts_ticks.map_or(ng.last_ts_ns, |t| iface.ts_ns(t));
+    Ok((p, ts_ns, iface))
+}
