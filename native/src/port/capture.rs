@@ -115,7 +115,7 @@ pub enum Location {
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Location::FileHeader => f.write_str("file header"),
+            Location::FileHeader => f.write_str("pcap file header"),
             Location::Record(n) => write!(f, "record {n}"),
             Location::PacketBlock(n, name) => write!(f, "record {n} ({name})"),
             Location::Block(name) => f.write_str(name),
@@ -174,6 +174,7 @@ impl fmt::Display for CaptureErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use CaptureErrorKind as K;
         match self {
+            K::TooShortForMagic { have: 0 } => f.write_str("the file is empty"),
             K::TooShortForMagic { have } => {
                 write!(f, "only {have} bytes (expected at least a 4-byte magic)")
             }
@@ -911,7 +912,7 @@ impl<'a> CaptureReader<'a> {
             };
             return Err(self.error(start, loc, bad_len(why)));
         }
-        if total_len % 4 != 0 {
+        if !total_len.is_multiple_of(4) {
             return Err(self.error(start, loc, bad_len("is not a multiple of 4")));
         }
         let rest = (total_len - consumed) as usize; // body after what we read, plus trailer
@@ -1077,4 +1078,743 @@ fn packet(
     }
     let ts_ns = p.ts_ticks.map_or(ng.last_ts_ns, |t| iface.ts_ns(t));
     Ok((p, ts_ns, iface))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::port::pcap::{PcapWriter, TsResolution};
+
+    /// Reads every record of a capture held in memory, in memory and through a reader that
+    /// returns 7 bytes at a time; checks both agree and returns the records (owned) and the
+    /// final error, if any.
+    fn read_all(bytes: &[u8]) -> (Vec<(u64, Vec<u8>, u32, u32, u32)>, Option<String>) {
+        let mut out = Vec::new();
+        let mut err = None;
+        match CaptureReader::from_bytes(bytes) {
+            Err(e) => err = Some(e.to_string()),
+            Ok(mut r) => loop {
+                match r.next_record() {
+                    Ok(Some(rec)) => out.push((
+                        rec.ts_ns,
+                        rec.data.to_vec(),
+                        rec.orig_len,
+                        rec.linktype,
+                        rec.interface,
+                    )),
+                    Ok(None) => break,
+                    Err(e) => {
+                        err = Some(e.to_string());
+                        // Fused: an error ends the stream.
+                        assert!(r.next_record().unwrap().is_none());
+                        break;
+                    }
+                }
+            },
+        }
+        let mut streamed = Vec::new();
+        let mut serr = None;
+        match CaptureReader::new(Trickle {
+            data: bytes,
+            pos: 0,
+        }) {
+            Err(e) => serr = Some(e.to_string()),
+            Ok(mut r) => loop {
+                match r.next_record() {
+                    Ok(Some(rec)) => streamed.push((
+                        rec.ts_ns,
+                        rec.data.to_vec(),
+                        rec.orig_len,
+                        rec.linktype,
+                        rec.interface,
+                    )),
+                    Ok(None) => break,
+                    Err(e) => {
+                        serr = Some(e.to_string());
+                        break;
+                    }
+                }
+            },
+        }
+        assert_eq!(out, streamed, "streaming and in-memory reads differ");
+        assert_eq!(err, serr, "streaming and in-memory errors differ");
+        (out, err)
+    }
+
+    /// A reader that hands out at most 7 bytes per call, to exercise buffer refills.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        pos: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(7).min(self.data.len() - self.pos);
+            buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    /// Builds a classic pcap file.
+    struct PcapFile {
+        be: bool,
+        kuznetzov: bool,
+        bytes: Vec<u8>,
+    }
+
+    impl PcapFile {
+        fn new(magic: u32, be: bool, snaplen: u32, linktype: u32) -> PcapFile {
+            let mut f = PcapFile {
+                be,
+                kuznetzov: magic == pcap::MAGIC_KUZNETZOV,
+                bytes: vec![],
+            };
+            f.u32(magic);
+            f.u16(2);
+            f.u16(4);
+            f.u32(0); // thiszone
+            f.u32(0); // sigfigs
+            f.u32(snaplen);
+            f.u32(linktype);
+            f
+        }
+        fn u32(&mut self, v: u32) {
+            let b = if self.be {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            };
+            self.bytes.extend_from_slice(&b);
+        }
+        fn u16(&mut self, v: u16) {
+            let b = if self.be {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            };
+            self.bytes.extend_from_slice(&b);
+        }
+        fn record(&mut self, sec: u32, frac: u32, data: &[u8], orig_len: u32) -> &mut Self {
+            self.u32(sec);
+            self.u32(frac);
+            self.u32(data.len() as u32);
+            self.u32(orig_len);
+            if self.kuznetzov {
+                self.bytes
+                    .extend_from_slice(&[0, 0, 0, 3, 0x08, 0x00, 0, 0]);
+            }
+            self.bytes.extend_from_slice(data);
+            self
+        }
+    }
+
+    #[test]
+    fn pcap_every_magic_in_both_byte_orders() {
+        let cases = [
+            (pcap::MAGIC_USEC, 1_000u64),
+            (pcap::MAGIC_NSEC, 1),
+            (pcap::MAGIC_KUZNETZOV, 1_000),
+        ];
+        for (magic, unit) in cases {
+            for be in [false, true] {
+                let mut f = PcapFile::new(magic, be, 65535, 1);
+                f.record(10, 20, &[1, 2, 3], 3)
+                    .record(11, 999_999, &[4; 60], 64);
+                let (recs, err) = read_all(&f.bytes);
+                assert_eq!(err, None, "magic {magic:x} be {be}");
+                assert_eq!(recs.len(), 2);
+                assert_eq!(
+                    recs[0],
+                    (10_000_000_000 + 20 * unit, vec![1, 2, 3], 3, 1, 0)
+                );
+                assert_eq!(recs[1].0, 11_000_000_000 + 999_999 * unit);
+                assert_eq!((recs[1].1.len(), recs[1].2), (60, 64));
+                let r = CaptureReader::from_bytes(&f.bytes).unwrap();
+                assert_eq!(r.format(), Format::Pcap);
+                let h = r.pcap_header().unwrap();
+                assert_eq!((h.big_endian, h.snaplen, h.linktype), (be, 65535, 1));
+            }
+        }
+    }
+
+    #[test]
+    fn header_only_is_zero_records_and_empty_file_is_an_error() {
+        let f = PcapFile::new(pcap::MAGIC_USEC, false, 0, 1);
+        assert_eq!(read_all(&f.bytes), (vec![], None));
+        let (_, err) = read_all(&[]);
+        assert_eq!(err.unwrap(), "not a pcap or pcapng file: the file is empty");
+        let (_, err) = read_all(&[0xd4, 0xc3]);
+        assert_eq!(
+            err.unwrap(),
+            "not a pcap or pcapng file: only 2 bytes (expected at least a 4-byte magic)"
+        );
+        let (_, err) = read_all(&f.bytes[..10]);
+        assert_eq!(
+            err.unwrap(),
+            "truncated pcap file header at byte 0: header needs 24 bytes, 10 left in the file"
+        );
+    }
+
+    #[test]
+    fn bad_magic_message() {
+        let (_, err) = read_all(&[0x12, 0x34, 0x56, 0x78, 0, 0, 0, 0]);
+        assert_eq!(
+            err.unwrap(),
+            "not a pcap or pcapng file: magic 0x12345678 at byte 0 (expected a1b2c3d4, \
+             a1b23c4d, a1b2cd34, 0a0d0d0a or their byte swaps)"
+        );
+    }
+
+    #[test]
+    fn oversize_records_are_errors_after_the_good_ones() {
+        let mut f = PcapFile::new(pcap::MAGIC_USEC, false, 65535, 1);
+        f.record(1, 0, &[0; 20], 20);
+        let mut bad = f.bytes.clone();
+        // Record 2 at byte 60 claims 70000 bytes.
+        let mut g = PcapFile {
+            be: false,
+            kuznetzov: false,
+            bytes: vec![],
+        };
+        g.u32(2);
+        g.u32(0);
+        g.u32(70_000);
+        g.u32(70_000);
+        bad.extend_from_slice(&g.bytes);
+        let (recs, err) = read_all(&bad);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(
+            err.unwrap(),
+            "record 2 at byte 60: captured length 70000 exceeds the snapshot length 65535"
+        );
+        // snaplen 0: the limit is 262144.
+        let mut f = PcapFile::new(pcap::MAGIC_USEC, false, 0, 1);
+        f.u32(0);
+        f.u32(0);
+        f.u32(300_000);
+        f.u32(300_000);
+        let (_, err) = read_all(&f.bytes);
+        assert_eq!(
+            err.unwrap(),
+            "record 1 at byte 24: captured length 300000 exceeds the maximum record size 262144"
+        );
+        // caplen > orig_len.
+        let mut f = PcapFile::new(pcap::MAGIC_USEC, false, 0, 1);
+        f.record(1, 0, &[0; 20], 19);
+        let (recs, err) = read_all(&f.bytes);
+        assert!(recs.is_empty());
+        assert_eq!(
+            err.unwrap(),
+            "record 1 at byte 24: captured length 20 exceeds the original length 19"
+        );
+    }
+
+    #[test]
+    fn cut_short_files_deliver_what_precedes_the_cut() {
+        let mut f = PcapFile::new(pcap::MAGIC_USEC, false, 65535, 1);
+        for i in 0..4u8 {
+            f.record(u32::from(i), 0, &[i; 98], 98);
+        }
+        // Records are 114 bytes from byte 24: record 5 would start at byte 480.
+        f.record(9, 0, &[9; 98], 98);
+        let cut = &f.bytes[..480 + 16 + 40];
+        let (recs, err) = read_all(cut);
+        assert_eq!(recs.len(), 4);
+        assert_eq!(recs[3].1, vec![3; 98]);
+        assert_eq!(
+            err.unwrap(),
+            "truncated record 5 at byte 480: header says 98 bytes, 40 left in the file"
+        );
+        let (recs, err) = read_all(&f.bytes[..480 + 7]);
+        assert_eq!(recs.len(), 4);
+        assert_eq!(
+            err.unwrap(),
+            "truncated record 5 at byte 480: header needs 16 bytes, 7 left in the file"
+        );
+    }
+
+    /// A reader that fails after `ok` bytes.
+    struct Failing {
+        data: Vec<u8>,
+        pos: usize,
+        ok: usize,
+    }
+
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.pos >= self.ok {
+                return Err(io::Error::other("disk on fire"));
+            }
+            let n = buf.len().min(self.ok - self.pos);
+            buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn io_errors_are_located_and_chained() {
+        let mut f = PcapFile::new(pcap::MAGIC_USEC, false, 65535, 1);
+        f.record(1, 0, &[1; 30], 30).record(2, 0, &[2; 30], 30);
+        let mut r = CaptureReader::new(Failing {
+            data: f.bytes,
+            pos: 0,
+            ok: 24 + 46 + 5,
+        })
+        .unwrap();
+        assert_eq!(r.next_record().unwrap().unwrap().data, &[1; 30]);
+        let e = r.next_record().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "record 2 at byte 70: read error: disk on fire"
+        );
+        assert!(std::error::Error::source(&e).is_some());
+    }
+
+    /// Builds a pcapng file, one block at a time, in the byte order of the current section.
+    struct NgFile {
+        be: bool,
+        bytes: Vec<u8>,
+    }
+
+    impl NgFile {
+        fn new() -> NgFile {
+            NgFile {
+                be: false,
+                bytes: vec![],
+            }
+        }
+        fn w32(&self, v: u32) -> [u8; 4] {
+            if self.be {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        }
+        fn w16(&self, v: u16) -> [u8; 2] {
+            if self.be {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        }
+        fn block(&mut self, block_type: u32, body: &[u8]) -> &mut Self {
+            let mut body = body.to_vec();
+            while !body.len().is_multiple_of(4) {
+                body.push(0);
+            }
+            let len = self.w32(body.len() as u32 + 12);
+            let ty = self.w32(block_type);
+            self.bytes.extend_from_slice(&ty);
+            self.bytes.extend_from_slice(&len);
+            self.bytes.extend_from_slice(&body);
+            self.bytes.extend_from_slice(&len);
+            self
+        }
+        fn shb(&mut self, be: bool) -> &mut Self {
+            self.be = be;
+            let mut body = self.w32(pcapng::BYTE_ORDER_MAGIC).to_vec();
+            body.extend_from_slice(&self.w16(1));
+            body.extend_from_slice(&self.w16(0));
+            body.extend_from_slice(&[0xff; 8]); // section length -1
+            body.extend_from_slice(&self.w16(4)); // shb_userappl
+            body.extend_from_slice(&self.w16(5));
+            body.extend_from_slice(b"test\0\0\0\0");
+            body.extend_from_slice(&[0; 4]); // opt_endofopt
+            self.block(pcapng::BLOCK_SHB, &body)
+        }
+        fn idb(&mut self, linktype: u16, snaplen: u32, tsresol: Option<u8>) -> &mut Self {
+            let mut body = self.w16(linktype).to_vec();
+            body.extend_from_slice(&[0, 0]);
+            body.extend_from_slice(&self.w32(snaplen));
+            if let Some(r) = tsresol {
+                body.extend_from_slice(&self.w16(9));
+                body.extend_from_slice(&self.w16(1));
+                body.extend_from_slice(&[r, 0, 0, 0]);
+            }
+            self.block(pcapng::BLOCK_IDB, &body)
+        }
+        fn epb(&mut self, iface: u32, ticks: u64, data: &[u8], orig: u32) -> &mut Self {
+            let mut body = self.w32(iface).to_vec();
+            body.extend_from_slice(&self.w32((ticks >> 32) as u32));
+            body.extend_from_slice(&self.w32(ticks as u32));
+            body.extend_from_slice(&self.w32(data.len() as u32));
+            body.extend_from_slice(&self.w32(orig));
+            body.extend_from_slice(data);
+            self.block(pcapng::BLOCK_EPB, &body)
+        }
+    }
+
+    #[test]
+    fn pcapng_sections_interfaces_and_resolutions() {
+        let mut f = NgFile::new();
+        f.shb(false)
+            .idb(1, 0, None)
+            .idb(113, 128, Some(9))
+            .idb(1, 0, Some(0x80 | 10));
+        f.epb(0, 1_500_000, &[1; 14], 14); // µs
+        f.epb(1, 7, &[2; 20], 20); // ns
+        f.epb(2, 3 * 1024 + 512, &[3; 15], 15); // 2^-10 s
+        f.block(pcapng::BLOCK_NRB, &[0; 4]);
+        f.block(pcapng::BLOCK_ISB, &[0; 12]);
+        f.block(pcapng::BLOCK_DSB, &[0; 9]);
+        f.block(0x0bad_1dea, &[1, 2, 3]);
+        let spb_body = [f.w32(40).to_vec(), vec![4; 16]].concat();
+        f.block(pcapng::BLOCK_SPB, &spb_body); // 16 bytes of room
+                                               // Obsolete PB: interface u16, drops u16, ts, caplen, origlen, data.
+        let mut pb = [f.w16(1), f.w16(0)].concat();
+        for v in [0, 99, 5, 5] {
+            pb.extend_from_slice(&f.w32(v));
+        }
+        pb.extend_from_slice(&[5; 5]);
+        f.block(pcapng::BLOCK_PB, &pb);
+        // A big-endian section: interface ids restart at 0.
+        f.shb(true).idb(276, 0, Some(3));
+        f.epb(0, 42, &[6; 21], 30);
+        let (recs, err) = read_all(&f.bytes);
+        assert_eq!(err, None);
+        let summary: Vec<_> = recs
+            .iter()
+            .map(|r| (r.0, r.1.len(), r.2, r.3, r.4))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (1_500_000_000, 14, 14, 1, 0),
+                (7, 20, 20, 113, 1),
+                (3_500_000_000, 15, 15, 1, 2),
+                (3_500_000_000, 16, 40, 1, 0), // SPB: previous timestamp, room-limited
+                (99, 5, 5, 113, 1),
+                (42_000_000, 21, 30, 276, 0),
+            ]
+        );
+        assert_eq!(recs[5].1, vec![6; 21]);
+        let mut r = CaptureReader::from_bytes(&f.bytes).unwrap();
+        assert_eq!(r.format(), Format::Pcapng);
+        while r.next_record().unwrap().is_some() {}
+        assert_eq!(r.sections(), 2);
+        assert_eq!(r.records_read(), 6);
+        assert_eq!(r.byte_offset(), f.bytes.len() as u64);
+    }
+
+    #[test]
+    fn pcapng_spb_respects_interface_snaplen() {
+        let mut f = NgFile::new();
+        f.shb(false).idb(1, 10, None);
+        f.block(
+            pcapng::BLOCK_SPB,
+            &[[64, 0, 0, 0].to_vec(), vec![7; 64]].concat(),
+        );
+        let (recs, err) = read_all(&f.bytes);
+        assert_eq!(err, None);
+        assert_eq!((recs[0].1.len(), recs[0].2), (10, 64));
+    }
+
+    #[test]
+    fn pcapng_errors_are_located() {
+        let mut base = NgFile::new();
+        base.shb(false).idb(1, 0, None).epb(0, 1, &[1; 8], 8);
+        let good = base.bytes.clone();
+        assert_eq!(good.len(), 44 + 20 + 40);
+
+        // A packet for interface 3.
+        let mut f = NgFile {
+            be: false,
+            bytes: good.clone(),
+        };
+        f.epb(3, 1, &[1; 8], 8);
+        let (recs, err) = read_all(&f.bytes);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(
+            err.unwrap(),
+            "record 2 (enhanced packet block) at byte 104: interface 3 is not described \
+             (the section has 1 interfaces)"
+        );
+
+        // Trailer differs from the leading length.
+        let mut bytes = good.clone();
+        let n = bytes.len();
+        bytes[n - 4] = 0x30;
+        let (recs, err) = read_all(&bytes);
+        assert!(recs.is_empty());
+        assert_eq!(
+            err.unwrap(),
+            "record 1 (enhanced packet block) at byte 64: block length 40 is not repeated at \
+             the end of the block (found 48)"
+        );
+
+        // Block length not a multiple of 4, and below 12.
+        let mut bytes = good.clone();
+        bytes.extend_from_slice(&[5, 0, 0, 0, 13, 0, 0, 0]);
+        let (recs, err) = read_all(&bytes);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(
+            err.unwrap(),
+            "interface statistics block at byte 104: block length 13 is not a multiple of 4"
+        );
+        let mut bytes = good.clone();
+        bytes.extend_from_slice(&[0x99, 0, 0, 0, 8, 0, 0, 0]);
+        assert_eq!(
+            read_all(&bytes).1.unwrap(),
+            "block at byte 104: block length 8 is below the minimum of 12"
+        );
+
+        // Cut inside a packet block, inside a skipped block, inside a block header.
+        let mut f = NgFile {
+            be: false,
+            bytes: good.clone(),
+        };
+        f.epb(0, 2, &[2; 40], 40);
+        let (recs, err) = read_all(&f.bytes[..104 + 30]);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(
+            err.unwrap(),
+            "truncated record 2 (enhanced packet block) at byte 104: header says 72 bytes, \
+             30 left in the file"
+        );
+        let mut f = NgFile {
+            be: false,
+            bytes: good.clone(),
+        };
+        f.block(pcapng::BLOCK_NRB, &[0; 100]);
+        assert_eq!(
+            read_all(&f.bytes[..154]).1.unwrap(),
+            "truncated name resolution block at byte 104: header says 112 bytes, 50 left in \
+             the file"
+        );
+        let mut bytes = good.clone();
+        bytes.extend_from_slice(&[6, 0, 0]);
+        assert_eq!(
+            read_all(&bytes).1.unwrap(),
+            "truncated block at byte 104: header needs 8 bytes, 3 left in the file"
+        );
+
+        // A second section with a broken byte-order magic.
+        let mut bytes = good.clone();
+        bytes.extend_from_slice(&[0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 1, 2, 3, 4]);
+        assert_eq!(
+            read_all(&bytes).1.unwrap(),
+            "section header block at byte 104: byte-order magic 0x01020304 (expected \
+             1a2b3c4d or 4d3c2b1a)"
+        );
+
+        // Captured length above the original length.
+        let mut f = NgFile {
+            be: false,
+            bytes: good[..64].to_vec(),
+        };
+        f.epb(0, 1, &[1; 8], 4);
+        assert_eq!(
+            read_all(&f.bytes).1.unwrap(),
+            "record 1 (enhanced packet block) at byte 64: captured length 8 exceeds the \
+             original length 4"
+        );
+
+        // A packet before any interface, and an SPB with no interface 0.
+        let mut f = NgFile::new();
+        f.shb(false)
+            .block(pcapng::BLOCK_SPB, &[4, 0, 0, 0, 1, 2, 3, 4]);
+        assert_eq!(
+            read_all(&f.bytes).1.unwrap(),
+            "record 1 (simple packet block) at byte 44: interface 0 is not described (the \
+             section has 0 interfaces)"
+        );
+
+        // An unsupported pcapng version.
+        let mut f = NgFile::new();
+        f.shb(false);
+        f.bytes[12] = 2;
+        assert_eq!(
+            read_all(&f.bytes).1.unwrap(),
+            "section header block at byte 0: unsupported version 2.0 (expected 1.0)"
+        );
+    }
+
+    #[test]
+    fn every_prefix_and_corruption_of_a_small_file_is_handled() {
+        let mut f = NgFile::new();
+        f.shb(false).idb(1, 0, Some(9)).epb(0, 5, &[1; 9], 9);
+        f.block(pcapng::BLOCK_SPB, &[3, 0, 0, 0, 1, 2, 3]);
+        let mut p = PcapFile::new(pcap::MAGIC_KUZNETZOV, true, 100, 1);
+        p.record(1, 2, &[3; 10], 10).record(3, 4, &[5; 7], 9);
+        for file in [f.bytes, p.bytes] {
+            for cut in 0..file.len() {
+                // Never panics, and the two read paths agree (checked inside read_all).
+                let _ = read_all(&file[..cut]);
+            }
+            for i in 0..file.len() {
+                for v in [0x00, 0xff, 0x80, 0x01] {
+                    let mut b = file.clone();
+                    b[i] = v;
+                    let _ = read_all(&b);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn to_ethernet_synthesizes_headers() {
+        let ip4 = [0x45u8, 0, 0, 20];
+        let ip6 = [0x60u8, 0, 0, 0];
+        let mut s = Vec::new();
+        let eth = |et: [u8; 2], payload: &[u8]| {
+            let mut v = vec![0u8; 12];
+            v.extend_from_slice(&et);
+            v.extend_from_slice(payload);
+            v
+        };
+        assert_eq!(
+            to_ethernet(101, &ip4, 4, &mut s).unwrap(),
+            eth([8, 0], &ip4)
+        );
+        assert_eq!(
+            to_ethernet(101, &ip6, 4, &mut s).unwrap(),
+            eth([0x86, 0xdd], &ip6)
+        );
+        assert_eq!(
+            to_ethernet(228, &ip6, 4, &mut s).unwrap(),
+            eth([8, 0], &ip6)
+        );
+        assert_eq!(
+            to_ethernet(229, &ip4, 4, &mut s).unwrap(),
+            eth([0x86, 0xdd], &ip4)
+        );
+        assert_eq!(
+            to_ethernet(101, &[0x50], 1, &mut s),
+            Err(ToEthernetError::UnknownPayload {
+                linktype: 101,
+                value: 5
+            })
+        );
+        assert_eq!(
+            to_ethernet(101, &[], 0, &mut s),
+            Err(ToEthernetError::Truncated { need: 1, have: 0 })
+        );
+        // NULL: AF_INET written little-endian and big-endian, AF_INET6 as on FreeBSD.
+        for (family, et) in [
+            ([2, 0, 0, 0], [8, 0]),
+            ([0, 0, 0, 2], [8, 0]),
+            ([28, 0, 0, 0], [0x86, 0xdd]),
+            ([0, 0, 0, 30], [0x86, 0xdd]),
+        ] {
+            let rec = [&family[..], &ip4[..]].concat();
+            assert_eq!(to_ethernet(0, &rec, 8, &mut s).unwrap(), eth(et, &ip4));
+        }
+        assert_eq!(
+            to_ethernet(108, &[0, 0, 0, 2, 0x45], 5, &mut s).unwrap(),
+            eth([8, 0], &[0x45])
+        );
+        assert_eq!(
+            to_ethernet(0, &[7, 0, 0, 0], 4, &mut s),
+            Err(ToEthernetError::UnknownPayload {
+                linktype: 0,
+                value: 7
+            })
+        );
+        // SLL: outgoing, ARPHRD_ETHER, 6-byte address, protocol 0x0806.
+        let mut sll = vec![0, 4, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x06];
+        sll.extend_from_slice(&[0xaa; 28]);
+        assert_eq!(
+            to_ethernet(113, &sll, 44, &mut s).unwrap(),
+            eth([8, 6], &[0xaa; 28])
+        );
+        sll[14..16].copy_from_slice(&[0, 4]); // ETH_P_802_2: LLC, no EtherType
+        assert_eq!(
+            to_ethernet(113, &sll, 44, &mut s),
+            Err(ToEthernetError::UnknownPayload {
+                linktype: 113,
+                value: 4
+            })
+        );
+        // SLL2: protocol 0x86dd, ifindex 2, ARPHRD_ETHER.
+        let mut sll2 = vec![
+            0x86, 0xdd, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0,
+        ];
+        sll2.extend_from_slice(&ip6);
+        assert_eq!(
+            to_ethernet(276, &sll2, 24, &mut s).unwrap(),
+            eth([0x86, 0xdd], &ip6)
+        );
+        sll2[8..10].copy_from_slice(&824u16.to_be_bytes()); // ARPHRD_NETLINK
+        assert!(to_ethernet(276, &sll2, 24, &mut s).is_err());
+        assert_eq!(
+            to_ethernet(276, &sll2[..19], 19, &mut s),
+            Err(ToEthernetError::Truncated { need: 20, have: 19 })
+        );
+        assert_eq!(
+            to_ethernet(253, &[0; 20], 20, &mut s),
+            Err(ToEthernetError::UnsupportedLinkType(253))
+        );
+        assert_eq!(
+            ToEthernetError::UnsupportedLinkType(253).to_string(),
+            "link type 253 cannot be replayed as Ethernet"
+        );
+    }
+
+    #[test]
+    fn to_ethernet_strips_a_declared_fcs_from_complete_frames() {
+        let frame: Vec<u8> = (0..64).collect();
+        let mut s = Vec::new();
+        let with_fcs = 1 | 0x0400_0000 | (2 << 28); // Ethernet, 4-byte FCS
+        assert_eq!(fcs_len(with_fcs), 4);
+        assert_eq!(linktype_base(with_fcs), 1);
+        assert_eq!(
+            to_ethernet(with_fcs, &frame, 64, &mut s).unwrap(),
+            &frame[..60]
+        );
+        // A truncated record does not contain the FCS: leave it alone.
+        assert_eq!(
+            to_ethernet(with_fcs, &frame, 1500, &mut s).unwrap(),
+            &frame[..]
+        );
+        // Without the FCS bits, nothing is removed; bit 26 clear means "unknown".
+        assert_eq!(to_ethernet(1, &frame, 64, &mut s).unwrap(), &frame[..]);
+        assert_eq!(
+            to_ethernet(1 | (2 << 28), &frame, 64, &mut s).unwrap(),
+            &frame[..]
+        );
+        // Raw IP with a 2-byte FCS.
+        let raw = [0x45, 1, 2, 3, 0xee, 0xee];
+        let lt = 101 | 0x0400_0000 | (1 << 28);
+        assert_eq!(
+            &to_ethernet(lt, &raw, 6, &mut s).unwrap()[12..],
+            &[8, 0, 0x45, 1, 2, 3]
+        );
+        let rec = Record {
+            ts_ns: 0,
+            data: &frame,
+            orig_len: 64,
+            linktype: with_fcs,
+            interface: 0,
+        };
+        assert_eq!(rec.to_ethernet(&mut s).unwrap().len(), 60);
+    }
+
+    #[test]
+    fn writer_round_trip() {
+        let frames: Vec<Vec<u8>> = (0..50u8)
+            .map(|i| vec![i; 14 + usize::from(i) * 31])
+            .collect();
+        for resolution in [TsResolution::Micro, TsResolution::Nano] {
+            let mut w = PcapWriter::with_resolution(Vec::new(), resolution).unwrap();
+            for (i, f) in frames.iter().enumerate() {
+                w.write(1_700_000_000_123_456_789 + i as u64 * 1_001, f)
+                    .unwrap();
+            }
+            w.flush().unwrap();
+            let bytes = w.finish().unwrap();
+            let (recs, err) = read_all(&bytes);
+            assert_eq!(err, None);
+            assert_eq!(recs.len(), frames.len());
+            for (i, (r, f)) in recs.iter().zip(&frames).enumerate() {
+                let ts = 1_700_000_000_123_456_789 + i as u64 * 1_001;
+                let want = match resolution {
+                    TsResolution::Micro => ts / 1_000 * 1_000,
+                    TsResolution::Nano => ts,
+                };
+                assert_eq!(r, &(want, f.clone(), f.len() as u32, 1, 0));
+            }
+        }
+    }
 }
