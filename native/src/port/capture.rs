@@ -1088,7 +1088,10 @@ mod tests {
     /// Reads every record of a capture held in memory, in memory and through a reader that
     /// returns 7 bytes at a time; checks both agree and returns the records (owned) and the
     /// final error, if any.
-    fn read_all(bytes: &[u8]) -> (Vec<(u64, Vec<u8>, u32, u32, u32)>, Option<String>) {
+    /// A record, owned: ts_ns, data, orig_len, linktype, interface.
+    type Owned = (u64, Vec<u8>, u32, u32, u32);
+
+    fn read_all(bytes: &[u8]) -> (Vec<Owned>, Option<String>) {
         let mut out = Vec::new();
         let mut err = None;
         match CaptureReader::from_bytes(bytes) {
@@ -1461,8 +1464,9 @@ mod tests {
         f.block(pcapng::BLOCK_DSB, &[0; 9]);
         f.block(0x0bad_1dea, &[1, 2, 3]);
         let spb_body = [f.w32(40).to_vec(), vec![4; 16]].concat();
-        f.block(pcapng::BLOCK_SPB, &spb_body); // 16 bytes of room
-                                               // Obsolete PB: interface u16, drops u16, ts, caplen, origlen, data.
+        // 16 bytes of room for 40 bytes on the wire.
+        f.block(pcapng::BLOCK_SPB, &spb_body);
+        // Obsolete PB: interface u16, drops u16, ts, caplen, origlen, data.
         let mut pb = [f.w16(1), f.w16(0)].concat();
         for v in [0, 99, 5, 5] {
             pb.extend_from_slice(&f.w32(v));
@@ -1815,6 +1819,331 @@ mod tests {
                 };
                 assert_eq!(r, &(want, f.clone(), f.len() as u32, 1, 0));
             }
+        }
+    }
+
+    /// Tests over the shared capture corpus, read in place; skipped when it is absent.
+    mod corpus {
+        use super::*;
+        use std::fs::File;
+
+        const CAPTURES: &str = "/work/shared/captures";
+
+        /// One file of `manifest.json`.
+        struct Entry {
+            name: String,
+            packets: Option<u64>, // as counted by capinfos; null for unreadable files
+            capinfos_ok: bool,
+        }
+
+        /// The manifest's file entries. The file is generated with one field per line, so
+        /// a line scan is enough and keeps the crate free of a JSON dependency.
+        fn manifest() -> Option<Vec<Entry>> {
+            let text = std::fs::read_to_string(format!("{CAPTURES}/manifest.json")).ok()?;
+            let mut entries: Vec<Entry> = Vec::new();
+            for line in text.lines() {
+                let line = line.trim().trim_end_matches(',');
+                if let Some(v) = line.strip_prefix("\"name\": ") {
+                    let name = v.trim_matches('"').to_string();
+                    entries.push(Entry {
+                        name,
+                        packets: None,
+                        capinfos_ok: false,
+                    });
+                } else if let (Some(v), Some(e)) =
+                    (line.strip_prefix("\"packets\": "), entries.last_mut())
+                {
+                    e.packets = v.parse().ok();
+                } else if let (Some(v), Some(e)) =
+                    (line.strip_prefix("\"capinfos_ok\": "), entries.last_mut())
+                {
+                    e.capinfos_ok = v == "true";
+                }
+            }
+            Some(entries)
+        }
+
+        fn path(name: &str) -> String {
+            format!("{CAPTURES}/{name}")
+        }
+
+        /// Reads a file in memory and streamed from disk in lockstep, checks that both give
+        /// the same records, and returns the record count and the error message, if any.
+        fn count(name: &str) -> (u64, Option<String>) {
+            let bytes = std::fs::read(path(name)).unwrap();
+            let file = File::open(path(name)).unwrap();
+            let (mut mem, mut disk) =
+                match (CaptureReader::from_bytes(&bytes), CaptureReader::new(file)) {
+                    (Ok(m), Ok(d)) => (m, d),
+                    (Err(m), Err(d)) => {
+                        assert_eq!(m.to_string(), d.to_string());
+                        return (0, Some(m.to_string()));
+                    }
+                    _ => panic!("{name}: memory and stream disagree on the header"),
+                };
+            let mut n = 0;
+            loop {
+                match (mem.next_record(), disk.next_record()) {
+                    (Ok(Some(a)), Ok(Some(b))) => {
+                        assert_eq!(a, b, "{name}: record {}", n + 1);
+                        n += 1;
+                    }
+                    (Ok(None), Ok(None)) => return (n, None),
+                    (Err(a), Err(b)) => {
+                        assert_eq!(a.to_string(), b.to_string());
+                        return (n, Some(a.to_string()));
+                    }
+                    (a, b) => panic!("{name}: record {}: {a:?} vs {b:?}", n + 1),
+                }
+            }
+        }
+
+        #[test]
+        fn readable_files_have_the_manifest_counts() {
+            let Some(entries) = manifest() else { return };
+            let mut listed = 0;
+            for e in entries.iter().filter(|e| e.capinfos_ok) {
+                let (n, err) = count(&e.name);
+                assert_eq!(err, None, "{}", e.name);
+                assert_eq!(Some(n), e.packets, "{}", e.name);
+                listed += 1;
+            }
+            assert!(listed >= 50, "only {listed} readable files in the manifest");
+            // Every capture in the directory is in the manifest.
+            for dirent in std::fs::read_dir(CAPTURES).unwrap() {
+                let name = dirent.unwrap().file_name().into_string().unwrap();
+                if name.ends_with(".pcap") || name.ends_with(".pcapng") {
+                    assert!(
+                        entries.iter().any(|e| e.name == name),
+                        "{name} not in manifest"
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn corrupt_files_give_clear_errors() {
+            let Some(entries) = manifest() else { return };
+            let expected = [
+                (
+                    "libpcap-invalid-version.pcap",
+                    0,
+                    "pcap file header at byte 0: unsupported version 1.4 (expected 2.4)",
+                ),
+                (
+                    "libpcap-shb-option-too-long.pcapng",
+                    0,
+                    "section header block at byte 0: option 12336 of length 12336 overruns \
+                     its block (20 bytes left)",
+                ),
+                (
+                    "suri-cut-short.pcap",
+                    2696,
+                    "truncated record 2697 at byte 2715459: header needs 16 bytes, 1 left in \
+                     the file",
+                ),
+                (
+                    "suri-fuzz-oversize-record.pcap",
+                    1,
+                    "record 2 at byte 228: captured length 1409179648 exceeds the snapshot \
+                     length 65535",
+                ),
+            ];
+            for (name, records, message) in expected {
+                let (n, err) = count(name);
+                assert_eq!((n, err.as_deref()), (records, Some(message)), "{name}");
+            }
+            // Every file capinfos could not read is among them.
+            for e in entries.iter().filter(|e| !e.capinfos_ok) {
+                assert!(
+                    expected.iter().any(|x| x.0 == e.name),
+                    "{} unexpected",
+                    e.name
+                );
+            }
+        }
+
+        /// The timestamps of the given records (1-based), with interface and link type.
+        /// ts_ns, interface, linktype, orig_len, captured length.
+        type Stamp = (u64, u32, u32, u32, usize);
+
+        fn stamps(name: &str, wanted: &[u64]) -> Option<Vec<Stamp>> {
+            let bytes = std::fs::read(path(name)).ok()?;
+            let mut r = CaptureReader::from_bytes(&bytes).unwrap();
+            let mut out = Vec::new();
+            let mut n = 0;
+            while let Some(rec) = r.next_record().unwrap() {
+                n += 1;
+                if wanted.contains(&n) {
+                    let fields = (rec.ts_ns, rec.interface, rec.linktype, rec.orig_len);
+                    out.push((fields.0, fields.1, fields.2, fields.3, rec.data.len()));
+                }
+            }
+            Some(out)
+        }
+
+        #[test]
+        fn timestamps_match_tshark() {
+            // Values from `tshark -T fields -e frame.time_epoch`.
+            let cases: [(&str, &[u64], &[u64]); 5] = [
+                (
+                    "pcpp-nsec-bigendian.pcap",
+                    &[1, 2, 10],
+                    &[
+                        1_766_361_926_167_647_291,
+                        1_766_361_926_167_658_091,
+                        1_766_361_926_168_451_894,
+                    ],
+                ),
+                (
+                    "pcpp-netlink-usec-bigendian.pcap",
+                    &[1, 2, 13],
+                    &[
+                        1_474_059_824_864_984_000,
+                        1_474_059_824_869_887_000,
+                        1_474_059_828_874_473_000,
+                    ],
+                ),
+                (
+                    "ndpi-telegram-nsec.pcapng",
+                    &[1, 2, 889],
+                    &[
+                        1_648_032_334_213_648_644,
+                        1_648_032_334_213_678_240,
+                        1_648_032_378_336_597_885,
+                    ],
+                ),
+                (
+                    "tcpdump-sll-nsec.pcap",
+                    &[1, 2, 3],
+                    &[
+                        1_418_145_369_924_505_488,
+                        1_418_145_370_052_027_262,
+                        1_418_145_370_052_115_157,
+                    ],
+                ),
+                (
+                    // Interface 0 is in ns, including one record in 2061.
+                    "pcpp-pcapng-multi-if.pcapng",
+                    &[1, 2, 3],
+                    &[
+                        1_422_527_998_578_402_281,
+                        2_894_531_997_938_836_488,
+                        1_422_527_998_578_455_857,
+                    ],
+                ),
+            ];
+            for (name, which, want) in cases {
+                let Some(got) = stamps(name, which) else {
+                    return;
+                };
+                let ts: Vec<u64> = got.iter().map(|g| g.0).collect();
+                assert_eq!(ts, want, "{name}");
+            }
+            // Interface 1 of the multi-interface file is Linux SLL in µs, and its timestamps
+            // are 2^64 - 505.4 s worth of µs, i.e. before 1970: they clamp to u64::MAX.
+            let got = stamps("pcpp-pcapng-multi-if.pcapng", &[60, 61]).unwrap();
+            assert_eq!(got[0], (u64::MAX, 1, 113, 68, 68));
+            assert_eq!(got[1], (u64::MAX, 1, 113, 1444, 128));
+            let got = stamps("pcpp-netlink-usec-bigendian.pcap", &[1]).unwrap();
+            assert_eq!((got[0].2, got[0].3, got[0].4), (253, 1196, 1196));
+        }
+
+        #[test]
+        fn cooked_and_raw_captures_become_ethernet() {
+            let cases = [
+                ("pcpp-sll.pcap", 113),
+                ("pcpp-sll2.pcap", 276),
+                ("tcpdump-sll-nsec.pcap", 113),
+                ("pcpp-raw-ip.pcap", 101),
+            ];
+            let mut scratch = Vec::new();
+            for (name, lt) in cases {
+                let Ok(bytes) = std::fs::read(path(name)) else {
+                    return;
+                };
+                let mut r = CaptureReader::from_bytes(&bytes).unwrap();
+                let (mut ok, mut refused) = (0, 0);
+                while let Some(rec) = r.next_record().unwrap() {
+                    assert_eq!(rec.linktype, lt);
+                    match rec.to_ethernet(&mut scratch) {
+                        Ok(frame) => {
+                            assert_eq!(&frame[..12], &[0; 12]);
+                            let et = u16::from_be_bytes([frame[12], frame[13]]);
+                            assert!(
+                                [0x0800, 0x86dd, 0x0806, 0x8100].contains(&et),
+                                "{name}: EtherType {et:#x}"
+                            );
+                            ok += 1;
+                        }
+                        Err(_) => refused += 1,
+                    }
+                }
+                assert!(
+                    ok > 0 && refused == 0,
+                    "{name}: {ok} converted, {refused} refused"
+                );
+            }
+            let bytes = std::fs::read(path("pcpp-netlink-usec-bigendian.pcap")).unwrap();
+            let mut r = CaptureReader::from_bytes(&bytes).unwrap();
+            let rec = r.next_record().unwrap().unwrap();
+            assert_eq!(
+                rec.to_ethernet(&mut scratch),
+                Err(ToEthernetError::UnsupportedLinkType(253))
+            );
+        }
+
+        #[test]
+        fn writer_reproduces_captures() {
+            let Some(entries) = manifest() else { return };
+            let mut identical = 0;
+            for e in entries.iter().filter(|e| e.capinfos_ok) {
+                let bytes = std::fs::read(path(&e.name)).unwrap();
+                let mut r = CaptureReader::from_bytes(&bytes).unwrap();
+                let header = r.pcap_header().copied();
+                let nano = e.name.contains("nsec");
+                let resolution = if nano {
+                    TsResolution::Nano
+                } else {
+                    TsResolution::Micro
+                };
+                let mut w = PcapWriter::with_resolution(Vec::new(), resolution).unwrap();
+                let mut complete = true;
+                let mut originals = Vec::new();
+                while let Some(rec) = r.next_record().unwrap() {
+                    complete &= rec.data.len() as u32 == rec.orig_len;
+                    if rec.ts_ns / 1_000_000_000 > u64::from(u32::MAX) {
+                        complete = false;
+                        continue;
+                    }
+                    w.write(rec.ts_ns, rec.data).unwrap();
+                    originals.push((rec.ts_ns, rec.data.to_vec()));
+                }
+                let out = w.finish().unwrap();
+                let mut back = CaptureReader::from_bytes(&out).unwrap();
+                for (i, (ts, data)) in originals.iter().enumerate() {
+                    let rec = back.next_record().unwrap().unwrap();
+                    let want_ts = if nano { *ts } else { ts / 1_000 * 1_000 };
+                    assert_eq!(
+                        (rec.ts_ns, rec.data),
+                        (want_ts, &data[..]),
+                        "{} #{i}",
+                        e.name
+                    );
+                }
+                assert!(back.next_record().unwrap().is_none());
+                // A little-endian Ethernet pcap with our snaplen and no truncated record is
+                // rewritten byte for byte.
+                let ours = PcapHeader::for_writing(resolution);
+                if complete && header == Some(ours) && bytes[8..16] == [0; 8] {
+                    assert_eq!(out, bytes, "{}", e.name);
+                    identical += 1;
+                }
+            }
+            assert!(
+                identical >= 10,
+                "only {identical} files rewritten identically"
+            );
         }
     }
 }
