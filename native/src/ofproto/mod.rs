@@ -1,3 +1,5 @@
 //! OpenFlow tables: flow text parsing and printing, the priority classifier, rules.
 
 pub mod action;
+pub mod format;
+pub mod parse;
