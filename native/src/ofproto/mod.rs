@@ -2,4 +2,6 @@
 
 pub mod action;
 pub mod classifier;
+pub mod format;
+pub mod parse;
 pub mod table;
