@@ -394,13 +394,12 @@ impl Conntrack {
         let mut create_new = false;
         if let Some(id) = conn {
             create_new = self.update_state(id, &ext, reply, &mut st, now_ms);
-            if !create_new {
-                if ni.is_some() {
-                    verdict.rewritten =
-                        self.handle_nat(frame, h, id, reply, ext.related, prev_zone, zone, &mut st);
-                }
-            } else {
+            if create_new {
                 conn = None;
+            } else if ni.is_some() {
+                let related = ext.related;
+                verdict.rewritten =
+                    self.handle_nat(frame, h, id, reply, related, prev_zone, zone, &mut st);
             }
         } else if ext.related {
             // An ICMP error for an unknown connection never creates one.
