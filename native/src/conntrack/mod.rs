@@ -1016,6 +1016,79 @@ mod tests {
     }
 
     #[test]
+    fn collision_icmp_and_bare_nat_match_ovs_oracle() {
+        // Frames and dump lines produced by OVS 3.1.0 (tools/ovs-oracle, userspace datapath)
+        // for the same packets and `ct(commit,zone=1,nat(src=172.24.4.10))` /
+        // `ct(commit,zone=2,nat)` / `ct(zone=1,nat)` flows. L3 and up.
+        let mut ct = Conntrack::new(CtConfig::default());
+        let nat = snat_spec(FIP);
+        let snat = CtParams {
+            zone: 1,
+            commit: true,
+            nat: Some(&nat),
+            ..Default::default()
+        };
+        let bare = bare_nat();
+        let commit_bare = CtParams {
+            zone: 2,
+            commit: true,
+            nat: Some(&bare),
+            ..Default::default()
+        };
+        let unnat = CtParams {
+            zone: 1,
+            nat: Some(&bare),
+            ..Default::default()
+        };
+        let cases: [(Vec<u8>, &CtParams, &str); 5] = [
+            (
+                udp(VM, DNS, 33000, 53, b"q1", true),
+                &snat,
+                "4500001e0000400040117a9dac18040a0808080880e80035000a4d597131",
+            ),
+            (
+                udp([10, 0, 0, 2], DNS, 33000, 53, b"q2", true),
+                &snat,
+                "4500001e0000400040117a9dac18040a0808080880e90035000a4d577132",
+            ),
+            (
+                udp(VM, DNS, 1000, 54, b"bare", true),
+                &commit_bare,
+                "4500002000004000401120bd0a0000010808080803e80036000c0ce162617265",
+            ),
+            (
+                icmp(VM, DNS, 8, 0, b"\x00\x07\x00\x01ping"),
+                &snat,
+                "450000200000400040017aabac18040a08080808080019270007000170696e67",
+            ),
+            (
+                udp(DNS, FIP, 53, 33001, b"r2", true),
+                &unnat,
+                "4500001e00004000401120be080808080a000002003580e8000af2787232",
+            ),
+        ];
+        for (mut f, p, want) in cases {
+            run(&mut ct, &mut f, p, 0);
+            assert_eq!(hex(&f[14..14 + want.len() / 2]), want);
+        }
+        let mut lines = dump_lines(&ct, 2000);
+        lines.sort();
+        assert_eq!(
+            lines,
+            [
+                "icmp,orig=(src=10.0.0.1,dst=8.8.8.8,id=7,type=8,code=0),reply=(src=8.8.8.8,\
+                 dst=172.24.4.10,id=7,type=0,code=0),zone=1,timeout=58",
+                "udp,orig=(src=10.0.0.1,dst=8.8.8.8,sport=1000,dport=54),reply=(src=0.0.0.0,\
+                 dst=10.0.0.1,sport=54,dport=0),zone=2,timeout=58",
+                "udp,orig=(src=10.0.0.1,dst=8.8.8.8,sport=33000,dport=53),reply=(src=8.8.8.8,\
+                 dst=172.24.4.10,sport=53,dport=33000),zone=1,timeout=58",
+                "udp,orig=(src=10.0.0.2,dst=8.8.8.8,sport=33000,dport=53),reply=(src=8.8.8.8,\
+                 dst=172.24.4.10,sport=53,dport=33001),zone=1,timeout=28",
+            ]
+        );
+    }
+
+    #[test]
     fn snat_port_collision_allocates_next_port_with_checksums() {
         let mut ct = Conntrack::new(CtConfig::default());
         let nat = snat_spec(FIP);
