@@ -110,12 +110,10 @@ impl ExecCtx<'_> {
                     }
                 }
                 DpAction::PushVlan { tpid, tci } => {
-                    modify::push_vlan(pkt, *tpid, *tci);
-                    layers = relayer(pkt);
+                    modify::push_vlan(pkt, &mut layers, *tpid, *tci);
                 }
                 DpAction::PopVlan => {
-                    modify::pop_vlan(pkt);
-                    layers = relayer(pkt);
+                    modify::pop_vlan(pkt, &mut layers);
                 }
                 DpAction::SetIpv4 { src, dst, tos, ttl } => {
                     if let Some(v) = src {
@@ -133,10 +131,10 @@ impl ExecCtx<'_> {
                 }
                 DpAction::SetIpv6 { src, dst, tclass, hlimit, label } => {
                     if let Some(v) = src {
-                        modify::set_ipv6_src(pkt, &layers, *v);
+                        modify::set_ipv6_src(pkt, &layers, v);
                     }
                     if let Some(v) = dst {
-                        modify::set_ipv6_dst(pkt, &layers, *v);
+                        modify::set_ipv6_dst(pkt, &layers, v);
                     }
                     if let Some(v) = tclass {
                         modify::set_ipv6_tclass(pkt, &layers, *v);

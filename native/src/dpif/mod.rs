@@ -199,7 +199,7 @@ impl Datapath {
                     pushed_bytes: 0,
                 };
                 let masked = key.masked(&xo.wc);
-                if self.megaflows.insert(masked, xo.wc, flow).is_err() {
+                if self.megaflows.insert(&masked, &xo.wc, flow).is_err() {
                     self.stats.upcall_failures += 1;
                 }
                 (actions, xo.drop)

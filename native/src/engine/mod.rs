@@ -10,7 +10,7 @@ pub mod scenario;
 use crate::dpif::odp::DropReason;
 use crate::dpif::Sink;
 use crate::port::capture::{to_ethernet, CaptureReader};
-use crate::port::pcap::PcapWriter;
+use crate::port::pcap::{PcapWriter, TsResolution};
 use crate::wire::Packet;
 use scenario::{build, NativeScenario, Node, ScenarioError};
 use serde::Deserialize;
@@ -19,7 +19,6 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Packets a single input may cause across nodes before the engine calls it a loop.
@@ -155,7 +154,7 @@ struct RunSink<'a> {
     node: usize,
     ts_ns: u64,
     nsec: bool,
-    writers: &'a mut HashMap<(usize, u32), Option<PcapWriter<std::io::BufWriter<File>>>>,
+    writers: &'a mut HashMap<(usize, u32), Option<PcapWriter<File>>>,
     paths: &'a HashMap<(usize, u32), PathBuf>,
     counts: &'a mut HashMap<(usize, u32), PortCount>,
     fabric: &'a mut VecDeque<(usize, u32, Packet)>,
@@ -178,7 +177,7 @@ impl Sink for RunSink<'_> {
             let w = self.writers.entry(k).or_insert(None);
             if w.is_none() {
                 match File::create(path) {
-                    Ok(f) => match PcapWriter::new(std::io::BufWriter::new(f), self.nsec) {
+                    Ok(f) => match PcapWriter::with_resolution(f, if self.nsec { TsResolution::Nano } else { TsResolution::Micro }) {
                         Ok(pw) => *w = Some(pw),
                         Err(e) => *self.error = Some(format!("{}: {e}", path.display())),
                     },
@@ -215,8 +214,8 @@ struct Input {
     path: PathBuf,
     node: usize,
     dp_port: u32,
-    reader: CaptureReader<BufReader<File>>,
-    next: Option<(u64, Vec<u8>, u32)>, // ts_ns, frame, linktype
+    reader: CaptureReader<'static>,
+    next: Option<(u64, Vec<u8>, u32, u32)>, // ts_ns, frame, linktype, original length
     packets: u64,
     bytes: u64,
 }
@@ -224,7 +223,7 @@ struct Input {
 impl Input {
     fn advance(&mut self) -> Result<(), String> {
         self.next = match self.reader.next_record() {
-            Ok(Some(r)) => Some((r.ts_ns, r.data.to_vec(), r.linktype)),
+            Ok(Some(r)) => Some((r.ts_ns, r.data.to_vec(), r.linktype, r.orig_len)),
             Ok(None) => None,
             Err(e) => return Err(format!("{}: {e}", self.path.display())),
         };
@@ -232,7 +231,7 @@ impl Input {
     }
 }
 
-fn open_input(path: &PathBuf) -> Result<CaptureReader<BufReader<File>>, String> {
+fn open_input(path: &PathBuf) -> Result<CaptureReader<'static>, String> {
     let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     CaptureReader::new(BufReader::with_capacity(1 << 20, f)).map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -305,6 +304,7 @@ impl Engine {
         let mut last_expire_ms = 0u64;
         let mut time_base = 0u64; // added to capture time on later loops, so the clock moves on
         let mut input_stats: Vec<(String, String, u64, u64)> = Vec::new();
+        let mut scratch: Vec<u8> = Vec::new();
         'outer: for lp in 0..loops {
             let mut inputs = Vec::new();
             for i in &opts.inputs {
@@ -339,7 +339,7 @@ impl Engine {
                 else {
                     break;
                 };
-                let (ts, frame, linktype) = inputs[ix].next.take().expect("checked");
+                let (ts, frame, linktype, orig_len) = inputs[ix].next.take().expect("checked");
                 inputs[ix].advance()?;
                 inputs[ix].packets += 1;
                 inputs[ix].bytes += frame.len() as u64;
@@ -384,9 +384,9 @@ impl Engine {
                         n.dp.expire(now_ms);
                     }
                 }
-                let eth = match to_ethernet(linktype, &frame) {
-                    Some(e) => e,
-                    None => {
+                let eth = match to_ethernet(linktype, &frame, orig_len, &mut scratch) {
+                    Ok(e) => e,
+                    Err(_) => {
                         *stats.dropped.entry(DropReason::UnsupportedLinktype.name()).or_default() += 1;
                         progress.done.store(sent, Relaxed);
                         continue;
@@ -397,9 +397,9 @@ impl Engine {
                     progress.done.store(sent, Relaxed);
                     continue;
                 }
-                note_flow(&eth, &mut flows_seen, &mut stats);
+                note_flow(eth, &mut flows_seen, &mut stats);
                 // Carry the frame to completion across nodes.
-                fabric.push_back((node, dp_port, Packet::from_slice(&eth)));
+                fabric.push_back((node, dp_port, Packet::from_slice(eth)));
                 let mut outputs = 0u64;
                 let mut last_drop: Option<DropReason> = None;
                 let mut hops = 0;
@@ -582,12 +582,13 @@ impl Engine {
             .ok_or_else(|| format!("input port \"{}\" is not a port of the scenario", o.port))?;
         let mut reader = open_input(&o.path)?;
         let mut frames: Vec<Vec<u8>> = Vec::new();
+        let mut scratch: Vec<u8> = Vec::new();
         loop {
             match reader.next_record() {
                 Ok(Some(r)) => {
-                    if let Some(e) = to_ethernet(r.linktype, r.data) {
+                    if let Ok(e) = to_ethernet(r.linktype, r.data, r.orig_len, &mut scratch) {
                         if e.len() >= 14 {
-                            frames.push(e.into_owned());
+                            frames.push(e.to_vec());
                         }
                     }
                 }

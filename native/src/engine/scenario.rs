@@ -443,7 +443,7 @@ fn build_node(
             let fm = {
                 let names = BridgeNames { ports: &of.bridges[bi].ports };
                 parse_flow(&fl.text, FlowModCommand::Add, &names)
-                    .map_err(|e| ScenarioError(format!("{}:{}: {}", fl.source, fl.line, e.message_with_column())))?
+                    .map_err(|e| ScenarioError(format!("{}:{}: {}", fl.source, fl.line, e)))?
             };
             let t = &mut of.bridges[bi].tables;
             t.apply(&fm, &mut of.next_rule_id, 0)
