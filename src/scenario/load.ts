@@ -127,12 +127,12 @@ class Loader {
     let scenario: NativeScenario;
     if (hasBridges) {
       const data = this.validate(oneNodeSchema, root);
+      const node = this.node([], '', data.bridges, data.routes, data.neighbors, data.mtu, true);
       for (const key of ['vsctl', 'appctl'] as const) {
         if ((data[key] ?? []).length > 0) {
           this.warn([key], 'ignored: dvrlab does not run ovs-vsctl/ovs-appctl commands');
         }
       }
-      const node = this.node([], '', data.bridges, data.routes, data.neighbors, data.mtu, true);
       scenario = { oneNode: true, nodes: [node] };
     } else if (hasNodes) {
       const data = this.validate(multiNodeSchema, root);
