@@ -1,0 +1,133 @@
+/**
+ * The `dvrlab` command line: option parsing with commander, and the one rule for errors.
+ *
+ * Exit codes: 0 on success (and for `--help`/`--version`); 1 with one line on stderr,
+ * `dvrlab: ...`, for any mistake in the user's input (a `DvrlabError` or a commander usage
+ * error); 2 for anything else, printed as its message plus "(internal error)", with the stack
+ * only when DVRLAB_DEBUG is set. Nothing here loads the native addon: only a command that
+ * runs the engine does, so help and argument errors work before it is built.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, InvalidArgumentError, Option } from '@commander-js/extra-typings';
+import { DvrlabError, oneLine } from '../errors.js';
+import { type CliIo, replayCommand } from './replay.js';
+
+/** The package version, read from package.json (two levels up from dist/src/cli/). */
+export function packageVersion(): string {
+  const url = new URL('../../../package.json', import.meta.url);
+  const pkg = JSON.parse(readFileSync(url, 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function wholeNumber(min: number) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value) || Number(value) < min || !Number.isSafeInteger(Number(value))) {
+      throw new InvalidArgumentError(`expected a whole number >= ${min}.`);
+    }
+    return Number(value);
+  };
+}
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) {
+    throw new InvalidArgumentError('expected a number > 0.');
+  }
+  return n;
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** Builds the program; `result` receives the exit code of the command that ran. */
+function buildProgram(io: CliIo, result: { code: number }) {
+  const program = new Command()
+    .name('dvrlab')
+    .description(
+      'Userspace datapath emulator for OpenStack/Neutron DVR networks: forwards captured ' +
+        'packets through the same OpenFlow tables Open vSwitch 3.1 would run.',
+    )
+    .version(packageVersion(), '-V, --version', 'print the version and exit')
+    .helpOption('-h, --help', 'show help')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+      // Usage errors are printed by `run` as one line.
+      outputError: () => undefined,
+    });
+
+  program
+    .command('replay')
+    .summary('replay pcap files through a scenario and write what every port emits')
+    .description(
+      'Replay pcap files through a scenario. Each input frame is carried to completion\n' +
+        'before the next one enters; several --in files are merged in timestamp order.\n' +
+        'Writes DIR/NODE/NAME.pcap (DIR/PORT.pcap for a one-node scenario) for every port\n' +
+        'that emitted, and DIR/stats.json, then prints a tcpreplay-style summary.',
+    )
+    .argument('<scenario>', 'scenario file (JSON or YAML): one-node (bridges[]) or nodes[]')
+    .requiredOption(
+      '--in <portref=file>',
+      'inject FILE on port PORTREF (NODE/BRIDGE/PORT, a VM name, NODE/underlay, ' +
+        'NODE/uplink; one-node: BRIDGE/PORT, BRIDGE or PORT); repeatable',
+      collect,
+    )
+    .requiredOption('--out <dir>', 'output directory (created if needed)')
+    .option('--loop <n>', 'replay the inputs N times', wholeNumber(1), 1)
+    .addOption(
+      new Option('--topspeed', 'replay as fast as possible (the default)').conflicts([
+        'multiplier',
+        'pps',
+      ]),
+    )
+    .addOption(
+      new Option('--multiplier <x>', 'follow capture timing, X times faster')
+        .argParser(positiveNumber)
+        .conflicts(['topspeed', 'pps']),
+    )
+    .addOption(
+      new Option('--pps <n>', 'replay at N packets per second')
+        .argParser(positiveNumber)
+        .conflicts(['topspeed', 'multiplier']),
+    )
+    .option('--limit <n>', 'stop after N input packets', wholeNumber(1))
+    .option('--nsec', 'write nanosecond-resolution pcaps')
+    .option('--json', 'print the statistics as JSON instead of the summary')
+    .option('--no-progress', 'do not draw a progress bar')
+    .option('-q, --quiet', 'print no summary')
+    .action(async (scenario, opts) => {
+      result.code = await replayCommand(scenario, { ...opts, in: opts.in ?? [] }, io);
+    });
+
+  return program;
+}
+
+/** Runs the CLI on `argv` (without the node and script paths) and returns the exit code. */
+export async function run(argv: string[], io: CliIo): Promise<number> {
+  const result = { code: 0 };
+  try {
+    const program = buildProgram(io, result);
+    await program.parseAsync(argv, { from: 'user' });
+    return result.code;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.exitCode === 0) return 0;
+      if (e.code === 'commander.help' || e.code === 'commander.helpDisplayed') {
+        return e.exitCode;
+      }
+      io.stderr.write(`dvrlab: ${oneLine(e.message.replace(/^error: /, ''))}\n`);
+      return 1;
+    }
+    if (e instanceof DvrlabError) {
+      io.stderr.write(`dvrlab: ${e.message}\n`);
+      return 1;
+    }
+    const err = e instanceof Error ? e : new Error(String(e));
+    io.stderr.write(`dvrlab: ${oneLine(err.message)} (internal error)\n`);
+    if (process.env.DVRLAB_DEBUG) io.stderr.write(`${err.stack ?? ''}\n`);
+    return 2;
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * `dvrlab replay`: loads a scenario, resolves the `--in` port references, runs the engine and
+ * writes `DIR/stats.json` plus one pcap per port that emitted.
+ *
+ * Everything that can be checked without the engine (scenario, port references, input files,
+ * the output directory) is checked first, so a user mistake costs no engine start. Output
+ * files left by an earlier run at the paths this run uses are removed first: a port that
+ * emits nothing this time must not leave last run's capture behind.
+ */
+import { accessSync, constants, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { FileError, PortRefError, UsageError } from '../errors.js';
+import { Engine, type NativeReplayOptions, type PortFile, type StatsJson } from '../native.js';
+import { describeFsError, loadScenario } from '../scenario/load.js';
+import { PortIndex } from '../scenario/ports.js';
+import { startProgress } from './progress.js';
+import { checkInvariant, formatReplaySummary } from './summary.js';
+
+/** Where a command writes. */
+export interface CliIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  /** Whether stderr is a terminal (progress bars are drawn only then). */
+  stderrIsTTY: boolean;
+}
+
+/** The parsed options of `dvrlab replay`. */
+export interface ReplayArgs {
+  in: string[];
+  out: string;
+  loop: number;
+  topspeed?: boolean;
+  multiplier?: number;
+  pps?: number;
+  limit?: number;
+  nsec?: boolean;
+  json?: boolean;
+  progress: boolean;
+  quiet?: boolean;
+}
+
+/** Raised when the engine's statistics break the replay invariant: a bug, not a user error. */
+export class InvariantViolation extends Error {
+  constructor(problems: string[]) {
+    super(`replay invariant violated: ${problems.join('; ')}`);
+    this.name = 'InvariantViolation';
+  }
+}
+
+/** Splits `PORTREF=FILE` at the first '='. */
+export function splitInput(spec: string): { ref: string; file: string } {
+  const eq = spec.indexOf('=');
+  if (eq <= 0 || eq === spec.length - 1) {
+    throw new UsageError(`--in ${spec}: expected PORTREF=FILE`);
+  }
+  return { ref: spec.slice(0, eq), file: spec.slice(eq + 1) };
+}
+
+/** The engine's speed setting for the options given; capture timing is not the default. */
+export function speedOf(args: ReplayArgs): NativeReplayOptions['speed'] {
+  if (args.multiplier !== undefined) return { mode: 'multiplier', value: args.multiplier };
+  if (args.pps !== undefined) return { mode: 'pps', value: args.pps };
+  return { mode: 'topspeed', value: 0 };
+}
+
+/** Everything a replay needs, checked; no engine involved. */
+export interface ReplayPlan {
+  scenarioFile: string;
+  warnings: string[];
+  engineScenario: ConstructorParameters<typeof Engine>[0];
+  options: NativeReplayOptions;
+  outDir: string;
+}
+
+/** Checks the arguments against the scenario and the file system and builds the run. */
+export function planReplay(scenarioFile: string, args: ReplayArgs): ReplayPlan {
+  const loaded = loadScenario(scenarioFile);
+  const index = new PortIndex(loaded.scenario);
+
+  const inputs: PortFile[] = args.in.map((spec) => {
+    const { ref, file } = splitInput(spec);
+    let port;
+    try {
+      port = index.resolveInput(ref);
+    } catch (e) {
+      if (e instanceof PortRefError) throw new PortRefError(`--in ${spec}: ${e.message}`);
+      throw e;
+    }
+    try {
+      accessSync(file, constants.R_OK);
+      if (!statSync(file).isFile()) throw Object.assign(new Error(), { code: 'EISDIR' });
+    } catch (e) {
+      throw new FileError(`--in ${spec}: cannot read ${file}: ${describeFsError(e)}`);
+    }
+    return { port: port.ref, path: file };
+  });
+
+  const options: NativeReplayOptions = {
+    inputs,
+    outputs: index.outputs(args.out),
+    loop: args.loop,
+    speed: speedOf(args),
+    nsec: args.nsec ?? false,
+  };
+  if (args.limit !== undefined) options.limit = args.limit;
+  return {
+    scenarioFile,
+    warnings: loaded.warnings,
+    engineScenario: loaded.scenario,
+    options,
+    outDir: args.out,
+  };
+}
+
+/** Creates the output directories and removes stale outputs at this run's paths. */
+export function prepareOutputs(plan: ReplayPlan): void {
+  const dirs = new Set<string>([plan.outDir]);
+  for (const o of plan.options.outputs) dirs.add(path.dirname(o.path));
+  for (const dir of dirs) {
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (e) {
+      throw new FileError(`--out ${plan.outDir}: cannot create ${dir}: ${describeFsError(e)}`);
+    }
+  }
+  for (const o of plan.options.outputs) {
+    try {
+      rmSync(o.path, { force: true });
+    } catch (e) {
+      throw new FileError(`cannot remove the old ${o.path}: ${describeFsError(e)}`);
+    }
+  }
+}
+
+/** Runs `dvrlab replay` and returns the exit code. */
+export async function replayCommand(scenarioFile: string, args: ReplayArgs, io: CliIo): Promise<number> {
+  const plan = planReplay(scenarioFile, args);
+  for (const w of plan.warnings) io.stderr.write(`dvrlab: warning: ${w}\n`);
+  const engine = new Engine(plan.engineScenario);
+  prepareOutputs(plan);
+  const showProgress = io.stderrIsTTY && args.progress && !args.quiet;
+  const bar = showProgress ? startProgress(() => engine.progress(), io.stderr) : undefined;
+  let stats: StatsJson;
+  try {
+    stats = await engine.replay(plan.options);
+  } finally {
+    bar?.stop();
+  }
+
+  const statsPath = path.join(plan.outDir, 'stats.json');
+  try {
+    writeFileSync(statsPath, `${JSON.stringify(stats, null, 2)}\n`);
+  } catch (e) {
+    throw new FileError(`cannot write ${statsPath}: ${describeFsError(e)}`);
+  }
+
+  if (args.json) io.stdout.write(`${JSON.stringify(stats, null, 2)}\n`);
+  else if (!args.quiet) io.stdout.write(`${formatReplaySummary(stats, args.loop).join('\n')}\n`);
+
+  const check = checkInvariant(stats, args.loop);
+  if (!check.ok) throw new InvariantViolation(check.problems);
+  return 0;
+}

@@ -1,0 +1,184 @@
+/**
+ * The TypeScript side of the native addon: the types of the JSON documents that cross the
+ * boundary, and typed wrappers around the addon's `Engine`.
+ *
+ * The addon is loaded lazily, on the first call that needs it, so that commands which only
+ * read scenarios or print help work before `npm install` has built it. The generated loader
+ * is CommonJS (`native/index.js`, next to `native/package.json` which says so) and is
+ * required through `createRequire`; from `dist/src/native.js` it is `../../native/index.js`.
+ */
+import { createRequire } from 'node:module';
+import { AddonError, EngineError } from './errors.js';
+
+/** A normalised scenario, as the engine takes it. */
+export interface NativeScenario {
+  oneNode: boolean; // true for an ovs-oracle style scenario (top-level bridges[])
+  nodes: NativeNode[]; // one-node: exactly one node with name ""
+}
+
+export interface NativeNode {
+  name: string;
+  underlay?: { ip: string; mac: string }; // multi-node: the node's underlay NIC
+  bridges: NativeBridge[];
+  routes: NativeRoute[]; // one-node: ovs/route/add
+  neighbors: NativeNeighbor[]; // one-node: tnl/neigh/set
+  mtu?: number;
+  /** Router namespaces, passed through as written until the engine supports them. */
+  namespaces?: unknown[];
+}
+
+export interface NativeRoute {
+  prefix: string;
+  dev: string;
+  gw?: string;
+}
+
+export interface NativeNeighbor {
+  dev: string;
+  ip: string;
+  mac: string;
+}
+
+export interface NativeBridge {
+  name: string;
+  mac?: string; // LOCAL port MAC (OVS other_config:hwaddr); underlay bridge MAC
+  ip?: string; // "192.168.1.12/24": makes this bridge a native-tunnel underlay
+  failMode: 'secure' | 'standalone';
+  ports: NativePort[]; // without LOCAL: the engine adds it (65534, named after the bridge)
+  flows: NativeFlow[];
+}
+
+/** One flow; `source` and `line` say where it was written, for error messages. */
+export interface NativeFlow {
+  text: string;
+  source: string;
+  line: number;
+}
+
+export interface NativePort {
+  name: string;
+  ofport: number;
+  type: string; // internal | dummy | system | tap | patch | vxlan | uplink
+  peer?: string; // patch
+  options: Record<string, string>; // vxlan: remote_ip, local_ip, key, dst_port, ...
+  tag?: number;
+  trunks?: number[];
+  vlanMode?: string;
+  mtu?: number;
+  vm?: string; // VM name when the port is a VM's port (multi-node)
+}
+
+/** A canonical port reference bound to a file. */
+export interface PortFile {
+  port: string;
+  path: string;
+}
+
+export type SpeedMode = 'topspeed' | 'multiplier' | 'pps';
+
+export interface NativeReplayOptions {
+  inputs: PortFile[];
+  outputs: PortFile[]; // a file is created when its port first emits
+  loop: number; // 1 = once
+  speed: { mode: SpeedMode; value: number };
+  nsec: boolean; // nanosecond-resolution output pcaps
+  limit?: number; // stop after N input packets
+}
+
+/** What a replay reports; the CLI writes it as DIR/stats.json. */
+export interface StatsJson {
+  packets_in: number;
+  packets_out: number; // emitted frames: a flood counts each copy
+  bytes_in: number;
+  bytes_out: number;
+  dropped: Record<string, number>; // reason -> packets
+  seconds: number;
+  pps: number;
+  emc_hits: number;
+  megaflow_hits: number;
+  upcalls: number;
+  megaflows: number; // live count at the end
+  per_port: Record<string, { rx: number; tx: number }>;
+  inputs: { port: string; path: string; packets: number; bytes: number }[];
+  flows: number; // distinct 5-tuples seen
+  unique_flow_packets: number;
+  non_flow_packets: number;
+}
+
+/** The raw addon exports, as the contract defines them. */
+interface RawEngine {
+  replay(optionsJson: string): Promise<string>;
+  progress(): number[];
+}
+
+interface RawAddon {
+  Engine: new (scenarioJson: string) => RawEngine;
+  version(): string;
+}
+
+let addon: RawAddon | undefined;
+
+/** The path of the generated loader, relative to this module once compiled to dist/src. */
+const LOADER = '../../native/index.js';
+
+/** Loads the addon once; throws `AddonError` telling the user to build it when it is absent. */
+export function loadAddon(): RawAddon {
+  if (addon) return addon;
+  const require = createRequire(import.meta.url);
+  let loaded: unknown;
+  try {
+    loaded = require(LOADER);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const detail = err.code === 'MODULE_NOT_FOUND' ? 'it is not built' : err.message;
+    throw new AddonError(`cannot load the native engine (${detail}); run npm install`);
+  }
+  const candidate = loaded as Partial<RawAddon>;
+  if (typeof candidate.Engine !== 'function' || typeof candidate.version !== 'function') {
+    throw new AddonError('the native engine does not export Engine and version(); run npm install');
+  }
+  addon = candidate as RawAddon;
+  return addon;
+}
+
+/** The engine's version string. */
+export function nativeVersion(): string {
+  return loadAddon().version();
+}
+
+/** Progress of a running replay; `total` is 0 while unknown. */
+export interface Progress {
+  done: number;
+  total: number;
+}
+
+/** A datapath built from a scenario, ready to replay captures. */
+export class Engine {
+  private readonly raw: RawEngine;
+
+  /** Builds the datapath; scenario mistakes the engine finds become `EngineError`s. */
+  constructor(scenario: NativeScenario) {
+    const { Engine: RawEngineClass } = loadAddon();
+    try {
+      this.raw = new RawEngineClass(JSON.stringify(scenario));
+    } catch (e) {
+      throw new EngineError((e as Error).message);
+    }
+  }
+
+  /** Runs a replay to completion on an engine thread. */
+  async replay(options: NativeReplayOptions): Promise<StatsJson> {
+    let text: string;
+    try {
+      text = await this.raw.replay(JSON.stringify(options));
+    } catch (e) {
+      throw new EngineError((e as Error).message);
+    }
+    return JSON.parse(text) as StatsJson;
+  }
+
+  progress(): Progress {
+    const [done = 0, total = 0] = this.raw.progress();
+    return { done, total };
+  }
+}
