@@ -159,6 +159,9 @@ pub struct Node {
     pub port_refs: Vec<Option<String>>,
     pub underlay_ip: Option<u32>,
     pub underlay_dp_port: Option<u32>,
+    /// References of ports without a datapath port (patch and tunnel ports): they never
+    /// transmit or receive frames themselves.
+    pub virtual_refs: Vec<String>,
 }
 
 struct BridgeNames<'a> {
@@ -271,6 +274,7 @@ fn build_node(
     });
     port_refs.push(None);
     let mut tunnel_dst_ports: Vec<u16> = Vec::new();
+    let mut virtual_refs: Vec<String> = Vec::new();
     for (bi, b) in n.bridges.iter().enumerate() {
         let mac = match &b.mac {
             Some(m) => parse_mac(m).ok_or_else(|| {
@@ -324,6 +328,7 @@ fn build_node(
                 port_refs.push(Some(format!("{prefix}{}/{}", b.name, p.name)));
                 Some(no)
             } else {
+                virtual_refs.push(format!("{prefix}{}/{}", b.name, p.name));
                 None
             };
             ports.push(BridgePort {
@@ -455,5 +460,5 @@ fn build_node(
         cfg.max_entries = l;
     }
     let dp = Datapath::new(of, Conntrack::new(cfg), sc.megaflow_limit.unwrap_or(1 << 20));
-    Ok(Node { name: n.name.clone(), dp, port_refs, underlay_ip, underlay_dp_port })
+    Ok(Node { name: n.name.clone(), dp, port_refs, underlay_ip, underlay_dp_port, virtual_refs })
 }
