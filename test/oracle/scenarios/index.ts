@@ -1,5 +1,6 @@
 /** Every differential scenario, in the order the test runs them. */
 import type { OracleScenario } from '../scenario.js';
 import { l2Rewrite, snatCt, vxlanEncap } from './examples.js';
+import { scenario as l2Match } from './l2-match/inputs.js';
 
-export const scenarios: OracleScenario[] = [l2Rewrite, vxlanEncap, snatCt];
+export const scenarios: OracleScenario[] = [l2Rewrite, vxlanEncap, snatCt, l2Match];
