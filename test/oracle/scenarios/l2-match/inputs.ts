@@ -1,7 +1,7 @@
 /**
  * L2 matching: in_port by number and name, dl_src/dl_dst with masks (multicast bit,
  * OUI, non-prefix), dl_type, OXM names; output by number/name, several outputs in one
- * list, IN_PORT, FLOOD, ALL, LOCAL, drop, empty actions, output to the input port.
+ * list, IN_PORT, FLOOD, ALL, LOCAL, strip_vlan on an untagged frame, drop, empty actions, output to the input port.
  */
 import assert from 'node:assert/strict';
 import { ETH_IPV4, eth, ipv4, udp4, IPPROTO_UDP } from '../../packets.js';
@@ -40,6 +40,7 @@ export const scenario: OracleScenario = {
         udp('02:00:00:00:00:10', '02:00:00:00:00:fe', 6), // LOCAL
         udp('02:00:00:00:00:10', '02:00:00:00:ab:c0', 7), // non-prefix mask -> p3
         udp('02:00:00:00:00:10', '02:00:00:00:ab:c1', 8), // masked-out bit differs -> default
+        udp('02:00:00:00:00:10', '02:00:00:00:00:5a', 15), // strip_vlan on untagged -> p3
         udp('02:00:00:00:00:10', '02:00:00:00:00:dd', 9), // drop
         udp('02:00:00:00:00:10', '02:00:00:00:00:de', 10), // empty actions
       ],
@@ -63,11 +64,13 @@ export const scenario: OracleScenario = {
       ],
     },
   ],
-  expect: { ports: { p1: 4, p2: 4, p3: 6, p4: 7, br0: 5 } },
+  expect: { ports: { p1: 4, p2: 4, p3: 7, p4: 7, br0: 5 } },
   check: (out, inputs) => {
     const p1in = inputs[0] as Buffer[];
     // IN_PORT returns the frame unchanged.
     assert.ok(out.p1?.some((f) => f.equals(p1in[5] as Buffer)), 'IN_PORT frame on p1');
+    // strip_vlan on an untagged frame leaves it as it was.
+    assert.ok(out.p3?.some((f) => f.equals(p1in[9] as Buffer)), 'strip_vlan no-op on p3');
     // The default flow rewrote both MACs on its way to p4.
     const rewritten = (out.p4 ?? []).filter((f) => f.subarray(0, 12).toString('hex') ===
       '0e00000000ff020000000099');
