@@ -3,5 +3,6 @@ import type { OracleScenario } from '../scenario.js';
 import { l2Rewrite, snatCt, vxlanEncap } from './examples.js';
 import { scenario as l2Match } from './l2-match/inputs.js';
 import { scenario as vlanOps } from './vlan-ops/inputs.js';
+import { scenario as normalVlan } from './normal-vlan/inputs.js';
 
-export const scenarios: OracleScenario[] = [l2Rewrite, vxlanEncap, snatCt, l2Match, vlanOps];
+export const scenarios: OracleScenario[] = [l2Rewrite, vxlanEncap, snatCt, l2Match, vlanOps, normalVlan];
