@@ -78,8 +78,8 @@ export const scenario: OracleScenario = {
     assert.deepEqual(out.t1?.map(vid), [10, 20, 10], 't1 VIDs');
     assert.deepEqual(out.t2?.map(vid), [10, 10], 't2 VIDs');
     assert.deepEqual(out.br0?.map(vid), [10, 20, 20, 30, null], 'LOCAL VIDs');
-    // A tag removed on output is not re-padded: the 64-byte tagged input leaves as 60,
-    // and a 60-byte tagged input leaves an access port as 56 bytes.
+    // A tag removed on output is not re-padded: a 60-byte tagged input leaves an access
+    // port as 56 bytes.
     assert.deepEqual(out.a1?.map((f) => f.length), [56, 60, 56], 'a1 frame sizes');
     assert.equal(out.t1?.[0]?.length, 64, 'a tag added on a trunk grows the frame');
   },
