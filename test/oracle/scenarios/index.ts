@@ -5,5 +5,6 @@ import { scenario as l2Match } from './l2-match/inputs.js';
 import { scenario as vlanOps } from './vlan-ops/inputs.js';
 import { scenario as normalVlan } from './normal-vlan/inputs.js';
 import { scenario as ipv4Match } from './ipv4-match/inputs.js';
+import { scenario as fragMalformed } from './frag-malformed/inputs.js';
 
-export const scenarios: OracleScenario[] = [l2Rewrite, vxlanEncap, snatCt, l2Match, vlanOps, normalVlan, ipv4Match];
+export const scenarios: OracleScenario[] = [l2Rewrite, vxlanEncap, snatCt, l2Match, vlanOps, normalVlan, ipv4Match, fragMalformed];
