@@ -7,5 +7,6 @@ import { scenario as normalVlan } from './normal-vlan/inputs.js';
 import { scenario as ipv4Match } from './ipv4-match/inputs.js';
 import { scenario as fragMalformed } from './frag-malformed/inputs.js';
 import { scenario as rewriteCsum } from './rewrite-csum/inputs.js';
+import { scenario as arpIpv6 } from './arp-ipv6/inputs.js';
 
-export const scenarios: OracleScenario[] = [l2Rewrite, vxlanEncap, snatCt, l2Match, vlanOps, normalVlan, ipv4Match, fragMalformed, rewriteCsum];
+export const scenarios: OracleScenario[] = [l2Rewrite, vxlanEncap, snatCt, l2Match, vlanOps, normalVlan, ipv4Match, fragMalformed, rewriteCsum, arpIpv6];
