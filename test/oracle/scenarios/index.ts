@@ -8,5 +8,6 @@ import { scenario as ipv4Match } from './ipv4-match/inputs.js';
 import { scenario as fragMalformed } from './frag-malformed/inputs.js';
 import { scenario as rewriteCsum } from './rewrite-csum/inputs.js';
 import { scenario as arpIpv6 } from './arp-ipv6/inputs.js';
+import { scenario as regsResubmit } from './regs-resubmit/inputs.js';
 
-export const scenarios: OracleScenario[] = [l2Rewrite, vxlanEncap, snatCt, l2Match, vlanOps, normalVlan, ipv4Match, fragMalformed, rewriteCsum, arpIpv6];
+export const scenarios: OracleScenario[] = [l2Rewrite, vxlanEncap, snatCt, l2Match, vlanOps, normalVlan, ipv4Match, fragMalformed, rewriteCsum, arpIpv6, regsResubmit];
