@@ -262,6 +262,14 @@ impl<'a> Ctx<'a> {
     }
 
     fn run(&mut self) {
+        // Fragment handling "normal" (the default): transport ports of every fragment, the
+        // first included, are treated as unavailable (xlate_actions(), OFPUTIL_FRAG_NORMAL).
+        if self.flow.is_ip_any() && self.flow.nw_frag & nw_frag::ANY != 0 {
+            self.flow.tp_src = 0;
+            self.flow.tp_dst = 0;
+            self.base.tp_src = 0;
+            self.base.tp_dst = 0;
+        }
         let in_port = self.flow.in_port;
         if self.flow.recirc_id != 0 {
             let Some(fz) = self.of.recirc.get(self.flow.recirc_id).cloned() else {
