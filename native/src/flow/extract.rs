@@ -28,6 +28,11 @@ pub const ABSENT: u16 = u16::MAX;
 /// Most VLAN tags OVS's userspace datapath parses (`FLOW_MAX_VLAN_HEADERS`).
 pub const MAX_VLAN_HEADERS: usize = 2;
 
+/// OVS 3.1's default `other_config:vlan-limit` (`LEGACY_MAX_VLAN_HEADERS`): a bridge that
+/// does not set it parses one tag, so a QinQ frame has `dl_type=0x8100` (checked against
+/// ovs-vswitchd 3.1.0). Pass it to `extract_with_vlan_limit` to behave as a default OVS.
+pub const OVS_DEFAULT_VLAN_LIMIT: usize = 1;
+
 /// Where each layer of a frame starts, and what a caller needs to edit it in place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layers {
@@ -435,7 +440,7 @@ mod tests {
         assert_eq!((l.l2_5, l.l3, l.l4), (20, 22, 42));
 
         // OVS's default vlan-limit of 1: the C-tag is payload.
-        let l = extract_with_vlan_limit(&f2, &mut k, 1);
+        let l = extract_with_vlan_limit(&f2, &mut k, OVS_DEFAULT_VLAN_LIMIT);
         assert_eq!((k.vlan_tci, k.vlan2_tci, k.dl_type), (0x200a | VLAN_CFI, 0, 0x8100));
         assert_eq!((l.l2_5, l.l3, l.l4), (16, 18, ABSENT));
         assert_eq!(extract_with_vlan_limit(&f2, &mut k, 0).l2_5, 20);
