@@ -7,10 +7,10 @@
 use super::odp::{DpAction, DropReason, TnlPush};
 use super::{PacketMd, Sink};
 use crate::conntrack::{Conntrack, CtParams};
-use crate::flow::extract::{extract, Layers};
+use crate::flow::extract::{extract_with_vlan_limit, Layers, OVS_DEFAULT_VLAN_LIMIT};
 use crate::flow::key::tun_flags;
 use crate::flow::FlowKey;
-use crate::wire::{modify, Packet};
+use crate::wire::{checksum, modify, Packet};
 
 pub(crate) struct ExecCtx<'a> {
     pub ct: &'a mut Conntrack,
@@ -250,7 +250,7 @@ impl ExecCtx<'_> {
 
 fn relayer(pkt: &Packet) -> Layers {
     let mut k = FlowKey::ZERO;
-    extract(pkt.data(), &mut k)
+    extract_with_vlan_limit(pkt.data(), &mut k, OVS_DEFAULT_VLAN_LIMIT)
 }
 
 /// Pushes the 50-byte VXLAN header, filling lengths, the IPv4 checksum and the source port.
@@ -266,6 +266,22 @@ fn push_vxlan(pkt: &mut Packet, t: &TnlPush, hash: u32) {
     h[34..36].copy_from_slice(&sport.to_be_bytes());
     let udp_len = (inner_len + 16) as u16;
     h[38..40].copy_from_slice(&udp_len.to_be_bytes());
+    if t.csum {
+        // RFC 768 over the pseudo-header, UDP header, VXLAN header and inner frame.
+        let d = pkt.data();
+        let mut sum = checksum::pseudo_header_v4(
+            [d[26], d[27], d[28], d[29]],
+            [d[30], d[31], d[32], d[33]],
+            17,
+            udp_len,
+        );
+        sum = checksum::add(sum, &d[34..]);
+        let mut c = checksum::finish(sum);
+        if c == 0 {
+            c = 0xffff;
+        }
+        pkt.data_mut()[40..42].copy_from_slice(&c.to_be_bytes());
+    }
 }
 
 struct TunnelMd {

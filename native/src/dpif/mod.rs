@@ -16,7 +16,7 @@ pub mod megaflow;
 pub mod odp;
 
 use crate::conntrack::Conntrack;
-use crate::flow::extract::extract;
+use crate::flow::extract::{extract_with_vlan_limit, OVS_DEFAULT_VLAN_LIMIT};
 use crate::flow::key::STAGE_ENDS;
 use crate::flow::FlowKey;
 use crate::ofproto::table::Rule;
@@ -155,7 +155,7 @@ impl Datapath {
         self.stats.packets += 1;
         let mut key = FlowKey::ZERO;
         md.load_into(&mut key);
-        let layers = extract(pkt.data(), &mut key);
+        let layers = extract_with_vlan_limit(pkt.data(), &mut key, OVS_DEFAULT_VLAN_LIMIT);
         let bytes = pkt.len() as u64;
         let tcp_flags = key.tcp_flags;
         // Exact-match cache, then megaflows, then an upcall.

@@ -87,6 +87,7 @@ pub struct TnlPush {
     /// Outer UDP source port range (OVS `tnl/egress_port_range`, default 32768-61000).
     pub sport_min: u16,
     pub sport_max: u16,
+    pub csum: bool, // fill the outer UDP checksum
 }
 
 /// One datapath action.
@@ -271,7 +272,7 @@ fn format_one(s: &mut String, a: &DpAction, names: Option<&dyn DpPortNames>) {
                 s,
                 "tnl_push(tnl_port({}),header(size=50,type=4,eth(dst={},src={},dl_type=0x0800),\
                  ipv4(src={},dst={},proto=17,tos={},ttl={},frag={:#x}),\
-                 udp(src=0,dst={},csum=0x0),vxlan(flags={:#x},vni={:#x})),out_port({}))",
+                 udp(src=0,dst={},csum={:#x}),vxlan(flags={:#x},vni={:#x})),out_port({}))",
                 port_str(t.tnl_port, names),
                 mac(&eth_dst),
                 mac(&eth_src),
@@ -281,6 +282,7 @@ fn format_one(s: &mut String, a: &DpAction, names: Option<&dyn DpPortNames>) {
                 h[22],
                 frag,
                 dport,
+                if t.csum { 0xffff } else { 0 },
                 flags,
                 vni,
                 port_str(t.out_port, names),

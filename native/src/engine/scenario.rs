@@ -222,6 +222,7 @@ fn tunnel_config(node: &str, br: &str, p: &NativePort) -> Result<TunnelConfig, S
             "tos" => cfg.tos = v.parse().unwrap_or(0),
             "ttl" => cfg.ttl = v.parse().unwrap_or(64),
             "df_default" => cfg.df = v != "false",
+            "csum" => cfg.csum = v == "true",
             _ => {}
         }
     }

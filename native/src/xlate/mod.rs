@@ -213,6 +213,8 @@ pub(crate) struct Ctx<'a> {
     depth: u32,
     resubmits: u32,
     exit: bool,
+    /// A translation error (too deep, too many resubmits): the packet is dropped whole.
+    error: Option<DropReason>,
     side_effects: bool,
     table_id: u8,
     outputs: u32,
@@ -232,6 +234,7 @@ pub fn translate(of: &mut Ofproto, key: &FlowKey, xin: XlateIn) -> XlateOut {
         depth: 0,
         resubmits: 0,
         exit: false,
+        error: None,
         side_effects: xin.side_effects,
         table_id: 0,
         outputs: 0,
@@ -341,6 +344,12 @@ impl<'a> Ctx<'a> {
         }
         self.wc.in_port = u32::MAX;
         let _ = self.dp_in_port;
+        if let Some(e) = self.error {
+            // "Translation failed (...), packet is dropped."
+            self.odp.clear();
+            self.outputs = 0;
+            self.out.drop = Some(e);
+        }
         if self.outputs == 0 && self.out.drop.is_none() {
             self.out.drop = Some(DropReason::ActionDrop);
         }
@@ -367,13 +376,17 @@ impl<'a> Ctx<'a> {
 
     /// Looks up `table` and runs the winning rule's actions.
     fn xlate_table(&mut self, table: u8, deepens: bool) {
+        if self.error.is_some() {
+            return;
+        }
         if self.depth >= MAX_DEPTH {
-            self.note_drop(DropReason::RecursionTooDeep);
+            // "over max translation depth 64": translation fails, the packet is dropped.
+            self.error = Some(DropReason::RecursionTooDeep);
             self.exit = true;
             return;
         }
         if self.resubmits >= MAX_RESUBMITS {
-            self.note_drop(DropReason::TooManyResubmits);
+            self.error = Some(DropReason::TooManyResubmits);
             self.exit = true;
             return;
         }
@@ -687,8 +700,8 @@ impl<'a> Ctx<'a> {
         self.bridge = old_bridge;
         self.table_id = old_table;
         (self.wc.tun_id, self.wc.tun_src, self.wc.tun_dst, self.wc.tun_flags) = old_tun_wc;
-        // The peer bridge exiting does not end this one.
-        self.exit = false;
+        // The peer bridge exiting does not end this one (an error still ends everything).
+        self.exit = self.error.is_some();
     }
 
     /// native_tunnel_output(): push the VXLAN header and send the outer packet through the
@@ -710,6 +723,7 @@ impl<'a> Ctx<'a> {
             out_port: plan.out_dp_port,
             sport_min: 32768,
             sport_max: 61000,
+            csum: cfg.csum,
         }));
         match plan.via_bridge {
             None => {
@@ -734,7 +748,7 @@ impl<'a> Ctx<'a> {
                 let sub = std::mem::replace(&mut self.odp, saved_odp);
                 (self.flow, self.base, self.wc, self.bridge, self.table_id) = saved;
                 self.outputs = saved_outputs;
-                self.exit = false;
+                self.exit = self.error.is_some();
                 if inner_outputs > 0 {
                     self.odp.push(DpAction::Clone(sub));
                     self.outputs += 1;

@@ -25,6 +25,7 @@ pub struct TunnelConfig {
     pub tos: u8, // `tos` option (0 by default; ECN is always inherited)
     pub ttl: u8, // `ttl` option, default 64
     pub df: bool, // `df_default`, default true
+    pub csum: bool, // `csum`: compute the outer UDP checksum
 }
 
 impl Default for TunnelConfig {
@@ -38,6 +39,7 @@ impl Default for TunnelConfig {
             tos: 0,
             ttl: 64,
             df: true,
+            csum: false,
         }
     }
 }
