@@ -211,6 +211,12 @@ export class PortIndex {
       }
       return this.unknown(userRef, 'ports are', this.userNames());
     }
+    if (parts.length > 3) {
+      throw new PortRefError(
+        `"${userRef}" is not a port reference; use NODE/BRIDGE/PORT, NODE/underlay, ` +
+          'NODE/uplink or a VM name',
+      );
+    }
     const [nodeName, ...rest] = parts;
     const node = this.nodes.find((n) => n.name === nodeName);
     if (!node) {
@@ -241,25 +247,19 @@ export class PortIndex {
       const candidates = ofNode.map((p) => (p.kind === 'local' ? `${nodeName}/${p.bridge}` : p.ref));
       return this.unknown(userRef, `ports of ${nodeName} are`, candidates);
     }
-    if (rest.length === 2) {
-      const [bridgeName] = rest;
-      const hit = this.byRef.get(userRef);
-      if (hit) return hit;
-      const bridges = node.bridges.map((b) => b.name);
-      if (!bridges.includes(bridgeName)) {
-        const guess = closest(bridgeName, bridges);
-        const hint = guess !== undefined ? ` (did you mean "${guess}"?)` : '';
-        throw new PortRefError(
-          `unknown bridge "${bridgeName}" on node "${nodeName}" in "${userRef}"${hint}; ` +
-            `bridges are: ${bridges.join(', ')}`,
-        );
-      }
-      const candidates = ofNode.filter((p) => p.bridge === bridgeName).map((p) => p.ref);
-      return this.unknown(userRef, `ports of ${nodeName}/${bridgeName} are`, candidates);
+    const [bridgeName] = rest;
+    const hit = this.byRef.get(userRef);
+    if (hit) return hit;
+    const bridges = node.bridges.map((b) => b.name);
+    if (!bridges.includes(bridgeName)) {
+      const guess = closest(bridgeName, bridges);
+      const hint = guess !== undefined ? ` (did you mean "${guess}"?)` : '';
+      throw new PortRefError(
+        `unknown bridge "${bridgeName}" on node "${nodeName}" in "${userRef}"${hint}; ` +
+          `bridges are: ${bridges.join(', ')}`,
+      );
     }
-    throw new PortRefError(
-      `"${userRef}" is not a port reference; use NODE/BRIDGE/PORT, NODE/underlay, NODE/uplink ` +
-        'or a VM name',
-    );
+    const candidates = ofNode.filter((p) => p.bridge === bridgeName).map((p) => p.ref);
+    return this.unknown(userRef, `ports of ${nodeName}/${bridgeName} are`, candidates);
   }
 }
