@@ -57,9 +57,19 @@ describe('dvrlab executable', () => {
     const r = dvrlab(['replay', '--help']);
     assert.equal(r.code, 0);
     assert.match(r.stdout, /^Usage: dvrlab replay \[options\] <scenario>/);
-    for (const opt of ['--in <portref=file>', '--out <dir>', '--loop <n>', '--topspeed',
-      '--multiplier <x>', '--pps <n>', '--limit <n>', '--nsec', '--json', '--no-progress',
-      '-q, --quiet']) {
+    for (const opt of [
+      '--in <portref=file>',
+      '--out <dir>',
+      '--loop <n>',
+      '--topspeed',
+      '--multiplier <x>',
+      '--pps <n>',
+      '--limit <n>',
+      '--nsec',
+      '--json',
+      '--no-progress',
+      '-q, --quiet',
+    ]) {
       assert.ok(r.stdout.includes(opt), opt);
     }
   });
@@ -79,17 +89,61 @@ describe('dvrlab executable', () => {
 
   const errors: [string, string[], string][] = [
     ['unknown command', ['frobnicate'], "dvrlab: unknown command 'frobnicate'"],
-    ['missing scenario', ['replay', '--in', 'p1=x', '--out', 'o'], "dvrlab: missing required argument 'scenario'"],
-    ['missing --out', ['replay', 's.json', '--in', 'p1=x'], "dvrlab: required option '--out <dir>' not specified"],
-    ['missing --in', ['replay', 's.json', '--out', 'o'], "dvrlab: required option '--in <portref=file>' not specified"],
-    ['unknown option', ['replay', 's.json', '--in', 'p1=x', '--out', 'o', '--lop', '2'], "dvrlab: unknown option '--lop' (Did you mean --loop?)"],
-    ['two speeds', ['replay', 's.json', '--in', 'p1=x', '--out', 'o', '--topspeed', '--pps', '5'], "dvrlab: option '--topspeed' cannot be used with option '--pps <n>'"],
-    ['multiplier and pps', ['replay', 's.json', '--in', 'p1=x', '--out', 'o', '--multiplier', '2', '--pps', '5'], "dvrlab: option '--multiplier <x>' cannot be used with option '--pps <n>'"],
-    ['loop 0', ['replay', 's.json', '--in', 'p1=x', '--out', 'o', '--loop', '0'], "dvrlab: option '--loop <n>' argument '0' is invalid. expected a whole number >= 1."],
-    ['fractional limit', ['replay', 's.json', '--in', 'p1=x', '--out', 'o', '--limit', '1.5'], "dvrlab: option '--limit <n>' argument '1.5' is invalid. expected a whole number >= 1."],
-    ['negative pps', ['replay', 's.json', '--in', 'p1=x', '--out', 'o', '--pps', '-3'], "dvrlab: option '--pps <n>' argument '-3' is invalid. expected a number > 0."],
-    ['bad multiplier', ['replay', 's.json', '--in', 'p1=x', '--out', 'o', '--multiplier', 'fast'], "dvrlab: option '--multiplier <x>' argument 'fast' is invalid. expected a number > 0."],
-    ['missing scenario file', ['replay', 'nope.json', '--in', 'p1=x', '--out', 'o'], 'dvrlab: nope.json: cannot read scenario: no such file'],
+    [
+      'missing scenario',
+      ['replay', '--in', 'p1=x', '--out', 'o'],
+      "dvrlab: missing required argument 'scenario'",
+    ],
+    [
+      'missing --out',
+      ['replay', 's.json', '--in', 'p1=x'],
+      "dvrlab: required option '--out <dir>' not specified",
+    ],
+    [
+      'missing --in',
+      ['replay', 's.json', '--out', 'o'],
+      "dvrlab: required option '--in <portref=file>' not specified",
+    ],
+    [
+      'unknown option',
+      ['replay', 's.json', '--in', 'p1=x', '--out', 'o', '--lop', '2'],
+      "dvrlab: unknown option '--lop' (Did you mean --loop?)",
+    ],
+    [
+      'two speeds',
+      ['replay', 's.json', '--in', 'p1=x', '--out', 'o', '--topspeed', '--pps', '5'],
+      "dvrlab: option '--topspeed' cannot be used with option '--pps <n>'",
+    ],
+    [
+      'multiplier and pps',
+      ['replay', 's.json', '--in', 'p1=x', '--out', 'o', '--multiplier', '2', '--pps', '5'],
+      "dvrlab: option '--multiplier <x>' cannot be used with option '--pps <n>'",
+    ],
+    [
+      'loop 0',
+      ['replay', 's.json', '--in', 'p1=x', '--out', 'o', '--loop', '0'],
+      "dvrlab: option '--loop <n>' argument '0' is invalid. expected a whole number >= 1.",
+    ],
+    [
+      'fractional limit',
+      ['replay', 's.json', '--in', 'p1=x', '--out', 'o', '--limit', '1.5'],
+      "dvrlab: option '--limit <n>' argument '1.5' is invalid. expected a whole number >= 1.",
+    ],
+    [
+      'negative pps',
+      ['replay', 's.json', '--in', 'p1=x', '--out', 'o', '--pps', '-3'],
+      "dvrlab: option '--pps <n>' argument '-3' is invalid. expected a number > 0.",
+    ],
+    [
+      'bad multiplier',
+      ['replay', 's.json', '--in', 'p1=x', '--out', 'o', '--multiplier', 'fast'],
+      "dvrlab: option '--multiplier <x>' argument 'fast' is invalid. expected a number > 0.",
+    ],
+    [
+      'missing scenario file',
+      ['replay', 'nope.json', '--in', 'p1=x', '--out', 'o'],
+      'dvrlab: nope.json: cannot read scenario: no such file',
+    ],
   ];
   for (const [what, args, line] of errors) {
     it(`usage error: ${what}`, () => assertUserError(dvrlab(args), line));
@@ -105,7 +159,8 @@ describe('dvrlab executable', () => {
     const base = ['--out', out];
     assertUserError(
       dvrlab(['replay', 'bad.json', '--in', 'p1=in.pcap', ...base], dir),
-      'dvrlab: bad.json:2:54: bridges[0].ports[0].ofport: expected a number from 1 to 65279, got "x"',
+      'dvrlab: bad.json:2:54: bridges[0].ports[0].ofport: expected a number from 1 to 65279, ' +
+        'got "x"',
     );
     assertUserError(
       dvrlab(['replay', 's.json', '--in', 'p3=in.pcap', ...base], dir),
@@ -228,11 +283,23 @@ describe('replay command with a test engine', () => {
     }
   }
 
-  it('hands the engine canonical refs, every output, and the speed; writes stats.json', async () => {
-    const r = await replay([
-      '--in', 'p1=in.pcap', '--in', 'br0/p2=in2.pcap', '--loop', '2', '--pps', '0.25',
-      '--limit', '10', '--nsec',
-    ], { packets_in: 6, packets_out: 6, inputs: [] });
+  it('hands the engine canonical refs, all outputs and the speed; writes stats.json', async () => {
+    const r = await replay(
+      [
+        '--in',
+        'p1=in.pcap',
+        '--in',
+        'br0/p2=in2.pcap',
+        '--loop',
+        '2',
+        '--pps',
+        '0.25',
+        '--limit',
+        '10',
+        '--nsec',
+      ],
+      { packets_in: 6, packets_out: 6, inputs: [] },
+    );
     assert.equal(r.stderr, '');
     assert.equal(r.code, 0);
     assert.deepEqual(r.seen.options, {

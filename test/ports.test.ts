@@ -50,7 +50,9 @@ const MULTI_NODE = {
         name: 'br-tun',
         ports: [{ name: 'patch-int', ofport: 1, type: 'patch', peer: 'patch-tun' }],
       },
-      ...(i === 0 ? [{ name: 'br-ex', ports: [{ name: 'eth1', ofport: 1, type: 'uplink' }] }] : []),
+      ...(i === 0
+        ? [{ name: 'br-ex', ports: [{ name: 'eth1', ofport: 1, type: 'uplink' }] }]
+        : []),
     ],
   })),
 };
@@ -91,7 +93,10 @@ describe('one-node port references', () => {
       errorOf(() => idx.resolve('a/b/c')).message,
       '"a/b/c" is not a port reference of a one-node scenario; use BRIDGE/PORT, BRIDGE or PORT',
     );
-    assert.equal(errorOf(() => idx.resolve('br-int/')).message, '"br-int/" is not a port reference');
+    assert.equal(
+      errorOf(() => idx.resolve('br-int/')).message,
+      '"br-int/" is not a port reference',
+    );
     assert.equal(errorOf(() => idx.resolve('')).message, '"" is not a port reference');
   });
 
@@ -102,7 +107,7 @@ describe('one-node port references', () => {
     );
     assert.equal(
       errorOf(() => idx.resolveInput('br-tun/vxlan0')).message,
-      "cannot inject on vxlan port br-tun/vxlan0: inject the encapsulated frames on the " +
+      'cannot inject on vxlan port br-tun/vxlan0: inject the encapsulated frames on the ' +
         "underlay bridge's NIC",
     );
     assert.equal(idx.resolveInput('eth0').ref, 'br-phy/eth0');
@@ -151,7 +156,8 @@ describe('multi-node port references', () => {
     );
     assert.equal(
       errorOf(() => idx.resolve('test03')).message,
-      'unknown port "test03" (did you mean "test01"?); ports are: test01, node1/br-int/qvo-shared, ' +
+      'unknown port "test03" (did you mean "test01"?); ports are: test01, ' +
+        'node1/br-int/qvo-shared, ' +
         'node1/br-int/qr-1, node1/br-int/patch-tun, node1/br-int, node1/br-tun/patch-int, ' +
         'node1/br-tun, node1/uplink, node1/br-ex, node1/underlay, test02, ' +
         'node2/br-int/qvo-shared, ... (6 more)',

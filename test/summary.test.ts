@@ -107,7 +107,10 @@ describe('tcpreplay lines', () => {
         flowPackets: 0,
         nonFlowPackets: 0,
       }),
-      ['Actual: 0 packets (0 bytes) sent in 0.000000 seconds', 'Rated: 0.0 Bps, 0.000 Mbps, 0.00 pps'],
+      [
+        'Actual: 0 packets (0 bytes) sent in 0.000000 seconds',
+        'Rated: 0.0 Bps, 0.000 Mbps, 0.00 pps',
+      ],
     );
   });
 });

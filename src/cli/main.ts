@@ -8,7 +8,12 @@
  * runs the engine does, so help and argument errors work before it is built.
  */
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError, InvalidArgumentError, Option } from '@commander-js/extra-typings';
+import {
+  Command,
+  CommanderError,
+  InvalidArgumentError,
+  Option,
+} from '@commander-js/extra-typings';
 import { DvrlabError, oneLine } from '../errors.js';
 import { type CliIo, type EngineFactory, nativeEngine, replayCommand } from './replay.js';
 

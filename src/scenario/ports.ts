@@ -115,7 +115,9 @@ export class PortIndex {
     if (userRef === '' || parts.some((p) => p === '')) {
       throw new PortRefError(`"${userRef}" is not a port reference`);
     }
-    return this.oneNode ? this.resolveOneNode(userRef, parts) : this.resolveMultiNode(userRef, parts);
+    return this.oneNode
+      ? this.resolveOneNode(userRef, parts)
+      : this.resolveMultiNode(userRef, parts);
   }
 
   /** As `resolve`, for a port that frames are injected on: not a patch or tunnel port. */
@@ -178,7 +180,8 @@ export class PortIndex {
         const guess = closest(bridgeName, bridges);
         const hint = guess !== undefined ? ` (did you mean "${guess}"?)` : '';
         throw new PortRefError(
-          `unknown bridge "${bridgeName}" in "${userRef}"${hint}; bridges are: ${bridges.join(', ')}`,
+          `unknown bridge "${bridgeName}" in "${userRef}"${hint}; ` +
+            `bridges are: ${bridges.join(', ')}`,
         );
       }
       const hit = this.byRef.get(`${bridgeName}/${portName}`);
@@ -187,7 +190,8 @@ export class PortIndex {
       return this.unknown(userRef, `ports of ${bridgeName} are`, candidates);
     }
     throw new PortRefError(
-      `"${userRef}" is not a port reference of a one-node scenario; use BRIDGE/PORT, BRIDGE or PORT`,
+      `"${userRef}" is not a port reference of a one-node scenario; ` +
+        'use BRIDGE/PORT, BRIDGE or PORT',
     );
   }
 
@@ -244,7 +248,9 @@ export class PortIndex {
       if (local) return local;
       const port = ofNode.find((p) => p.kind === 'port' && p.name === name);
       if (port) return port;
-      const candidates = ofNode.map((p) => (p.kind === 'local' ? `${nodeName}/${p.bridge}` : p.ref));
+      const candidates = ofNode.map((p) =>
+        p.kind === 'local' ? `${nodeName}/${p.bridge}` : p.ref,
+      );
       return this.unknown(userRef, `ports of ${nodeName} are`, candidates);
     }
     const [bridgeName] = rest;
