@@ -135,7 +135,9 @@ export function loadAddon(): RawAddon {
   }
   const candidate = loaded as Partial<RawAddon>;
   if (typeof candidate.Engine !== 'function' || typeof candidate.version !== 'function') {
-    throw new AddonError('the native engine does not export Engine and version(); run npm install');
+    throw new AddonError(
+      'the native engine does not export Engine and version(); run npm install',
+    );
   }
   addon = candidate as RawAddon;
   return addon;

@@ -1,7 +1,7 @@
 /**
  * Shared test helpers: temporary directories and capturing the message of a thrown error.
  */
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,9 +9,13 @@ import { fileURLToPath } from 'node:url';
 /** The repository root (tests run from dist/test/). */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** Creates a temporary directory holding `files` (name -> content) and returns its path. */
+/**
+ * Creates a temporary directory holding `files` (name -> content) and returns its path; it is
+ * removed when the test process exits.
+ */
 export function tempDir(files: Record<string, string> = {}): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'dvrlab-test-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
   for (const [name, content] of Object.entries(files)) {
     const full = path.join(dir, name);
     mkdirSync(path.dirname(full), { recursive: true });

@@ -104,7 +104,10 @@ describe('one-node scenarios (ovs-oracle JSON)', () => {
     assert.equal(bridge.flows.length, 1);
     assert.equal(bridge.flows[0].text, 'in_port=1,actions=mod_dl_src:02:00:00:00:00:aa,output:2');
     assert.equal(bridge.flows[0].line, 2);
-    assert.equal(path.resolve(bridge.flows[0].source), path.join(EXAMPLES, 'l2-rewrite', 'br0.flows'));
+    assert.equal(
+      path.resolve(bridge.flows[0].source),
+      path.join(EXAMPLES, 'l2-rewrite', 'br0.flows'),
+    );
   });
 
   it('normalises ports, bridges, routes and neighbours', () => {
@@ -202,18 +205,26 @@ describe('one-node scenarios (ovs-oracle JSON)', () => {
   it('rejects groups and meters', () => {
     const obj = oneNode();
     obj.bridges[1].groups = ['group_id=1,type=select,bucket=output:1'];
-    assert.equal(withoutPos(jsonError(obj)), 'scenario.json: bridges[1].groups: groups are not supported');
+    assert.equal(
+      withoutPos(jsonError(obj)),
+      'scenario.json: bridges[1].groups: groups are not supported',
+    );
     const obj2 = oneNode();
     obj2.bridges[0].meters = ['meter=1 pktps band=type=drop rate=10'];
-    assert.equal(withoutPos(jsonError(obj2)), 'scenario.json: bridges[0].meters: meters are not supported');
+    assert.equal(
+      withoutPos(jsonError(obj2)),
+      'scenario.json: bridges[0].meters: meters are not supported',
+    );
   });
 });
 
 describe('flows', () => {
   it('splits a multi-line string, skipping blank and comment lines but counting them', () => {
     const obj = oneNode();
-    obj.bridges[0].flows = '# header\n\nin_port=1,actions=output:2  # to the tunnel\n  \nin_port=2,actions=output:1\n';
-    const { flows } = loadScenarioText(JSON.stringify(obj), 'sc.json').scenario.nodes[0].bridges[0];
+    obj.bridges[0].flows =
+      '# header\n\nin_port=1,actions=output:2  # to the tunnel\n  \nin_port=2,actions=output:1\n';
+    const { flows } = loadScenarioText(JSON.stringify(obj), 'sc.json').scenario.nodes[0]
+      .bridges[0];
     assert.deepEqual(flows, [
       { text: 'in_port=1,actions=output:2', source: 'sc.json:bridges[0].flows', line: 3 },
       { text: 'in_port=2,actions=output:1', source: 'sc.json:bridges[0].flows', line: 5 },
@@ -223,8 +234,11 @@ describe('flows', () => {
   it('skips blank and comment entries of an array, keeping each entry its index', () => {
     const obj = oneNode();
     obj.bridges[0].flows = ['# first', '', 'actions=drop'];
-    const { flows } = loadScenarioText(JSON.stringify(obj), 'sc.json').scenario.nodes[0].bridges[0];
-    assert.deepEqual(flows, [{ text: 'actions=drop', source: 'sc.json:bridges[0].flows[2]', line: 1 }]);
+    const { flows } = loadScenarioText(JSON.stringify(obj), 'sc.json').scenario.nodes[0]
+      .bridges[0];
+    assert.deepEqual(flows, [
+      { text: 'actions=drop', source: 'sc.json:bridges[0].flows[2]', line: 1 },
+    ]);
   });
 
   it('reads a flows file next to the scenario, wherever the scenario is', () => {
@@ -297,7 +311,11 @@ describe('multi-node scenarios', () => {
     });
     assert.equal(node.bridges[0].ports[1].type, 'uplink');
     assert.deepEqual(node.bridges[0].flows, [
-      { text: 'priority=0,actions=NORMAL', source: 'cloud.yaml:nodes[0].bridges[0].flows', line: 2 },
+      {
+        text: 'priority=0,actions=NORMAL',
+        source: 'cloud.yaml:nodes[0].bridges[0].flows',
+        line: 2,
+      },
     ]);
     assert.deepEqual(node.namespaces, [{ name: 'qrouter-1' }]);
     assert.deepEqual(loaded.warnings, [
@@ -365,16 +383,41 @@ describe('multi-node scenarios', () => {
 
 describe('syntax errors', () => {
   const cases: [string, string, string][] = [
-    ['trailing comma', '{"bridges": [],\n}', "s.json:2:1: expected a property name after ',', found '}' (trailing commas are not allowed in JSON)"],
-    ['missing colon', '{\n  "bridges" []\n}', "s.json:2:13: expected ':' after property name, found '['"],
-    ['missing comma', '{"bridges": [\n  {"name": "a"}\n  {"name": "b"}]}', "s.json:3:3: expected ',' or ']' after array element, found '{'"],
+    [
+      'trailing comma',
+      '{"bridges": [],\n}',
+      "s.json:2:1: expected a property name after ',', found '}' " +
+        '(trailing commas are not allowed in JSON)',
+    ],
+    [
+      'missing colon',
+      '{\n  "bridges" []\n}',
+      "s.json:2:13: expected ':' after property name, found '['",
+    ],
+    [
+      'missing comma',
+      '{"bridges": [\n  {"name": "a"}\n  {"name": "b"}]}',
+      "s.json:3:3: expected ',' or ']' after array element, found '{'",
+    ],
     ['unterminated string', '{"bridges": [{"name": "br0}]}', 's.json:1:23: unterminated string'],
     ['end of file', '{"bridges": [', 's.json:1:14: expected a value, found end of file'],
     ['bad word', '{"pmd": tru}', "s.json:1:9: expected a value, found 'tru'"],
-    ['single quotes', "{'bridges': []}", "s.json:1:2: expected a property name in double quotes, found '''"],
-    ['comment', '{\n  // br0\n  "bridges": []}', 's.json:2:3: comments are not allowed in JSON (use a .yaml file for comments)'],
+    [
+      'single quotes',
+      "{'bridges': []}",
+      "s.json:1:2: expected a property name in double quotes, found '''",
+    ],
+    [
+      'comment',
+      '{\n  // br0\n  "bridges": []}',
+      's.json:2:3: comments are not allowed in JSON (use a .yaml file for comments)',
+    ],
     ['duplicate key', '{"bridges": [],\n "bridges": []}', 's.json:2:2: duplicate key "bridges"'],
-    ['text after', '{"bridges": []} x', "s.json:1:17: expected end of file after the JSON value, found 'x'"],
+    [
+      'text after',
+      '{"bridges": []} x',
+      "s.json:1:17: expected end of file after the JSON value, found 'x'",
+    ],
     ['empty', '', 's.json:1:1: expected a value, found end of file'],
   ];
   for (const [what, text, message] of cases) {
@@ -413,7 +456,10 @@ describe('syntax errors', () => {
     const file = path.join(dir, 'nope.json');
     const err = errorOf(() => loadScenario(file));
     assert.equal(err.message, `${file}: cannot read scenario: no such file`);
-    assert.equal(errorOf(() => loadScenario(dir)).message, `${dir}: cannot read scenario: is a directory`);
+    assert.equal(
+      errorOf(() => loadScenario(dir)).message,
+      `${dir}: cannot read scenario: is a directory`,
+    );
   });
 });
 
@@ -442,7 +488,11 @@ describe('schema errors', () => {
   });
 
   const cases: [string, (o: Record<string, any>) => void, string][] = [
-    ['missing name', (o) => delete o.bridges[0].name, 'bridges[0].name: missing (expected a name)'],
+    [
+      'missing name',
+      (o) => delete o.bridges[0].name,
+      'bridges[0].name: missing (expected a name)',
+    ],
     [
       'unknown key, with a guess',
       (o) => {
@@ -462,29 +512,89 @@ describe('schema errors', () => {
     [
       'unknown key, no guess',
       (o) => (o.zzz = 1),
-      'zzz: unknown key "zzz"; expected one of: comment, pmd, mtu, ovs_other_config, ofctl_args, ' +
+      'zzz: unknown key "zzz"; expected one of: comment, pmd, mtu, ovs_other_config, ' +
+        'ofctl_args, ' +
         'keep_local_ip, bridges, routes, neighbors, vsctl, appctl',
     ],
     [
       'bad port type',
       (o) => (o.bridges[0].ports[0].type = 'geneve'),
-      'bridges[0].ports[0].type: expected a port type: internal, dummy, system, tap, dpdk, afxdp, ' +
+      'bridges[0].ports[0].type: expected a port type: internal, dummy, system, tap, dpdk, ' +
+        'afxdp, ' +
         'patch, vxlan, uplink, got "geneve"',
     ],
-    ['bad ofport', (o) => (o.bridges[0].ports[0].ofport = 0), 'bridges[0].ports[0].ofport: expected a number from 1 to 65279, got 0'],
-    ['fractional ofport', (o) => (o.bridges[0].ports[0].ofport = 1.5), 'bridges[0].ports[0].ofport: expected a number from 1 to 65279, got 1.5'],
-    ['bad tag', (o) => (o.bridges[0].ports[0].tag = 4096), 'bridges[0].ports[0].tag: expected a number from 0 to 4095, got 4096'],
-    ['bad fail_mode', (o) => (o.bridges[0].fail_mode = 'open'), 'bridges[0].fail_mode: expected secure or standalone, got "open"'],
-    ['bad bridge MAC', (o) => (o.bridges[2].mac = 'aa:55:aa:55:00'), 'bridges[2].mac: expected a MAC address like aa:bb:cc:dd:ee:ff, got "aa:55:aa:55:00"'],
-    ['bridge IP without prefix', (o) => (o.bridges[2].ip = '192.168.1.12'), 'bridges[2].ip: expected an address with a prefix length like 192.168.1.0/24, got "192.168.1.12"'],
-    ['bad route prefix', (o) => (o.routes[0].prefix = '192.168.1.0/33'), 'routes[0].prefix: expected an address with a prefix length like 192.168.1.0/24, got "192.168.1.0/33"'],
-    ['bad route gateway', (o) => (o.routes[0].gw = 'gateway'), 'routes[0].gw: expected an IP address like 192.168.1.12, got "gateway"'],
-    ['bad neighbour IP', (o) => (o.neighbors[0].ip = '192.168.1'), 'neighbors[0].ip: expected an IP address like 192.168.1.12, got "192.168.1"'],
-    ['bad neighbour MAC', (o) => (o.neighbors[0].mac = 'aabbcc000013'), 'neighbors[0].mac: expected a MAC address like aa:bb:cc:dd:ee:ff, got "aabbcc000013"'],
-    ['name with a slash', (o) => (o.bridges[0].ports[0].name = 'a/b'), `bridges[0].ports[0].name: expected a name without '/' or spaces, got "a/b"`],
-    ['name ..', (o) => (o.bridges[0].name = '..'), 'bridges[0].name: expected a name other than "." or "..", got ".."'],
-    ['bridges not an array', (o) => (o.bridges = {}), 'bridges: expected an array of bridges, got an object'],
-    ['options not an object', (o) => (o.bridges[1].ports[1].options = 'remote_ip=1.2.3.4'), 'bridges[1].ports[1].options: expected an object, got "remote_ip=1.2.3.4"'],
+    [
+      'bad ofport',
+      (o) => (o.bridges[0].ports[0].ofport = 0),
+      'bridges[0].ports[0].ofport: expected a number from 1 to 65279, got 0',
+    ],
+    [
+      'fractional ofport',
+      (o) => (o.bridges[0].ports[0].ofport = 1.5),
+      'bridges[0].ports[0].ofport: expected a number from 1 to 65279, got 1.5',
+    ],
+    [
+      'bad tag',
+      (o) => (o.bridges[0].ports[0].tag = 4096),
+      'bridges[0].ports[0].tag: expected a number from 0 to 4095, got 4096',
+    ],
+    [
+      'bad fail_mode',
+      (o) => (o.bridges[0].fail_mode = 'open'),
+      'bridges[0].fail_mode: expected secure or standalone, got "open"',
+    ],
+    [
+      'bad bridge MAC',
+      (o) => (o.bridges[2].mac = 'aa:55:aa:55:00'),
+      'bridges[2].mac: expected a MAC address like aa:bb:cc:dd:ee:ff, got "aa:55:aa:55:00"',
+    ],
+    [
+      'bridge IP without prefix',
+      (o) => (o.bridges[2].ip = '192.168.1.12'),
+      'bridges[2].ip: expected an address with a prefix length like 192.168.1.0/24, ' +
+        'got "192.168.1.12"',
+    ],
+    [
+      'bad route prefix',
+      (o) => (o.routes[0].prefix = '192.168.1.0/33'),
+      'routes[0].prefix: expected an address with a prefix length like 192.168.1.0/24, ' +
+        'got "192.168.1.0/33"',
+    ],
+    [
+      'bad route gateway',
+      (o) => (o.routes[0].gw = 'gateway'),
+      'routes[0].gw: expected an IP address like 192.168.1.12, got "gateway"',
+    ],
+    [
+      'bad neighbour IP',
+      (o) => (o.neighbors[0].ip = '192.168.1'),
+      'neighbors[0].ip: expected an IP address like 192.168.1.12, got "192.168.1"',
+    ],
+    [
+      'bad neighbour MAC',
+      (o) => (o.neighbors[0].mac = 'aabbcc000013'),
+      'neighbors[0].mac: expected a MAC address like aa:bb:cc:dd:ee:ff, got "aabbcc000013"',
+    ],
+    [
+      'name with a slash',
+      (o) => (o.bridges[0].ports[0].name = 'a/b'),
+      `bridges[0].ports[0].name: expected a name without '/' or spaces, got "a/b"`,
+    ],
+    [
+      'name ..',
+      (o) => (o.bridges[0].name = '..'),
+      'bridges[0].name: expected a name other than "." or "..", got ".."',
+    ],
+    [
+      'bridges not an array',
+      (o) => (o.bridges = {}),
+      'bridges: expected an array of bridges, got an object',
+    ],
+    [
+      'options not an object',
+      (o) => (o.bridges[1].ports[1].options = 'remote_ip=1.2.3.4'),
+      'bridges[1].ports[1].options: expected an object, got "remote_ip=1.2.3.4"',
+    ],
   ];
   for (const [what, mutate, message] of cases) {
     it(what, () => {
@@ -537,12 +647,18 @@ describe('consistency checks', () => {
     [
       'patch peer missing',
       (o) => (o.bridges[0].ports[1].options.peer = 'patch-nowhere'),
-      'bridges[0].ports[1].options.peer: patch port "patch-tun": no patch port named "patch-nowhere"',
+      'bridges[0].ports[1].options.peer: patch port "patch-tun": no patch port named ' +
+        '"patch-nowhere"',
     ],
     [
       'patch peer not pointing back',
       (o) => {
-        o.bridges[2].ports.push({ name: 'patch-x', ofport: 2, type: 'patch', options: { peer: 'patch-int' } });
+        o.bridges[2].ports.push({
+          name: 'patch-x',
+          ofport: 2,
+          type: 'patch',
+          options: { peer: 'patch-int' },
+        });
       },
       'bridges[2].ports[1].options.peer: patch port "patch-x": its peer "patch-int" has peer ' +
         '"patch-tun", not "patch-x"',
@@ -565,7 +681,8 @@ describe('consistency checks', () => {
     [
       'vxlan with a bad remote_ip',
       (o) => (o.bridges[1].ports[1].options.remote_ip = '192.168.1.300'),
-      'bridges[1].ports[1].options.remote_ip: expected an IP address or "flow", got "192.168.1.300"',
+      'bridges[1].ports[1].options.remote_ip: expected an IP address or "flow", ' +
+        'got "192.168.1.300"',
     ],
     [
       'vxlan with a bad local_ip',

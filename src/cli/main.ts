@@ -8,9 +8,14 @@
  * runs the engine does, so help and argument errors work before it is built.
  */
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError, InvalidArgumentError, Option } from '@commander-js/extra-typings';
+import {
+  Command,
+  CommanderError,
+  InvalidArgumentError,
+  Option,
+} from '@commander-js/extra-typings';
 import { DvrlabError, oneLine } from '../errors.js';
-import { type CliIo, replayCommand } from './replay.js';
+import { type CliIo, type EngineFactory, nativeEngine, replayCommand } from './replay.js';
 
 /** The package version, read from package.json (two levels up from dist/src/cli/). */
 export function packageVersion(): string {
@@ -40,8 +45,13 @@ function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
+/** What the commands run on; tests replace the engine. */
+export interface CliDeps {
+  makeEngine?: EngineFactory;
+}
+
 /** Builds the program; `result` receives the exit code of the command that ran. */
-function buildProgram(io: CliIo, result: { code: number }) {
+function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
   const program = new Command()
     .name('dvrlab')
     .description(
@@ -99,17 +109,18 @@ function buildProgram(io: CliIo, result: { code: number }) {
     .option('--no-progress', 'do not draw a progress bar')
     .option('-q, --quiet', 'print no summary')
     .action(async (scenario, opts) => {
-      result.code = await replayCommand(scenario, { ...opts, in: opts.in ?? [] }, io);
+      const args = { ...opts, in: opts.in ?? [] };
+      result.code = await replayCommand(scenario, args, io, deps.makeEngine ?? nativeEngine);
     });
 
   return program;
 }
 
 /** Runs the CLI on `argv` (without the node and script paths) and returns the exit code. */
-export async function run(argv: string[], io: CliIo): Promise<number> {
+export async function run(argv: string[], io: CliIo, deps: CliDeps = {}): Promise<number> {
   const result = { code: 0 };
   try {
-    const program = buildProgram(io, result);
+    const program = buildProgram(io, result, deps);
     await program.parseAsync(argv, { from: 'user' });
     return result.code;
   } catch (e) {

@@ -10,7 +10,14 @@
 import { accessSync, constants, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { FileError, PortRefError, UsageError } from '../errors.js';
-import { Engine, type NativeReplayOptions, type PortFile, type StatsJson } from '../native.js';
+import {
+  Engine,
+  type NativeReplayOptions,
+  type NativeScenario,
+  type PortFile,
+  type Progress,
+  type StatsJson,
+} from '../native.js';
 import { describeFsError, loadScenario } from '../scenario/load.js';
 import { PortIndex } from '../scenario/ports.js';
 import { startProgress } from './progress.js';
@@ -67,7 +74,7 @@ export function speedOf(args: ReplayArgs): NativeReplayOptions['speed'] {
 export interface ReplayPlan {
   scenarioFile: string;
   warnings: string[];
-  engineScenario: ConstructorParameters<typeof Engine>[0];
+  engineScenario: NativeScenario;
   options: NativeReplayOptions;
   outDir: string;
 }
@@ -132,11 +139,28 @@ export function prepareOutputs(plan: ReplayPlan): void {
   }
 }
 
+/** What the replay command needs of an engine (the native `Engine`, or a test's own). */
+export interface ReplayEngine {
+  replay(options: NativeReplayOptions): Promise<StatsJson>;
+  progress(): Progress;
+}
+
+/** Builds an engine for a scenario. */
+export type EngineFactory = (scenario: NativeScenario) => ReplayEngine;
+
+/** The native engine; loading the addon happens here, on first use. */
+export const nativeEngine: EngineFactory = (scenario) => new Engine(scenario);
+
 /** Runs `dvrlab replay` and returns the exit code. */
-export async function replayCommand(scenarioFile: string, args: ReplayArgs, io: CliIo): Promise<number> {
+export async function replayCommand(
+  scenarioFile: string,
+  args: ReplayArgs,
+  io: CliIo,
+  makeEngine: EngineFactory = nativeEngine,
+): Promise<number> {
   const plan = planReplay(scenarioFile, args);
   for (const w of plan.warnings) io.stderr.write(`dvrlab: warning: ${w}\n`);
-  const engine = new Engine(plan.engineScenario);
+  const engine = makeEngine(plan.engineScenario);
   prepareOutputs(plan);
   const showProgress = io.stderrIsTTY && args.progress && !args.quiet;
   const bar = showProgress ? startProgress(() => engine.progress(), io.stderr) : undefined;

@@ -66,11 +66,14 @@ export function formatTcpreplayLines(c: TcpreplayCounters): string[] {
 
   const sec = diffUs / MILLION;
   const usec = diffUs % MILLION;
-  const seconds = diffUs >= MILLION ? `${sec}.${pad(usec / 10_000n, 2)}` : `${sec}.${pad(usec, 6)}`;
-  const mbps = mbSec >= 1n ? `${mbSec}.${pad(mbSec100ths, 2)}` : `${mbSec}.${pad(mbSec1000ths, 3)}`;
+  const seconds =
+    diffUs >= MILLION ? `${sec}.${pad(usec / 10_000n, 2)}` : `${sec}.${pad(usec, 6)}`;
+  const mbps =
+    mbSec >= 1n ? `${mbSec}.${pad(mbSec100ths, 2)}` : `${mbSec}.${pad(mbSec1000ths, 3)}`;
   const lines = [
     `Actual: ${pkts} packets (${bytes} bytes) sent in ${seconds} seconds`,
-    `Rated: ${bytesSec}.${bytesSec10ths} Bps, ${mbps} Mbps, ${pktsSec}.${pad(pktsSec100ths, 2)} pps`,
+    `Rated: ${bytesSec}.${bytesSec10ths} Bps, ${mbps} Mbps, ` +
+      `${pktsSec}.${pad(pktsSec100ths, 2)} pps`,
   ];
 
   const flows = big(c.flows);
@@ -78,7 +81,8 @@ export function formatTcpreplayLines(c: TcpreplayCounters): string[] {
     const fpsX100 = diffUs > 0n ? (flows * 100n * MILLION) / diffUs : 0n;
     lines.push(
       `Flows: ${flows} flows, ${fpsX100 / 100n}.${pad(fpsX100 % 100n, 2)} fps, ` +
-        `${big(c.flowPackets)} unique flow packets, ${big(c.nonFlowPackets)} unique non-flow packets`,
+        `${big(c.flowPackets)} unique flow packets, ` +
+        `${big(c.nonFlowPackets)} unique non-flow packets`,
     );
   }
   return lines;

@@ -143,7 +143,15 @@ class Loader {
           this.fail(['nodes', i, 'name'], `duplicate node name "${n.name}" (also nodes[${prev}])`);
         }
         names.set(n.name, i);
-        const node = this.node(['nodes', i], n.name, n.bridges, n.routes, n.neighbors, n.mtu, false);
+        const node = this.node(
+          ['nodes', i],
+          n.name,
+          n.bridges,
+          n.routes,
+          n.neighbors,
+          n.mtu,
+          false,
+        );
         if (n.underlay) node.underlay = { ip: n.underlay.ip, mac: n.underlay.mac.toLowerCase() };
         if (n.namespaces !== undefined) {
           node.namespaces = n.namespaces;
@@ -177,7 +185,10 @@ class Loader {
     bridges.forEach((b, i) => {
       const prev = bridgeAt.get(b.name);
       if (prev !== undefined) {
-        this.fail([...base, 'bridges', i, 'name'], `duplicate bridge name "${b.name}" (also ${formatPath([...base, 'bridges', prev])})`);
+        this.fail(
+          [...base, 'bridges', i, 'name'],
+          `duplicate bridge name "${b.name}" (also ${formatPath([...base, 'bridges', prev])})`,
+        );
       }
       bridgeAt.set(b.name, i);
     });
@@ -189,10 +200,17 @@ class Loader {
       (b.ports ?? []).forEach((p, pi) => {
         const here = [...base, 'bridges', bi, 'ports', pi];
         if (bridgeAt.has(p.name)) {
-          this.fail([...here, 'name'], `port name "${p.name}" is taken by the LOCAL port of bridge "${p.name}"`);
+          this.fail(
+            [...here, 'name'],
+            `port name "${p.name}" is taken by the LOCAL port of bridge "${p.name}"`,
+          );
         }
         const prev = portAt.get(p.name);
-        if (prev) this.fail([...here, 'name'], `duplicate port name "${p.name}" (also ${formatPath(prev)})`);
+        if (prev)
+          this.fail(
+            [...here, 'name'],
+            `duplicate port name "${p.name}" (also ${formatPath(prev)})`,
+          );
         portAt.set(p.name, here);
       });
     });
@@ -209,7 +227,9 @@ class Loader {
     };
     const nativeRoutes: NativeRoute[] = (routes ?? []).map((r, i) => {
       checkDev([...base, 'routes', i, 'dev'], r.dev);
-      return r.gw === undefined ? { prefix: r.prefix, dev: r.dev } : { prefix: r.prefix, dev: r.dev, gw: r.gw };
+      return r.gw === undefined
+        ? { prefix: r.prefix, dev: r.dev }
+        : { prefix: r.prefix, dev: r.dev, gw: r.gw };
     });
     const nativeNeighbors: NativeNeighbor[] = (neighbors ?? []).map((n, i) => {
       checkDev([...base, 'neighbors', i, 'dev'], n.dev);
@@ -240,7 +260,10 @@ class Loader {
     const ports = (b.ports ?? []).map((p, pi) => {
       const prev = ofportAt.get(p.ofport);
       if (prev !== undefined) {
-        this.fail([...here, 'ports', pi, 'ofport'], `duplicate ofport ${p.ofport} in bridge "${b.name}" (also ports[${prev}])`);
+        this.fail(
+          [...here, 'ports', pi, 'ofport'],
+          `duplicate ofport ${p.ofport} in bridge "${b.name}" (also ports[${prev}])`,
+        );
       }
       ofportAt.set(p.ofport, pi);
       return this.port([...here, 'ports', pi], p, oneNode);
@@ -269,18 +292,31 @@ class Loader {
     const peer = p.peer ?? options.peer;
     delete options.peer;
     if (type === 'patch') {
-      if (peer === undefined) this.fail([...here, 'options'], `patch port "${p.name}" needs options.peer`);
+      if (peer === undefined)
+        this.fail([...here, 'options'], `patch port "${p.name}" needs options.peer`);
       port.peer = peer;
     } else if (peer !== undefined) {
-      this.fail([...here, p.peer !== undefined ? 'peer' : 'options'], `only patch ports have a peer ("${p.name}" is ${type})`);
+      this.fail(
+        [...here, p.peer !== undefined ? 'peer' : 'options'],
+        `only patch ports have a peer ("${p.name}" is ${type})`,
+      );
     }
     if (type === 'vxlan') this.checkVxlan(here, p.name, options);
 
-    const tag = p.tag ?? (set.tag !== undefined ? this.setInt([...here, 'port_set', 'tag'], set.tag, 0, 4095) : undefined);
+    const tag =
+      p.tag ??
+      (set.tag !== undefined
+        ? this.setInt([...here, 'port_set', 'tag'], set.tag, 0, 4095)
+        : undefined);
     if (tag !== undefined) port.tag = tag;
-    const trunks = p.trunks ?? (set.trunks !== undefined ? this.trunks([...here, 'port_set', 'trunks'], set.trunks) : undefined);
+    const trunks =
+      p.trunks ??
+      (set.trunks !== undefined
+        ? this.trunks([...here, 'port_set', 'trunks'], set.trunks)
+        : undefined);
     if (trunks !== undefined) port.trunks = trunks;
-    const vlanMode = p.vlan_mode ?? (set.vlan_mode !== undefined ? String(set.vlan_mode) : undefined);
+    const vlanMode =
+      p.vlan_mode ?? (set.vlan_mode !== undefined ? String(set.vlan_mode) : undefined);
     if (vlanMode !== undefined) port.vlanMode = vlanMode;
     if (p.mtu !== undefined) port.mtu = p.mtu;
     if (p.vm !== undefined) port.vm = p.vm;
@@ -290,7 +326,8 @@ class Loader {
   private setInt(here: PathSeg[], v: string | number | boolean, lo: number, hi: number): number {
     const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
     const r = intIn(lo, hi).safeParse(n);
-    if (!r.success) this.fail(here, `expected a number from ${lo} to ${hi}, got ${JSON.stringify(v)}`);
+    if (!r.success)
+      this.fail(here, `expected a number from ${lo} to ${hi}, got ${JSON.stringify(v)}`);
     return r.data;
   }
 
@@ -306,26 +343,45 @@ class Loader {
 
   private checkVxlan(here: PathSeg[], name: string, options: Record<string, string>): void {
     const remote = options.remote_ip;
-    if (remote === undefined) this.fail([...here, 'options'], `vxlan port "${name}" needs options.remote_ip`);
+    if (remote === undefined)
+      this.fail([...here, 'options'], `vxlan port "${name}" needs options.remote_ip`);
     if (remote !== 'flow' && !isIpAddress(remote)) {
-      this.fail([...here, 'options', 'remote_ip'], `expected an IP address or "flow", got ${JSON.stringify(remote)}`);
+      this.fail(
+        [...here, 'options', 'remote_ip'],
+        `expected an IP address or "flow", got ${JSON.stringify(remote)}`,
+      );
     }
     const local = options.local_ip;
     if (local !== undefined && local !== 'flow' && !isIpAddress(local)) {
-      this.fail([...here, 'options', 'local_ip'], `expected an IP address or "flow", got ${JSON.stringify(local)}`);
+      this.fail(
+        [...here, 'options', 'local_ip'],
+        `expected an IP address or "flow", got ${JSON.stringify(local)}`,
+      );
     }
     for (const k of ['key', 'in_key', 'out_key']) {
       const v = options[k];
       if (v !== undefined && v !== 'flow' && !/^(0x[0-9a-fA-F]{1,6}|\d{1,8})$/.test(v)) {
-        this.fail([...here, 'options', k], `expected a VNI (0 to 16777215) or "flow", got ${JSON.stringify(v)}`);
+        this.fail(
+          [...here, 'options', k],
+          `expected a VNI (0 to 16777215) or "flow", got ${JSON.stringify(v)}`,
+        );
       }
       if (v !== undefined && v !== 'flow' && Number(v) > 0xffffff) {
-        this.fail([...here, 'options', k], `expected a VNI (0 to 16777215) or "flow", got ${JSON.stringify(v)}`);
+        this.fail(
+          [...here, 'options', k],
+          `expected a VNI (0 to 16777215) or "flow", got ${JSON.stringify(v)}`,
+        );
       }
     }
     const dst = options.dst_port;
-    if (dst !== undefined && !(/^\d{1,5}$/.test(dst) && Number(dst) >= 1 && Number(dst) <= 65535)) {
-      this.fail([...here, 'options', 'dst_port'], `expected a UDP port from 1 to 65535, got ${JSON.stringify(dst)}`);
+    if (
+      dst !== undefined &&
+      !(/^\d{1,5}$/.test(dst) && Number(dst) >= 1 && Number(dst) <= 65535)
+    ) {
+      this.fail(
+        [...here, 'options', 'dst_port'],
+        `expected a UDP port from 1 to 65535, got ${JSON.stringify(dst)}`,
+      );
     }
   }
 
@@ -333,7 +389,8 @@ class Loader {
     const patches = new Map<string, { port: NativePort; at: PathSeg[] }>();
     bridges.forEach((b, bi) =>
       b.ports.forEach((p, pi) => {
-        if (p.type === 'patch') patches.set(p.name, { port: p, at: [...base, 'bridges', bi, 'ports', pi] });
+        if (p.type === 'patch')
+          patches.set(p.name, { port: p, at: [...base, 'bridges', bi, 'ports', pi] });
       }),
     );
     for (const { port, at } of patches.values()) {
@@ -341,7 +398,11 @@ class Loader {
       const where = [...at, 'options', 'peer'];
       if (!peer) this.fail(where, `patch port "${port.name}": no patch port named "${port.peer}"`);
       if (peer.port.peer !== port.name) {
-        this.fail(where, `patch port "${port.name}": its peer "${port.peer}" has peer "${peer.port.peer}", not "${port.name}"`);
+        this.fail(
+          where,
+          `patch port "${port.name}": its peer "${port.peer}" has peer ` +
+            `"${peer.port.peer}", not "${port.name}"`,
+        );
       }
     }
   }
@@ -352,7 +413,11 @@ class Loader {
       b.ports.forEach((p, pi) => {
         if (p.type !== 'uplink') return;
         const here = [...base, 'bridges', bi, 'ports', pi];
-        if (first) this.fail([...here, 'type'], `a node has at most one uplink port (also ${formatPath(first)})`);
+        if (first)
+          this.fail(
+            [...here, 'type'],
+            `a node has at most one uplink port (also ${formatPath(first)})`,
+          );
         first = here;
       }),
     );
@@ -366,7 +431,8 @@ class Loader {
           if (p.vm === undefined) return;
           const here = ['nodes', ni, 'bridges', bi, 'ports', pi, 'vm'];
           const prev = seen.get(p.vm);
-          if (prev) this.fail(here, `VM "${p.vm}" already has a port (${formatPath(prev.slice(0, -1))})`);
+          if (prev)
+            this.fail(here, `VM "${p.vm}" already has a port (${formatPath(prev.slice(0, -1))})`);
           if (nodes.some((other) => other.name === p.vm)) {
             this.fail(here, `VM name "${p.vm}" is also a node name`);
           }
@@ -404,11 +470,14 @@ class Loader {
     try {
       text = readFileSync(resolved, 'utf8');
     } catch (e) {
-      const hint = /actions\s*=/.test(name) ? ' (to write flows inline, give an array of strings)' : '';
+      const hint = /actions\s*=/.test(name)
+        ? ' (to write flows inline, give an array of strings)'
+        : '';
       return this.fail(here, `cannot read flows file "${name}": ${describeFsError(e)}${hint}`);
     }
     const rel = path.relative(process.cwd(), resolved);
-    const source = rel === '' || rel.startsWith('..' + path.sep + '..' + path.sep) ? resolved : rel;
+    const source =
+      rel === '' || rel.startsWith('..' + path.sep + '..' + path.sep) ? resolved : rel;
     text.split(/\r?\n/).forEach((l, j) => add(l, source, j + 1));
     return out;
   }

@@ -35,7 +35,12 @@ export function detectFormat(file: string, text: string): TextFormat {
   const lower = file.toLowerCase();
   if (lower.endsWith('.json')) return 'json';
   if (lower.endsWith('.yaml') || lower.endsWith('.yml')) return 'yaml';
-  return text.replace(/^\uFEFF/, '').trimStart().startsWith('{') ? 'json' : 'yaml';
+  return text
+    .replace(/^\uFEFF/, '')
+    .trimStart()
+    .startsWith('{')
+    ? 'json'
+    : 'yaml';
 }
 
 /** Parses `text` (read from `file`, used in messages) as JSON or YAML. */
@@ -150,7 +155,10 @@ class JsonParser {
       ['false', false],
       ['null', null],
     ] as const) {
-      if (this.text.startsWith(word, this.i) && !/[A-Za-z0-9_]/.test(this.text[this.i + word.length] ?? '')) {
+      if (
+        this.text.startsWith(word, this.i) &&
+        !/[A-Za-z0-9_]/.test(this.text[this.i + word.length] ?? '')
+      ) {
         this.i += word.length;
         return value;
       }
@@ -183,13 +191,22 @@ class JsonParser {
       this.i++;
       this.skipSpace();
       const value = this.parseValue([...path, key]);
-      Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(out, key, {
+        value,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
       this.skipSpace();
       const c = this.text[this.i];
       if (c === ',') {
         this.i++;
         this.skipSpace();
-        if (this.text[this.i] === '}') this.fail("expected a property name after ',', found '}' (trailing commas are not allowed in JSON)");
+        if (this.text[this.i] === '}')
+          this.fail(
+            "expected a property name after ',', found '}' " +
+              '(trailing commas are not allowed in JSON)',
+          );
         continue;
       }
       if (c === '}') {
@@ -215,7 +232,10 @@ class JsonParser {
       if (c === ',') {
         this.i++;
         this.skipSpace();
-        if (this.text[this.i] === ']') this.fail("expected a value after ',', found ']' (trailing commas are not allowed in JSON)");
+        if (this.text[this.i] === ']')
+          this.fail(
+            "expected a value after ',', found ']' (trailing commas are not allowed in JSON)",
+          );
         continue;
       }
       if (c === ']') {
@@ -240,7 +260,14 @@ class JsonParser {
       if (c === '\\') {
         const e = this.text[this.i + 1];
         const simple: Record<string, string> = {
-          '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t',
+          '"': '"',
+          '\\': '\\',
+          '/': '/',
+          b: '\b',
+          f: '\f',
+          n: '\n',
+          r: '\r',
+          t: '\t',
         };
         if (e !== undefined && e in simple) {
           out += simple[e];
@@ -254,7 +281,11 @@ class JsonParser {
         continue;
       }
       if (c.charCodeAt(0) < 0x20) {
-        this.fail(c === '\n' ? 'unterminated string (a JSON string cannot span lines; use \\n)' : 'control character in string');
+        this.fail(
+          c === '\n'
+            ? 'unterminated string (a JSON string cannot span lines; use \\n)'
+            : 'control character in string',
+        );
       }
       out += c;
       this.i++;

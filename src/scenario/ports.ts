@@ -115,7 +115,9 @@ export class PortIndex {
     if (userRef === '' || parts.some((p) => p === '')) {
       throw new PortRefError(`"${userRef}" is not a port reference`);
     }
-    return this.oneNode ? this.resolveOneNode(userRef, parts) : this.resolveMultiNode(userRef, parts);
+    return this.oneNode
+      ? this.resolveOneNode(userRef, parts)
+      : this.resolveMultiNode(userRef, parts);
   }
 
   /** As `resolve`, for a port that frames are injected on: not a patch or tunnel port. */
@@ -178,7 +180,8 @@ export class PortIndex {
         const guess = closest(bridgeName, bridges);
         const hint = guess !== undefined ? ` (did you mean "${guess}"?)` : '';
         throw new PortRefError(
-          `unknown bridge "${bridgeName}" in "${userRef}"${hint}; bridges are: ${bridges.join(', ')}`,
+          `unknown bridge "${bridgeName}" in "${userRef}"${hint}; ` +
+            `bridges are: ${bridges.join(', ')}`,
         );
       }
       const hit = this.byRef.get(`${bridgeName}/${portName}`);
@@ -187,7 +190,8 @@ export class PortIndex {
       return this.unknown(userRef, `ports of ${bridgeName} are`, candidates);
     }
     throw new PortRefError(
-      `"${userRef}" is not a port reference of a one-node scenario; use BRIDGE/PORT, BRIDGE or PORT`,
+      `"${userRef}" is not a port reference of a one-node scenario; ` +
+        'use BRIDGE/PORT, BRIDGE or PORT',
     );
   }
 
@@ -210,6 +214,12 @@ export class PortIndex {
         );
       }
       return this.unknown(userRef, 'ports are', this.userNames());
+    }
+    if (parts.length > 3) {
+      throw new PortRefError(
+        `"${userRef}" is not a port reference; use NODE/BRIDGE/PORT, NODE/underlay, ` +
+          'NODE/uplink or a VM name',
+      );
     }
     const [nodeName, ...rest] = parts;
     const node = this.nodes.find((n) => n.name === nodeName);
@@ -238,28 +248,24 @@ export class PortIndex {
       if (local) return local;
       const port = ofNode.find((p) => p.kind === 'port' && p.name === name);
       if (port) return port;
-      const candidates = ofNode.map((p) => (p.kind === 'local' ? `${nodeName}/${p.bridge}` : p.ref));
+      const candidates = ofNode.map((p) =>
+        p.kind === 'local' ? `${nodeName}/${p.bridge}` : p.ref,
+      );
       return this.unknown(userRef, `ports of ${nodeName} are`, candidates);
     }
-    if (rest.length === 2) {
-      const [bridgeName] = rest;
-      const hit = this.byRef.get(userRef);
-      if (hit) return hit;
-      const bridges = node.bridges.map((b) => b.name);
-      if (!bridges.includes(bridgeName)) {
-        const guess = closest(bridgeName, bridges);
-        const hint = guess !== undefined ? ` (did you mean "${guess}"?)` : '';
-        throw new PortRefError(
-          `unknown bridge "${bridgeName}" on node "${nodeName}" in "${userRef}"${hint}; ` +
-            `bridges are: ${bridges.join(', ')}`,
-        );
-      }
-      const candidates = ofNode.filter((p) => p.bridge === bridgeName).map((p) => p.ref);
-      return this.unknown(userRef, `ports of ${nodeName}/${bridgeName} are`, candidates);
+    const [bridgeName] = rest;
+    const hit = this.byRef.get(userRef);
+    if (hit) return hit;
+    const bridges = node.bridges.map((b) => b.name);
+    if (!bridges.includes(bridgeName)) {
+      const guess = closest(bridgeName, bridges);
+      const hint = guess !== undefined ? ` (did you mean "${guess}"?)` : '';
+      throw new PortRefError(
+        `unknown bridge "${bridgeName}" on node "${nodeName}" in "${userRef}"${hint}; ` +
+          `bridges are: ${bridges.join(', ')}`,
+      );
     }
-    throw new PortRefError(
-      `"${userRef}" is not a port reference; use NODE/BRIDGE/PORT, NODE/underlay, NODE/uplink ` +
-        'or a VM name',
-    );
+    const candidates = ofNode.filter((p) => p.bridge === bridgeName).map((p) => p.ref);
+    return this.unknown(userRef, `ports of ${nodeName}/${bridgeName} are`, candidates);
   }
 }

@@ -69,10 +69,9 @@ const mac = str('expected a MAC address like aa:bb:cc:dd:ee:ff').regex(
 const ipAddr = str('expected an IP address like 192.168.1.12').refine(isIpAddress, {
   message: 'expected an IP address like 192.168.1.12',
 });
-const cidr = str('expected an address with a prefix length like 192.168.1.0/24').refine(
-  isCidr,
-  { message: 'expected an address with a prefix length like 192.168.1.0/24' },
-);
+const cidr = str('expected an address with a prefix length like 192.168.1.0/24').refine(isCidr, {
+  message: 'expected an address with a prefix length like 192.168.1.0/24',
+});
 const ipMaybeCidr = str('expected an IP address like 192.168.1.12 or 192.168.1.12/24').refine(
   isIpMaybeCidr,
   { message: 'expected an IP address like 192.168.1.12 or 192.168.1.12/24' },
@@ -83,7 +82,9 @@ const scalar = z.union([z.string(), z.number(), z.boolean()], {
 });
 const stringMap = z.record(scalar, {
   errorMap: (issue, ctx) =>
-    issue.code === 'invalid_type' ? { message: 'expected an object' } : { message: ctx.defaultError },
+    issue.code === 'invalid_type'
+      ? { message: 'expected an object' }
+      : { message: ctx.defaultError },
 });
 const anyArray = z.array(z.unknown(), {
   errorMap: () => ({ message: 'expected an array' }),
@@ -123,7 +124,9 @@ const portSchema = z
     peer: objName.optional(),
     options: stringMap.optional(),
     tag: intIn(0, 4095).optional(),
-    trunks: z.array(intIn(0, 4095), { invalid_type_error: 'expected an array of VLAN ids' }).optional(),
+    trunks: z
+      .array(intIn(0, 4095), { invalid_type_error: 'expected an array of VLAN ids' })
+      .optional(),
     vlan_mode: z
       .enum(['access', 'native-tagged', 'native-untagged', 'trunk', 'dot1q-tunnel'], {
         errorMap: () => ({
@@ -143,7 +146,9 @@ const bridgeSchema = z
   .object({
     name: objName,
     fail_mode: z
-      .enum(['secure', 'standalone'], { errorMap: () => ({ message: 'expected secure or standalone' }) })
+      .enum(['secure', 'standalone'], {
+        errorMap: () => ({ message: 'expected secure or standalone' }),
+      })
       .optional(),
     protocols: z.string().optional(),
     mac: mac.optional(),
@@ -204,7 +209,9 @@ const nodeSchema = z
     bridges: bridgesArray,
     routes: routesArray.optional(),
     neighbors: neighborsArray.optional(),
-    namespaces: z.array(z.unknown(), { invalid_type_error: 'expected an array of namespaces' }).optional(),
+    namespaces: z
+      .array(z.unknown(), { invalid_type_error: 'expected an array of namespaces' })
+      .optional(),
   })
   .strict();
 
@@ -237,7 +244,11 @@ export function describeValue(v: unknown): string {
 function valueAt(root: unknown, path: readonly PathSeg[]): { found: boolean; value: unknown } {
   let cur: unknown = root;
   for (const seg of path) {
-    if (cur === null || typeof cur !== 'object' || !Object.prototype.hasOwnProperty.call(cur, seg)) {
+    if (
+      cur === null ||
+      typeof cur !== 'object' ||
+      !Object.prototype.hasOwnProperty.call(cur, seg)
+    ) {
       return { found: false, value: undefined };
     }
     cur = (cur as Record<string | number, unknown>)[seg];
@@ -321,7 +332,8 @@ export function reportIssue(
   const unknownKeys = issues.find(
     (i) =>
       i.code === 'unrecognized_keys' &&
-      (formatPath(i.path) === parentOf(issue.path) || formatPath(i.path) === formatPath(issue.path)),
+      (formatPath(i.path) === parentOf(issue.path) ||
+        formatPath(i.path) === formatPath(issue.path)),
   );
   if (unknownKeys) issue = unknownKeys;
 
@@ -329,14 +341,19 @@ export function reportIssue(
     const key = issue.keys[0];
     const known = knownKeys(schema, issue.path);
     const guess = closest(key, known);
-    const hint = guess ? ` (did you mean "${guess}"?)` : known.length > 0 ? `; expected one of: ${known.join(', ')}` : '';
+    const hint = guess
+      ? ` (did you mean "${guess}"?)`
+      : known.length > 0
+        ? `; expected one of: ${known.join(', ')}`
+        : '';
     return { path: [...issue.path, key], message: `unknown key "${key}"${hint}` };
   }
 
   const { found, value } = valueAt(root, issue.path);
   let expected = issue.message;
   if (issue.code === 'invalid_type' && /^(Required|Expected )/.test(expected)) {
-    expected = `expected ${issue.expected === 'array' ? 'an array' : issue.expected === 'object' ? 'an object' : `a ${issue.expected}`}`;
+    const article = issue.expected === 'array' || issue.expected === 'object' ? 'an' : 'a';
+    expected = `expected ${article} ${issue.expected}`;
   } else if (!expected.startsWith('expected')) {
     expected = `expected ${expected.charAt(0).toLowerCase()}${expected.slice(1)}`;
   }
