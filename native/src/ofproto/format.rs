@@ -942,7 +942,7 @@ pub fn format_learn(l: &LearnSpec, ports: &dyn PortNames, names: bool) -> String
 
 /// A flow-mod as add-flow text that parses back to the same flow: the non-default
 /// `cookie`, `table`, timeouts, `importance` and flags, the match, then `actions=`.
-pub fn format_flow(fm: &FlowMod, ports: &dyn PortNames, names: bool, style: ActionStyle) -> String {
+pub fn format_flow(fm: &FlowMod, ports: &dyn PortNames, names: bool, st: ActionStyle) -> String {
     let mut s = String::new();
     let cmd = match fm.command {
         FlowModCommand::Add => "",
@@ -995,13 +995,8 @@ pub fn format_flow(fm: &FlowMod, ports: &dyn PortNames, names: bool, style: Acti
             s.push(' ');
         }
         s.push_str("actions=");
-        s.push_str(&format_actions_with_match(
-            &fm.actions,
-            &fm.mat,
-            ports,
-            names,
-            style,
-        ));
+        let acts = format_actions_with_match(&fm.actions, &fm.mat, ports, names, st);
+        s.push_str(&acts);
     }
     s
 }
@@ -1037,7 +1032,10 @@ mod tests {
             "in_port=1 actions=set_field:02:00:00:00:00:aa->eth_src,output:2"
         );
         assert_eq!(
-            norm("table=0,priority=10,ip,in_port=1,actions=ct(commit,zone=1,nat(src=172.24.4.10),table=1)"),
+            norm(
+                "table=0,priority=10,ip,in_port=1,\
+                  actions=ct(commit,zone=1,nat(src=172.24.4.10),table=1)"
+            ),
             "priority=10,ip,in_port=1 actions=ct(commit,table=1,zone=1,nat(src=172.24.4.10))"
         );
         assert_eq!(
@@ -1446,11 +1444,20 @@ mod tests {
     #[test]
     fn installed_style_keeps_spelling() {
         let cases = [
-            ("actions=mod_dl_src:fa:16:3f:73:c3:04,resubmit(,2)", "mod_dl_src:fa:16:3f:73:c3:04,resubmit(,2)"),
+            (
+                "actions=mod_dl_src:fa:16:3f:73:c3:04,resubmit(,2)",
+                "mod_dl_src:fa:16:3f:73:c3:04,resubmit(,2)",
+            ),
             ("dl_vlan=1,actions=strip_vlan,load:0x42->NXM_NX_TUN_ID[],output:2",
              "strip_vlan,load:0x42->NXM_NX_TUN_ID[],output:2"),
-            ("actions=mod_vlan_vid:1,mod_vlan_pcp:2,NORMAL", "mod_vlan_vid:1,mod_vlan_pcp:2,NORMAL"),
-            ("actions=set_tunnel:0x5,set_tunnel64:0x100000000", "set_tunnel:0x5,set_tunnel64:0x100000000"),
+            (
+                "actions=mod_vlan_vid:1,mod_vlan_pcp:2,NORMAL",
+                "mod_vlan_vid:1,mod_vlan_pcp:2,NORMAL",
+            ),
+            (
+                "actions=set_tunnel:0x5,set_tunnel64:0x100000000",
+                "set_tunnel:0x5,set_tunnel64:0x100000000",
+            ),
             ("ip,actions=mod_nw_tos:8,mod_nw_ecn:1,mod_nw_ttl:9,mod_nw_src:1.2.3.4",
              "mod_nw_tos:8,mod_nw_ecn:1,mod_nw_ttl:9,mod_nw_src:1.2.3.4"),
             ("udp,actions=mod_tp_src:53,mod_tp_dst:54", "mod_tp_src:53,mod_tp_dst:54"),

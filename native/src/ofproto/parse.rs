@@ -48,6 +48,9 @@ impl PortNames for NoNames {
     }
 }
 
+/// Flows of an add-flows file, each with its 1-based line number.
+pub type Flows = Vec<(usize, FlowMod)>;
+
 /// A parse error: where and what.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParseError {
@@ -121,7 +124,7 @@ pub fn parse_flow(
 
 /// Parses an `add-flows` file: one flow per line, `#` comments and blank lines skipped.
 /// Returns each flow with its 1-based line number.
-pub fn parse_flows(text: &str, ports: &dyn PortNames) -> Result<Vec<(usize, FlowMod)>, ParseError> {
+pub fn parse_flows(text: &str, ports: &dyn PortNames) -> Result<Flows, ParseError> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = strip_comment(raw);
@@ -233,10 +236,8 @@ fn split_list(s: &str, base: usize) -> R<Vec<(usize, &str)>> {
                 continue;
             }
             '(' => open.push(i),
-            ')' => {
-                if open.pop().is_none() {
-                    return err(base + i, "unbalanced parentheses: unexpected ')'");
-                }
+            ')' if open.pop().is_none() => {
+                return err(base + i, "unbalanced parentheses: unexpected ')'");
             }
             _ => {}
         }
@@ -346,7 +347,7 @@ fn parse_ip_masked(s: &str, v6: bool) -> Result<(u128, u128), String> {
 }
 
 /// A flag word: `+a-b` (masked), `a|b` (exact), or a number with an optional mask.
-fn parse_flags(s: &str, names: &[(&str, u32)], all: u32, what: &str) -> Result<(u32, u32), String> {
+fn parse_flags(s: &str, names: &[(&str, u32)], all: u32, what: &str) -> Result<Flags, String> {
     if s.starts_with(|c: char| c.is_ascii_digit()) {
         let (v, m) = match s.split_once('/') {
             Some((v, m)) => (parse_uint(v), parse_uint(m)),
@@ -399,6 +400,9 @@ fn parse_flags(s: &str, names: &[(&str, u32)], all: u32, what: &str) -> Result<(
     }
     Ok((v, all))
 }
+
+/// A flag value and its mask.
+type Flags = (u32, u32);
 
 const CT_FLAGS: [(&str, u32); 8] = [
     ("new", ct_state::NEW as u32),
@@ -881,6 +885,23 @@ impl<'p> FlowParser<'p> {
                     "tcp, udp, sctp, icmp or icmp6 (or their 6 forms)",
                 ),
             };
+            let icmp = prereq_ok(Prereq::Icmp4, &k) || prereq_ok(Prereq::Icmp6, &k);
+            if ok && icmp && matches!(c, Check::Tp) {
+                // Under icmp, tp_src/tp_dst are the ICMP type/code: one exact byte, as they
+                // print back (`icmp_type=N`).
+                let (v, m) = if name == "tp_src" {
+                    (k.tp_src, self.fm.mat.mask.tp_src)
+                } else {
+                    (k.tp_dst, self.fm.mat.mask.tp_dst)
+                };
+                if v > 255 || m != 0xffff {
+                    let what = if name == "tp_src" { "type" } else { "code" };
+                    return err(
+                        *off,
+                        format!("{name} under icmp is the ICMP {what}: 0..255, no mask"),
+                    );
+                }
+            }
             if !ok {
                 return Err(PErr {
                     off: *off,
@@ -1423,16 +1444,14 @@ impl<'p> FlowParser<'p> {
                 for (o, part) in split_list(a, aoff)? {
                     let (k, v) = key_value(part);
                     match (k, v) {
-                        ("max_len", Some((_, v))) => {
-                            max_len = parse_uint(v).filter(|v| *v <= 65535).ok_or_else(|| PErr {
-                                off: o,
-                                msg: format!("max_len={v}: not 0..65535"),
-                                hint: None,
-                            })? as u16;
-                        }
+                        ("max_len", Some((_, v))) => match parse_uint(v) {
+                            Some(n) if n <= 65535 => max_len = n as u16,
+                            _ => return err(o, format!("max_len={v}: not 0..65535")),
+                        },
                         ("reason", Some((_, "action"))) | ("id", Some((_, "0"))) => {}
                         _ => {
-                            return err(o, format!("controller option \"{part}\" is not supported"))
+                            let msg = format!("controller option \"{part}\" is not supported");
+                            return err(o, msg);
                         }
                     }
                 }
@@ -1557,17 +1576,15 @@ impl<'p> FlowParser<'p> {
                 }
                 mask = 0xfc;
             }
-            FieldId::VlanVid => {
-                if value & u128::from(VLAN_CFI) == 0 {
-                    return err(
-                        aoff,
-                        format!(
-                            "{vs} is not a valid value for field vlan_vid \
-                                              (add 4096 for \"tag present\", e.g. {})",
-                            value | 0x1000
-                        ),
-                    );
-                }
+            FieldId::VlanVid if value & u128::from(VLAN_CFI) == 0 => {
+                let hint = value | 0x1000;
+                return err(
+                    aoff,
+                    format!(
+                        "{vs} is not a valid value for field vlan_vid (add 4096 for \
+                         \"tag present\", e.g. {hint})"
+                    ),
+                );
             }
             _ => {}
         }
@@ -1877,7 +1894,10 @@ impl<'p> FlowParser<'p> {
                             } else {
                                 let n = parse_uint(s).ok_or_else(|| PErr {
                                     off: vo,
-                                    msg: format!("learn: {part}: cannot parse \"{s}\" as a subfield or a number"),
+                                    msg: format!(
+                                        "learn: {part}: cannot parse \"{s}\" as a subfield \
+                                         or a number"
+                                    ),
                                     hint: None,
                                 })?;
                                 if dst.n_bits < 128 && n >> dst.n_bits != 0 {
@@ -2391,7 +2411,9 @@ mod tests {
                 spelling: Spelling::Load
             }
         );
-        let f = pf("ip,actions=ct(commit,zone=NXM_NX_REG0[0..15],nat(src=10.1.1.240-10.1.1.254:1024-65535,random),exec(set_field:1->ct_mark),table=3)");
+        let f = pf("ip,actions=ct(commit,zone=NXM_NX_REG0[0..15],\
+                    nat(src=10.1.1.240-10.1.1.254:1024-65535,random),\
+                    exec(set_field:1->ct_mark),table=3)");
         let Action::Ct(ct) = &f.actions[0] else {
             panic!()
         };
@@ -2621,6 +2643,56 @@ mod tests {
         let e = parse_flow("ip,actions=ct(comit)", FlowModCommand::Add, &NoNames).unwrap_err();
         assert_eq!(e.hint.as_deref(), Some("did you mean \"commit\"?"));
         assert_eq!(e.column, 15);
+    }
+
+    /// Seeded mutations of real flows: the parser must not panic, and whatever it accepts
+    /// must print and parse back to the same text (the `ofctl` fuzz target's property).
+    #[test]
+    fn mutated_flows_round_trip() {
+        use crate::ofproto::format::{format_flow, ActionStyle};
+        let alphabet: Vec<char> = "0123456789abcdefx:,=()[]./->+-_ \"NXM_OF_ETH_SRCipvtr"
+            .chars()
+            .collect();
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut rnd = |n: usize| -> usize {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut accepted = 0;
+        for round in 0..15 {
+            for base in NEUTRON_DVR_FLOWS {
+                let mut chars: Vec<char> = base.chars().collect();
+                for _ in 0..1 + rnd(3) {
+                    let i = rnd(chars.len() + 1);
+                    match rnd(3) {
+                        0 if i < chars.len() => {
+                            chars.remove(i);
+                        }
+                        1 if i < chars.len() => chars[i] = alphabet[rnd(alphabet.len())],
+                        _ => chars.insert(i, alphabet[rnd(alphabet.len())]),
+                    }
+                }
+                let text: String = chars.into_iter().collect();
+                let _ = parse_flows(&text, &NoNames);
+                let Ok(fm) = parse_flow(&text, FlowModCommand::Add, &NoNames) else {
+                    continue;
+                };
+                accepted += 1;
+                for style in [ActionStyle::Installed, ActionStyle::Normalized] {
+                    let printed = format_flow(&fm, &NoNames, false, style);
+                    let again = parse_flow(&printed, FlowModCommand::Add, &NoNames)
+                        .unwrap_or_else(|e| panic!("round {round}: {text:?} -> {printed:?}: {e}"));
+                    assert_eq!(
+                        format_flow(&again, &NoNames, false, style),
+                        printed,
+                        "{text:?}"
+                    );
+                }
+            }
+        }
+        assert!(accepted > 40, "{accepted}");
     }
 
     #[test]
