@@ -47,7 +47,8 @@ pub fn format_port(p: u32, ports: &dyn PortNames, names: bool) -> String {
 /// Quotes a port name when it would not parse back as a plain name.
 fn quote_name(n: &str) -> String {
     let plain = !n.is_empty()
-        && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && !n.bytes().all(|b| b.is_ascii_digit())
         && port::by_reserved_name(n).is_none();
     if plain {
@@ -79,7 +80,10 @@ fn hex(v: u128) -> String {
 
 fn mac(v: u128) -> String {
     let b = (v as u64).to_be_bytes();
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[2], b[3], b[4], b[5], b[6], b[7])
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        b[2], b[3], b[4], b[5], b[6], b[7]
+    )
 }
 
 fn ipv4(v: u32) -> String {
@@ -125,8 +129,9 @@ fn mac_masked(v: u128, m: u128) -> String {
 }
 
 const CT_NAMES: [&str; 8] = ["new", "est", "rel", "rpl", "inv", "trk", "snat", "dnat"];
-const TCP_NAMES: [&str; 12] =
-    ["fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr", "ns", "[200]", "[400]", "[800]"];
+const TCP_NAMES: [&str; 12] = [
+    "fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr", "ns", "[200]", "[400]", "[800]",
+];
 
 /// OVS's `format_flags_masked`: `a|b` under the full mask, `+a-b` otherwise.
 fn flags_masked(names: &[&str], v: u32, m: u32, full: u32) -> String {
@@ -178,7 +183,12 @@ pub fn format_subfield(sf: &Subfield) -> String {
     } else if sf.n_bits == 1 {
         format!("{}[{}]", f.nxm, sf.ofs)
     } else {
-        format!("{}[{}..{}]", f.nxm, sf.ofs, u32::from(sf.ofs) + u32::from(sf.n_bits) - 1)
+        format!(
+            "{}[{}..{}]",
+            f.nxm,
+            sf.ofs,
+            u32::from(sf.ofs) + u32::from(sf.n_bits) - 1
+        )
     }
 }
 
@@ -193,10 +203,18 @@ pub fn format_value(id: FieldId, v: u128, m: u128, ports: &dyn PortNames, names:
         Fmt::Mac => mac_masked(v, if full { 0xffff_ffff_ffff } else { m }),
         Fmt::Ipv4 => ipv4_masked(v as u32, if full { u32::MAX } else { m as u32 }),
         Fmt::Ipv6 => ipv6_masked(v, if full { u128::MAX } else { m }),
-        Fmt::CtState => flags_masked(&CT_NAMES, v as u32, if full { 0xff } else { m as u32 }, 0xff),
-        Fmt::TcpFlags => {
-            flags_masked(&TCP_NAMES, v as u32, if full { 0xfff } else { m as u32 }, 0xfff)
-        }
+        Fmt::CtState => flags_masked(
+            &CT_NAMES,
+            v as u32,
+            if full { 0xff } else { m as u32 },
+            0xff,
+        ),
+        Fmt::TcpFlags => flags_masked(
+            &TCP_NAMES,
+            v as u32,
+            if full { 0xfff } else { m as u32 },
+            0xfff,
+        ),
         Fmt::Frag => frag_name(v as u8, if full { 3 } else { m as u8 }).to_string(),
         Fmt::Hex => {
             if full {
@@ -266,7 +284,12 @@ pub fn format_match(m: &Match, priority: u16, ports: &dyn PortNames, names: bool
         put(&mut s, "recirc_id", u32_masked(k.recirc_id, w.recirc_id));
     }
     if w.ct_state != 0 {
-        let v = flags_masked(&CT_NAMES, u32::from(k.ct_state), u32::from(w.ct_state), 0xff);
+        let v = flags_masked(
+            &CT_NAMES,
+            u32::from(k.ct_state),
+            u32::from(w.ct_state),
+            0xff,
+        );
         put(&mut s, "ct_state", v);
     }
     if w.ct_zone != 0 {
@@ -352,18 +375,32 @@ pub fn format_match(m: &Match, priority: u16, ports: &dyn PortNames, names: bool
     }
     let mac_of = |b: &[u8; 6]| b.iter().fold(0u128, |a, x| (a << 8) | u128::from(*x));
     if w.dl_src != [0; 6] {
-        put(&mut s, "dl_src", mac_masked(mac_of(&k.dl_src), mac_of(&w.dl_src)));
+        put(
+            &mut s,
+            "dl_src",
+            mac_masked(mac_of(&k.dl_src), mac_of(&w.dl_src)),
+        );
     }
     if w.dl_dst != [0; 6] {
-        put(&mut s, "dl_dst", mac_masked(mac_of(&k.dl_dst), mac_of(&w.dl_dst)));
+        put(
+            &mut s,
+            "dl_dst",
+            mac_masked(mac_of(&k.dl_dst), mac_of(&w.dl_dst)),
+        );
     }
     if !skip_type && w.dl_type != 0 {
         put(&mut s, "dl_type", format!("0x{dl_type:04x}"));
     }
     let arp = dl_type == 0x0806 || dl_type == 0x8035;
     if dl_type == 0x86dd {
-        let (sv, sm) = (u128::from_be_bytes(k.ipv6_src), u128::from_be_bytes(w.ipv6_src));
-        let (dv, dm) = (u128::from_be_bytes(k.ipv6_dst), u128::from_be_bytes(w.ipv6_dst));
+        let (sv, sm) = (
+            u128::from_be_bytes(k.ipv6_src),
+            u128::from_be_bytes(w.ipv6_src),
+        );
+        let (dv, dm) = (
+            u128::from_be_bytes(k.ipv6_dst),
+            u128::from_be_bytes(w.ipv6_dst),
+        );
         if sm != 0 {
             put(&mut s, "ipv6_src", ipv6_masked(sv, sm));
         }
@@ -379,7 +416,11 @@ pub fn format_match(m: &Match, priority: u16, ports: &dyn PortNames, names: bool
             put(&mut s, "ipv6_label", v);
         }
     } else {
-        let (sn, dn) = if arp { ("arp_spa", "arp_tpa") } else { ("nw_src", "nw_dst") };
+        let (sn, dn) = if arp {
+            ("arp_spa", "arp_tpa")
+        } else {
+            ("nw_src", "nw_dst")
+        };
         if w.nw_src != 0 {
             put(&mut s, sn, ipv4_masked(k.nw_src, w.nw_src));
         }
@@ -388,14 +429,26 @@ pub fn format_match(m: &Match, priority: u16, ports: &dyn PortNames, names: bool
         }
     }
     if !skip_proto && w.nw_proto != 0 {
-        put(&mut s, if arp { "arp_op" } else { "nw_proto" }, k.nw_proto.to_string());
+        put(
+            &mut s,
+            if arp { "arp_op" } else { "nw_proto" },
+            k.nw_proto.to_string(),
+        );
     }
     if arp {
         if w.arp_sha != [0; 6] {
-            put(&mut s, "arp_sha", mac_masked(mac_of(&k.arp_sha), mac_of(&w.arp_sha)));
+            put(
+                &mut s,
+                "arp_sha",
+                mac_masked(mac_of(&k.arp_sha), mac_of(&w.arp_sha)),
+            );
         }
         if w.arp_tha != [0; 6] {
-            put(&mut s, "arp_tha", mac_masked(mac_of(&k.arp_tha), mac_of(&w.arp_tha)));
+            put(
+                &mut s,
+                "arp_tha",
+                mac_masked(mac_of(&k.arp_tha), mac_of(&w.arp_tha)),
+            );
         }
     }
     if w.nw_tos & 0xfc != 0 {
@@ -408,7 +461,11 @@ pub fn format_match(m: &Match, priority: u16, ports: &dyn PortNames, names: bool
         put(&mut s, "nw_ttl", k.nw_ttl.to_string());
     }
     if w.nw_frag & nw_frag::MASK != 0 {
-        put(&mut s, "nw_frag", frag_name(k.nw_frag, w.nw_frag).to_string());
+        put(
+            &mut s,
+            "nw_frag",
+            frag_name(k.nw_frag, w.nw_frag).to_string(),
+        );
     }
     let icmp4 = dl_type == 0x0800 && k.nw_proto == 1;
     let icmp6 = dl_type == 0x86dd && k.nw_proto == 58;
@@ -420,15 +477,26 @@ pub fn format_match(m: &Match, priority: u16, ports: &dyn PortNames, names: bool
             put(&mut s, "icmp_code", u16_masked(k.tp_dst, w.tp_dst));
         }
         if icmp6 {
-            let (tv, tm) = (u128::from_be_bytes(k.nd_target), u128::from_be_bytes(w.nd_target));
+            let (tv, tm) = (
+                u128::from_be_bytes(k.nd_target),
+                u128::from_be_bytes(w.nd_target),
+            );
             if tm != 0 {
                 put(&mut s, "nd_target", ipv6_masked(tv, tm));
             }
             if w.arp_sha != [0; 6] {
-                put(&mut s, "nd_sll", mac_masked(mac_of(&k.arp_sha), mac_of(&w.arp_sha)));
+                put(
+                    &mut s,
+                    "nd_sll",
+                    mac_masked(mac_of(&k.arp_sha), mac_of(&w.arp_sha)),
+                );
             }
             if w.arp_tha != [0; 6] {
-                put(&mut s, "nd_tll", mac_masked(mac_of(&k.arp_tha), mac_of(&w.arp_tha)));
+                put(
+                    &mut s,
+                    "nd_tll",
+                    mac_masked(mac_of(&k.arp_tha), mac_of(&w.arp_tha)),
+                );
             }
         }
     } else {
@@ -460,7 +528,9 @@ fn u16_masked(v: u16, m: u16) -> String {
     if m == u16::MAX {
         v.to_string()
     } else {
-        format!("{v:#x}/{m:#x}").replace("0x0/", "0/").replace("/0x0", "/0")
+        format!("{v:#x}/{m:#x}")
+            .replace("0x0/", "0/")
+            .replace("/0x0", "/0")
     }
 }
 
@@ -504,7 +574,13 @@ pub fn format_actions_with_match(
     if actions.is_empty() {
         return "drop".into();
     }
-    let mut p = Printer { ports, names, style, key: m.key, out: String::new() };
+    let mut p = Printer {
+        ports,
+        names,
+        style,
+        key: m.key,
+        out: String::new(),
+    };
     p.list(actions);
     p.out
 }
@@ -569,7 +645,12 @@ impl Printer<'_> {
                     self.push(&s);
                 }
             }
-            Action::SetField { field, value, mask, spelling } => {
+            Action::SetField {
+                field,
+                value,
+                mask,
+                spelling,
+            } => {
                 self.set_field(*field, *value, *mask, *spelling, norm);
             }
             Action::Move { src, dst } => {
@@ -582,7 +663,11 @@ impl Printer<'_> {
             }
             Action::PopVlan { strip } => {
                 self.key.vlan_tci = 0;
-                self.push(if *strip && !norm { "strip_vlan" } else { "pop_vlan" });
+                self.push(if *strip && !norm {
+                    "strip_vlan"
+                } else {
+                    "pop_vlan"
+                });
             }
             Action::ModVlanVid(vid) => {
                 if norm {
@@ -660,7 +745,11 @@ impl Printer<'_> {
             }
             (Spelling::Load, false) => self.load(field, value, mask),
             (Spelling::SetTunnel, false) => {
-                let n = if value > u128::from(u32::MAX) { "set_tunnel64" } else { "set_tunnel" };
+                let n = if value > u128::from(u32::MAX) {
+                    "set_tunnel64"
+                } else {
+                    "set_tunnel"
+                };
                 let _ = write!(self.out, "{n}:{}", hex(value));
             }
             _ => {
@@ -685,13 +774,26 @@ impl Printer<'_> {
         while m != 0 {
             let ofs = m.trailing_zeros();
             let n = (m >> ofs).trailing_ones();
-            let run = if n >= 128 { u128::MAX } else { ((1u128 << n) - 1) << ofs };
-            let sf = Subfield { field, ofs: ofs as u8, n_bits: n as u8 };
+            let run = if n >= 128 {
+                u128::MAX
+            } else {
+                ((1u128 << n) - 1) << ofs
+            };
+            let sf = Subfield {
+                field,
+                ofs: ofs as u8,
+                n_bits: n as u8,
+            };
             if !first {
                 self.out.push(',');
             }
             first = false;
-            let _ = write!(self.out, "load:{}->{}", hex((value & run) >> ofs), format_subfield(&sf));
+            let _ = write!(
+                self.out,
+                "load:{}->{}",
+                hex((value & run) >> ofs),
+                format_subfield(&sf)
+            );
             m &= !run;
         }
     }
@@ -840,7 +942,7 @@ pub fn format_learn(l: &LearnSpec, ports: &dyn PortNames, names: bool) -> String
 
 /// A flow-mod as add-flow text that parses back to the same flow: the non-default
 /// `cookie`, `table`, timeouts, `importance` and flags, the match, then `actions=`.
-pub fn format_flow(fm: &FlowMod, ports: &dyn PortNames, names: bool, style: ActionStyle) -> String {
+pub fn format_flow(fm: &FlowMod, ports: &dyn PortNames, names: bool, st: ActionStyle) -> String {
     let mut s = String::new();
     let cmd = match fm.command {
         FlowModCommand::Add => "",
@@ -884,13 +986,17 @@ pub fn format_flow(fm: &FlowMod, ports: &dyn PortNames, names: bool, style: Acti
         items.push(m);
     }
     s.push_str(&items.join(","));
-    let is_delete = matches!(fm.command, FlowModCommand::Delete | FlowModCommand::DeleteStrict);
+    let is_delete = matches!(
+        fm.command,
+        FlowModCommand::Delete | FlowModCommand::DeleteStrict
+    );
     if !is_delete {
         if !items.is_empty() {
             s.push(' ');
         }
         s.push_str("actions=");
-        s.push_str(&format_actions_with_match(&fm.actions, &fm.mat, ports, names, style));
+        let acts = format_actions_with_match(&fm.actions, &fm.mat, ports, names, st);
+        s.push_str(&acts);
     }
     s
 }
@@ -901,9 +1007,16 @@ mod tests {
     use crate::ofproto::parse::{parse_flow, NoNames};
 
     fn norm(flow: &str) -> String {
-        let fm = parse_flow(flow, FlowModCommand::Add, &NoNames).unwrap_or_else(|e| panic!("{flow}: {e}"));
+        let fm = parse_flow(flow, FlowModCommand::Add, &NoNames)
+            .unwrap_or_else(|e| panic!("{flow}: {e}"));
         let m = format_match(&fm.mat, fm.priority, &NoNames, false);
-        let a = format_actions_with_match(&fm.actions, &fm.mat, &NoNames, false, ActionStyle::Normalized);
+        let a = format_actions_with_match(
+            &fm.actions,
+            &fm.mat,
+            &NoNames,
+            false,
+            ActionStyle::Normalized,
+        );
         if m.is_empty() {
             format!("actions={a}")
         } else {
@@ -919,7 +1032,10 @@ mod tests {
             "in_port=1 actions=set_field:02:00:00:00:00:aa->eth_src,output:2"
         );
         assert_eq!(
-            norm("table=0,priority=10,ip,in_port=1,actions=ct(commit,zone=1,nat(src=172.24.4.10),table=1)"),
+            norm(
+                "table=0,priority=10,ip,in_port=1,\
+                  actions=ct(commit,zone=1,nat(src=172.24.4.10),table=1)"
+            ),
             "priority=10,ip,in_port=1 actions=ct(commit,table=1,zone=1,nat(src=172.24.4.10))"
         );
         assert_eq!(
@@ -927,31 +1043,560 @@ mod tests {
             "priority=10,ct_state=+est+trk,ip actions=set_field:fa:16:3e:00:00:02->eth_src"
         );
         assert_eq!(norm("priority=0,actions=drop"), "priority=0 actions=drop");
-        assert_eq!(norm("in_port=2,tun_id=0x42,actions=output:1"), "tun_id=0x42,in_port=2 actions=output:1");
+        assert_eq!(
+            norm("in_port=2,tun_id=0x42,actions=output:1"),
+            "tun_id=0x42,in_port=2 actions=output:1"
+        );
         assert_eq!(norm("actions=NORMAL"), "actions=NORMAL");
     }
-}
 
-#[cfg(test)]
-mod devdump {
-    use super::*;
-    use crate::ofproto::parse::{parse_flow, NoNames};
+    /// (flow as written, what `ovs-ofctl -O OpenFlow15 parse-flow` 3.1.0 prints for it).
+    const OVS_NORMALIZED: &[(&str, &str)] = &[
+        (
+            "in_port=1,actions=mod_dl_src:02:00:00:00:00:aa,output:2",
+            "in_port=1 actions=set_field:02:00:00:00:00:aa->eth_src,output:2",
+        ),
+        (
+            "icmp6,dl_vlan=1,icmp_type=134,actions=drop",
+            "icmp6,dl_vlan=1,icmp_type=134 actions=drop",
+        ),
+        (
+            "icmp6,in_port=3,icmp_type=136,nd_target=fe80::f816:3eff:fe76:4775,actions=NORMAL",
+            "icmp6,in_port=3,icmp_type=136,nd_target=fe80::f816:3eff:fe76:4775 actions=NORMAL",
+        ),
+        ("tcp,tp_src=80,actions=drop", "tcp,tp_src=80 actions=drop"),
+        (
+            "icmp,tp_src=3,tp_dst=1,actions=drop",
+            "icmp,icmp_type=3,icmp_code=1 actions=drop",
+        ),
+        (
+            "udp6,tp_dst=0x1000/0xf000,actions=drop",
+            "udp6,tp_dst=0x1000/0xf000 actions=drop",
+        ),
+        (
+            "ip,nw_frag=later,actions=drop",
+            "ip,nw_frag=later actions=drop",
+        ),
+        (
+            "ip,nw_frag=not_later,actions=drop",
+            "ip,nw_frag=not_later actions=drop",
+        ),
+        (
+            "ip,nw_frag=first,actions=drop",
+            "ip,nw_frag=first actions=drop",
+        ),
+        ("ip,nw_frag=yes,actions=drop", "ip,nw_frag=yes actions=drop"),
+        ("ip,nw_frag=no,actions=drop", "ip,nw_frag=no actions=drop"),
+        ("ip,nw_tos=5,actions=drop", "ip,nw_tos=4 actions=drop"),
+        (
+            "ip,nw_tos=8,ip_dscp=3,actions=drop",
+            "ip,nw_tos=12 actions=drop",
+        ),
+        (
+            "ip,nw_ecn=1,nw_ttl=4,actions=drop",
+            "ip,nw_ecn=1,nw_ttl=4 actions=drop",
+        ),
+        (
+            "tcp,tcp_flags=+syn-ack,actions=drop",
+            "tcp,tcp_flags=+syn-ack actions=drop",
+        ),
+        (
+            "tcp,tcp_flags=0x12/0x12,actions=drop",
+            "tcp,tcp_flags=+syn+ack actions=drop",
+        ),
+        (
+            "ct_state=+trk+est-new,actions=drop",
+            "ct_state=-new+est+trk actions=drop",
+        ),
+        (
+            "ct_state=0x22/0x22,ct_zone=5,ct_mark=0x1/0xff,actions=drop",
+            "ct_state=+est+trk,ct_zone=5,ct_mark=0x1/0xff actions=drop",
+        ),
+        (
+            "table=10,priority=1,actions=learn(table=20,hard_timeout=300,priority=1,cookie=0x42,\
+            NXM_OF_VLAN_TCI[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:0->NXM_OF_VLAN_TCI[],\
+            load:NXM_NX_TUN_ID[]->NXM_NX_TUN_ID[],output:OXM_OF_IN_PORT[]),output:1",
+            "priority=1 actions=learn(table=20,hard_timeout=300,priority=1,cookie=0x42,\
+            NXM_OF_VLAN_TCI[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:0->NXM_OF_VLAN_TCI[],\
+            load:NXM_NX_TUN_ID[]->NXM_NX_TUN_ID[],output:OXM_OF_IN_PORT[]),output:1",
+        ),
+        (
+            "actions=learn(NXM_OF_VLAN_TCI[0..11],dl_type=0x800,idle_timeout=10,\
+            fin_idle_timeout=5,fin_hard_timeout=6,send_flow_rem,delete_learned,table=3,\
+            nw_dst=10.0.0.1,load:0x5->NXM_NX_REG0[0..3])",
+            "actions=learn(table=3,idle_timeout=10,fin_idle_timeout=5,fin_hard_timeout=6,\
+            send_flow_rem,delete_learned,NXM_OF_VLAN_TCI[0..11],eth_type=0x800,ip_dst=10.0.0.1,\
+            load:0x5->NXM_NX_REG0[0..3])",
+        ),
+        (
+            "ip,actions=ct(zone=NXM_NX_REG0[0..15],nat(dst=10.0.0.1:80,hash,persistent),force,\
+            commit)",
+            "ip actions=ct(commit,force,zone=NXM_NX_REG0[0..15],nat(dst=10.0.0.1:80,persistent,\
+            hash))",
+        ),
+        (
+            "ipv6,actions=ct(commit,nat(src=fe80::1-fe80::5))",
+            "ipv6 actions=ct(commit,nat(src=fe80::1-fe80::5))",
+        ),
+        (
+            "ipv6,actions=ct(commit,nat(src=[fe80::1]-[fe80::5]:10-20))",
+            "ipv6 actions=ct(commit,nat(src=[fe80::1]-[fe80::5]:10-20))",
+        ),
+        (
+            "ip,actions=ct(table=1,zone=1,nat)",
+            "ip actions=ct(table=1,zone=1,nat)",
+        ),
+        ("ip,actions=ct()", "ip actions=ct()"),
+        (
+            "dl_vlan=5,dl_vlan_pcp=3,actions=drop",
+            "dl_vlan=5,dl_vlan_pcp=3 actions=drop",
+        ),
+        (
+            "vlan_tci=0x1064/0x1fff,actions=drop",
+            "dl_vlan=100 actions=drop",
+        ),
+        (
+            "vlan_tci=0,actions=drop",
+            "vlan_tci=0x0000/0x1fff actions=drop",
+        ),
+        ("vlan_vid=4097,actions=drop", "dl_vlan=1 actions=drop"),
+        (
+            "vlan_vid=0x1000/0x1000,actions=drop",
+            "vlan_tci=0x1000/0x1000 actions=drop",
+        ),
+        ("vlan_pcp=3,actions=drop", "dl_vlan_pcp=3 actions=drop"),
+        (
+            "dl_vlan=0xffff,actions=drop",
+            "vlan_tci=0x0000/0x1fff actions=drop",
+        ),
+        (
+            "dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,\
+            dl_src=aa:bb:cc:dd:ee:ff/ff:ff:ff:00:00:00,actions=drop",
+            "dl_src=aa:bb:cc:00:00:00/ff:ff:ff:00:00:00,\
+            dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=drop",
+        ),
+        (
+            "ip,nw_src=10.0.0.0/24,nw_dst=10.0.0.0/255.255.0.255,actions=drop",
+            "ip,nw_src=10.0.0.0/24,nw_dst=10.0.0.0/255.255.0.255 actions=drop",
+        ),
+        (
+            "arp,nw_src=10.0.0.1,arp_op=1,arp_sha=aa:bb:cc:dd:ee:ff,actions=drop",
+            "arp,arp_spa=10.0.0.1,arp_op=1,arp_sha=aa:bb:cc:dd:ee:ff actions=drop",
+        ),
+        (
+            "ipv6,ipv6_src=fe80::/10,ipv6_dst=::1,ipv6_label=0x12345,actions=drop",
+            "ipv6,ipv6_src=fe80::/10,ipv6_dst=::1,ipv6_label=0x12345 actions=drop",
+        ),
+        (
+            "tun_id=0x42/0xff,tun_src=1.1.1.1,tun_dst=2.2.2.0/24,metadata=0x5/0xff,\
+            reg3=0x5/0xff,reg7=9,actions=drop",
+            "reg3=0x5/0xff,reg7=0x9,tun_id=0x42/0xff,tun_src=1.1.1.1,tun_dst=2.2.2.0/24,\
+            metadata=0x5/0xff actions=drop",
+        ),
+        (
+            "icmp6,icmpv6_type=135,nd_target=fe80::1,nd_sll=aa:bb:cc:dd:ee:ff,actions=drop",
+            "icmp6,icmp_type=135,nd_target=fe80::1,nd_sll=aa:bb:cc:dd:ee:ff actions=drop",
+        ),
+        (
+            "icmp6,icmpv6_type=136,nd_tll=aa:bb:cc:dd:ee:ff,actions=drop",
+            "icmp6,icmp_type=136,nd_tll=aa:bb:cc:dd:ee:ff actions=drop",
+        ),
+        ("rarp,actions=drop", "rarp actions=drop"),
+        ("sctp,tp_src=5,actions=drop", "sctp,tp_src=5 actions=drop"),
+        ("dl_type=0x0800,nw_proto=6,actions=drop", "tcp actions=drop"),
+        ("dl_type=0x1234,actions=drop", "dl_type=0x1234 actions=drop"),
+        ("tcp6,tp_dst=22,actions=drop", "tcp6,tp_dst=22 actions=drop"),
+        ("udp,udp_src=53,actions=drop", "udp,tp_src=53 actions=drop"),
+        (
+            "icmp,icmp_type=8,actions=drop",
+            "icmp,icmp_type=8 actions=drop",
+        ),
+        ("udp,actions=ct(alg=tftp)", "udp actions=ct(alg=tftp)"),
+        (
+            "ip,actions=ct(commit,exec(set_field:0x1/0x1->ct_mark))",
+            "ip actions=ct(commit,exec(set_field:0x1/0x1->ct_mark))",
+        ),
+        (
+            "tcp,actions=ct(commit,zone=1,nat(src=10.1.1.240-10.1.1.254:1024-65535,random),\
+            exec(set_field:1->ct_mark,load:2->NXM_NX_CT_MARK[]),alg=ftp,table=3)",
+            "tcp actions=ct(commit,table=3,zone=1,nat(src=10.1.1.240-10.1.1.254:1024-65535,\
+            random),exec(set_field:0x1->ct_mark,set_field:0x2->ct_mark),alg=ftp)",
+        ),
+        (
+            "in_port=LOCAL,actions=output:in_port",
+            "in_port=LOCAL actions=IN_PORT",
+        ),
+        (
+            "priority=70,idle_timeout=5,actions=drop",
+            "priority=70 actions=drop",
+        ),
+        (
+            "ip,actions=set_field:8->nw_tos",
+            "ip actions=set_field:8->nw_tos",
+        ),
+        (
+            "ip,actions=set_field:3->ip_dscp",
+            "ip actions=set_field:3->ip_dscp",
+        ),
+        (
+            "ip,actions=load:0x20->NXM_OF_IP_TOS[]",
+            "ip actions=set_field:32->nw_tos",
+        ),
+        (
+            "ip,actions=set_field:1.2.3.4->nw_src",
+            "ip actions=set_field:1.2.3.4->ip_src",
+        ),
+        (
+            "arp,dl_vlan=1,arp_tpa=10.0.0.4,actions=load:0x2->NXM_OF_ARP_OP[],\
+            move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],\
+            load:0xfa163e96e2a4->NXM_NX_ARP_SHA[],load:0xa000004->NXM_OF_ARP_SPA[],\
+            move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],mod_dl_src:fa:16:3e:96:e2:a4,IN_PORT",
+            "arp,dl_vlan=1,arp_tpa=10.0.0.4 actions=set_field:2->arp_op,\
+            move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],\
+            set_field:fa:16:3e:96:e2:a4->arp_sha,set_field:10.0.0.4->arp_spa,\
+            move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:fa:16:3e:96:e2:a4->eth_src,\
+            IN_PORT",
+        ),
+        (
+            "dl_vlan=1,actions=strip_vlan,load:0x42->NXM_NX_TUN_ID[],output:2,output:3",
+            "dl_vlan=1 actions=pop_vlan,set_field:0x42->tun_id,output:2,output:3",
+        ),
+        (
+            "actions=mod_vlan_vid:5,NORMAL",
+            "actions=push_vlan:0x8100,set_field:4101->vlan_vid,NORMAL",
+        ),
+        (
+            "dl_vlan=4,actions=mod_vlan_vid:5,mod_vlan_pcp:2",
+            "dl_vlan=4 actions=set_field:4101->vlan_vid,set_field:2->vlan_pcp",
+        ),
+        (
+            "actions=mod_vlan_vid:5,mod_vlan_pcp:2",
+            "actions=push_vlan:0x8100,set_field:4101->vlan_vid,set_field:2->vlan_pcp",
+        ),
+        (
+            "vlan_tci=0x0000/0x1fff,actions=mod_vlan_vid:2,NORMAL",
+            "vlan_tci=0x0000/0x1fff actions=push_vlan:0x8100,set_field:4098->vlan_vid,NORMAL",
+        ),
+        (
+            "actions=push_vlan:0x8100,set_field:4097->vlan_vid,goto_table:9",
+            "actions=push_vlan:0x8100,set_field:4097->vlan_vid,goto_table:9",
+        ),
+        (
+            "tcp,actions=set_field:80->tp_src",
+            "tcp actions=set_field:80->tcp_src",
+        ),
+        (
+            "udp,actions=mod_tp_dst:53",
+            "udp actions=set_field:53->udp_dst",
+        ),
+        (
+            "tcp,actions=mod_tp_src:53",
+            "tcp actions=set_field:53->tcp_src",
+        ),
+        (
+            "ip,actions=dec_ttl,mod_nw_ttl:5,mod_nw_tos:8,mod_nw_ecn:1,mod_nw_dst:9.8.7.6",
+            "ip actions=dec_ttl,mod_nw_ttl:5,set_field:2->ip_dscp,set_field:1->nw_ecn,\
+            set_field:9.8.7.6->ip_dst",
+        ),
+        (
+            "actions=set_field:0x1->metadata,set_field:5->reg1,\
+            set_field:aa:bb:cc:00:00:00/ff:ff:ff:00:00:00->eth_dst",
+            "actions=set_field:0x1->metadata,set_field:0x5->reg1,\
+            set_field:aa:bb:cc:00:00:00/ff:ff:ff:00:00:00->eth_dst",
+        ),
+        (
+            "actions=load:0x3->NXM_NX_REG1[1..2],load:0xffff->NXM_NX_REG2[16..31],\
+            load:1->NXM_NX_REG3[5]",
+            "actions=set_field:0x6/0x6->reg1,set_field:0xffff0000/0xffff0000->reg2,\
+            set_field:0x20/0x20->reg3",
+        ),
+        (
+            "actions=move:NXM_NX_REG0[0..7]->NXM_NX_REG1[8..15],\
+            move:NXM_OF_IN_PORT[]->NXM_NX_REG2[0..15]",
+            "actions=move:NXM_NX_REG0[0..7]->NXM_NX_REG1[8..15],\
+            move:NXM_OF_IN_PORT[]->NXM_NX_REG2[0..15]",
+        ),
+        (
+            "actions=load:5->OXM_OF_METADATA[],load:5->NXM_OF_IN_PORT[]",
+            "actions=set_field:0x5->metadata,set_field:5->in_port",
+        ),
+        ("actions=", "actions=drop"),
+        ("actions=note:", "actions=note:00.00.00.00.00.00"),
+        (
+            "actions=note:1234567890abcdef",
+            "actions=note:12.34.56.78.90.ab.cd.ef.00.00.00.00.00.00",
+        ),
+        (
+            "actions=output:NXM_NX_REG0[0..15],CONTROLLER:100,controller,LOCAL,IN_PORT,FLOOD,\
+            ALL,exit,ct_clear,resubmit:3,resubmit(3,4),goto_table:5",
+            "actions=output:NXM_NX_REG0[0..15],CONTROLLER:100,CONTROLLER:65535,LOCAL,IN_PORT,\
+            FLOOD,ALL,exit,ct_clear,resubmit:3,resubmit(3,4),goto_table:5",
+        ),
+        (
+            "ct_state=+trk+est,ip,actions=resubmit(,4,ct)",
+            "ct_state=+est+trk,ip actions=resubmit(,4,ct)",
+        ),
+        (
+            "actions=learn(dl_type=0x800,NXM_OF_VLAN_TCI[0..11]=5,nw_dst=10.0.0.1,\
+            load:5->NXM_NX_REG0[0..7],output:NXM_NX_REG1[0..15],in_port=99,\
+            NXM_NX_REG1[0..7]=NXM_NX_REG2[8..15],priority=32768,cookie=0x0)",
+            "actions=learn(table=1,eth_type=0x800,NXM_OF_VLAN_TCI[0..11]=0x5,ip_dst=10.0.0.1,\
+            load:0x5->NXM_NX_REG0[0..7],output:NXM_NX_REG1[0..15],in_port=99,\
+            NXM_NX_REG1[0..7]=NXM_NX_REG2[8..15])",
+        ),
+        (
+            "tcp,tp_src=0x10/0xfff0,tcp_dst=80,actions=drop",
+            "tcp,tp_src=0x10/0xfff0,tp_dst=80 actions=drop",
+        ),
+        (
+            "udp,tp_src=0x10/0xffff,actions=drop",
+            "udp,tp_src=16 actions=drop",
+        ),
+        (
+            "tcp,tcp_flags=-syn,actions=drop",
+            "tcp,tcp_flags=-syn actions=drop",
+        ),
+        (
+            "tcp,tcp_flags=0xfff,actions=drop",
+            "tcp,tcp_flags=fin|syn|rst|psh|ack|urg|ece|cwr|ns|[200]|[400]|[800] actions=drop",
+        ),
+        (
+            "ct_state=0xff,actions=drop",
+            "ct_state=new|est|rel|rpl|inv|trk|snat|dnat actions=drop",
+        ),
+        ("ct_state=0/0x20,actions=drop", "ct_state=-trk actions=drop"),
+        (
+            "ipv6,ipv6_src=::1.2.3.4,ipv6_dst=::ffff:1.2.3.4,actions=drop",
+            "ipv6,ipv6_src=::1.2.3.4,ipv6_dst=::ffff:1.2.3.4 actions=drop",
+        ),
+        (
+            "ipv6,ipv6_src=2001:db8::/ffff:0:ffff::,actions=drop",
+            "ipv6,ipv6_src=2001::/ffff:0:ffff:: actions=drop",
+        ),
+        (
+            "actions=set_tunnel:0x5,set_tunnel64:0x100000000",
+            "actions=set_field:0x5->tun_id,set_field:0x100000000->tun_id",
+        ),
+        (
+            "ip,actions=mod_nw_src:1.2.3.4,mod_nw_tos:252",
+            "ip actions=set_field:1.2.3.4->ip_src,set_field:63->ip_dscp",
+        ),
+        (
+            "actions=set_field:0x42->tun_id,set_field:1.2.3.4->tun_dst",
+            "actions=set_field:0x42->tun_id,set_field:1.2.3.4->tun_dst",
+        ),
+        (
+            "ip,actions=ct(commit,nat(src=10.0.0.1-10.0.0.1))",
+            "ip actions=ct(commit,nat(src=10.0.0.1))",
+        ),
+        (
+            "ip,actions=ct(commit,nat(dst=10.0.0.1:80-80))",
+            "ip actions=ct(commit,nat(dst=10.0.0.1:80))",
+        ),
+        ("recirc_id=5,actions=drop", "recirc_id=0x5 actions=drop"),
+        ("ip,nw_src=10.0.0.0/0,actions=drop", "ip actions=drop"),
+        (
+            "arp,arp_tha=00:00:00:00:00:01/00:00:00:00:00:ff,arp_op=2,actions=drop",
+            "arp,arp_op=2,arp_tha=00:00:00:00:00:01/00:00:00:00:00:ff actions=drop",
+        ),
+        ("in_port=65534,actions=drop", "in_port=LOCAL actions=drop"),
+        (
+            "icmp,icmp_type=3,icmp_code=1,nw_tos=4,actions=drop",
+            "icmp,nw_tos=4,icmp_type=3,icmp_code=1 actions=drop",
+        ),
+        (
+            "priority=32768,cookie=0x1,metadata=0,reg0=0,tun_id=0,actions=drop",
+            "reg0=0,tun_id=0,metadata=0 actions=drop",
+        ),
+        ("dl_vlan_pcp=7,actions=drop", "dl_vlan_pcp=7 actions=drop"),
+        (
+            "vlan_tci=0x3000/0xf000,actions=drop",
+            "dl_vlan_pcp=1 actions=drop",
+        ),
+        (
+            "vlan_tci=0x0fff/0x0fff,actions=drop",
+            "vlan_tci=0x0fff/0x0fff actions=drop",
+        ),
+        (
+            "vlan_tci=0x1064,actions=drop",
+            "dl_vlan=100,dl_vlan_pcp=0 actions=drop",
+        ),
+    ];
+
     #[test]
-    #[ignore]
-    fn dev_dump() {
-        let text = std::fs::read_to_string("/tmp/flows.txt").unwrap();
-        let mut out = String::new();
-        for l in text.lines() {
-            match parse_flow(l, FlowModCommand::Add, &NoNames) {
-                Ok(fm) => {
-                    let m = format_match(&fm.mat, fm.priority, &NoNames, false);
-                    let a = format_actions_with_match(&fm.actions, &fm.mat, &NoNames, false, ActionStyle::Normalized);
-                    let sp = if m.is_empty() { "" } else { " " };
-                    out.push_str(&format!("{m}{sp}actions={a}\n"));
-                }
-                Err(e) => out.push_str(&format!("ERROR {e}\n")),
+    fn matches_ovs_normalized_printing() {
+        for (flow, ovs) in OVS_NORMALIZED {
+            assert_eq!(norm(flow), *ovs, "input: {flow}");
+        }
+    }
+
+    fn installed(flow: &str) -> String {
+        let fm = parse_flow(flow, FlowModCommand::Add, &NoNames).unwrap();
+        format_actions_with_match(
+            &fm.actions,
+            &fm.mat,
+            &NoNames,
+            false,
+            ActionStyle::Installed,
+        )
+    }
+
+    #[test]
+    fn installed_style_keeps_spelling() {
+        let cases = [
+            (
+                "actions=mod_dl_src:fa:16:3f:73:c3:04,resubmit(,2)",
+                "mod_dl_src:fa:16:3f:73:c3:04,resubmit(,2)",
+            ),
+            ("dl_vlan=1,actions=strip_vlan,load:0x42->NXM_NX_TUN_ID[],output:2",
+             "strip_vlan,load:0x42->NXM_NX_TUN_ID[],output:2"),
+            (
+                "actions=mod_vlan_vid:1,mod_vlan_pcp:2,NORMAL",
+                "mod_vlan_vid:1,mod_vlan_pcp:2,NORMAL",
+            ),
+            (
+                "actions=set_tunnel:0x5,set_tunnel64:0x100000000",
+                "set_tunnel:0x5,set_tunnel64:0x100000000",
+            ),
+            ("ip,actions=mod_nw_tos:8,mod_nw_ecn:1,mod_nw_ttl:9,mod_nw_src:1.2.3.4",
+             "mod_nw_tos:8,mod_nw_ecn:1,mod_nw_ttl:9,mod_nw_src:1.2.3.4"),
+            ("udp,actions=mod_tp_src:53,mod_tp_dst:54", "mod_tp_src:53,mod_tp_dst:54"),
+            ("actions=load:1->NXM_NX_REG0[4..7],load:0->NXM_OF_VLAN_TCI[],load:1->NXM_NX_REG3[5]",
+             "load:0x1->NXM_NX_REG0[4..7],load:0->NXM_OF_VLAN_TCI[],load:0x1->NXM_NX_REG3[5]"),
+            ("ip,actions=load:0x20->NXM_OF_IP_TOS[]", "load:0x20->NXM_OF_IP_TOS[]"),
+            ("actions=set_field:0x42->tun_id,pop_vlan", "set_field:0x42->tun_id,pop_vlan"),
+            ("actions=", "drop"),
+        ];
+        for (flow, want) in cases {
+            assert_eq!(installed(flow), want, "input: {flow}");
+        }
+    }
+
+    /// Every flow of the OVS comparison and the Neutron set: printing and parsing back gives
+    /// the same flow in both styles.
+    #[test]
+    fn round_trip() {
+        let flows = OVS_NORMALIZED
+            .iter()
+            .map(|(f, _)| *f)
+            .chain(crate::ofproto::parse::NEUTRON_DVR_FLOWS.iter().copied());
+        let mut n = 0;
+        for flow in flows {
+            let a = parse_flow(flow, FlowModCommand::Add, &NoNames).unwrap();
+            let text = format_flow(&a, &NoNames, false, ActionStyle::Installed);
+            let b = parse_flow(&text, FlowModCommand::Add, &NoNames)
+                .unwrap_or_else(|e| panic!("{flow}\n -> {text}\n: {e}"));
+            // `actions=drop` and `actions=` are the same flow and print alike.
+            let plain = |v: &[Action]| -> Vec<Action> {
+                v.iter().filter(|x| **x != Action::Drop).cloned().collect()
+            };
+            assert_eq!(plain(&a.actions), plain(&b.actions), "{flow}\n -> {text}");
+            assert_eq!(
+                (
+                    a.table,
+                    a.priority,
+                    a.cookie,
+                    a.idle_timeout,
+                    a.hard_timeout,
+                    a.flags
+                ),
+                (
+                    b.table,
+                    b.priority,
+                    b.cookie,
+                    b.idle_timeout,
+                    b.hard_timeout,
+                    b.flags
+                ),
+                "{flow}"
+            );
+            assert_eq!(
+                format_flow(&b, &NoNames, false, ActionStyle::Installed),
+                text,
+                "{flow}"
+            );
+            let m1 = format_match(&a.mat, a.priority, &NoNames, false);
+            assert_eq!(
+                format_match(&b.mat, b.priority, &NoNames, false),
+                m1,
+                "{flow}"
+            );
+            let ntext = format_flow(&a, &NoNames, false, ActionStyle::Normalized);
+            let c = parse_flow(&ntext, FlowModCommand::Add, &NoNames)
+                .unwrap_or_else(|e| panic!("{flow}\n -> {ntext}\n: {e}"));
+            assert_eq!(
+                format_flow(&c, &NoNames, false, ActionStyle::Normalized),
+                ntext,
+                "{flow}"
+            );
+            n += 1;
+        }
+        assert!(n > 180, "{n}");
+    }
+
+    struct Names;
+    impl PortNames for Names {
+        fn port_no(&self, name: &str) -> Option<u32> {
+            match name {
+                "qvo28e6e267-f3" => Some(3),
+                "patch tun" => Some(2),
+                _ => None,
             }
         }
-        std::fs::write("/tmp/ours.txt", out).unwrap();
+        fn port_name(&self, no: u32) -> Option<String> {
+            match no {
+                3 => Some("qvo28e6e267-f3".into()),
+                2 => Some("patch tun".into()),
+                _ => None,
+            }
+        }
+    }
+
+    #[test]
+    fn port_names_print_and_parse() {
+        let flow = "in_port=qvo28e6e267-f3,actions=output:\"patch tun\",resubmit(3,1),LOCAL,7";
+        let fm = parse_flow(flow, FlowModCommand::Add, &Names).unwrap();
+        assert_eq!(
+            format_match(&fm.mat, fm.priority, &Names, true),
+            "in_port=qvo28e6e267-f3"
+        );
+        assert_eq!(
+            format_match(&fm.mat, fm.priority, &Names, false),
+            "in_port=3"
+        );
+        let a = format_actions(&fm.actions, &Names, true, ActionStyle::Installed);
+        assert_eq!(
+            a,
+            "output:\"patch tun\",resubmit(qvo28e6e267-f3,1),LOCAL,output:7"
+        );
+        let a = format_actions(&fm.actions, &Names, false, ActionStyle::Installed);
+        assert_eq!(a, "output:2,resubmit(3,1),LOCAL,output:7");
+    }
+
+    #[test]
+    fn values_and_masks() {
+        assert_eq!(hex(0), "0");
+        assert_eq!(hex(0x800), "0x800");
+        assert_eq!(ipv4_masked(0x0a00_0000, 0xffff_ff00), "10.0.0.0/24");
+        assert_eq!(
+            ipv4_masked(0x0a00_0000, 0xffff_00ff),
+            "10.0.0.0/255.255.0.255"
+        );
+        assert_eq!(ipv6(1), "::1");
+        assert_eq!(ipv6(0x0102_0304), "::1.2.3.4");
+        assert_eq!(ipv6(0xffff_0102_0304), "::ffff:1.2.3.4");
+        assert_eq!(oxm_vlan(0, 0xffff), (0, 0x1fff));
+        assert_eq!(oxm_vlan(0x7005, 0xffff), (0x7005, 0xffff));
+        assert_eq!(frag_name(1, 3), "first");
+        assert_eq!(flags_masked(&CT_NAMES, 0x22, 0x23, 0xff), "-new+est+trk");
+        assert_eq!(flags_masked(&CT_NAMES, 0x22, 0xff, 0xff), "est|trk");
+        assert_eq!(
+            format_value(FieldId::Reg0, 1, 0xffff, &NoNames, false),
+            "0x1/0xffff"
+        );
+        assert_eq!(
+            format_value(FieldId::TcpSrc, 16, 0xfff0, &NoNames, false),
+            "16/0xfff0"
+        );
     }
 }

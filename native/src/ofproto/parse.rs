@@ -20,8 +20,8 @@
 //!   `parse_flows` and 0 when unknown.
 
 use super::action::{
-    port, Action, CtAction, CtZone, FlowMod, FlowModCommand, LearnPart, LearnSpec,
-    NatKind, NatSpec, Spelling,
+    port, Action, CtAction, CtZone, FlowMod, FlowModCommand, LearnPart, LearnSpec, NatKind,
+    NatSpec, Spelling,
 };
 use crate::flow::field::{Fmt, Prereq, FIELDS};
 use crate::flow::key::{ct_state, nw_frag, VLAN_CFI};
@@ -47,6 +47,9 @@ impl PortNames for NoNames {
         None
     }
 }
+
+/// Flows of an add-flows file, each with its 1-based line number.
+pub type Flows = Vec<(usize, FlowMod)>;
 
 /// A parse error: where and what.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,7 +90,11 @@ struct PErr {
 type R<T> = Result<T, PErr>;
 
 fn err<T>(off: usize, msg: impl Into<String>) -> R<T> {
-    Err(PErr { off, msg: msg.into(), hint: None })
+    Err(PErr {
+        off,
+        msg: msg.into(),
+        hint: None,
+    })
 }
 
 fn to_parse_error(line_text: &str, e: PErr) -> ParseError {
@@ -97,7 +104,12 @@ fn to_parse_error(line_text: &str, e: PErr) -> ParseError {
     } else {
         0
     };
-    ParseError { line: 0, column, message: e.msg, hint: e.hint }
+    ParseError {
+        line: 0,
+        column,
+        message: e.msg,
+        hint: e.hint,
+    }
 }
 
 /// Parses one flow. A leading `add`, `modify`, `modify_strict`, `delete` or `delete_strict`
@@ -112,10 +124,7 @@ pub fn parse_flow(
 
 /// Parses an `add-flows` file: one flow per line, `#` comments and blank lines skipped.
 /// Returns each flow with its 1-based line number.
-pub fn parse_flows(
-    text: &str,
-    ports: &dyn PortNames,
-) -> Result<Vec<(usize, FlowMod)>, ParseError> {
+pub fn parse_flows(text: &str, ports: &dyn PortNames) -> Result<Flows, ParseError> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = strip_comment(raw);
@@ -206,13 +215,29 @@ fn split_list(s: &str, base: usize) -> R<Vec<(usize, &str)>> {
     let mut out = Vec::new();
     let mut open: Vec<usize> = Vec::new();
     let mut start = None;
+    let mut quoted = false; // inside a "quoted port name"
+    let mut escaped = false;
     for (i, c) in s.char_indices() {
+        if quoted {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => quoted = false,
+                _ => {}
+            }
+            continue;
+        }
         match c {
-            '(' => open.push(i),
-            ')' => {
-                if open.pop().is_none() {
-                    return err(base + i, "unbalanced parentheses: unexpected ')'");
+            '"' => {
+                quoted = true;
+                if start.is_none() {
+                    start = Some(i);
                 }
+                continue;
+            }
+            '(' => open.push(i),
+            ')' if open.pop().is_none() => {
+                return err(base + i, "unbalanced parentheses: unexpected ')'");
             }
             _ => {}
         }
@@ -277,7 +302,11 @@ fn parse_mac(s: &str) -> Option<u128> {
 }
 
 fn prefix_mask(bits: u32, width: u32) -> u128 {
-    let ones = if width >= 128 { u128::MAX } else { (1u128 << width) - 1 };
+    let ones = if width >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << width) - 1
+    };
     if bits == 0 {
         0
     } else {
@@ -306,7 +335,9 @@ fn parse_ip_masked(s: &str, v6: bool) -> Result<(u128, u128), String> {
         Some(m) if !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()) => {
             let n: u32 = m.parse().unwrap_or(u32::MAX);
             if n > width {
-                return Err(format!("{kind} prefix length /{m} is out of range (0..{width})"));
+                return Err(format!(
+                    "{kind} prefix length /{m} is out of range (0..{width})"
+                ));
             }
             prefix_mask(n, width)
         }
@@ -316,7 +347,7 @@ fn parse_ip_masked(s: &str, v6: bool) -> Result<(u128, u128), String> {
 }
 
 /// A flag word: `+a-b` (masked), `a|b` (exact), or a number with an optional mask.
-fn parse_flags(s: &str, names: &[(&str, u32)], all: u32, what: &str) -> Result<(u32, u32), String> {
+fn parse_flags(s: &str, names: &[(&str, u32)], all: u32, what: &str) -> Result<Flags, String> {
     if s.starts_with(|c: char| c.is_ascii_digit()) {
         let (v, m) = match s.split_once('/') {
             Some((v, m)) => (parse_uint(v), parse_uint(m)),
@@ -330,10 +361,14 @@ fn parse_flags(s: &str, names: &[(&str, u32)], all: u32, what: &str) -> Result<(
         };
     }
     let lookup = |n: &str| -> Result<u32, String> {
-        names.iter().find(|(x, _)| *x == n).map(|(_, b)| *b).ok_or_else(|| {
-            let list: Vec<&str> = names.iter().map(|(x, _)| *x).collect();
-            format!("unknown {what} flag \"{n}\" (known: {})", list.join(" "))
-        })
+        names
+            .iter()
+            .find(|(x, _)| *x == n)
+            .map(|(_, b)| *b)
+            .ok_or_else(|| {
+                let list: Vec<&str> = names.iter().map(|(x, _)| *x).collect();
+                format!("unknown {what} flag \"{n}\" (known: {})", list.join(" "))
+            })
     };
     if s.starts_with(['+', '-']) {
         let (mut v, mut m) = (0u32, 0u32);
@@ -341,7 +376,9 @@ fn parse_flags(s: &str, names: &[(&str, u32)], all: u32, what: &str) -> Result<(
         while !rest.is_empty() {
             let plus = rest.starts_with('+');
             if !plus && !rest.starts_with('-') {
-                return Err(format!("\"{s}\": expected '+' or '-' before each {what} flag"));
+                return Err(format!(
+                    "\"{s}\": expected '+' or '-' before each {what} flag"
+                ));
             }
             rest = &rest[1..];
             let end = rest.find(['+', '-']).unwrap_or(rest.len());
@@ -364,6 +401,9 @@ fn parse_flags(s: &str, names: &[(&str, u32)], all: u32, what: &str) -> Result<(
     Ok((v, all))
 }
 
+/// A flag value and its mask.
+type Flags = (u32, u32);
+
 const CT_FLAGS: [(&str, u32); 8] = [
     ("new", ct_state::NEW as u32),
     ("est", ct_state::EST as u32),
@@ -375,7 +415,7 @@ const CT_FLAGS: [(&str, u32); 8] = [
     ("dnat", ct_state::DNAT as u32),
 ];
 
-const TCP_FLAGS: [(&str, u32); 9] = [
+const TCP_FLAGS: [(&str, u32); 12] = [
     ("fin", 0x001),
     ("syn", 0x002),
     ("rst", 0x004),
@@ -385,20 +425,28 @@ const TCP_FLAGS: [(&str, u32); 9] = [
     ("ece", 0x040),
     ("cwr", 0x080),
     ("ns", 0x100),
+    ("[200]", 0x200),
+    ("[400]", 0x400),
+    ("[800]", 0x800),
 ];
 
 /// Parses an OpenFlow port: a number, a reserved name (`LOCAL`, `in_port`, ...) or a
 /// named port of the bridge.
 pub(crate) fn parse_port(s: &str, ports: &dyn PortNames) -> Option<u32> {
     let s = s.trim();
-    let unq = s.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(s);
+    let unescaped;
+    let unq = match s.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
+        Some(q) => {
+            unescaped = q.replace("\\\"", "\"").replace("\\\\", "\\");
+            unescaped.as_str()
+        }
+        None => s,
+    };
     if !unq.is_empty() && unq.bytes().all(|b| b.is_ascii_digit()) {
         let n: u64 = unq.parse().ok()?;
         return match n {
             n if n < u64::from(port::MAX) => Some(n as u32),
-            n if (u64::from(port::IN_PORT)..=u64::from(port::NONE)).contains(&n) => {
-                Some(n as u32)
-            }
+            n if (u64::from(port::IN_PORT)..=u64::from(port::NONE)).contains(&n) => Some(n as u32),
             // OpenFlow 1.1+ reserved numbers (0xfffffff8..) map to the 1.0 values.
             n if (0xffff_fff8..=0xffff_ffff).contains(&n) => Some((n - 0xffff_0000) as u32),
             _ => None,
@@ -447,9 +495,8 @@ fn parse_value(f: &Field, s: &str, ports: &dyn PortNames) -> Result<(u128, u128)
                 Some((v, m)) => (v, Some(m)),
                 None => (s, None),
             };
-            let val = parse_uint(v).ok_or_else(|| {
-                format!("\"{v}\" is not a valid number for {}", f.name)
-            })?;
+            let val = parse_uint(v)
+                .ok_or_else(|| format!("\"{v}\" is not a valid number for {}", f.name))?;
             let mask = match m {
                 Some(m) => parse_uint(m)
                     .ok_or_else(|| format!("\"{m}\" is not a valid mask for {}", f.name))?,
@@ -473,8 +520,9 @@ fn parse_value(f: &Field, s: &str, ports: &dyn PortNames) -> Result<(u128, u128)
                 format!("\"{v}\" is not a valid Ethernet address (expected xx:xx:xx:xx:xx:xx)")
             })?;
             let mask = match m {
-                Some(m) => parse_mac(m)
-                    .ok_or_else(|| format!("\"{m}\" is not a valid Ethernet mask"))?,
+                Some(m) => {
+                    parse_mac(m).ok_or_else(|| format!("\"{m}\" is not a valid Ethernet mask"))?
+                }
                 None => ones,
             };
             (val, mask)
@@ -483,7 +531,10 @@ fn parse_value(f: &Field, s: &str, ports: &dyn PortNames) -> Result<(u128, u128)
         Fmt::Ipv6 => parse_ip_masked(s, true)?,
         Fmt::Port => {
             let p = parse_port(s, ports).ok_or_else(|| {
-                format!("\"{s}\" is not a valid port for {} (number, LOCAL, or a port name)", f.name)
+                format!(
+                    "\"{s}\" is not a valid port for {} (number, LOCAL, or a port name)",
+                    f.name
+                )
             })?;
             (u128::from(p), ones)
         }
@@ -587,9 +638,15 @@ fn match_prereq_ok(id: FieldId, k: &FlowKey) -> bool {
 
 /// `tp_src` / `tp_dst` need a transport protocol OVS knows.
 fn tp_prereq_ok(k: &FlowKey) -> bool {
-    [Prereq::Tcp, Prereq::Udp, Prereq::Sctp, Prereq::Icmp4, Prereq::Icmp6]
-        .iter()
-        .any(|p| prereq_ok(*p, k))
+    [
+        Prereq::Tcp,
+        Prereq::Udp,
+        Prereq::Sctp,
+        Prereq::Icmp4,
+        Prereq::Icmp6,
+    ]
+    .iter()
+    .any(|p| prereq_ok(*p, k))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -722,7 +779,11 @@ fn unknown_field(off: usize, name: &str) -> PErr {
     let cands = field_names()
         .chain(SHORTHANDS.iter().map(|s| s.0))
         .chain(MATCH_KEYWORDS.iter().copied());
-    PErr { off, msg: format!("unknown field \"{name}\""), hint: suggest(name, cands) }
+    PErr {
+        off,
+        msg: format!("unknown field \"{name}\""),
+        hint: suggest(name, cands),
+    }
 }
 
 /// Finds a field by name for subfield syntax (`NXM_NX_REG0`, `reg0`, `eth_src`, ...).
@@ -759,7 +820,10 @@ fn parse_subfield(s: &str, off: usize) -> R<Subfield> {
                 None => (inner.parse::<u32>().ok(), inner.parse::<u32>().ok()),
             };
             let (Some(a), Some(b)) = (a, b) else {
-                return err(boff, format!("\"{s}\": bad bit range (expected [a..b] or [n])"));
+                return err(
+                    boff,
+                    format!("\"{s}\": bad bit range (expected [a..b] or [n])"),
+                );
             };
             if a > b || b >= u32::from(f.width) {
                 return err(
@@ -773,7 +837,11 @@ fn parse_subfield(s: &str, off: usize) -> R<Subfield> {
             (a, b - a + 1)
         }
     };
-    Ok(Subfield { field: f.id, ofs: ofs as u8, n_bits: n_bits as u8 })
+    Ok(Subfield {
+        field: f.id,
+        ofs: ofs as u8,
+        n_bits: n_bits as u8,
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -794,7 +862,14 @@ struct FlowParser<'p> {
 
 impl<'p> FlowParser<'p> {
     fn new(cmd: FlowModCommand, ports: &'p dyn PortNames) -> Self {
-        FlowParser { fm: FlowMod { command: cmd, ..FlowMod::default() }, ports, checks: Vec::new() }
+        FlowParser {
+            fm: FlowMod {
+                command: cmd,
+                ..FlowMod::default()
+            },
+            ports,
+            checks: Vec::new(),
+        }
     }
 
     fn parse_match(&mut self, s: &str, base: usize) -> R<()> {
@@ -805,8 +880,28 @@ impl<'p> FlowParser<'p> {
         for (off, name, c) in &self.checks {
             let (ok, need) = match c {
                 Check::Field(id) => (match_prereq_ok(*id, &k), prereq_text(id.field().prereq)),
-                Check::Tp => (tp_prereq_ok(&k), "tcp, udp, sctp, icmp or icmp6 (or their 6 forms)"),
+                Check::Tp => (
+                    tp_prereq_ok(&k),
+                    "tcp, udp, sctp, icmp or icmp6 (or their 6 forms)",
+                ),
             };
+            let icmp = prereq_ok(Prereq::Icmp4, &k) || prereq_ok(Prereq::Icmp6, &k);
+            if ok && icmp && matches!(c, Check::Tp) {
+                // Under icmp, tp_src/tp_dst are the ICMP type/code: one exact byte, as they
+                // print back (`icmp_type=N`).
+                let (v, m) = if name == "tp_src" {
+                    (k.tp_src, self.fm.mat.mask.tp_src)
+                } else {
+                    (k.tp_dst, self.fm.mat.mask.tp_dst)
+                };
+                if v > 255 || m != 0xffff {
+                    let what = if name == "tp_src" { "type" } else { "code" };
+                    return err(
+                        *off,
+                        format!("{name} under icmp is the ICMP {what}: 0..255, no mask"),
+                    );
+                }
+            }
             if !ok {
                 return Err(PErr {
                     off: *off,
@@ -855,19 +950,27 @@ impl<'p> FlowParser<'p> {
             "cookie" => self.cookie(voff, v)?,
             "out_port" => {
                 let v = v.unwrap_or("");
-                let p = parse_port(v, self.ports)
-                    .ok_or_else(|| PErr {
-                        off: voff,
-                        msg: format!("out_port={v}: unknown port"),
-                        hint: None,
-                    })?;
+                let p = parse_port(v, self.ports).ok_or_else(|| PErr {
+                    off: voff,
+                    msg: format!("out_port={v}: unknown port"),
+                    hint: None,
+                })?;
                 self.fm.out_port = Some(p);
             }
             "tp_src" | "tp_dst" => {
-                let id = if key == "tp_src" { FieldId::TcpSrc } else { FieldId::TcpDst };
-                let Some(v) = v else { return err(off, format!("{key} needs a value")) };
-                let (val, mask) = parse_value(id.field(), v, self.ports)
-                    .map_err(|m| PErr { off: voff, msg: m.replace("tcp_", "tp_"), hint: None })?;
+                let id = if key == "tp_src" {
+                    FieldId::TcpSrc
+                } else {
+                    FieldId::TcpDst
+                };
+                let Some(v) = v else {
+                    return err(off, format!("{key} needs a value"));
+                };
+                let (val, mask) = parse_value(id.field(), v, self.ports).map_err(|m| PErr {
+                    off: voff,
+                    msg: m.replace("tcp_", "tp_"),
+                    hint: None,
+                })?;
                 self.fm.mat.set_field_masked(id, val, mask);
                 let name = if key == "tp_src" { "tp_src" } else { "tp_dst" };
                 self.checks.push((off, name.into(), Check::Tp));
@@ -875,7 +978,10 @@ impl<'p> FlowParser<'p> {
             _ => {
                 if let Some((_, dl, proto)) = SHORTHANDS.iter().find(|s| s.0 == key) {
                     if v.is_some() {
-                        return err(off, format!("\"{key}\" is a protocol shorthand and takes no value"));
+                        return err(
+                            off,
+                            format!("\"{key}\" is a protocol shorthand and takes no value"),
+                        );
                     }
                     self.fm.mat.set_field(FieldId::DlType, u128::from(*dl));
                     if let Some(p) = proto {
@@ -900,7 +1006,9 @@ impl<'p> FlowParser<'p> {
     }
 
     fn cookie(&mut self, voff: usize, v: Option<&str>) -> R<()> {
-        let Some(v) = v else { return err(voff, "cookie needs a value (cookie=0x...)") };
+        let Some(v) = v else {
+            return err(voff, "cookie needs a value (cookie=0x...)");
+        };
         let num = |s: &str, at: usize| -> R<u64> {
             if s == "-1" {
                 return Ok(u64::MAX);
@@ -919,8 +1027,10 @@ impl<'p> FlowParser<'p> {
                 self.fm.cookie_mask = num(m, voff + c.len() + 1)?;
             }
             None => {
-                if matches!(self.fm.command, FlowModCommand::Delete | FlowModCommand::DeleteStrict)
-                {
+                if matches!(
+                    self.fm.command,
+                    FlowModCommand::Delete | FlowModCommand::DeleteStrict
+                ) {
                     return Err(PErr {
                         off: voff,
                         msg: "cannot set a cookie when deleting".into(),
@@ -933,8 +1043,19 @@ impl<'p> FlowParser<'p> {
         Ok(())
     }
 
-    fn match_field(&mut self, f: &'static Field, key: &str, off: usize, voff: usize, v: &str) -> R<()> {
-        let bad = |m: String| PErr { off: voff, msg: m, hint: None };
+    fn match_field(
+        &mut self,
+        f: &'static Field,
+        key: &str,
+        off: usize,
+        voff: usize,
+        v: &str,
+    ) -> R<()> {
+        let bad = |m: String| PErr {
+            off: voff,
+            msg: m,
+            hint: None,
+        };
         let m = &mut self.fm.mat;
         match f.id {
             FieldId::DlVlan => {
@@ -945,7 +1066,9 @@ impl<'p> FlowParser<'p> {
                 } else if n <= 4095 {
                     m.set_field_masked(FieldId::VlanTci, u128::from(VLAN_CFI) | n, 0x1fff);
                 } else {
-                    return Err(bad(format!("dl_vlan={v} is out of range (0..4095, or 0xffff)")));
+                    return Err(bad(format!(
+                        "dl_vlan={v} is out of range (0..4095, or 0xffff)"
+                    )));
                 }
                 return Ok(());
             }
@@ -988,7 +1111,10 @@ impl<'p> FlowParser<'p> {
     // -----------------------------------------------------------------------------------
 
     fn parse_action_list(&self, s: &str, base: usize) -> R<Vec<Action>> {
-        let mut ctx = ActCtx { key: self.fm.mat.key, table: self.fm.table.unwrap_or(0) };
+        let mut ctx = ActCtx {
+            key: self.fm.mat.key,
+            table: self.fm.table.unwrap_or(0),
+        };
         let toks = split_list(s, base)?;
         let mut out = Vec::new();
         let mut drop_at = None;
@@ -1036,8 +1162,13 @@ impl<'p> FlowParser<'p> {
         };
         let lname = name.to_ascii_lowercase();
         if in_exec && !matches!(lname.as_str(), "set_field" | "load") {
-            return err(off, format!("\"{name}\" is not allowed in ct(exec(...)); only set_field \
-                                     and load of ct_mark are"));
+            return err(
+                off,
+                format!(
+                    "\"{name}\" is not allowed in ct(exec(...)); only set_field \
+                                     and load of ct_mark are"
+                ),
+            );
         }
         let need = |what: &str| -> R<&str> {
             arg.ok_or_else(|| PErr {
@@ -1067,12 +1198,17 @@ impl<'p> FlowParser<'p> {
                 if t <= ctx.table {
                     return err(
                         aoff,
-                        format!("goto_table:{t} must go to a table after the current one ({})", ctx.table),
+                        format!(
+                            "goto_table:{t} must go to a table after the current one ({})",
+                            ctx.table
+                        ),
                     );
                 }
                 Action::GotoTable(t)
             }
-            "resubmit" => self.resubmit(aoff, need("PORT")?, split.map(|i| tok.as_bytes()[i]), ctx)?,
+            "resubmit" => {
+                self.resubmit(aoff, need("PORT")?, split.map(|i| tok.as_bytes()[i]), ctx)?
+            }
             "mod_dl_src" | "mod_dl_dst" => {
                 let a = need("MAC")?;
                 let v = parse_mac(a).ok_or_else(|| PErr {
@@ -1080,8 +1216,17 @@ impl<'p> FlowParser<'p> {
                     msg: format!("\"{a}\" is not a valid Ethernet address"),
                     hint: None,
                 })?;
-                let field = if lname == "mod_dl_src" { FieldId::DlSrc } else { FieldId::DlDst };
-                Action::SetField { field, value: v, mask: field.field().all_ones(), spelling: Spelling::Mod }
+                let field = if lname == "mod_dl_src" {
+                    FieldId::DlSrc
+                } else {
+                    FieldId::DlDst
+                };
+                Action::SetField {
+                    field,
+                    value: v,
+                    mask: field.field().all_ones(),
+                    spelling: Spelling::Mod,
+                }
             }
             "mod_nw_src" | "mod_nw_dst" => {
                 let a = need("IP")?;
@@ -1090,9 +1235,18 @@ impl<'p> FlowParser<'p> {
                     msg: format!("\"{a}\" is not a valid IPv4 address"),
                     hint: None,
                 })?;
-                let field = if lname == "mod_nw_src" { FieldId::NwSrc } else { FieldId::NwDst };
+                let field = if lname == "mod_nw_src" {
+                    FieldId::NwSrc
+                } else {
+                    FieldId::NwDst
+                };
                 let v = u128::from(u32::from(ip));
-                Action::SetField { field, value: v, mask: 0xffff_ffff, spelling: Spelling::Mod }
+                Action::SetField {
+                    field,
+                    value: v,
+                    mask: 0xffff_ffff,
+                    spelling: Spelling::Mod,
+                }
             }
             "mod_nw_tos" => {
                 let a = need("TOS")?;
@@ -1103,7 +1257,12 @@ impl<'p> FlowParser<'p> {
                         mask: 0xfc,
                         spelling: Spelling::Mod,
                     },
-                    _ => return err(aoff, format!("{a}: not a valid TOS (a multiple of 4, 0..252)")),
+                    _ => {
+                        return err(
+                            aoff,
+                            format!("{a}: not a valid TOS (a multiple of 4, 0..252)"),
+                        )
+                    }
                 }
             }
             "mod_nw_ecn" => {
@@ -1140,7 +1299,12 @@ impl<'p> FlowParser<'p> {
                 let Some(f) = tp_field(lname == "mod_tp_src", &ctx.key) else {
                     return err(off, format!("{name} needs tcp, udp or sctp in the match"));
                 };
-                Action::SetField { field: f.id, value: v, mask: 0xffff, spelling: Spelling::Mod }
+                Action::SetField {
+                    field: f.id,
+                    value: v,
+                    mask: 0xffff,
+                    spelling: Spelling::Mod,
+                }
             }
             "set_field" => self.set_field(aoff, need("VALUE->FIELD")?, ctx)?,
             "load" => self.load(aoff, need("VALUE->FIELD[]")?, ctx)?,
@@ -1158,13 +1322,20 @@ impl<'p> FlowParser<'p> {
                         ctx.key.vlan_tci |= VLAN_CFI;
                         Action::PushVlan(t as u16)
                     }
-                    _ => return err(aoff, format!("push_vlan:{a}: only 0x8100 and 0x88a8 are valid")),
+                    _ => {
+                        return err(
+                            aoff,
+                            format!("push_vlan:{a}: only 0x8100 and 0x88a8 are valid"),
+                        )
+                    }
                 }
             }
             "pop_vlan" | "strip_vlan" => {
                 self.no_arg(name, arg, aoff)?;
                 ctx.key.vlan_tci = 0;
-                Action::PopVlan { strip: lname == "strip_vlan" }
+                Action::PopVlan {
+                    strip: lname == "strip_vlan",
+                }
             }
             "mod_vlan_vid" => {
                 let a = need("VID")?;
@@ -1192,7 +1363,11 @@ impl<'p> FlowParser<'p> {
             }
             "set_tunnel" | "set_tunnel64" => {
                 let a = need("TUN_ID")?;
-                let max = if lname == "set_tunnel" { u128::from(u32::MAX) } else { u128::from(u64::MAX) };
+                let max = if lname == "set_tunnel" {
+                    u128::from(u32::MAX)
+                } else {
+                    u128::from(u64::MAX)
+                };
                 let v = parse_uint(a).filter(|v| *v <= max).ok_or_else(|| PErr {
                     off: aoff,
                     msg: format!("{name}:{a}: not a valid tunnel ID (0..{max:#x})"),
@@ -1269,18 +1444,23 @@ impl<'p> FlowParser<'p> {
                 for (o, part) in split_list(a, aoff)? {
                     let (k, v) = key_value(part);
                     match (k, v) {
-                        ("max_len", Some((_, v))) => {
-                            max_len = parse_uint(v).filter(|v| *v <= 65535).ok_or_else(|| {
-                                PErr { off: o, msg: format!("max_len={v}: not 0..65535"), hint: None }
-                            })? as u16;
-                        }
+                        ("max_len", Some((_, v))) => match parse_uint(v) {
+                            Some(n) if n <= 65535 => max_len = n as u16,
+                            _ => return err(o, format!("max_len={v}: not 0..65535")),
+                        },
                         ("reason", Some((_, "action"))) | ("id", Some((_, "0"))) => {}
-                        _ => return err(o, format!("controller option \"{part}\" is not supported")),
+                        _ => {
+                            let msg = format!("controller option \"{part}\" is not supported");
+                            return err(o, msg);
+                        }
                     }
                 }
             }
         }
-        Ok(Action::Output { port: port::CONTROLLER, max_len })
+        Ok(Action::Output {
+            port: port::CONTROLLER,
+            max_len,
+        })
     }
 
     fn resubmit(&self, aoff: usize, a: &str, sep: Option<u8>, ctx: &ActCtx) -> R<Action> {
@@ -1290,11 +1470,18 @@ impl<'p> FlowParser<'p> {
                 msg: format!("resubmit:{a}: unknown port"),
                 hint: None,
             })?;
-            return Ok(Action::Resubmit { in_port: Some(p), table: None, ct: false });
+            return Ok(Action::Resubmit {
+                in_port: Some(p),
+                table: None,
+                ct: false,
+            });
         }
         let parts: Vec<&str> = a.split(',').collect();
         if parts.len() > 3 {
-            return err(aoff, format!("resubmit({a}): too many arguments (PORT,TABLE[,ct])"));
+            return err(
+                aoff,
+                format!("resubmit({a}): too many arguments (PORT,TABLE[,ct])"),
+            );
         }
         let p = parts[0].trim();
         let in_port = if p.is_empty() {
@@ -1327,10 +1514,14 @@ impl<'p> FlowParser<'p> {
                     | ct_state::SNAT
                     | ct_state::DNAT;
                 let valid = k.ct_state & ct_state::TRK != 0
-                    && (k.ct_state & valid_bits != 0 || self.fm.mat.mask.ct_state & ct_state::INV != 0);
+                    && (k.ct_state & valid_bits != 0
+                        || self.fm.mat.mask.ct_state & ct_state::INV != 0);
                 if !valid {
-                    return err(aoff, "resubmit(...,ct) needs a match on a valid tracked \
-                                      connection (e.g. ct_state=+trk+est)");
+                    return err(
+                        aoff,
+                        "resubmit(...,ct) needs a match on a valid tracked \
+                                      connection (e.g. ct_state=+trk+est)",
+                    );
                 }
                 true
             }
@@ -1357,15 +1548,24 @@ impl<'p> FlowParser<'p> {
             _ => field_by_name(fname).ok_or_else(|| unknown_field(foff, fname))?,
         };
         if !f.writable {
-            return err(foff, format!("field {fname} cannot be written by set_field"));
+            return err(
+                foff,
+                format!("field {fname} cannot be written by set_field"),
+            );
         }
-        let (mut value, mut mask) = parse_value(f, vs, self.ports)
-            .map_err(|m| PErr { off: aoff, msg: m, hint: None })?;
+        let (mut value, mut mask) = parse_value(f, vs, self.ports).map_err(|m| PErr {
+            off: aoff,
+            msg: m,
+            hint: None,
+        })?;
         if let Some((v, m)) = vs.split_once('/') {
             // OVS refuses 1-bits in the value outside the mask.
             if let (Some(v), Some(m)) = (parse_uint(v), parse_uint(m)) {
                 if v & !m != 0 {
-                    return err(aoff, format!("set_field:{vs}: value has 1-bits outside the mask"));
+                    return err(
+                        aoff,
+                        format!("set_field:{vs}: value has 1-bits outside the mask"),
+                    );
                 }
             }
         }
@@ -1376,17 +1576,26 @@ impl<'p> FlowParser<'p> {
                 }
                 mask = 0xfc;
             }
-            FieldId::VlanVid => {
-                if value & u128::from(VLAN_CFI) == 0 {
-                    return err(aoff, format!("{vs} is not a valid value for field vlan_vid \
-                                              (add 4096 for \"tag present\", e.g. {})", value | 0x1000));
-                }
+            FieldId::VlanVid if value & u128::from(VLAN_CFI) == 0 => {
+                let hint = value | 0x1000;
+                return err(
+                    aoff,
+                    format!(
+                        "{vs} is not a valid value for field vlan_vid (add 4096 for \
+                         \"tag present\", e.g. {hint})"
+                    ),
+                );
             }
             _ => {}
         }
         value &= mask;
         check_prereq(ctx, f, foff)?;
-        Ok(Action::SetField { field: f.id, value, mask, spelling: Spelling::SetField })
+        Ok(Action::SetField {
+            field: f.id,
+            value,
+            mask,
+            spelling: Spelling::SetField,
+        })
     }
 
     fn load(&self, aoff: usize, a: &str, ctx: &mut ActCtx) -> R<Action> {
@@ -1401,11 +1610,17 @@ impl<'p> FlowParser<'p> {
             hint: None,
         })?;
         if dst.n_bits < 128 && v >> dst.n_bits != 0 {
-            return err(aoff, format!("{a}: value {vs} does not fit into {} bits", dst.n_bits));
+            return err(
+                aoff,
+                format!("{a}: value {vs} does not fit into {} bits", dst.n_bits),
+            );
         }
         let f = dst.field.field();
         if !f.writable {
-            return err(aoff + i + 2, format!("field {} cannot be written by load", f.nxm));
+            return err(
+                aoff + i + 2,
+                format!("field {} cannot be written by load", f.nxm),
+            );
         }
         let mut mask = dst.bits();
         let value = v << dst.ofs;
@@ -1416,7 +1631,12 @@ impl<'p> FlowParser<'p> {
             mask &= 0xfc;
         }
         check_prereq(ctx, f, aoff + i + 2)?;
-        Ok(Action::SetField { field: f.id, value: value & mask, mask, spelling: Spelling::Load })
+        Ok(Action::SetField {
+            field: f.id,
+            value: value & mask,
+            mask,
+            spelling: Spelling::Load,
+        })
     }
 
     fn move_args(&self, aoff: usize, a: &str) -> R<(Subfield, Subfield)> {
@@ -1435,7 +1655,10 @@ impl<'p> FlowParser<'p> {
             );
         }
         if !dst.field.field().writable {
-            return err(aoff + i + 2, format!("field {} cannot be written by move", &a[i + 2..]));
+            return err(
+                aoff + i + 2,
+                format!("field {} cannot be written by move", &a[i + 2..]),
+            );
         }
         Ok((src, dst))
     }
@@ -1471,7 +1694,10 @@ impl<'p> FlowParser<'p> {
                         None => {
                             let sf = parse_subfield(z, vo)?;
                             if sf.n_bits != 16 {
-                                return err(vo, format!("zone={z}: a zone subfield must be 16 bits"));
+                                return err(
+                                    vo,
+                                    format!("zone={z}: a zone subfield must be 16 bits"),
+                                );
                             }
                             CtZone::Field(sf)
                         }
@@ -1518,7 +1744,10 @@ impl<'p> FlowParser<'p> {
         }
         let nat_needs_commit = ct.nat.as_ref().is_some_and(|n| n.kind != NatKind::Any);
         if !ct.commit && (!ct.exec.is_empty() || nat_needs_commit) {
-            return err(aoff, "ct needs \"commit\" when it sets up NAT or runs exec(...)");
+            return err(
+                aoff,
+                "ct needs \"commit\" when it sets up NAT or runs exec(...)",
+            );
         }
         if !is_ip_any(&ctx.key) {
             return err(off, "ct needs \"ip\" or \"ipv6\" in the match");
@@ -1554,7 +1783,11 @@ impl<'p> FlowParser<'p> {
                 None => (part, None),
             };
             let num16 = |v: Option<(usize, &str)>| -> R<u16> {
-                let (vo, s) = v.ok_or_else(|| PErr { off: o, msg: format!("learn: {k} needs a value"), hint: None })?;
+                let (vo, s) = v.ok_or_else(|| PErr {
+                    off: o,
+                    msg: format!("learn: {k} needs a value"),
+                    hint: None,
+                })?;
                 match parse_uint(s) {
                     Some(n) if n <= 65535 => Ok(n as u16),
                     _ => err(vo, format!("learn: {k}={s} is out of range (0..65535)")),
@@ -1575,9 +1808,13 @@ impl<'p> FlowParser<'p> {
                 "fin_hard_timeout" => l.fin_hard_timeout = num16(v)?,
                 "cookie" => {
                     let (vo, s) = v.unwrap_or((o, ""));
-                    l.cookie = parse_uint(s).filter(|c| *c <= u128::from(u64::MAX)).ok_or_else(
-                        || PErr { off: vo, msg: format!("learn: bad cookie \"{s}\""), hint: None },
-                    )? as u64;
+                    l.cookie = parse_uint(s)
+                        .filter(|c| *c <= u128::from(u64::MAX))
+                        .ok_or_else(|| PErr {
+                            off: vo,
+                            msg: format!("learn: bad cookie \"{s}\""),
+                            hint: None,
+                        })? as u64;
                 }
                 "send_flow_rem" => l.send_flow_rem = true,
                 "delete_learned" => l.delete_learned = true,
@@ -1590,21 +1827,35 @@ impl<'p> FlowParser<'p> {
                     let src_s = &s[..i];
                     if let Some(imm) = parse_uint(src_s) {
                         if dst.n_bits < 128 && imm >> dst.n_bits != 0 {
-                            return err(vo, format!("learn: value {src_s} does not fit into {} bits", dst.n_bits));
+                            return err(
+                                vo,
+                                format!(
+                                    "learn: value {src_s} does not fit into {} bits",
+                                    dst.n_bits
+                                ),
+                            );
                         }
                         l.parts.push(LearnPart::LoadImm { value: imm, dst });
                     } else {
                         let src = parse_subfield(src_s, vo)?;
                         if src.n_bits != dst.n_bits {
-                            return err(vo, format!("learn: load:{s}: source is {} bits wide but \
-                                                    destination is {} bits wide", src.n_bits, dst.n_bits));
+                            return err(
+                                vo,
+                                format!(
+                                    "learn: load:{s}: source is {} bits wide but \
+                                                    destination is {} bits wide",
+                                    src.n_bits, dst.n_bits
+                                ),
+                            );
                         }
                         l.parts.push(LearnPart::LoadField { src, dst });
                     }
                 }
                 "output" if part.as_bytes().get(6) == Some(&b':') => {
                     let (vo, s) = v.unwrap_or((o, ""));
-                    l.parts.push(LearnPart::OutputField { src: parse_subfield(s, vo)? });
+                    l.parts.push(LearnPart::OutputField {
+                        src: parse_subfield(s, vo)?,
+                    });
                 }
                 _ => {
                     let (k, v) = match part.find('=') {
@@ -1618,8 +1869,14 @@ impl<'p> FlowParser<'p> {
                             if s.contains(|c: char| c.is_ascii_uppercase()) || s.contains('[') {
                                 if let Ok(src) = parse_subfield(s, vo) {
                                     if src.n_bits != dst.n_bits {
-                                        return err(vo, format!("learn: {part}: bit widths differ \
-                                                                ({} and {})", dst.n_bits, src.n_bits));
+                                        return err(
+                                            vo,
+                                            format!(
+                                                "learn: {part}: bit widths differ \
+                                                                ({} and {})",
+                                                dst.n_bits, src.n_bits
+                                            ),
+                                        );
                                     }
                                     l.parts.push(LearnPart::MatchField { dst, src });
                                     continue;
@@ -1628,16 +1885,29 @@ impl<'p> FlowParser<'p> {
                             let f = dst.field.field();
                             let value = if dst.ofs == 0 && dst.n_bits == f.width {
                                 parse_value(f, s, self.ports)
-                                    .map_err(|m| PErr { off: vo, msg: format!("learn: {m}"), hint: None })?
+                                    .map_err(|m| PErr {
+                                        off: vo,
+                                        msg: format!("learn: {m}"),
+                                        hint: None,
+                                    })?
                                     .0
                             } else {
                                 let n = parse_uint(s).ok_or_else(|| PErr {
                                     off: vo,
-                                    msg: format!("learn: {part}: cannot parse \"{s}\" as a subfield or a number"),
+                                    msg: format!(
+                                        "learn: {part}: cannot parse \"{s}\" as a subfield \
+                                         or a number"
+                                    ),
                                     hint: None,
                                 })?;
                                 if dst.n_bits < 128 && n >> dst.n_bits != 0 {
-                                    return err(vo, format!("learn: value {s} does not fit into {} bits", dst.n_bits));
+                                    return err(
+                                        vo,
+                                        format!(
+                                            "learn: value {s} does not fit into {} bits",
+                                            dst.n_bits
+                                        ),
+                                    );
                                 }
                                 n
                             };
@@ -1660,11 +1930,23 @@ struct ActCtx {
 /// The transport port field `mod_tp_src` / `set_field:..->tp_src` means for this flow.
 fn tp_field(src: bool, k: &FlowKey) -> Option<&'static Field> {
     let id = if prereq_ok(Prereq::Tcp, k) {
-        if src { FieldId::TcpSrc } else { FieldId::TcpDst }
+        if src {
+            FieldId::TcpSrc
+        } else {
+            FieldId::TcpDst
+        }
     } else if prereq_ok(Prereq::Udp, k) {
-        if src { FieldId::UdpSrc } else { FieldId::UdpDst }
+        if src {
+            FieldId::UdpSrc
+        } else {
+            FieldId::UdpDst
+        }
     } else if prereq_ok(Prereq::Sctp, k) {
-        if src { FieldId::SctpSrc } else { FieldId::SctpDst }
+        if src {
+            FieldId::SctpSrc
+        } else {
+            FieldId::SctpDst
+        }
     } else {
         return None;
     };
@@ -1672,12 +1954,22 @@ fn tp_field(src: bool, k: &FlowKey) -> Option<&'static Field> {
 }
 
 fn check_prereq(ctx: &ActCtx, f: &Field, off: usize) -> R<()> {
-    if prereq_ok(f.prereq, &ctx.key) {
+    // OVS: writing OXM vlan_vid needs an existing VLAN header.
+    let need = if f.id == FieldId::VlanVid {
+        Prereq::Vlan
+    } else {
+        f.prereq
+    };
+    if prereq_ok(need, &ctx.key) {
         return Ok(());
     }
     Err(PErr {
         off,
-        msg: format!("cannot write {} here: it needs {} in the match", f.name, prereq_text(f.prereq)),
+        msg: format!(
+            "cannot write {} here: it needs {} in the match",
+            f.name,
+            prereq_text(need)
+        ),
         hint: None,
     })
 }
@@ -1687,7 +1979,14 @@ fn check_sub_prereq(ctx: &ActCtx, sf: &Subfield, off: usize, role: &str) -> R<()
     if prereq_ok(f.prereq, &ctx.key) {
         return Ok(());
     }
-    err(off, format!("{role} field {} needs {} in the match", f.nxm, prereq_text(f.prereq)))
+    err(
+        off,
+        format!(
+            "{role} field {} needs {} in the match",
+            f.nxm,
+            prereq_text(f.prereq)
+        ),
+    )
 }
 
 /// `nat`, `nat(src)`, `nat(src=IP[-IP][:PORT[-PORT]][,random|hash|persistent])`.
@@ -1711,7 +2010,11 @@ fn parse_nat(off: usize, v: Option<(usize, &str)>) -> R<NatSpec> {
                 if n.kind != NatKind::Any {
                     return err(o, "nat: only one of src and dst may be given");
                 }
-                n.kind = if k == "src" { NatKind::Src } else { NatKind::Dst };
+                n.kind = if k == "src" {
+                    NatKind::Src
+                } else {
+                    NatKind::Dst
+                };
                 if let Some((ro, r)) = val {
                     let (addrs, ports) = parse_nat_range(ro, r)?;
                     n.addrs = Some(addrs);
@@ -1733,10 +2036,16 @@ fn parse_nat(off: usize, v: Option<(usize, &str)>) -> R<NatSpec> {
 type NatRange = ((IpAddr, IpAddr), (u16, u16));
 
 fn parse_nat_range(off: usize, s: &str) -> R<NatRange> {
-    let bad = |m: String| PErr { off, msg: m, hint: None };
+    let bad = |m: String| PErr {
+        off,
+        msg: m,
+        hint: None,
+    };
     // Split the address part from ":PORT[-PORT]". IPv6 addresses with ports are bracketed.
     let (addr_s, port_s) = if s.starts_with('[') {
-        let close = s.rfind(']').ok_or_else(|| bad(format!("nat: \"{s}\": missing ']'")))?;
+        let close = s
+            .rfind(']')
+            .ok_or_else(|| bad(format!("nat: \"{s}\": missing ']'")))?;
         match s[close + 1..].strip_prefix(':') {
             Some(p) => (&s[..=close], Some(p)),
             None if close + 1 == s.len() => (s, None),
@@ -1750,7 +2059,8 @@ fn parse_nat_range(off: usize, s: &str) -> R<NatRange> {
     };
     let ip = |t: &str| -> R<IpAddr> {
         let t = t.trim_start_matches('[').trim_end_matches(']');
-        t.parse().map_err(|_| bad(format!("nat: \"{t}\" is not a valid IP address")))
+        t.parse()
+            .map_err(|_| bad(format!("nat: \"{t}\" is not a valid IP address")))
     };
     let (lo, hi) = match addr_s.split_once("]-[") {
         Some((a, b)) => (ip(a)?, ip(b)?),
@@ -1807,7 +2117,10 @@ fn parse_note(off: usize, s: &str) -> R<Vec<u8>> {
         let (i, a) = pair[0];
         let b = pair.get(1).map(|p| p.1);
         let (Some(x), Some(y)) = (a.to_digit(16), b.and_then(|b| b.to_digit(16))) else {
-            return err(off + i, "bad hex digit in note (expected hex byte pairs like 01.02)");
+            return err(
+                off + i,
+                "bad hex digit in note (expected hex byte pairs like 01.02)",
+            );
         };
         out.push((x * 16 + y) as u8);
     }
@@ -1815,6 +2128,143 @@ fn parse_note(off: usize, s: &str) -> R<Vec<u8>> {
     out.resize(total - 10, 0);
     Ok(out)
 }
+
+/// Neutron OVS-agent DVR flows (reference/neutron-dvr-flows.md §4, in the OVS 2.5 dump
+/// form, with the abbreviations and placeholders expanded).
+#[cfg(test)]
+pub(crate) const NEUTRON_DVR_FLOWS: &[&str] = &[
+    "table=0, priority=1,in_port=1 actions=resubmit(,1)",
+    "table=0, priority=1,in_port=2 actions=resubmit(,4)",
+    "table=0, priority=0 actions=drop",
+    "table=1, priority=3,arp,dl_vlan=1,arp_tpa=10.0.0.1 actions=drop",
+    "table=1, priority=3,icmp6,dl_vlan=1,dl_src=fa:16:3e:5e:30:73,icmp_type=134 actions=drop",
+    "table=1, priority=3,arp,dl_vlan=2,arp_tpa=10.1.0.1 actions=drop",
+    "table=1, priority=2,dl_vlan=1,dl_dst=fa:16:3e:9c:cf:de actions=drop",
+    "table=1, priority=2,dl_vlan=2,dl_dst=fa:16:3e:5c:3d:f9 actions=drop",
+    "table=1, priority=1,dl_vlan=1,\
+    dl_src=fa:16:3e:9c:cf:de actions=mod_dl_src:fa:16:3f:73:c3:04,resubmit(,2)",
+    "table=1, priority=1,dl_vlan=1,\
+    dl_src=fa:16:3e:5e:30:73 actions=mod_dl_src:fa:16:3f:73:c3:04,resubmit(,2)",
+    "table=1, priority=1,dl_vlan=2,\
+    dl_src=fa:16:3e:5c:3d:f9 actions=mod_dl_src:fa:16:3f:73:c3:04,resubmit(,2)",
+    "table=1, priority=0 actions=resubmit(,2)",
+    "table=2, priority=1,arp,dl_dst=ff:ff:ff:ff:ff:ff actions=resubmit(,21)",
+    "table=2, priority=0,dl_dst=00:00:00:00:00:00/01:00:00:00:00:00 actions=resubmit(,20)",
+    "table=2, priority=0,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=resubmit(,22)",
+    "table=3, priority=0 actions=drop",
+    "table=4, priority=0 actions=drop",
+    "table=6, priority=0 actions=drop",
+    "table=4, priority=1,tun_id=0x42 actions=mod_vlan_vid:1,resubmit(,9)",
+    "table=4, priority=1,tun_id=0x5 actions=mod_vlan_vid:2,resubmit(,9)",
+    "table=9, priority=1,dl_src=fa:16:3f:59:35:b1 actions=output:1",
+    "table=9, priority=0 actions=resubmit(,10)",
+    "table=10, priority=1 actions=learn(table=20,hard_timeout=300,priority=1,\
+    cookie=0x9e4b0a3c41c1d2e5,NXM_OF_VLAN_TCI[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],\
+    load:0->NXM_OF_VLAN_TCI[],load:NXM_NX_TUN_ID[]->NXM_NX_TUN_ID[],output:OXM_OF_IN_PORT[]),\
+    output:1",
+    "table=20, priority=2,dl_vlan=1,dl_dst=fa:16:3e:96:e2:a4 actions=strip_vlan,\
+    load:0x42->NXM_NX_TUN_ID[],output:3",
+    "table=20, priority=2,dl_vlan=1,dl_dst=fa:16:3e:47:34:80 actions=strip_vlan,\
+    load:0x42->NXM_NX_TUN_ID[],output:2",
+    "table=20, priority=2,dl_vlan=2,dl_dst=fa:16:3e:23:c5:28 actions=strip_vlan,\
+    load:0x5->NXM_NX_TUN_ID[],output:3",
+    "table=20, priority=2,dl_vlan=2,dl_dst=fa:16:3e:a9:a2:19 actions=strip_vlan,\
+    load:0x5->NXM_NX_TUN_ID[],output:2",
+    "table=20, priority=0 actions=resubmit(,22)",
+    "table=21, priority=1,arp,dl_vlan=1,arp_tpa=10.0.0.4 actions=load:0x2->NXM_OF_ARP_OP[],\
+    move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],\
+    load:0xfa163e96e2a4->NXM_NX_ARP_SHA[],load:0xa000004->NXM_OF_ARP_SPA[],\
+    move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],mod_dl_src:fa:16:3e:96:e2:a4,IN_PORT",
+    "table=21, priority=0 actions=resubmit(,22)",
+    "table=22, priority=1,dl_vlan=1 actions=strip_vlan,load:0x42->NXM_NX_TUN_ID[],output:2,\
+    output:3",
+    "table=22, priority=1,dl_vlan=2 actions=strip_vlan,load:0x5->NXM_NX_TUN_ID[],output:2,\
+    output:3",
+    "table=22, priority=0 actions=drop",
+    "table=0, priority=10,icmp6,in_port=3,icmp_type=136 actions=resubmit(,24)",
+    "table=0, priority=10,arp,in_port=3 actions=resubmit(,24)",
+    "table=0, priority=9,in_port=3 actions=resubmit(,25)",
+    "table=0, priority=9,in_port=7 actions=resubmit(,25)",
+    "table=0, priority=4,in_port=1,dl_src=fa:16:3f:59:35:b1 actions=resubmit(,2)",
+    "table=0, priority=3,in_port=1,vlan_tci=0x0000/0x1fff actions=mod_vlan_vid:3,NORMAL",
+    "table=0, priority=2,in_port=2,dl_src=fa:16:3f:59:35:b1 actions=resubmit(,1)",
+    "table=0, priority=2,in_port=1 actions=drop",
+    "table=0, priority=1 actions=NORMAL",
+    "table=0, priority=0 actions=NORMAL",
+    "table=1, priority=4,dl_vlan=1,dl_dst=fa:16:3e:76:47:75 actions=strip_vlan,\
+    mod_dl_src:fa:16:3e:9c:cf:de,output:3",
+    "table=1, priority=4,dl_vlan=2,dl_dst=fa:16:3e:00:00:03 actions=strip_vlan,\
+    mod_dl_src:fa:16:3e:5c:3d:f9,output:7",
+    "table=1, priority=1 actions=drop",
+    "table=2, priority=1 actions=drop",
+    "table=23, priority=0 actions=drop",
+    "table=24, priority=2,arp,in_port=3,arp_spa=10.0.0.8 actions=resubmit(,25)",
+    "table=24, priority=2,icmp6,in_port=3,icmp_type=136,\
+    nd_target=fda0:6cec:a994:0:f816:3eff:fe76:4775 actions=NORMAL",
+    "table=24, priority=2,icmp6,in_port=3,icmp_type=136,\
+    nd_target=fe80::f816:3eff:fe76:4775 actions=NORMAL",
+    "table=24, priority=2,arp,in_port=7,arp_spa=10.1.0.12 actions=resubmit(,25)",
+    "table=24, priority=0 actions=drop",
+    "table=25, priority=2,in_port=3,dl_src=fa:16:3e:76:47:75 actions=NORMAL",
+    "table=25, priority=2,in_port=7,dl_src=fa:16:3e:00:00:03 actions=NORMAL",
+    "table=0, priority=4,in_port=2,dl_vlan=3 actions=strip_vlan,NORMAL",
+    "table=0, priority=2,in_port=2 actions=resubmit(,1)",
+    "table=0, priority=1 actions=resubmit(,3)",
+    "table=0, priority=0 actions=NORMAL",
+    "table=1, priority=0 actions=resubmit(,2)",
+    "table=2, priority=2,in_port=2 actions=drop",
+    "table=3, priority=2,dl_src=fa:16:3f:59:35:b1 actions=output:2",
+    "table=3, priority=1 actions=NORMAL",
+    "table=0, priority=1,in_port=2 actions=resubmit(,4)",
+    "table=1, priority=1,dl_vlan=2,\
+    dl_src=fa:16:3e:9c:cf:de actions=mod_dl_src:fa:16:3f:59:35:b1,resubmit(,2)",
+    "table=4, priority=1,tun_id=0x42 actions=mod_vlan_vid:2,resubmit(,9)",
+    "table=4, priority=1,tun_id=0x5 actions=mod_vlan_vid:1,resubmit(,9)",
+    "table=9, priority=1,dl_src=fa:16:3f:73:c3:04 actions=output:1",
+    "table=9, priority=0 actions=resubmit(,10)",
+    "table=10, priority=1 actions=learn(table=20,hard_timeout=300,priority=1,\
+    cookie=0x9e4b0a3c41c1d2e5,NXM_OF_VLAN_TCI[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],\
+    load:0->NXM_OF_VLAN_TCI[],load:NXM_NX_TUN_ID[]->NXM_NX_TUN_ID[],output:OXM_OF_IN_PORT[]),\
+    output:1",
+    "table=20, priority=2,dl_vlan=2,dl_dst=fa:16:3e:76:47:75 actions=strip_vlan,\
+    load:0x42->NXM_NX_TUN_ID[],output:2",
+    "table=20, priority=2,dl_vlan=2,dl_dst=fa:16:3e:47:34:80 actions=strip_vlan,\
+    load:0x42->NXM_NX_TUN_ID[],output:3",
+    "table=20, priority=2,dl_vlan=1,dl_dst=fa:16:3e:00:00:03 actions=strip_vlan,\
+    load:0x5->NXM_NX_TUN_ID[],output:2",
+    "table=20, priority=2,dl_vlan=1,dl_dst=fa:16:3e:a9:a2:19 actions=strip_vlan,\
+    load:0x5->NXM_NX_TUN_ID[],output:3",
+    "table=20, hard_timeout=300, priority=1,vlan_tci=0x0002/0x0fff,\
+    dl_dst=fa:16:3e:76:47:75 actions=load:0->NXM_OF_VLAN_TCI[],load:0x42->NXM_NX_TUN_ID[],\
+    output:2",
+    "table=0, priority=2,in_port=2,dl_src=fa:16:3f:73:c3:04 actions=resubmit(,1)",
+    "table=0, priority=4,in_port=1,dl_src=fa:16:3f:73:c3:04 actions=resubmit(,2)",
+    "table=0, priority=1 actions=NORMAL",
+    "table=1, priority=4,dl_vlan=1,dl_dst=fa:16:3e:23:c5:28 actions=strip_vlan,\
+    mod_dl_src:fa:16:3e:5c:3d:f9,output:3",
+    "table=1, priority=4,dl_vlan=2,dl_dst=fa:16:3e:96:e2:a4 actions=strip_vlan,\
+    mod_dl_src:fa:16:3e:5e:30:73,output:7",
+    "table=0, priority=1,in_port=2 actions=resubmit(,4)",
+    "table=4, priority=1,tun_id=0x42 actions=mod_vlan_vid:1,resubmit(,9)",
+    "table=9, priority=1,dl_src=fa:16:3f:73:c3:04 actions=output:1",
+    "table=0, priority=1,in_port=3 actions=resubmit(,4)",
+    "table=1, priority=1,dl_vlan=1,\
+    dl_src=fa:16:3e:9c:cf:de actions=mod_dl_src:fa:16:3f:11:22:33,resubmit(,2)",
+    "table=0, priority=2,in_port=2,dl_src=fa:16:3f:73:c3:04 actions=resubmit(,1)",
+    "table=0, priority=3,in_port=1,vlan_tci=0x0000/0x1fff actions=mod_vlan_vid:2,NORMAL",
+    "table=1, priority=4,dl_vlan=1,dl_dst=fa:16:3e:47:34:80 actions=strip_vlan,\
+    mod_dl_src:fa:16:3e:9c:cf:de,output:5",
+    "table=1, priority=4,dl_vlan=1,dl_dst=fa:16:3e:69:37:93 actions=strip_vlan,\
+    mod_dl_src:fa:16:3e:5e:30:73,output:8",
+    "table=1, priority=4,dl_vlan=2,dl_dst=fa:16:3e:a9:a2:19 actions=strip_vlan,\
+    mod_dl_src:fa:16:3e:5c:3d:f9,output:9",
+    "table=0, priority=4,in_port=2,dl_vlan=2 actions=strip_vlan,NORMAL",
+    "table=0, priority=2,in_port=2 actions=resubmit(,1)",
+    "table=0, priority=1 actions=resubmit(,3)",
+    "table=1, priority=0 actions=resubmit(,2)",
+    "table=2, priority=2,in_port=2 actions=drop",
+    "table=3, priority=1 actions=NORMAL",
+];
 
 #[cfg(test)]
 mod tests {
@@ -1843,7 +2293,13 @@ mod tests {
         assert_eq!(f.mat.key.dl_type, 0x0800);
         assert_eq!(f.mat.key.nw_src, 0x0a00_0000);
         assert_eq!(f.mat.mask.nw_src, 0xffff_ff00);
-        assert_eq!(f.actions, vec![Action::Output { port: 2, max_len: 0 }]);
+        assert_eq!(
+            f.actions,
+            vec![Action::Output {
+                port: 2,
+                max_len: 0
+            }]
+        );
     }
 
     #[test]
@@ -1856,8 +2312,8 @@ mod tests {
         assert_eq!(v[0].0, 3);
         assert_eq!(v[1].0, 4);
         assert_eq!(v[1].1.command, FlowModCommand::Modify);
-        let e = parse_flows("in_port=1,actions=drop\nin_port=x,actions=drop\n", &NoNames)
-            .unwrap_err();
+        let e =
+            parse_flows("in_port=1,actions=drop\nin_port=x,actions=drop\n", &NoNames).unwrap_err();
         assert_eq!(e.line, 2);
         assert_eq!(e.column, 9);
     }
@@ -1916,27 +2372,51 @@ mod tests {
 
     #[test]
     fn actions_parse() {
-        let f = pf("table=10,actions=learn(table=20,hard_timeout=300,priority=1,cookie=0x42,\
+        let f = pf(
+            "table=10,actions=learn(table=20,hard_timeout=300,priority=1,cookie=0x42,\
                     NXM_OF_VLAN_TCI[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],\
                     load:0->NXM_OF_VLAN_TCI[],load:NXM_NX_TUN_ID[]->NXM_NX_TUN_ID[],\
-                    output:OXM_OF_IN_PORT[]),output:1");
-        let Action::Learn(l) = &f.actions[0] else { panic!() };
-        assert_eq!((l.table, l.hard_timeout, l.priority, l.cookie), (20, 300, 1, 0x42));
+                    output:OXM_OF_IN_PORT[]),output:1",
+        );
+        let Action::Learn(l) = &f.actions[0] else {
+            panic!()
+        };
+        assert_eq!(
+            (l.table, l.hard_timeout, l.priority, l.cookie),
+            (20, 300, 1, 0x42)
+        );
         assert_eq!(l.parts.len(), 5);
         assert_eq!(
             l.parts[0],
             LearnPart::MatchField {
-                dst: Subfield { field: FieldId::VlanTci, ofs: 0, n_bits: 12 },
-                src: Subfield { field: FieldId::VlanTci, ofs: 0, n_bits: 12 },
+                dst: Subfield {
+                    field: FieldId::VlanTci,
+                    ofs: 0,
+                    n_bits: 12
+                },
+                src: Subfield {
+                    field: FieldId::VlanTci,
+                    ofs: 0,
+                    n_bits: 12
+                },
             }
         );
         let f = pf("actions=load:1->NXM_NX_REG0[4..7],move:NXM_NX_REG0[0..7]->NXM_NX_REG1[8..15]");
         assert_eq!(
             f.actions[0],
-            Action::SetField { field: FieldId::Reg0, value: 0x10, mask: 0xf0, spelling: Spelling::Load }
+            Action::SetField {
+                field: FieldId::Reg0,
+                value: 0x10,
+                mask: 0xf0,
+                spelling: Spelling::Load
+            }
         );
-        let f = pf("ip,actions=ct(commit,zone=NXM_NX_REG0[0..15],nat(src=10.1.1.240-10.1.1.254:1024-65535,random),exec(set_field:1->ct_mark),table=3)");
-        let Action::Ct(ct) = &f.actions[0] else { panic!() };
+        let f = pf("ip,actions=ct(commit,zone=NXM_NX_REG0[0..15],\
+                    nat(src=10.1.1.240-10.1.1.254:1024-65535,random),\
+                    exec(set_field:1->ct_mark),table=3)");
+        let Action::Ct(ct) = &f.actions[0] else {
+            panic!()
+        };
         assert!(ct.commit);
         assert_eq!(ct.table, Some(3));
         let nat = ct.nat.as_ref().unwrap();
@@ -1945,11 +2425,43 @@ mod tests {
         let f = pf("actions=note:01.02");
         assert_eq!(f.actions[0], Action::Note(vec![1, 2, 0, 0, 0, 0]));
         let f = pf("actions=resubmit(,4),resubmit:3,resubmit(3,4),LOCAL,controller:100,5");
-        assert_eq!(f.actions[0], Action::Resubmit { in_port: None, table: Some(4), ct: false });
-        assert_eq!(f.actions[1], Action::Resubmit { in_port: Some(3), table: None, ct: false });
-        assert_eq!(f.actions[3], Action::Output { port: port::LOCAL, max_len: 0 });
-        assert_eq!(f.actions[4], Action::Output { port: port::CONTROLLER, max_len: 100 });
-        assert_eq!(f.actions[5], Action::Output { port: 5, max_len: 0 });
+        assert_eq!(
+            f.actions[0],
+            Action::Resubmit {
+                in_port: None,
+                table: Some(4),
+                ct: false
+            }
+        );
+        assert_eq!(
+            f.actions[1],
+            Action::Resubmit {
+                in_port: Some(3),
+                table: None,
+                ct: false
+            }
+        );
+        assert_eq!(
+            f.actions[3],
+            Action::Output {
+                port: port::LOCAL,
+                max_len: 0
+            }
+        );
+        assert_eq!(
+            f.actions[4],
+            Action::Output {
+                port: port::CONTROLLER,
+                max_len: 100
+            }
+        );
+        assert_eq!(
+            f.actions[5],
+            Action::Output {
+                port: 5,
+                max_len: 0
+            }
+        );
         assert_eq!(pf("actions=drop").actions, vec![Action::Drop]);
         assert_eq!(pf("actions=").actions, vec![]);
     }
@@ -1974,12 +2486,35 @@ mod tests {
 
     #[test]
     fn port_names() {
-        let f = parse_flow("in_port=vm1,actions=output:patch-int,resubmit(patch-int,2),vm1",
-                           FlowModCommand::Add, &Names).unwrap();
+        let f = parse_flow(
+            "in_port=vm1,actions=output:patch-int,resubmit(patch-int,2),vm1",
+            FlowModCommand::Add,
+            &Names,
+        )
+        .unwrap();
         assert_eq!(f.mat.key.in_port, 3);
-        assert_eq!(f.actions[0], Action::Output { port: 1, max_len: 0 });
-        assert_eq!(f.actions[1], Action::Resubmit { in_port: Some(1), table: Some(2), ct: false });
-        assert_eq!(f.actions[2], Action::Output { port: 3, max_len: 0 });
+        assert_eq!(
+            f.actions[0],
+            Action::Output {
+                port: 1,
+                max_len: 0
+            }
+        );
+        assert_eq!(
+            f.actions[1],
+            Action::Resubmit {
+                in_port: Some(1),
+                table: Some(2),
+                ct: false
+            }
+        );
+        assert_eq!(
+            f.actions[2],
+            Action::Output {
+                port: 3,
+                max_len: 0
+            }
+        );
     }
 
     #[test]
@@ -2000,10 +2535,16 @@ mod tests {
         assert!(perr("tp_src=80,actions=drop").contains("field tp_src needs tcp"));
         assert!(perr("ip,nw_ttl=5/0xff,actions=drop").contains("does not accept a mask"));
         let e = perr("actions=outptu:1");
-        assert_eq!(e, "unknown action \"outptu\" (column 9); did you mean \"output\"?");
+        assert_eq!(
+            e,
+            "unknown action \"outptu\" (column 9); did you mean \"output\"?"
+        );
         assert!(perr("in_port=1").contains("must specify an action"));
         let e = perr("table=3,actions=goto_table:2");
-        assert!(e.contains("must go to a table after the current one (3)"), "{e}");
+        assert!(
+            e.contains("must go to a table after the current one (3)"),
+            "{e}"
+        );
         let e = perr("actions=goto_table:3,output:1");
         assert!(e.contains("goto_table must be the last action"), "{e}");
         let e = perr("ip,actions=ct(commit,nat(src=10.0.0.1)");
@@ -2019,18 +2560,162 @@ mod tests {
         assert!(perr("actions=output:70000").contains("output to unknown port"));
         assert!(perr("arp,actions=set_field:1.2.3.4->nw_src").contains("cannot write nw_src"));
         assert!(perr("actions=resubmit(,4,ct)").contains("valid tracked"));
-        assert!(pf("ct_state=+trk+est,ip,actions=resubmit(,4,ct)").actions.len() == 1);
+        assert!(
+            pf("ct_state=+trk+est,ip,actions=resubmit(,4,ct)")
+                .actions
+                .len()
+                == 1
+        );
         assert!(perr("ip,actions=mod_nw_tos:9").contains("not a valid TOS"));
-        let e = parse_flow("delete in_port=1,actions=drop", FlowModCommand::Add, &NoNames);
+        let e = parse_flow(
+            "delete in_port=1,actions=drop",
+            FlowModCommand::Add,
+            &NoNames,
+        );
         assert!(e.unwrap_err().message.contains("not allowed when deleting"));
     }
 
     #[test]
+    fn neutron_dvr_flows_parse() {
+        let mut n = 0;
+        for f in NEUTRON_DVR_FLOWS {
+            let fm = pf(f);
+            assert!(fm.table.is_some(), "{f}");
+            assert!(!fm.actions.is_empty(), "{f}");
+            n += 1;
+        }
+        assert_eq!(n, 96);
+        let learn = NEUTRON_DVR_FLOWS
+            .iter()
+            .find(|f| f.contains("learn("))
+            .unwrap();
+        let fm = pf(learn);
+        assert_eq!(fm.table, Some(10));
+        let Action::Learn(l) = &fm.actions[0] else {
+            panic!("{learn}")
+        };
+        assert_eq!(
+            l.parts[1],
+            LearnPart::MatchField {
+                dst: Subfield::whole(FieldId::DlDst),
+                src: Subfield::whole(FieldId::DlSrc),
+            }
+        );
+        assert_eq!(
+            l.parts[2],
+            LearnPart::LoadImm {
+                value: 0,
+                dst: Subfield::whole(FieldId::VlanTci),
+            }
+        );
+        assert_eq!(
+            l.parts[4],
+            LearnPart::OutputField {
+                src: Subfield::whole(FieldId::InPortOxm)
+            }
+        );
+        // The ARP responder: loads into ARP fields are allowed under `arp`.
+        let arp = NEUTRON_DVR_FLOWS
+            .iter()
+            .find(|f| f.contains("ARP_OP"))
+            .unwrap();
+        let fm = pf(arp);
+        assert_eq!(fm.actions.len(), 8);
+        assert_eq!(
+            fm.actions[0],
+            Action::SetField {
+                field: FieldId::ArpOp,
+                value: 2,
+                mask: 0xff,
+                spelling: Spelling::Load,
+            }
+        );
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(
+            suggest("outptu", ACTION_NAMES.iter().copied()).as_deref(),
+            Some("did you mean \"output\"?")
+        );
+        assert_eq!(suggest("zzzzzz", ACTION_NAMES.iter().copied()), None);
+        assert_eq!(edit_distance("nw_sorc", "nw_src"), 1);
+        let e = parse_flow("ip,actions=ct(comit)", FlowModCommand::Add, &NoNames).unwrap_err();
+        assert_eq!(e.hint.as_deref(), Some("did you mean \"commit\"?"));
+        assert_eq!(e.column, 15);
+    }
+
+    /// Seeded mutations of real flows: the parser must not panic, and whatever it accepts
+    /// must print and parse back to the same text (the `ofctl` fuzz target's property).
+    #[test]
+    fn mutated_flows_round_trip() {
+        use crate::ofproto::format::{format_flow, ActionStyle};
+        let alphabet: Vec<char> = "0123456789abcdefx:,=()[]./->+-_ \"NXM_OF_ETH_SRCipvtr"
+            .chars()
+            .collect();
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut rnd = |n: usize| -> usize {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut accepted = 0;
+        for round in 0..15 {
+            for base in NEUTRON_DVR_FLOWS {
+                let mut chars: Vec<char> = base.chars().collect();
+                for _ in 0..1 + rnd(3) {
+                    let i = rnd(chars.len() + 1);
+                    match rnd(3) {
+                        0 if i < chars.len() => {
+                            chars.remove(i);
+                        }
+                        1 if i < chars.len() => chars[i] = alphabet[rnd(alphabet.len())],
+                        _ => chars.insert(i, alphabet[rnd(alphabet.len())]),
+                    }
+                }
+                let text: String = chars.into_iter().collect();
+                let _ = parse_flows(&text, &NoNames);
+                let Ok(fm) = parse_flow(&text, FlowModCommand::Add, &NoNames) else {
+                    continue;
+                };
+                accepted += 1;
+                for style in [ActionStyle::Installed, ActionStyle::Normalized] {
+                    let printed = format_flow(&fm, &NoNames, false, style);
+                    let again = parse_flow(&printed, FlowModCommand::Add, &NoNames)
+                        .unwrap_or_else(|e| panic!("round {round}: {text:?} -> {printed:?}: {e}"));
+                    assert_eq!(
+                        format_flow(&again, &NoNames, false, style),
+                        printed,
+                        "{text:?}"
+                    );
+                }
+            }
+        }
+        assert!(accepted > 40, "{accepted}");
+    }
+
+    #[test]
     fn never_panics_on_odd_input() {
-        for s in ["", ",", "actions", "actions=(", "actions=)", "a=b=c", "ct(", "ip,actions=ct(nat(src=[)",
-                  "actions=learn(load:->)", "actions=set_field:->", "actions=move:->", "actions=note:0",
-                  "actions=output:NXM_NX_REG0[", "actions=load:1->NXM_NX_REG0[99..100]",
-                  "in_port=\u{e9}\u{e9},actions=drop", "actions=resubmit(", "actions=\u{1F600}"] {
+        for s in [
+            "",
+            ",",
+            "actions",
+            "actions=(",
+            "actions=)",
+            "a=b=c",
+            "ct(",
+            "ip,actions=ct(nat(src=[)",
+            "actions=learn(load:->)",
+            "actions=set_field:->",
+            "actions=move:->",
+            "actions=note:0",
+            "actions=output:NXM_NX_REG0[",
+            "actions=load:1->NXM_NX_REG0[99..100]",
+            "in_port=\u{e9}\u{e9},actions=drop",
+            "actions=resubmit(",
+            "actions=\u{1F600}",
+        ] {
             let _ = parse_flow(s, FlowModCommand::Add, &NoNames);
             let _ = parse_flows(s, &NoNames);
         }
