@@ -308,7 +308,19 @@ fn pop_vxlan(pkt: &mut Packet, layers: &Layers) -> Result<TunnelMd, DropReason> 
         return Err(DropReason::BadVxlan);
     }
     let vni = u32::from_be_bytes([0, vx[4], vx[5], vx[6]]);
-    let flags = if udp_csum != 0 { tun_flags::CSUM } else { 0 };
+    let mut flags = 0;
+    if udp_csum != 0 {
+        // udp_extract_tnl_md(): a non-zero outer checksum must verify.
+        let udp_len = u16::from_be_bytes([d[l4 + 4], d[l4 + 5]]) as usize;
+        let seg = d.get(l4..l4 + udp_len).ok_or(DropReason::BadTunnelChecksum)?;
+        let src_b = [d[l3 + 12], d[l3 + 13], d[l3 + 14], d[l3 + 15]];
+        let dst_b = [d[l3 + 16], d[l3 + 17], d[l3 + 18], d[l3 + 19]];
+        let sum = checksum::pseudo_header_v4(src_b, dst_b, 17, udp_len as u16);
+        if checksum::finish(checksum::add(sum, seg)) != 0 {
+            return Err(DropReason::BadTunnelChecksum);
+        }
+        flags = tun_flags::CSUM;
+    }
     pkt.pull_front(l4 + 16);
     Ok(TunnelMd { vni, src, dst, flags })
 }

@@ -41,6 +41,8 @@ pub enum DropReason {
     TunnelNoPort,
     /// A VXLAN packet with bad flags or a short header.
     BadVxlan,
+    /// A tunnel packet whose outer UDP checksum is wrong.
+    BadTunnelChecksum,
     /// Conntrack refused a new connection because the table is full.
     CtTableFull,
     /// The megaflow cache is full and the packet could not be cached (not used to drop:
@@ -69,6 +71,7 @@ impl DropReason {
             DropReason::TunnelNoNeighbor => "tunnel_no_neighbor",
             DropReason::TunnelNoPort => "tunnel_no_port",
             DropReason::BadVxlan => "bad_vxlan",
+            DropReason::BadTunnelChecksum => "bad_tunnel_checksum",
             DropReason::CtTableFull => "ct_table_full",
             DropReason::RecirculationTooDeep => "recirculation_too_deep",
             DropReason::NoSuchPort => "no_such_port",
