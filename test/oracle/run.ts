@@ -102,7 +102,7 @@ function layers(f: Buffer): Layers {
   const l3 = off + 2;
   const out: Layers = { l3, ethType: type };
   if (type === 0x0800 && f.length >= l3 + 20) {
-    const ihl = (f[l3] as number & 0x0f) * 4;
+    const ihl = ((f[l3] as number) & 0x0f) * 4;
     out.proto = f[l3 + 9];
     const fragOff = f.readUInt16BE(l3 + 6) & 0x1fff;
     if (fragOff === 0 && ihl >= 20) out.l4 = l3 + ihl;
