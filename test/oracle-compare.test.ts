@@ -9,20 +9,38 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
-  inetChecksum, ip6, readPcap, tcpFrame, udpFrame, verifyChecksums, vxlanFrame, writePcap,
+  inetChecksum,
+  ip6,
+  readPcap,
+  tcpFrame,
+  udpFrame,
+  verifyChecksums,
+  vxlanFrame,
+  writePcap,
   TCP_SYN,
 } from './oracle/packets.js';
 import { compareOutputs, describe, hexDiff, normaliseVxlan } from './oracle/run.js';
 import type { OracleScenario } from './oracle/scenario.js';
 
-const inner = udpFrame({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' },
-  { src: '10.0.0.1', dst: '10.0.0.2' }, { sport: 1, dport: 2, payload: Buffer.from('hi') });
+const inner = udpFrame(
+  { src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' },
+  { src: '10.0.0.1', dst: '10.0.0.2' },
+  { sport: 1, dport: 2, payload: Buffer.from('hi') },
+);
 
 function vx(sport: number, id: number): Buffer {
-  const f = vxlanFrame({
-    outerSrcMac: 'aa:55:aa:55:00:12', outerDstMac: 'aa:bb:cc:00:00:13',
-    outerSrc: '192.168.1.12', outerDst: '192.168.1.13', sport, vni: 0x42, udpChecksum: true,
-  }, inner);
+  const f = vxlanFrame(
+    {
+      outerSrcMac: 'aa:55:aa:55:00:12',
+      outerDstMac: 'aa:bb:cc:00:00:13',
+      outerSrc: '192.168.1.12',
+      outerDst: '192.168.1.13',
+      sport,
+      vni: 0x42,
+      udpChecksum: true,
+    },
+    inner,
+  );
   f.writeUInt16BE(id, 18);
   return f;
 }
@@ -36,8 +54,11 @@ const fake: OracleScenario = {
 };
 
 test('builders give valid checksums', () => {
-  const t = tcpFrame({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' },
-    { src: '10.0.0.1', dst: '10.0.0.2' }, { sport: 1, dport: 80, flags: TCP_SYN, seq: 5 });
+  const t = tcpFrame(
+    { src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' },
+    { src: '10.0.0.1', dst: '10.0.0.2' },
+    { sport: 1, dport: 80, flags: TCP_SYN, seq: 5 },
+  );
   for (const f of [inner, t]) {
     const r = verifyChecksums(f);
     assert.equal(r.ipHeader, true);
@@ -54,7 +75,10 @@ test('pcap round trip keeps bytes and timestamps', () => {
   const dir = mkdtempSync(join(tmpdir(), 'dvrlab-pcap-'));
   try {
     const path = join(dir, 'x.pcap');
-    writePcap(path, [{ tsUsec: 1_700_000_000_000_001n, data: inner }, { tsUsec: 5n, data: Buffer.alloc(3) }]);
+    writePcap(path, [
+      { tsUsec: 1_700_000_000_000_001n, data: inner },
+      { tsUsec: 5n, data: Buffer.alloc(3) },
+    ]);
     const back = readPcap(path);
     assert.equal(back.length, 2);
     assert.equal(back[0]?.tsUsec, 1_700_000_000_000_001n);
@@ -75,7 +99,10 @@ test('VXLAN normalisation ignores sport, IP id and checksums only', () => {
   // A different VNI is still a difference.
   const c = vx(40000, 0);
   c[48] ^= 1;
-  assert.throws(() => compareOutputs(fake, ports, { eth0: [a] }, { eth0: [c] }), /frame 0 differs/);
+  assert.throws(
+    () => compareOutputs(fake, ports, { eth0: [a] }, { eth0: [c] }),
+    /frame 0 differs/,
+  );
   // A non-VXLAN UDP frame is compared whole.
   assert.ok(normaliseVxlan(inner, ports).equals(inner));
 });
@@ -94,10 +121,14 @@ test('a difference names the port, the frame and shows both in hex', () => {
   assert.match(msg, /\^\^/);
   assert.match(msg, /ttl=64/);
   assert.match(msg, /ttl=63/);
-  assert.throws(() => compareOutputs(fake, new Set(), { p2: [inner] }, { p3: [inner] }),
-    /ports that emitted differ/);
-  assert.throws(() => compareOutputs(fake, new Set(), { p2: [inner] }, { p2: [inner, inner] }),
-    /frame 1 is only in dvrlab/);
+  assert.throws(
+    () => compareOutputs(fake, new Set(), { p2: [inner] }, { p3: [inner] }),
+    /ports that emitted differ/,
+  );
+  assert.throws(
+    () => compareOutputs(fake, new Set(), { p2: [inner] }, { p2: [inner, inner] }),
+    /frame 1 is only in dvrlab/,
+  );
   assert.match(describe(Buffer.alloc(10)), /runt/);
   assert.equal(hexDiff(inner, inner).split('\n').length, 2);
 });

@@ -10,9 +10,7 @@
  * answers it.
  */
 import assert from 'node:assert/strict';
-import {
-  arp, ETH_ARP, eth, icmpFrame, mac, vxlanFrame,
-} from '../../packets.js';
+import { arp, ETH_ARP, eth, icmpFrame, mac, vxlanFrame } from '../../packets.js';
 import type { OracleScenario } from '../../scenario.js';
 import { configOf } from '../common.js';
 
@@ -30,27 +28,50 @@ const BCAST = 'ff:ff:ff:ff:ff:ff';
 const VM28 = 'qvo28e6e267-f3';
 const VM06 = 'qvo06557f2b-83';
 
-function ping(from: { mac: string; ip: string }, to: { mac: string; ip: string }, type: number,
-  seq: number): Buffer {
-  return icmpFrame({ src: from.mac, dst: to.mac }, { src: from.ip, dst: to.ip, id: 0x100 + seq },
-    { type, rest: (0x4242 << 16) | seq, payload: Buffer.from('abcdefghijklmnopqrstuvwxyz012345') });
+function ping(
+  from: { mac: string; ip: string },
+  to: { mac: string; ip: string },
+  type: number,
+  seq: number,
+): Buffer {
+  return icmpFrame(
+    { src: from.mac, dst: to.mac },
+    { src: from.ip, dst: to.ip, id: 0x100 + seq },
+    { type, rest: (0x4242 << 16) | seq, payload: Buffer.from('abcdefghijklmnopqrstuvwxyz012345') },
+  );
 }
 
 function arpReq(from: { mac: string; ip: string }, tpa: string): Buffer {
-  return eth({ src: from.mac, dst: BCAST, type: ETH_ARP },
-    arp({ op: 1, sha: from.mac, spa: from.ip, tha: '00:00:00:00:00:00', tpa }));
+  return eth(
+    { src: from.mac, dst: BCAST, type: ETH_ARP },
+    arp({ op: 1, sha: from.mac, spa: from.ip, tha: '00:00:00:00:00:00', tpa }),
+  );
 }
 
 function arpReply(from: { mac: string; ip: string }, to: { mac: string; ip: string }): Buffer {
-  return eth({ src: from.mac, dst: to.mac, type: ETH_ARP },
-    arp({ op: 2, sha: from.mac, spa: from.ip, tha: to.mac, tpa: to.ip }));
+  return eth(
+    { src: from.mac, dst: to.mac, type: ETH_ARP },
+    arp({ op: 2, sha: from.mac, spa: from.ip, tha: to.mac, tpa: to.ip }),
+  );
 }
 
-function fromNode(node: { mac: string; ip: string }, vni: number, sport: number, inner: Buffer): Buffer {
-  return vxlanFrame({
-    outerSrcMac: node.mac, outerDstMac: NODE.n2.mac, outerSrc: node.ip, outerDst: NODE.n2.ip,
-    sport, vni,
-  }, inner);
+function fromNode(
+  node: { mac: string; ip: string },
+  vni: number,
+  sport: number,
+  inner: Buffer,
+): Buffer {
+  return vxlanFrame(
+    {
+      outerSrcMac: node.mac,
+      outerDstMac: NODE.n2.mac,
+      outerSrc: node.ip,
+      outerDst: NODE.n2.ip,
+      sport,
+      vni,
+    },
+    inner,
+  );
 }
 
 /** "dst-ip/vni" of a VXLAN frame on the underlay. */
@@ -60,7 +81,9 @@ function tunnel(f: Buffer): string {
 
 export const scenario: OracleScenario = {
   name: 'neutron-onenode',
-  summary: 'Neutron br-int/br-tun/br-phy: local VLAN tags + NORMAL, anti-spoofing, learn in table 10, ARP responder, flood to tunnels',
+  summary:
+    'Neutron br-int/br-tun/br-phy: local VLAN tags + NORMAL, anti-spoofing, learn in table 10, ' +
+      'ARP responder, flood to tunnels',
   config: configOf('neutron-onenode'),
   inputs: () => [
     // 1. test02 asks for test05's MAC: answered by br-tun's ARP responder.
@@ -98,13 +121,17 @@ export const scenario: OracleScenario = {
     const decap = (inputs[2]?.[0] as Buffer).subarray(50);
     assert.ok(out[VM28]?.[1]?.equals(decap), 'ping from test01 delivered unchanged');
     assert.ok(out[VM06]?.[0]?.equals((inputs[5]?.[0] as Buffer).subarray(50)), 'ARP to test03');
-    assert.deepEqual(out.eth1?.map(tunnel), [
-      '192.168.1.13/0x42', // l2population
-      '192.168.1.11/0x42', // learned from node1
-      '192.168.1.11/0x42', // flood
-      '192.168.1.13/0x42',
-      '192.168.1.13/0x5', // learned from node3
-    ], 'tunnel destinations and VNIs');
+    assert.deepEqual(
+      out.eth1?.map(tunnel),
+      [
+        '192.168.1.13/0x42', // l2population
+        '192.168.1.11/0x42', // learned from node1
+        '192.168.1.11/0x42', // flood
+        '192.168.1.13/0x42',
+        '192.168.1.13/0x5', // learned from node3
+      ],
+      'tunnel destinations and VNIs',
+    );
     // The learned flow strips the local VLAN: the inner frame is what test02 sent.
     assert.ok(out.eth1?.[1]?.subarray(50).equals(inputs[3]?.[0] as Buffer), 'inner frame intact');
   },
