@@ -22,9 +22,12 @@ test('ovs oracle differential', async (t) => {
   for (const s of scenarios.filter((x) => only.length === 0 || only.includes(x.name))) {
     await t.test(s.name, () => {
       const r = runScenario(s, loc, { oracleOnly, keep });
-      const emitted = Object.entries(r.emitted).map(([p, n]) => `${p}=${n}`).join(' ');
+      const emitted = Object.entries(r.emitted)
+        .map(([p, n]) => `${p}=${n}`)
+        .join(' ');
       t.diagnostic(
-        `${s.name}: ${r.packetsIn} injected, ${r.skippedShort} skipped (<14 B); emitted ${emitted}` +
+        `${s.name}: ${r.packetsIn} injected, ${r.skippedShort} skipped (<14 B); ` +
+          `emitted ${emitted}` +
           (r.dvrlab !== undefined ? `; dvrlab dropped ${JSON.stringify(r.dvrlab.dropped)}` : '') +
           (keep ? `; kept ${r.dir}` : ''),
       );

@@ -40,10 +40,13 @@ export function ip4(text: string): Buffer {
 export function ip6(text: string): Buffer {
   const halves = text.split('::');
   if (halves.length > 2) throw new Error(`bad IPv6 address "${text}"`);
-  const groups = (s: string): number[] => (s === '' ? [] : s.split(':').map((g) => {
-    if (!/^[0-9a-fA-F]{1,4}$/.test(g)) throw new Error(`bad IPv6 address "${text}"`);
-    return Number.parseInt(g, 16);
-  }));
+  const groups = (s: string): number[] =>
+    s === ''
+      ? []
+      : s.split(':').map((g) => {
+          if (!/^[0-9a-fA-F]{1,4}$/.test(g)) throw new Error(`bad IPv6 address "${text}"`);
+          return Number.parseInt(g, 16);
+        });
   const head = groups(halves[0] ?? '');
   const tail = halves.length === 2 ? groups(halves[1] ?? '') : [];
   const fill = 8 - head.length - tail.length;
@@ -337,10 +340,7 @@ export function ipv6(o: Ipv6Opts, payload: Buffer): Buffer {
   });
   const rest = Buffer.concat([...extBufs, payload]);
   const h = Buffer.alloc(40);
-  h.writeUInt32BE(
-    ((6 << 28) | ((o.tclass ?? 0) << 20) | ((o.flowLabel ?? 0) & 0xfffff)) >>> 0,
-    0,
-  );
+  h.writeUInt32BE(((6 << 28) | ((o.tclass ?? 0) << 20) | ((o.flowLabel ?? 0) & 0xfffff)) >>> 0, 0);
   h.writeUInt16BE(rest.length, 4);
   h[6] = exts.length > 0 ? (exts[0] as Ipv6Ext).type : o.nextHeader;
   h[7] = o.hopLimit ?? 64;
@@ -398,10 +398,7 @@ export function udpFrame(
   l3: Omit<Ipv4Opts, 'proto'>,
   l4: UdpOpts,
 ): Buffer {
-  return eth(
-    { ...l2, type: ETH_IPV4 },
-    ipv4({ ...l3, proto: IPPROTO_UDP }, udp4(l3, l4)),
-  );
+  return eth({ ...l2, type: ETH_IPV4 }, ipv4({ ...l3, proto: IPPROTO_UDP }, udp4(l3, l4)));
 }
 
 /** Convenience: Ethernet / IPv4 / TCP. */
@@ -410,10 +407,7 @@ export function tcpFrame(
   l3: Omit<Ipv4Opts, 'proto'>,
   l4: TcpOpts,
 ): Buffer {
-  return eth(
-    { ...l2, type: ETH_IPV4 },
-    ipv4({ ...l3, proto: IPPROTO_TCP }, tcp4(l3, l4)),
-  );
+  return eth({ ...l2, type: ETH_IPV4 }, ipv4({ ...l3, proto: IPPROTO_TCP }, tcp4(l3, l4)));
 }
 
 /** Convenience: Ethernet / IPv4 / ICMP. */

@@ -56,14 +56,18 @@ export function locate(): Locations {
     if (existsSync(join(c, 'tools', 'ovs-oracle'))) return { repoRoot: root, shared: c };
   }
   throw new Error(
-    'the OVS oracle is missing: no tools/ovs-oracle under ' + candidates.join(', ') +
+    'the OVS oracle is missing: no tools/ovs-oracle under ' +
+      candidates.join(', ') +
       ' (set DVRLAB_SHARED to the shared directory)',
   );
 }
 
 /** The bridges and ports of a scenario JSON, enough to name output files. */
 interface ScenarioJson {
-  bridges: { name: string; ports: { name: string; type?: string; options?: Record<string, string> }[] }[];
+  bridges: {
+    name: string;
+    ports: { name: string; type?: string; options?: Record<string, string> }[];
+  }[];
 }
 
 function loadScenarioJson(path: string): ScenarioJson {
@@ -103,7 +107,7 @@ function layers(f: Buffer): Layers {
   const l3 = off + 2;
   const out: Layers = { l3, ethType: type };
   if (type === 0x0800 && f.length >= l3 + 20) {
-    const ihl = (f[l3] as number & 0x0f) * 4;
+    const ihl = ((f[l3] as number) & 0x0f) * 4;
     out.proto = f[l3 + 9];
     const fragOff = f.readUInt16BE(l3 + 6) & 0x1fff;
     if (fragOff === 0 && ihl >= 20) out.l4 = l3 + ihl;
@@ -135,7 +139,8 @@ export function normaliseVxlan(f: Buffer, ports: Set<number>): Buffer {
 /** A one-line decode of a frame: MACs, tags, L3 and L4 summary with offsets. */
 export function describe(f: Buffer): string {
   if (f.length < 14) return `runt (${f.length} bytes)`;
-  const m = (o: number): string => [...f.subarray(o, o + 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+  const m = (o: number): string =>
+    [...f.subarray(o, o + 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
   const parts = [`${f.length}B ${m(6)} > ${m(0)}`];
   let off = 12;
   let type = f.readUInt16BE(off);
@@ -170,7 +175,9 @@ export function describe(f: Buffer): string {
           (f.length >= cs + 2 ? ` csum=0x${f.readUInt16BE(cs).toString(16)}` : ''),
       );
     } else if (l.proto === 1 || l.proto === 58) {
-      parts.push(`icmp@${p} type=${f[p]} code=${f[p + 1]} csum=0x${f.readUInt16BE(p + 2).toString(16)}`);
+      parts.push(
+        `icmp@${p} type=${f[p]} code=${f[p + 1]} csum=0x${f.readUInt16BE(p + 2).toString(16)}`,
+      );
     }
   }
   return parts.join(' ');
@@ -182,7 +189,8 @@ export function hexDiff(a: Buffer, b: Buffer, labelA = 'ovs', labelB = 'dvrlab')
   const n = Math.max(a.length, b.length);
   const hex = (f: Buffer, o: number): string[] => {
     const cells: string[] = [];
-    for (let i = o; i < o + 16; i++) cells.push(i < f.length ? (f[i] as number).toString(16).padStart(2, '0') : '  ');
+    for (let i = o; i < o + 16; i++)
+      cells.push(i < f.length ? (f[i] as number).toString(16).padStart(2, '0') : '  ');
     return cells;
   };
   for (let o = 0; o < n; o += 16) {
@@ -250,7 +258,8 @@ function runOracle(
   const r = spawnSync(oracle, args, { encoding: 'utf8', timeout: 120_000 });
   if (r.error !== undefined || r.status !== 0) {
     throw new Error(
-      `[${s.name}] the OVS oracle failed (status ${r.status}, ${r.error?.message ?? 'no error'}):\n` +
+      `[${s.name}] the OVS oracle failed ` +
+        `(status ${r.status}, ${r.error?.message ?? 'no error'}):\n` +
         `${oracle} ${args.join(' ')}\n${(r.stderr ?? '').slice(-3000)}`,
     );
   }
@@ -301,7 +310,8 @@ function runDvrlab(
   const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 120_000 });
   if (r.error !== undefined || r.status !== 0) {
     throw new Error(
-      `[${s.name}] dvrlab replay failed (status ${r.status}, ${r.error?.message ?? 'no error'}):\n` +
+      `[${s.name}] dvrlab replay failed ` +
+        `(status ${r.status}, ${r.error?.message ?? 'no error'}):\n` +
         `node ${args.join(' ')}\n${(r.stderr ?? '').slice(-3000)}`,
     );
   }
@@ -427,7 +437,12 @@ export function runScenario(s: OracleScenario, loc: Locations, opts: RunOptions)
       totalFrames - totalShort,
       `[${s.name}] the oracle injected ${ovs.packetsIn} of ${totalFrames - totalShort} frames`,
     );
-    assertExpected(s, 'ovs', ovs.out, inputs.map((i) => i.data));
+    assertExpected(
+      s,
+      'ovs',
+      ovs.out,
+      inputs.map((i) => i.data),
+    );
 
     const report: RunReport = {
       scenario: s.name,
@@ -449,7 +464,12 @@ export function runScenario(s: OracleScenario, loc: Locations, opts: RunOptions)
         `skipped ${ovs.skippedShort} shorter than 14 bytes)`,
     );
     compareOutputs(s, vxlanPorts(loadScenarioJson(cfg)), ovs.out, dvr.out);
-    assertExpected(s, 'dvrlab', dvr.out, inputs.map((i) => i.data));
+    assertExpected(
+      s,
+      'dvrlab',
+      dvr.out,
+      inputs.map((i) => i.data),
+    );
     report.dvrlab = { packetsIn: dvr.packetsIn, dropped: dvr.stats.dropped };
     return report;
   } finally {

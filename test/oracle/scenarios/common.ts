@@ -24,11 +24,7 @@ export function markers(frames: Buffer[] | undefined): number[] {
 }
 
 /** Asserts the frames of `port` went through the flows `want`, in this order. */
-export function assertMarkers(
-  out: Record<string, Buffer[]>,
-  port: string,
-  want: number[],
-): void {
+export function assertMarkers(out: Record<string, Buffer[]>, port: string, want: number[]): void {
   assert.deepEqual(markers(out[port]), want, `markers of the frames on ${port}`);
 }
 

@@ -27,7 +27,9 @@ export const l2Rewrite: OracleScenario = {
 
 export const vxlanEncap: OracleScenario = {
   name: 'vxlan-encap',
-  summary: 'shared example: br-int -> patch -> br-tun set_field tun_id -> native VXLAN via br-phy; decap back',
+  summary:
+    'shared example: br-int -> patch -> br-tun set_field tun_id -> native VXLAN via br-phy; ' +
+      'decap back',
   config: (loc) => join(dir(loc, 'vxlan-encap'), 'scenario.json'),
   inputs: () => [
     { port: 'vm1', pcap: (l) => join(dir(l, 'vxlan-encap'), 'vm1-in.pcap') },
@@ -49,7 +51,9 @@ export const vxlanEncap: OracleScenario = {
 
 export const snatCt: OracleScenario = {
   name: 'snat-ct',
-  summary: 'shared example: ct(commit,zone=1,nat(src=...)) SNAT out, ct(nat) un-NAT back, unsolicited dropped',
+  summary:
+    'shared example: ct(commit,zone=1,nat(src=...)) SNAT out, ct(nat) un-NAT back, unsolicited ' +
+      'dropped',
   config: (loc) => join(dir(loc, 'snat-ct'), 'scenario.json'),
   inputs: () => [
     { port: 'int0', pcap: (l) => join(dir(l, 'snat-ct'), 'int0-in.pcap') },

@@ -12,5 +12,22 @@ import { scenario as regsResubmit } from './regs-resubmit/inputs.js';
 import { scenario as ctTcp } from './ct-tcp/inputs.js';
 import { scenario as patchThree } from './patch-three/inputs.js';
 import { scenario as vxlanTunnel } from './vxlan-tunnel/inputs.js';
+import { scenario as neutronOnenode } from './neutron-onenode/inputs.js';
 
-export const scenarios: OracleScenario[] = [l2Rewrite, vxlanEncap, snatCt, l2Match, vlanOps, normalVlan, ipv4Match, fragMalformed, rewriteCsum, arpIpv6, regsResubmit, ctTcp, patchThree, vxlanTunnel];
+export const scenarios: OracleScenario[] = [
+  l2Rewrite,
+  vxlanEncap,
+  snatCt,
+  l2Match,
+  vlanOps,
+  normalVlan,
+  ipv4Match,
+  fragMalformed,
+  rewriteCsum,
+  arpIpv6,
+  regsResubmit,
+  ctTcp,
+  patchThree,
+  vxlanTunnel,
+  neutronOnenode,
+];

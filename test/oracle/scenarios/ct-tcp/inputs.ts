@@ -11,7 +11,13 @@
  */
 import assert from 'node:assert/strict';
 import {
-  tcpFrame, udpFrame, TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN, verifyChecksums,
+  tcpFrame,
+  udpFrame,
+  TCP_ACK,
+  TCP_FIN,
+  TCP_PSH,
+  TCP_SYN,
+  verifyChecksums,
 } from '../../packets.js';
 import type { InputSpec, OracleScenario } from '../../scenario.js';
 import { assertMarkers, configOf } from '../common.js';
@@ -20,22 +26,42 @@ const C = { mac: '52:54:00:00:00:01', ip: '10.0.0.1', port: 40000 };
 const S = { mac: '52:54:00:00:00:02', ip: '10.0.0.2', port: 80 };
 
 function c2s(flags: number, seq: number, ack: number, data = '', sport = C.port): Buffer {
-  return tcpFrame({ src: C.mac, dst: S.mac }, { src: C.ip, dst: S.ip }, {
-    sport, dport: S.port, seq, ack, flags, payload: Buffer.from(data),
-  });
+  return tcpFrame(
+    { src: C.mac, dst: S.mac },
+    { src: C.ip, dst: S.ip },
+    {
+      sport,
+      dport: S.port,
+      seq,
+      ack,
+      flags,
+      payload: Buffer.from(data),
+    },
+  );
 }
 
 function s2c(flags: number, seq: number, ack: number, data = '', dport = C.port): Buffer {
-  return tcpFrame({ src: S.mac, dst: C.mac }, { src: S.ip, dst: C.ip }, {
-    sport: S.port, dport, seq, ack, flags, payload: Buffer.from(data),
-  });
+  return tcpFrame(
+    { src: S.mac, dst: C.mac },
+    { src: S.ip, dst: C.ip },
+    {
+      sport: S.port,
+      dport,
+      seq,
+      ack,
+      flags,
+      payload: Buffer.from(data),
+    },
+  );
 }
 
 const one = (port: string, f: Buffer): InputSpec => ({ port, frames: [f] });
 
 export const scenario: OracleScenario = {
   name: 'ct-tcp',
-  summary: 'TCP handshake/data/FIN through ct zone 5, ct_mark via exec, +new/+est/+inv/+rpl, UDP DNAT and un-DNAT',
+  summary:
+    'TCP handshake/data/FIN through ct zone 5, ct_mark via exec, +new/+est/+inv/+rpl, UDP DNAT ' +
+      'and un-DNAT',
   config: configOf('ct-tcp'),
   inputs: () => [
     one('p1', c2s(TCP_SYN, 1000, 0)),
@@ -55,10 +81,22 @@ export const scenario: OracleScenario = {
     one('p1', c2s(TCP_SYN | TCP_FIN, 4000, 0, '', 40300)),
     one('p1', c2s(0, 4000, 0, '', 40301)),
     // UDP to the virtual address, DNATed to 10.0.0.2:8080, and the reply.
-    one('p1', udpFrame({ src: C.mac, dst: S.mac }, { src: C.ip, dst: '172.16.0.100' },
-      { sport: 5555, dport: 80, payload: Buffer.from('dnat-request') })),
-    one('p2', udpFrame({ src: S.mac, dst: C.mac }, { src: S.ip, dst: C.ip },
-      { sport: 8080, dport: 5555, payload: Buffer.from('dnat-reply') })),
+    one(
+      'p1',
+      udpFrame(
+        { src: C.mac, dst: S.mac },
+        { src: C.ip, dst: '172.16.0.100' },
+        { sport: 5555, dport: 80, payload: Buffer.from('dnat-request') },
+      ),
+    ),
+    one(
+      'p2',
+      udpFrame(
+        { src: S.mac, dst: C.mac },
+        { src: S.ip, dst: C.ip },
+        { sport: 8080, dport: 5555, payload: Buffer.from('dnat-reply') },
+      ),
+    ),
   ],
   expect: { ports: { p1: 4, p2: 7, p3: 3 } },
   check: (out, inputs) => {

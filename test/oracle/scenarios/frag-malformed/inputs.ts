@@ -27,8 +27,13 @@ function fragments(id: number, dport: number): Buffer[] {
 }
 
 function udp(n: number, dport = 2000, more: Partial<Parameters<typeof ipv4>[0]> = {}): Buffer {
-  return eth(L2, ipv4({ ...IP, proto: IPPROTO_UDP, id: n, ...more },
-    udp4(IP, { sport: 1000 + n, dport, payload: Buffer.from(`frag-${n}`) })));
+  return eth(
+    L2,
+    ipv4(
+      { ...IP, proto: IPPROTO_UDP, id: n, ...more },
+      udp4(IP, { sport: 1000 + n, dport, payload: Buffer.from(`frag-${n}`) }),
+    ),
+  );
 }
 
 const header = Buffer.concat([mac(L2.dst), mac(L2.src), Buffer.from([0x08, 0x00])]);
@@ -38,8 +43,13 @@ function malformed(): Buffer[] {
   // Ethernet header + the first 10 bytes of the IPv4 header, no padding.
   const truncated = Buffer.from(good.subarray(0, 24));
   // Total length 200 in a 60-byte frame (header checksum recomputed to match).
-  const longLen = eth(L2, ipv4({ ...IP, proto: IPPROTO_UDP, id: 31, totalLength: 200 },
-    udp4(IP, { sport: 1031, dport: 2000, payload: Buffer.from('len') })));
+  const longLen = eth(
+    L2,
+    ipv4(
+      { ...IP, proto: IPPROTO_UDP, id: 31, totalLength: 200 },
+      udp4(IP, { sport: 1031, dport: 2000, payload: Buffer.from('len') }),
+    ),
+  );
   // Header length field 4 (16 bytes), below the minimum of 5.
   const badIhl = Buffer.from(udp(32));
   badIhl[14] = 0x44;
@@ -50,7 +60,9 @@ function malformed(): Buffer[] {
 
 export const scenario: OracleScenario = {
   name: 'frag-malformed',
-  summary: 'nw_frag no/yes/first/later/not_later, ports of first vs later fragments, IPv4 options, malformed IPv4, runts',
+  summary:
+    'nw_frag no/yes/first/later/not_later, ports of first vs later fragments, IPv4 options, ' +
+      'malformed IPv4, runts',
   config: configOf('frag-malformed'),
   inputs: () => [
     {
@@ -61,7 +73,8 @@ export const scenario: OracleScenario = {
         udp(3, 53), // not a fragment: M21
         udp(4), // M23
         udp(5, 53, { options: Buffer.from([0x94, 0x04, 0x00, 0x00]) }), // router alert option: M21
-        eth(L2, ipv4({ ...IP, proto: 99, id: 6, df: false, fragOffset: 100 }, Buffer.alloc(8))), // M14
+        // M14
+        eth(L2, ipv4({ ...IP, proto: 99, id: 6, df: false, fragOffset: 100 }, Buffer.alloc(8))),
         ...malformed(),
       ],
     },

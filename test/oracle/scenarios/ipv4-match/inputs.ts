@@ -4,30 +4,40 @@
  * and udp_dst with bitwise masks, tcp_dst (OXM), icmp_type/icmp_code, the ip, tcp,
  * udp, icmp and sctp shorthands. Each matching frame has a near miss that is dropped.
  */
-import {
-  ETH_IPV4, eth, icmpFrame, ipv4, tcpFrame, udpFrame, TCP_SYN,
-} from '../../packets.js';
+import { ETH_IPV4, eth, icmpFrame, ipv4, tcpFrame, udpFrame, TCP_SYN } from '../../packets.js';
 import type { OracleScenario } from '../../scenario.js';
 import { assertMarkers, configOf } from '../common.js';
 
 const L2 = { src: '02:00:00:00:00:10', dst: '02:00:00:00:00:20' };
 
-function udp(src: string, dst: string, n: number, more: { sport?: number; dport?: number;
-  tos?: number; ttl?: number } = {}): Buffer {
-  return udpFrame(L2, { src, dst, id: n, tos: more.tos, ttl: more.ttl }, {
-    sport: more.sport ?? 1000 + n,
-    dport: more.dport ?? 2000,
-    payload: Buffer.from(`ipv4-${n}`),
-  });
+function udp(
+  src: string,
+  dst: string,
+  n: number,
+  more: { sport?: number; dport?: number; tos?: number; ttl?: number } = {},
+): Buffer {
+  return udpFrame(
+    L2,
+    { src, dst, id: n, tos: more.tos, ttl: more.ttl },
+    {
+      sport: more.sport ?? 1000 + n,
+      dport: more.dport ?? 2000,
+      payload: Buffer.from(`ipv4-${n}`),
+    },
+  );
 }
 
 function tcp(dport: number, n: number): Buffer {
-  return tcpFrame(L2, { src: '10.0.0.1', dst: '10.0.0.2', id: n }, {
-    sport: 40000 + n,
-    dport,
-    flags: TCP_SYN,
-    seq: 1000 * n,
-  });
+  return tcpFrame(
+    L2,
+    { src: '10.0.0.1', dst: '10.0.0.2', id: n },
+    {
+      sport: 40000 + n,
+      dport,
+      flags: TCP_SYN,
+      seq: 1000 * n,
+    },
+  );
 }
 
 /** An SCTP common header (checksum left 0: nothing on the path verifies it). */
@@ -36,16 +46,24 @@ function sctp(dport: number, n: number): Buffer {
   h.writeUInt16BE(3000 + n, 0);
   h.writeUInt16BE(dport, 2);
   h.writeUInt32BE(0x11223344, 4);
-  return eth({ ...L2, type: ETH_IPV4 }, ipv4({ src: '10.0.0.1', dst: '10.0.0.2', proto: 132, id: n }, h));
+  return eth(
+    { ...L2, type: ETH_IPV4 },
+    ipv4({ src: '10.0.0.1', dst: '10.0.0.2', proto: 132, id: n }, h),
+  );
 }
 
-const icmp = (type: number, code: number, n: number): Buffer => icmpFrame(
-  L2, { src: '10.0.0.1', dst: '10.0.0.2', id: n }, { type, code, rest: n, payload: Buffer.from('icmp') },
-);
+const icmp = (type: number, code: number, n: number): Buffer =>
+  icmpFrame(
+    L2,
+    { src: '10.0.0.1', dst: '10.0.0.2', id: n },
+    { type, code, rest: n, payload: Buffer.from('icmp') },
+  );
 
 export const scenario: OracleScenario = {
   name: 'ipv4-match',
-  summary: 'nw_src/nw_dst CIDR, dotted, non-contiguous; nw_proto/tos/ecn/ttl; tp masks; icmp type/code; OXM; sctp',
+  summary:
+    'nw_src/nw_dst CIDR, dotted, non-contiguous; nw_proto/tos/ecn/ttl; tp masks; icmp type/code; ' +
+      'OXM; sctp',
   config: configOf('ipv4-match'),
   inputs: () => [
     {
@@ -60,8 +78,13 @@ export const scenario: OracleScenario = {
         udp('10.0.0.1', '10.0.0.2', 7, { sport: 53 }), // M4
         tcp(22, 8), // M5
         udp('10.0.0.1', '10.0.0.2', 9, { dport: 0x0234 }), // M6
-        eth({ ...L2, type: ETH_IPV4 },
-          ipv4({ src: '10.0.0.1', dst: '10.0.0.2', proto: 47, id: 10 }, Buffer.from('00000800', 'hex'))), // M7
+        eth(
+          { ...L2, type: ETH_IPV4 },
+          ipv4(
+            { src: '10.0.0.1', dst: '10.0.0.2', proto: 47, id: 10 },
+            Buffer.from('00000800', 'hex'),
+          ),
+        ), // M7
         udp('10.0.0.1', '10.0.0.2', 11, { tos: 0x28 }), // M8
         udp('10.0.0.1', '10.0.0.2', 12, { tos: 0x29 }), // M8: nw_tos ignores the ECN bits
         udp('10.0.0.1', '10.0.0.2', 13, { tos: 0x03 }), // M9

@@ -1,7 +1,8 @@
 /**
  * L2 matching: in_port by number and name, dl_src/dl_dst with masks (multicast bit,
  * OUI, non-prefix), dl_type, OXM names; output by number/name, several outputs in one
- * list, IN_PORT, FLOOD, ALL, LOCAL, strip_vlan on an untagged frame, drop, empty actions, output to the input port.
+ * list, IN_PORT, FLOOD, ALL, LOCAL, strip_vlan on an untagged frame, drop, empty
+ * actions, output to the input port.
  */
 import assert from 'node:assert/strict';
 import { ETH_IPV4, eth, ipv4, udp4, IPPROTO_UDP } from '../../packets.js';
@@ -12,20 +13,27 @@ function udp(src: string, dst: string, tag: number): Buffer {
   const l3 = { src: '10.0.0.1', dst: '10.0.0.2' };
   return eth(
     { src, dst, type: ETH_IPV4 },
-    ipv4({ ...l3, proto: IPPROTO_UDP, id: tag }, udp4(l3, {
-      sport: 1000 + tag,
-      dport: 2000,
-      payload: Buffer.from(`frame-${tag}`),
-    })),
+    ipv4(
+      { ...l3, proto: IPPROTO_UDP, id: tag },
+      udp4(l3, {
+        sport: 1000 + tag,
+        dport: 2000,
+        payload: Buffer.from(`frame-${tag}`),
+      }),
+    ),
   );
 }
 
-const lldp = eth({ src: '02:00:00:00:00:55', dst: '01:80:c2:00:00:0e', type: 0x88cc },
-  Buffer.from('020704aabbccddeeff0403', 'hex'));
+const lldp = eth(
+  { src: '02:00:00:00:00:55', dst: '01:80:c2:00:00:0e', type: 0x88cc },
+  Buffer.from('020704aabbccddeeff0403', 'hex'),
+);
 
 export const scenario: OracleScenario = {
   name: 'l2-match',
-  summary: 'in_port numbers/names, dl_src/dl_dst masks, dl_type, eth_* OXM; output lists, IN_PORT, FLOOD, ALL, LOCAL, drop',
+  summary:
+    'in_port numbers/names, dl_src/dl_dst masks, dl_type, eth_* OXM; output lists, IN_PORT, ' +
+      'FLOOD, ALL, LOCAL, drop',
   config: configOf('l2-match'),
   inputs: () => [
     {
@@ -68,12 +76,19 @@ export const scenario: OracleScenario = {
   check: (out, inputs) => {
     const p1in = inputs[0] as Buffer[];
     // IN_PORT returns the frame unchanged.
-    assert.ok(out.p1?.some((f) => f.equals(p1in[5] as Buffer)), 'IN_PORT frame on p1');
+    assert.ok(
+      out.p1?.some((f) => f.equals(p1in[5] as Buffer)),
+      'IN_PORT frame on p1',
+    );
     // strip_vlan on an untagged frame leaves it as it was.
-    assert.ok(out.p3?.some((f) => f.equals(p1in[9] as Buffer)), 'strip_vlan no-op on p3');
+    assert.ok(
+      out.p3?.some((f) => f.equals(p1in[9] as Buffer)),
+      'strip_vlan no-op on p3',
+    );
     // The default flow rewrote both MACs on its way to p4.
-    const rewritten = (out.p4 ?? []).filter((f) => f.subarray(0, 12).toString('hex') ===
-      '0e00000000ff020000000099');
+    const rewritten = (out.p4 ?? []).filter(
+      (f) => f.subarray(0, 12).toString('hex') === '0e00000000ff020000000099',
+    );
     assert.equal(rewritten.length, 2, 'two frames took the default flow to p4');
   },
 };

@@ -20,11 +20,14 @@ function udp(src: string, dst: string, vlans: VlanTag[], n: number): Buffer {
   const l3 = { src: '10.0.0.1', dst: '10.0.0.2' };
   return eth(
     { src, dst, type: ETH_IPV4, vlans },
-    ipv4({ ...l3, proto: IPPROTO_UDP, id: n }, udp4(l3, {
-      sport: 1000 + n,
-      dport: 2000,
-      payload: Buffer.from(`normal-${n}`),
-    })),
+    ipv4(
+      { ...l3, proto: IPPROTO_UDP, id: n },
+      udp4(l3, {
+        sport: 1000 + n,
+        dport: 2000,
+        payload: Buffer.from(`normal-${n}`),
+      }),
+    ),
   );
 }
 
@@ -34,7 +37,9 @@ function vid(f: Buffer): number | null {
 
 export const scenario: OracleScenario = {
   name: 'normal-vlan',
-  summary: 'NORMAL: access tag, trunk, trunks=10, LOCAL as trunk, per-VLAN learning, tagged on access port',
+  summary:
+    'NORMAL: access tag, trunk, trunks=10, LOCAL as trunk, per-VLAN learning, tagged on access ' +
+      'port',
   config: configOf('normal-vlan'),
   inputs: () => [
     // 1: A broadcasts in VLAN 10: a2 untagged; t1, t2, br0 tagged 10.
@@ -80,7 +85,11 @@ export const scenario: OracleScenario = {
     assert.deepEqual(out.br0?.map(vid), [10, 20, 20, 30, null], 'LOCAL VIDs');
     // A tag removed on output is not re-padded: a 60-byte tagged input leaves an access
     // port as 56 bytes.
-    assert.deepEqual(out.a1?.map((f) => f.length), [56, 60, 56], 'a1 frame sizes');
+    assert.deepEqual(
+      out.a1?.map((f) => f.length),
+      [56, 60, 56],
+      'a1 frame sizes',
+    );
     assert.equal(out.t1?.[0]?.length, 64, 'a tag added on a trunk grows the frame');
   },
 };

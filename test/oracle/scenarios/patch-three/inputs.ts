@@ -10,14 +10,22 @@ import type { OracleScenario } from '../../scenario.js';
 import { configOf } from '../common.js';
 
 function udp(src: string, dst: string, n: number): Buffer {
-  return udpFrame({ src, dst }, { src: '10.0.0.1', dst: '10.0.0.2', id: n }, {
-    sport: 1000 + n, dport: 2000, payload: Buffer.from(`patch-${n}`),
-  });
+  return udpFrame(
+    { src, dst },
+    { src: '10.0.0.1', dst: '10.0.0.2', id: n },
+    {
+      sport: 1000 + n,
+      dport: 2000,
+      payload: Buffer.from(`patch-${n}`),
+    },
+  );
 }
 
 export const scenario: OracleScenario = {
   name: 'patch-three',
-  summary: 'patch ports across three bridges; regs/metadata cleared at a patch; FLOOD over patches and to LOCAL; LOCAL',
+  summary:
+    'patch ports across three bridges; regs/metadata cleared at a patch; FLOOD over patches and ' +
+      'to LOCAL; LOCAL',
   config: configOf('patch-three'),
   inputs: () => [
     { port: 'pa1', frames: [udp('02:00:00:00:00:a1', '02:00:00:00:00:c1', 1)] },

@@ -13,14 +13,22 @@ import type { OracleScenario } from '../../scenario.js';
 import { assertMarkers, configOf } from '../common.js';
 
 function udp(src: string, dst: string, n: number): Buffer {
-  return udpFrame({ src, dst }, { src: '10.0.0.1', dst: '10.0.0.2', id: n }, {
-    sport: 1000 + n, dport: 2000, payload: Buffer.from(`regs-${n}`),
-  });
+  return udpFrame(
+    { src, dst },
+    { src: '10.0.0.1', dst: '10.0.0.2', id: n },
+    {
+      sport: 1000 + n,
+      dport: 2000,
+      payload: Buffer.from(`regs-${n}`),
+    },
+  );
 }
 
 export const scenario: OracleScenario = {
   name: 'regs-resubmit',
-  summary: 'reg0..reg7, metadata, load/move/set_field (subfields, into packet fields), goto_table, resubmit forms, nesting, loop',
+  summary:
+    'reg0..reg7, metadata, load/move/set_field (subfields, into packet fields), goto_table, ' +
+      'resubmit forms, nesting, loop',
   config: configOf('regs-resubmit'),
   inputs: () => [
     {
@@ -28,8 +36,16 @@ export const scenario: OracleScenario = {
       frames: [
         udp('02:33:00:00:00:01', '02:00:00:00:00:02', 1), // full path -> p2, rewritten
         udp('04:44:00:00:00:01', '02:00:00:00:00:02', 2), // reg3 miss -> M2f on p2
-        eth({ src: '02:33:00:00:00:01', dst: 'ff:ff:ff:ff:ff:ff', type: ETH_ARP },
-          arp({ op: 1, sha: '02:33:00:00:00:01', spa: '10.0.0.1', tha: '00:00:00:00:00:00', tpa: '10.0.0.2' })), // not udp -> M2f
+        eth(
+          { src: '02:33:00:00:00:01', dst: 'ff:ff:ff:ff:ff:ff', type: ETH_ARP },
+          arp({
+            op: 1,
+            sha: '02:33:00:00:00:01',
+            spa: '10.0.0.1',
+            tha: '00:00:00:00:00:00',
+            tpa: '10.0.0.2',
+          }),
+        ), // not udp -> M2f
       ],
     },
     { port: 'p2', frames: [udp('02:00:00:00:00:22', '02:00:00:00:00:99', 4)] }, // -> p3
@@ -37,14 +53,18 @@ export const scenario: OracleScenario = {
       port: 'p3',
       frames: [
         udp('02:00:00:00:00:33', '02:00:00:00:00:03', 5), // resubmit:4 -> M44 on p2
-        udp('02:00:00:00:00:33', '02:00:00:00:00:04', 6), // resubmit(4,7) -> M77 on p3 (IN_PORT) only
+        // resubmit(4,7) -> M77 on p3 (IN_PORT) only
+        udp('02:00:00:00:00:33', '02:00:00:00:00:04', 6),
         udp('02:00:00:00:00:33', '02:00:00:00:00:05', 7), // output:reg -> p2
         udp('02:00:00:00:00:33', '02:00:00:00:00:06', 8), // resubmit loop
       ],
     },
   ],
   expect: { ports: { p2: 5, p3: 2 } },
-  notes: ['the resubmit loop: translation fails ("over max translation depth") and the whole frame is dropped, the output:2 before the loop included'],
+  notes: [
+    'the resubmit loop: translation fails ("over max translation depth") and the whole frame is ' +
+      'dropped, the output:2 before the loop included',
+  ],
   check: (out, inputs) => {
     const f = out.p2?.[0] as Buffer;
     assert.equal(f.subarray(0, 12).toString('hex'), '023300000001020000000002', 'MACs swapped');

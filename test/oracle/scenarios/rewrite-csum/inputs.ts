@@ -7,9 +7,27 @@
  */
 import assert from 'node:assert/strict';
 import {
-  ETH_IPV4, ETH_IPV6, eth, icmp4, icmp6, icmpFrame, inetChecksum, ip4, ipv4, ipv6,
-  IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, tcp6, tcpFrame, udp4, udp6, udpFrame,
-  verifyChecksums, TCP_ACK, TCP_PSH,
+  ETH_IPV4,
+  ETH_IPV6,
+  eth,
+  icmp4,
+  icmp6,
+  icmpFrame,
+  inetChecksum,
+  ip4,
+  ipv4,
+  ipv6,
+  IPPROTO_ICMPV6,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  tcp6,
+  tcpFrame,
+  udp4,
+  udp6,
+  udpFrame,
+  verifyChecksums,
+  TCP_ACK,
+  TCP_PSH,
 } from '../../packets.js';
 import type { OracleScenario } from '../../scenario.js';
 import { configOf } from '../common.js';
@@ -19,26 +37,59 @@ const to = (n: number): string => `02:00:00:00:00:${n.toString(16).padStart(2, '
 const IP = { src: '10.0.0.1', dst: '10.0.0.2' };
 const IP6 = { src: 'fd00::1', dst: 'fd00::2' };
 
-function udp(sel: number, n: number, more: { ttl?: number; tos?: number; csum?: boolean;
-  options?: Buffer; payload?: Buffer; dport?: number } = {}): Buffer {
-  return udpFrame({ src: SRC, dst: to(sel) },
+function udp(
+  sel: number,
+  n: number,
+  more: {
+    ttl?: number;
+    tos?: number;
+    csum?: boolean;
+    options?: Buffer;
+    payload?: Buffer;
+    dport?: number;
+  } = {},
+): Buffer {
+  return udpFrame(
+    { src: SRC, dst: to(sel) },
     { ...IP, id: n, ttl: more.ttl, tos: more.tos, options: more.options },
-    { sport: 1000 + n, dport: more.dport ?? 2000, payload: more.payload ?? Buffer.from(`rw-${n}-payload`),
-      checksum: more.csum ?? true });
+    {
+      sport: 1000 + n,
+      dport: more.dport ?? 2000,
+      payload: more.payload ?? Buffer.from(`rw-${n}-payload`),
+      checksum: more.csum ?? true,
+    },
+  );
 }
 
 function tcp(sel: number, n: number): Buffer {
-  return tcpFrame({ src: SRC, dst: to(sel) }, { ...IP, id: n }, {
-    sport: 40000 + n, dport: 80, seq: 0x01020304, ack: 0x0a0b0c0d, flags: TCP_PSH | TCP_ACK,
-    payload: Buffer.from(`GET /${n}`),
-  });
+  return tcpFrame(
+    { src: SRC, dst: to(sel) },
+    { ...IP, id: n },
+    {
+      sport: 40000 + n,
+      dport: 80,
+      seq: 0x01020304,
+      ack: 0x0a0b0c0d,
+      flags: TCP_PSH | TCP_ACK,
+      payload: Buffer.from(`GET /${n}`),
+    },
+  );
 }
 
 function tcpv6(sel: number, n: number, hopLimit: number): Buffer {
-  return eth({ src: SRC, dst: to(sel), type: ETH_IPV6 },
-    ipv6({ ...IP6, nextHeader: IPPROTO_TCP, hopLimit }, tcp6(IP6, {
-      sport: 40000 + n, dport: 443, seq: 7, flags: TCP_ACK, payload: Buffer.from(`v6-${n}`),
-    })));
+  return eth(
+    { src: SRC, dst: to(sel), type: ETH_IPV6 },
+    ipv6(
+      { ...IP6, nextHeader: IPPROTO_TCP, hopLimit },
+      tcp6(IP6, {
+        sport: 40000 + n,
+        dport: 443,
+        seq: 7,
+        flags: TCP_ACK,
+        payload: Buffer.from(`v6-${n}`),
+      }),
+    ),
+  );
 }
 
 /**
@@ -46,8 +97,17 @@ function tcpv6(sel: number, n: number, hopLimit: number): Buffer {
  * applied: the payload word that makes the one's-complement sum 0xffff is chosen here.
  */
 function udpZeroAfterRewrite(n: number): Buffer {
-  const probe = udp4(IP, { sport: 1000 + n, dport: 4444, payload: Buffer.alloc(2), checksum: false });
-  const pseudo = Buffer.concat([ip4(IP.src), ip4(IP.dst), Buffer.from([0, IPPROTO_UDP, 0, probe.length])]);
+  const probe = udp4(IP, {
+    sport: 1000 + n,
+    dport: 4444,
+    payload: Buffer.alloc(2),
+    checksum: false,
+  });
+  const pseudo = Buffer.concat([
+    ip4(IP.src),
+    ip4(IP.dst),
+    Buffer.from([0, IPPROTO_UDP, 0, probe.length]),
+  ]);
   const word = inetChecksum(pseudo, probe);
   const payload = Buffer.alloc(2);
   payload.writeUInt16BE(word, 0);
@@ -56,16 +116,27 @@ function udpZeroAfterRewrite(n: number): Buffer {
 
 /** ICMP destination unreachable carrying the first 28 bytes of a UDP datagram. */
 function icmpError(n: number): Buffer {
-  const inner = ipv4({ src: '10.0.0.2', dst: '10.0.0.1', proto: IPPROTO_UDP, id: 77 },
-    udp4({ src: '10.0.0.2', dst: '10.0.0.1' }, { sport: 2000, dport: 1000, payload: Buffer.alloc(0) }));
-  return icmpFrame({ src: SRC, dst: to(0x0d) }, { ...IP, id: n }, { type: 3, code: 3, payload: inner });
+  const inner = ipv4(
+    { src: '10.0.0.2', dst: '10.0.0.1', proto: IPPROTO_UDP, id: 77 },
+    udp4(
+      { src: '10.0.0.2', dst: '10.0.0.1' },
+      { sport: 2000, dport: 1000, payload: Buffer.alloc(0) },
+    ),
+  );
+  return icmpFrame(
+    { src: SRC, dst: to(0x0d) },
+    { ...IP, id: n },
+    { type: 3, code: 3, payload: inner },
+  );
 }
 
 const ttlOf = (f: Buffer): number => f[22] as number;
 
 export const scenario: OracleScenario = {
   name: 'rewrite-csum',
-  summary: 'mod_nw_*/mod_tp_*/set_field/load rewrites with TCP, UDP, ICMP, ICMPv6 checksums; nw_tos/ecn; dec_ttl 64/2/1/0',
+  summary:
+    'mod_nw_*/mod_tp_*/set_field/load rewrites with TCP, UDP, ICMP, ICMPv6 checksums; ' +
+      'nw_tos/ecn; dec_ttl 64/2/1/0',
   config: configOf('rewrite-csum'),
   inputs: () => [
     {
@@ -74,7 +145,11 @@ export const scenario: OracleScenario = {
         tcp(0x01, 1),
         udp(0x02, 2),
         udp(0x03, 3, { csum: false }), // UDP checksum 0 stays 0
-        icmpFrame({ src: SRC, dst: to(0x04) }, { ...IP, id: 4 }, { type: 8, rest: 0x12340001, payload: Buffer.from('ping') }),
+        icmpFrame(
+          { src: SRC, dst: to(0x04) },
+          { ...IP, id: 4 },
+          { type: 8, rest: 0x12340001, payload: Buffer.from('ping') },
+        ),
         udp(0x05, 5, { tos: 0x03 }), // mod_nw_tos keeps the ECN bits
         udp(0x06, 6, { ttl: 64 }),
         udp(0x06, 7, { ttl: 2 }),
@@ -91,10 +166,20 @@ export const scenario: OracleScenario = {
         udp(0x0c, 18, { options: Buffer.from([0x94, 0x04, 0x00, 0x00]) }),
         icmpError(19),
         udp(0x0e, 20),
-        eth({ src: SRC, dst: to(0x0f), type: ETH_IPV6 }, ipv6({ ...IP6, nextHeader: IPPROTO_UDP },
-          udp6(IP6, { sport: 5000, dport: 53, payload: Buffer.from('udp6-21') }))),
-        eth({ src: SRC, dst: to(0x10), type: ETH_IPV6 }, ipv6({ ...IP6, nextHeader: IPPROTO_ICMPV6 },
-          icmp6(IP6, { type: 128, rest: 0x00220001, payload: Buffer.from('ping6') }))),
+        eth(
+          { src: SRC, dst: to(0x0f), type: ETH_IPV6 },
+          ipv6(
+            { ...IP6, nextHeader: IPPROTO_UDP },
+            udp6(IP6, { sport: 5000, dport: 53, payload: Buffer.from('udp6-21') }),
+          ),
+        ),
+        eth(
+          { src: SRC, dst: to(0x10), type: ETH_IPV6 },
+          ipv6(
+            { ...IP6, nextHeader: IPPROTO_ICMPV6 },
+            icmp6(IP6, { type: 128, rest: 0x00220001, payload: Buffer.from('ping6') }),
+          ),
+        ),
         udpZeroAfterRewrite(23),
         udp(0x12, 24, { ttl: 1 }), // dec_ttl fails before mod_nw_tos: dropped
       ],
@@ -110,7 +195,11 @@ export const scenario: OracleScenario = {
     });
     assert.equal(verifyChecksums(p2[2] as Buffer).udpZero, true, 'UDP checksum 0 stays 0');
     assert.equal(p2[4]?.[15], 0xbb, 'mod_nw_tos:184 keeps ECN 3');
-    assert.deepEqual([5, 6, 9].map((i) => ttlOf(p2[i] as Buffer)), [63, 1, 4], 'dec_ttl results');
+    assert.deepEqual(
+      [5, 6, 9].map((i) => ttlOf(p2[i] as Buffer)),
+      [63, 1, 4],
+      'dec_ttl results',
+    );
     assert.equal(p2[10]?.[21], 63, 'IPv6 hop limit decremented');
     assert.equal(ttlOf(p2[11] as Buffer), 1, 'two dec_ttl on TTL 3');
     assert.equal(ttlOf(out.p3?.[1] as Buffer), 5, 'output before dec_ttl sees the old TTL');

@@ -13,11 +13,14 @@ function udp(dst: string, vlans: VlanTag[], n: number): Buffer {
   const l3 = { src: '10.0.0.1', dst: '10.0.0.2' };
   return eth(
     { src: '02:00:00:00:00:10', dst, type: ETH_IPV4, vlans },
-    ipv4({ ...l3, proto: IPPROTO_UDP, id: n }, udp4(l3, {
-      sport: 1000 + n,
-      dport: 2000,
-      payload: Buffer.from(`vlan-${n}`),
-    })),
+    ipv4(
+      { ...l3, proto: IPPROTO_UDP, id: n },
+      udp4(l3, {
+        sport: 1000 + n,
+        dport: 2000,
+        payload: Buffer.from(`vlan-${n}`),
+      }),
+    ),
   );
 }
 
@@ -37,7 +40,9 @@ function tags(f: Buffer): string[] {
 
 export const scenario: OracleScenario = {
   name: 'vlan-ops',
-  summary: 'dl_vlan/dl_vlan_pcp/vlan_tci masks/vlan_vid; push/pop/strip/mod_vlan_* incl. untagged and QinQ',
+  summary:
+    'dl_vlan/dl_vlan_pcp/vlan_tci masks/vlan_vid; push/pop/strip/mod_vlan_* incl. untagged and ' +
+      'QinQ',
   config: configOf('vlan-ops'),
   inputs: () => [
     {
@@ -54,7 +59,8 @@ export const scenario: OracleScenario = {
         udp('02:00:00:00:00:09', [{ vid: 10, pcp: 2 }], 9), // mod_vlan_vid keeps pcp -> p2
         udp('02:00:00:00:00:0a', [{ vid: 30, pcp: 1 }], 10), // vlan_vid OXM -> p2
         udp('02:00:00:00:00:0b', [{ vid: 100 }], 11), // push 802.1ad over 802.1Q -> p4
-        udp('02:00:00:00:00:0c', [{ vid: 200, tpid: 0x88a8 }, { vid: 100 }], 12), // QinQ in, pop -> p4
+        // QinQ in, pop -> p4
+        udp('02:00:00:00:00:0c', [{ vid: 200, tpid: 0x88a8 }, { vid: 100 }], 12),
         udp('02:00:00:00:00:0d', [{ vid: 50, pcp: 6 }], 13), // tci mask vid 48..63 -> p3
         udp('02:00:00:00:00:0e', [{ vid: 50, pcp: 1 }], 14), // VID 50 also -> p3
         udp('02:00:00:00:00:0f', [{ vid: 0, pcp: 4 }], 15), // priority tag: tagged -> p3
@@ -64,20 +70,24 @@ export const scenario: OracleScenario = {
   ],
   expect: { ports: { p2: 6, p3: 4, p4: 3 } },
   check: (out) => {
-    assert.deepEqual(out.p2?.map(tags), [
-      ['8100/1/0'], // push_vlan + set_field:4097->vlan_vid
-      ['8100/10/5'], // mod_vlan_vid + mod_vlan_pcp on untagged push a tag
-      ['8100/0/3'], // mod_vlan_pcp alone pushes VID 0
-      ['8100/0/0'], // push_vlan alone: VID 0, PCP 0
-      ['8100/20/2'], // mod_vlan_vid keeps the PCP
-      ['8100/4/7'], // set_field vlan_vid + vlan_pcp
-    ], 'p2 tags');
+    assert.deepEqual(
+      out.p2?.map(tags),
+      [
+        ['8100/1/0'], // push_vlan + set_field:4097->vlan_vid
+        ['8100/10/5'], // mod_vlan_vid + mod_vlan_pcp on untagged push a tag
+        ['8100/0/3'], // mod_vlan_pcp alone pushes VID 0
+        ['8100/0/0'], // push_vlan alone: VID 0, PCP 0
+        ['8100/20/2'], // mod_vlan_vid keeps the PCP
+        ['8100/4/7'], // set_field vlan_vid + vlan_pcp
+      ],
+      'p2 tags',
+    );
     // The last push is outermost; an 802.1ad tag pushed over a 802.1Q one; pop of QinQ.
-    assert.deepEqual(out.p4?.map(tags), [
-      ['8100/100/0', '88a8/200/0'],
-      ['88a8/200/0', '8100/100/0'],
-      ['8100/100/0'],
-    ], 'p4 tags');
+    assert.deepEqual(
+      out.p4?.map(tags),
+      [['8100/100/0', '88a8/200/0'], ['88a8/200/0', '8100/100/0'], ['8100/100/0']],
+      'p4 tags',
+    );
     assert.deepEqual(out.p3?.map(tags), [[], [], [], ['8100/0/4']], 'p3 tags');
     // Pushing a tag grows the 60-byte frame to 64; popping shrinks it to 56 (no re-padding).
     assert.equal(out.p2?.[0]?.length, 64);

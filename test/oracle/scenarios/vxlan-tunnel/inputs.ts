@@ -16,32 +16,49 @@ const PHY_MAC = 'aa:55:aa:55:00:12';
 const LOCAL_IP = '192.168.1.12';
 
 function inner(n: number, src = '52:54:00:00:00:02', dst = '52:54:00:00:00:01'): Buffer {
-  return udpFrame({ src, dst }, { src: '10.0.0.2', dst: '10.0.0.1', id: n }, {
-    sport: 5000 + n, dport: 1000, payload: Buffer.from(`inner-${n}`),
-  });
+  return udpFrame(
+    { src, dst },
+    { src: '10.0.0.2', dst: '10.0.0.1', id: n },
+    {
+      sport: 5000 + n,
+      dport: 1000,
+      payload: Buffer.from(`inner-${n}`),
+    },
+  );
 }
 
 /** VXLAN from underlay host 192.168.1.`host` (MAC aa:bb:cc:00:00:`host`). */
-function fromRemote(host: number, vni: number, n: number, more: Partial<VxlanFrameOpts> = {}): Buffer {
-  return vxlanFrame({
-    outerSrcMac: `aa:bb:cc:00:00:${host}`,
-    outerDstMac: PHY_MAC,
-    outerSrc: `192.168.1.${host}`,
-    outerDst: LOCAL_IP,
-    sport: 50000 + n,
-    vni,
-    ...more,
-  }, inner(n));
+function fromRemote(
+  host: number,
+  vni: number,
+  n: number,
+  more: Partial<VxlanFrameOpts> = {},
+): Buffer {
+  return vxlanFrame(
+    {
+      outerSrcMac: `aa:bb:cc:00:00:${host}`,
+      outerDstMac: PHY_MAC,
+      outerSrc: `192.168.1.${host}`,
+      outerDst: LOCAL_IP,
+      sport: 50000 + n,
+      vni,
+      ...more,
+    },
+    inner(n),
+  );
 }
 
 /** Outer destination IP, UDP destination port and VNI of an encapsulated frame. */
 function outer(f: Buffer): string {
-  return `${f.subarray(30, 34).join('.')}:${f.readUInt16BE(36)}/vni=0x${f.readUIntBE(46, 3).toString(16)}`;
+  const vni = f.readUIntBE(46, 3).toString(16);
+  return `${f.subarray(30, 34).join('.')}:${f.readUInt16BE(36)}/vni=0x${vni}`;
 }
 
 export const scenario: OracleScenario = {
   name: 'vxlan-tunnel',
-  summary: 'VXLAN encap (set_tunnel, tun_id set_field/load, tun_dst, csum) and decap (tun_id/src/dst, bad VNI/port/flags/csum)',
+  summary:
+    'VXLAN encap (set_tunnel, tun_id set_field/load, tun_dst, csum) and decap (tun_id/src/dst, ' +
+      'bad VNI/port/flags/csum)',
   config: configOf('vxlan-tunnel'),
   inputs: () => {
     const badCsum = fromRemote(13, 0x42, 11, { udpChecksum: true });
@@ -72,15 +89,20 @@ export const scenario: OracleScenario = {
   },
   expect: { ports: { eth0: 4, p1: 2, p2: 1, p3: 2, 'br-phy': 2 } },
   notes: [
-    'frames with the VXLAN I flag clear and with a bad outer UDP checksum are dropped by the tunnel pop',
+    'frames with the VXLAN I flag clear and with a bad outer UDP checksum are dropped by the ' +
+      'tunnel pop',
   ],
   check: (out, inputs) => {
-    assert.deepEqual(out.eth0?.map(outer), [
-      '192.168.1.13:4789/vni=0x42',
-      '192.168.1.13:4789/vni=0x77',
-      '192.168.1.14:4789/vni=0x77',
-      '192.168.1.15:4789/vni=0x99',
-    ], 'encapsulated frames');
+    assert.deepEqual(
+      out.eth0?.map(outer),
+      [
+        '192.168.1.13:4789/vni=0x42',
+        '192.168.1.13:4789/vni=0x77',
+        '192.168.1.14:4789/vni=0x77',
+        '192.168.1.15:4789/vni=0x99',
+      ],
+      'encapsulated frames',
+    );
     const eth0 = out.eth0 ?? [];
     assert.equal(eth0[1]?.readUInt16BE(40), 0, 'no outer UDP checksum without csum=true');
     assert.notEqual(eth0[2]?.readUInt16BE(40), 0, 'outer UDP checksum with csum=true');
