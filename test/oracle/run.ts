@@ -3,7 +3,7 @@
  * `tools/ovs-oracle`) and through `dvrlab replay`, then a port-by-port comparison.
  *
  * Invariants the comparison relies on:
- * - Both sides get the very same input files. Input k is re-timed to start 1000 s after
+ * - Both sides get the very same input files. Input k is re-timed to start 1 s after
  *   input k-1, so dvrlab's timestamp merge and the oracle's one-input-after-another
  *   replay give the same order.
  * - Ports are named the dvrlab way (`port`, or `bridge` for a LOCAL port); a port

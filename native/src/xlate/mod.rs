@@ -376,6 +376,11 @@ impl<'a> Ctx<'a> {
 
     /// Looks up `table` and runs the winning rule's actions.
     fn xlate_table(&mut self, table: u8, deepens: bool) {
+        self.xlate_table_from(table, deepens, None)
+    }
+
+    /// As `xlate_table`, looking up with `lookup_port` as the input port when given.
+    fn xlate_table_from(&mut self, table: u8, deepens: bool, lookup_port: Option<u32>) {
         if self.error.is_some() {
             return;
         }
@@ -390,10 +395,15 @@ impl<'a> Ctx<'a> {
             self.exit = true;
             return;
         }
+        let real_port = self.flow.in_port;
+        if let Some(p) = lookup_port {
+            self.flow.in_port = p;
+        }
         let rule = {
             let b = &self.of.bridges[self.bridge];
             b.tables.lookup(table, &self.flow, Some(&mut self.wc)).cloned()
         };
+        self.flow.in_port = real_port;
         let Some(rule) = rule else {
             // Table miss: with no controller, OVS drops (secure fail mode) — a standalone
             // bridge with no flows at all acts as a NORMAL switch.
@@ -435,16 +445,11 @@ impl<'a> Ctx<'a> {
                 }
                 Action::Resubmit { in_port, table, ct } => {
                     let _ = ct;
-                    let old = self.flow.in_port;
-                    if let Some(p) = in_port {
-                        if *p != port::IN_PORT {
-                            self.flow.in_port = *p;
-                        }
-                    }
+                    // xlate_table_action(): the other port is used for the lookup only; the
+                    // actions run with the real in_port, so NORMAL and IN_PORT behave.
+                    let lookup_port = in_port.filter(|p| *p != port::IN_PORT);
                     let t = table.unwrap_or(self.table_id);
-                    self.xlate_table(t, true);
-                    self.flow.in_port = old;
-                    // A resubmit returns; only `exit` inside stops the caller.
+                    self.xlate_table_from(t, true, lookup_port);
                 }
                 Action::SetField { field, value, mask, spelling } => {
                     self.set_field(*field, *value, *mask, *spelling);
