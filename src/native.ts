@@ -108,7 +108,34 @@ export interface StatsJson {
 /** The raw addon exports, as the contract defines them. */
 interface RawEngine {
   replay(optionsJson: string): Promise<string>;
+  bench(optionsJson: string): Promise<string>;
   progress(): number[];
+}
+
+/** An in-memory benchmark: one capture, held in memory, replayed `passes` times through the
+ * node of `port`; the first pass warms the caches and is not timed. */
+export interface NativeBenchOptions {
+  port: string;
+  path: string;
+  passes: number;
+}
+
+/** What a benchmark run reports (timed passes only). */
+export interface BenchJson {
+  packets: number;
+  bytes: number;
+  outputs: number;
+  seconds: number;
+  pps: number;
+  ns_per_packet: number;
+  emc_hits: number;
+  megaflow_hits: number;
+  upcalls: number;
+  megaflows: number;
+  dropped: number;
+  emc_hit_rate: number;
+  megaflow_hit_rate: number;
+  upcall_rate: number;
 }
 
 interface RawAddon {
@@ -177,6 +204,17 @@ export class Engine {
       throw new EngineError((e as Error).message);
     }
     return JSON.parse(text) as StatsJson;
+  }
+
+  /** Runs an in-memory benchmark on an engine thread. */
+  async bench(options: NativeBenchOptions): Promise<BenchJson> {
+    let text: string;
+    try {
+      text = await this.raw.bench(JSON.stringify(options));
+    } catch (e) {
+      throw new EngineError((e as Error).message);
+    }
+    return JSON.parse(text) as BenchJson;
   }
 
   progress(): Progress {

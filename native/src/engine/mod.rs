@@ -176,6 +176,11 @@ impl Sink for RunSink<'_> {
         if let Some(path) = self.paths.get(&k) {
             let w = self.writers.entry(k).or_insert(None);
             if w.is_none() {
+                if let Some(dir) = path.parent() {
+                    if let Err(e) = std::fs::create_dir_all(dir) {
+                        *self.error = Some(format!("{}: {e}", dir.display()));
+                    }
+                }
                 match File::create(path) {
                     Ok(f) => match PcapWriter::with_resolution(f, if self.nsec { TsResolution::Nano } else { TsResolution::Micro }) {
                         Ok(pw) => *w = Some(pw),
