@@ -45,11 +45,7 @@ pub(crate) fn recalc32(old_csum: u16, old: [u8; 4], new: [u8; 4]) -> u16 {
         u16::from_be_bytes([old[0], old[1]]),
         u16::from_be_bytes([new[0], new[1]]),
     );
-    recalc16(
-        c,
-        u16::from_be_bytes([old[2], old[3]]),
-        u16::from_be_bytes([new[2], new[3]]),
-    )
+    recalc16(c, u16::from_be_bytes([old[2], old[3]]), u16::from_be_bytes([new[2], new[3]]))
 }
 
 /// `recalc_csum128`: an IPv6 address, 32 bits at a time.
@@ -76,9 +72,7 @@ pub(crate) fn pseudo_v4(ip: &[u8]) -> u32 {
 /// IPv6 pseudo-header sum (`packet_csum_upperlayer6` without the payload).
 pub(crate) fn pseudo_v6(ip6: &[u8], proto: u8, l4_len: usize) -> u32 {
     let mut p = add_bytes(0, &ip6[8..40]);
-    p = p
-        .wrapping_add((l4_len as u32) >> 16)
-        .wrapping_add(l4_len as u32 & 0xffff);
+    p = p.wrapping_add((l4_len as u32) >> 16).wrapping_add(l4_len as u32 & 0xffff);
     p.wrapping_add(u32::from(proto))
 }
 

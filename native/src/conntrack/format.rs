@@ -91,11 +91,7 @@ fn put_tuple(s: &mut String, t: &CtTuple, proto: u8) {
     s.push_str(",dst=");
     put_addr(s, &t.dst);
     if proto == 1 || proto == 58 {
-        let _ = write!(
-            s,
-            ",id={},type={},code={}",
-            t.icmp_id, t.icmp_type, t.icmp_code
-        );
+        let _ = write!(s, ",id={},type={},code={}", t.icmp_id, t.icmp_type, t.icmp_code);
     } else {
         let _ = write!(s, ",sport={},dport={}", t.sport, t.dport);
     }

@@ -46,11 +46,7 @@ pub(crate) struct ConnKey {
 impl ConnKey {
     /// The same key seen from the other side (`conn_key_reverse`).
     pub fn reverse(&self) -> ConnKey {
-        ConnKey {
-            src: self.dst,
-            dst: self.src,
-            ..*self
-        }
+        ConnKey { src: self.dst, dst: self.src, ..*self }
     }
 
     pub fn is_ipv4(&self) -> bool {
@@ -90,12 +86,7 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 }
 
 fn be32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes([
-        *b.get(at)?,
-        *b.get(at + 1)?,
-        *b.get(at + 2)?,
-        *b.get(at + 3)?,
-    ]))
+    Some(u32::from_be_bytes([*b.get(at)?, *b.get(at + 1)?, *b.get(at + 2)?, *b.get(at + 3)?]))
 }
 
 fn v4_addr(b: &[u8]) -> [u8; 16] {
@@ -187,10 +178,7 @@ fn l4_checksum_valid(key: &ConnKey, l3: &[u8], data: &[u8]) -> bool {
     if key.is_ipv4() {
         csum::finish(csum::add_bytes(csum::pseudo_v4(l3), data)) == 0
     } else {
-        csum::finish(csum::add_bytes(
-            csum::pseudo_v6(l3, key.nw_proto, data.len()),
-            data,
-        )) == 0
+        csum::finish(csum::add_bytes(csum::pseudo_v6(l3, key.nw_proto, data.len()), data)) == 0
     }
 }
 
@@ -298,10 +286,7 @@ fn l4_icmp(
                 return false;
             };
             let inner_l3 = &data[ICMP_HEADER_LEN..];
-            let mut inner = ConnKey {
-                dl_type: ETH_TYPE_IP,
-                ..ConnKey::default()
-            };
+            let mut inner = ConnKey { dl_type: ETH_TYPE_IP, ..ConnKey::default() };
             let Some(ihl) = l3_ipv4(&mut inner, inner_l3, false) else {
                 return false;
             };
@@ -311,13 +296,7 @@ fn l4_icmp(
             key.src = inner.src;
             key.dst = inner.dst;
             key.nw_proto = inner.nw_proto;
-            let ok = l4(
-                key,
-                inner_l3,
-                &inner_l3[ihl..],
-                None,
-                Some(ICMP_ERROR_DATA_L4_LEN),
-            );
+            let ok = l4(key, inner_l3, &inner_l3[ihl..], None, Some(ICMP_ERROR_DATA_L4_LEN));
             if ok {
                 *key = key.reverse();
                 *related = true;
@@ -353,10 +332,7 @@ fn l4_icmp6(key: &mut ConnKey, data: &[u8], related: Option<&mut bool>) -> bool 
                 return false;
             };
             let inner_l3 = &data[8..];
-            let mut inner = ConnKey {
-                dl_type: ETH_TYPE_IPV6,
-                ..ConnKey::default()
-            };
+            let mut inner = ConnKey { dl_type: ETH_TYPE_IPV6, ..ConnKey::default() };
             let Some(off) = l3_ipv6(&mut inner, inner_l3) else {
                 return false;
             };
@@ -425,11 +401,7 @@ pub(crate) fn extract(
     nw_frag: u8,
     zone: u16,
 ) -> Option<Extracted> {
-    let mut key = ConnKey {
-        dl_type,
-        zone,
-        ..ConnKey::default()
-    };
+    let mut key = ConnKey { dl_type, zone, ..ConnKey::default() };
     let ip = frame.get(l3..)?;
     let (end, l4_at) = match dl_type {
         ETH_TYPE_IP => {
@@ -467,26 +439,10 @@ pub(crate) fn extract(
     if !l4(&mut key, l3_bytes, data, Some(&mut related), None) {
         return None;
     }
-    let top_proto = if dl_type == ETH_TYPE_IP {
-        l3_bytes[9]
-    } else {
-        key.nw_proto
-    };
-    let tcp = if !related && top_proto == PROTO_TCP {
-        tcp_seg(data)
-    } else {
-        None
-    };
+    let top_proto = if dl_type == ETH_TYPE_IP { l3_bytes[9] } else { key.nw_proto };
+    let tcp = if !related && top_proto == PROTO_TCP { tcp_seg(data) } else { None };
     let icmp_type = data.first().copied().unwrap_or(0);
-    Some(Extracted {
-        key,
-        related,
-        l3,
-        l4: l4_at,
-        end,
-        tcp,
-        icmp_type,
-    })
+    Some(Extracted { key, related, l3, l4: l4_at, end, tcp, icmp_type })
 }
 
 #[cfg(test)]

@@ -293,10 +293,7 @@ impl Conntrack {
     }
 
     pub fn stats(&self) -> CtStats {
-        CtStats {
-            entries: self.conns.len(),
-            ..self.stats
-        }
+        CtStats { entries: self.conns.len(), ..self.stats }
     }
 
     /// `conn_key_lookup`: the live connection with this key in either direction.
@@ -338,11 +335,7 @@ impl Conntrack {
         now_ms: u64,
     ) -> CtVerdict {
         let zone = p.zone;
-        let mut verdict = CtVerdict {
-            ct_state: 0,
-            rewritten: false,
-            refused: None,
-        };
+        let mut verdict = CtVerdict { ct_state: 0, rewritten: false, refused: None };
         let Some(ext) = key::extract(frame, l3, l4, key.dl_type, key.nw_frag, zone) else {
             // conntrack_execute(): an unparsable packet is invalid, with no connection.
             let st = ct_state::INV | ct_state::TRK;
@@ -354,11 +347,7 @@ impl Conntrack {
             return verdict;
         };
         let ni = p.nat.map(NatInfo::from_spec);
-        let h = Hdrs {
-            l3: ext.l3,
-            l4: ext.l4,
-            end: ext.end,
-        };
+        let h = Hdrs { l3: ext.l3, l4: ext.l4, end: ext.end };
 
         // process_one(): reset ct_state whenever entering a new zone.
         let prev_zone = key.ct_zone;
@@ -423,9 +412,7 @@ impl Conntrack {
         st |= ct_state::TRK;
         key.ct_state = st;
         key.ct_zone = zone;
-        key.ct_mark = conn
-            .and_then(|id| self.conns.get(&id))
-            .map_or(0, |c| c.mark);
+        key.ct_mark = conn.and_then(|id| self.conns.get(&id)).map_or(0, |c| c.mark);
         if let (Some(id), Some((val, mask))) = (conn, p.mark) {
             // set_mark().
             let m = val | (key.ct_mark & !mask);
@@ -477,16 +464,9 @@ impl Conntrack {
                 } else if *s == 0 {
                     *s = 1;
                 }
-                let tm = [
-                    Timeout::OtherFirst,
-                    Timeout::OtherMultiple,
-                    Timeout::OtherBidir,
-                ][usize::from(*s)];
-                let res = if *s == 2 {
-                    tcp::Update::Valid
-                } else {
-                    tcp::Update::ValidNew
-                };
+                let tm = [Timeout::OtherFirst, Timeout::OtherMultiple, Timeout::OtherBidir]
+                    [usize::from(*s)];
+                let res = if *s == 2 { tcp::Update::Valid } else { tcp::Update::ValidNew };
                 (res, Some(tm))
             }
             // icmp_conn_update().
@@ -497,11 +477,7 @@ impl Conntrack {
                 } else if !*replied {
                     res = tcp::Update::ValidNew;
                 }
-                let tm = if *replied {
-                    Timeout::IcmpReply
-                } else {
-                    Timeout::IcmpFirst
-                };
+                let tm = if *replied { Timeout::IcmpReply } else { Timeout::IcmpFirst };
                 (res, Some(tm))
             }
         };
@@ -547,11 +523,8 @@ impl Conntrack {
             return false;
         }
         *st &= !nat_bits;
-        let (k, action) = if reply {
-            (c.fwd, nat::reverse_action(c.nat_action))
-        } else {
-            (c.rev, c.nat_action)
-        };
+        let (k, action) =
+            if reply { (c.fwd, nat::reverse_action(c.nat_action)) } else { (c.rev, c.nat_action) };
         *st |= nat::nat_packet(frame, h, &k, action, related);
         action & (nat::SRC | nat::DST) != 0
     }
@@ -640,12 +613,8 @@ impl Conntrack {
 
     /// Removes every connection whose timeout has passed (OVS's `ct_clean` sweep).
     pub fn expire(&mut self, now_ms: u64) {
-        let due: Vec<u64> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| now_ms >= c.expiration)
-            .map(|(id, _)| *id)
-            .collect();
+        let due: Vec<u64> =
+            self.conns.iter().filter(|(_, c)| now_ms >= c.expiration).map(|(id, _)| *id).collect();
         self.stats.expired += due.len() as u64;
         for id in due {
             self.remove(id);
@@ -667,11 +636,7 @@ impl Conntrack {
 
     /// The live connections at `now_ms`, in creation order (`dpctl/dump-conntrack`).
     pub fn dump(&self, now_ms: u64) -> Vec<ConnView> {
-        let mut live: Vec<&Conn> = self
-            .conns
-            .values()
-            .filter(|c| now_ms < c.expiration)
-            .collect();
+        let mut live: Vec<&Conn> = self.conns.values().filter(|c| now_ms < c.expiration).collect();
         live.sort_by_key(|c| c.seq);
         live.into_iter()
             .map(|c| ConnView {
@@ -743,11 +708,8 @@ mod tests {
     fn sum16(data: &[u8], init: u32) -> u16 {
         let mut s = init;
         for c in data.chunks(2) {
-            let w = if c.len() == 2 {
-                u16::from_be_bytes([c[0], c[1]])
-            } else {
-                u16::from(c[0]) << 8
-            };
+            let w =
+                if c.len() == 2 { u16::from_be_bytes([c[0], c[1]]) } else { u16::from(c[0]) << 8 };
             s += u32::from(w);
         }
         while s >> 16 != 0 {
@@ -759,24 +721,9 @@ mod tests {
     /// Ethernet + IPv4 around `l4`, IPv4 checksum set, L4 checksum computed when `l4_csum`,
     /// padded to 60 bytes like a real minimum frame.
     fn v4(src: [u8; 4], dst: [u8; 4], proto: u8, mut l4: Vec<u8>, l4_csum: bool) -> Vec<u8> {
-        let mut f = vec![
-            0xfa, 0x16, 0x3e, 0, 0, 0xfe, 0x52, 0x54, 0, 0, 0, 1, 0x08, 0x00,
-        ];
+        let mut f = vec![0xfa, 0x16, 0x3e, 0, 0, 0xfe, 0x52, 0x54, 0, 0, 0, 1, 0x08, 0x00];
         let tot = 20 + l4.len();
-        let mut ip = vec![
-            0x45,
-            0,
-            (tot >> 8) as u8,
-            tot as u8,
-            0,
-            0,
-            0x40,
-            0,
-            64,
-            proto,
-            0,
-            0,
-        ];
+        let mut ip = vec![0x45, 0, (tot >> 8) as u8, tot as u8, 0, 0, 0x40, 0, 64, proto, 0, 0];
         ip.extend_from_slice(&src);
         ip.extend_from_slice(&dst);
         let c = sum16(&ip, 0);
@@ -955,21 +902,9 @@ mod tests {
         ];
         let mut ct = Conntrack::new(CtConfig::default());
         let nat = snat_spec(FIP);
-        let commit = CtParams {
-            zone: 1,
-            commit: true,
-            nat: Some(&nat),
-            ..Default::default()
-        };
+        let commit = CtParams { zone: 1, commit: true, nat: Some(&nat), ..Default::default() };
         for i in 0..3u16 {
-            let mut f = udp(
-                VM,
-                DNS,
-                1000 + i,
-                53,
-                format!("query-{i}").as_bytes(),
-                false,
-            );
+            let mut f = udp(VM, DNS, 1000 + i, 53, format!("query-{i}").as_bytes(), false);
             let (v, k) = run(&mut ct, &mut f, &commit, 0);
             assert_eq!(v.ct_state, NEW | TRK | SNAT);
             assert!(v.rewritten);
@@ -977,20 +912,9 @@ mod tests {
             assert_eq!((k.nw_src, k.tp_src, k.ct_zone), (0xac18_040a, 1000 + i, 1));
         }
         let nat = bare_nat();
-        let back = CtParams {
-            zone: 1,
-            nat: Some(&nat),
-            ..Default::default()
-        };
+        let back = CtParams { zone: 1, nat: Some(&nat), ..Default::default() };
         for i in 0..3u16 {
-            let mut f = udp(
-                DNS,
-                FIP,
-                53,
-                1000 + i,
-                format!("answer-{i}").as_bytes(),
-                false,
-            );
+            let mut f = udp(DNS, FIP, 53, 1000 + i, format!("answer-{i}").as_bytes(), false);
             let (v, k) = run(&mut ct, &mut f, &back, 1000);
             assert_eq!(v.ct_state, EST | RPL | TRK | DNAT);
             assert_eq!(hex(&f[14..14 + 36]), out_int[usize::from(i)]);
@@ -1022,24 +946,11 @@ mod tests {
         // `ct(commit,zone=2,nat)` / `ct(zone=1,nat)` flows. L3 and up.
         let mut ct = Conntrack::new(CtConfig::default());
         let nat = snat_spec(FIP);
-        let snat = CtParams {
-            zone: 1,
-            commit: true,
-            nat: Some(&nat),
-            ..Default::default()
-        };
+        let snat = CtParams { zone: 1, commit: true, nat: Some(&nat), ..Default::default() };
         let bare = bare_nat();
-        let commit_bare = CtParams {
-            zone: 2,
-            commit: true,
-            nat: Some(&bare),
-            ..Default::default()
-        };
-        let unnat = CtParams {
-            zone: 1,
-            nat: Some(&bare),
-            ..Default::default()
-        };
+        let commit_bare =
+            CtParams { zone: 2, commit: true, nat: Some(&bare), ..Default::default() };
+        let unnat = CtParams { zone: 1, nat: Some(&bare), ..Default::default() };
         let cases: [(Vec<u8>, &CtParams, &str); 5] = [
             (
                 udp(VM, DNS, 33000, 53, b"q1", true),
@@ -1092,12 +1003,7 @@ mod tests {
     fn snat_port_collision_allocates_next_port_with_checksums() {
         let mut ct = Conntrack::new(CtConfig::default());
         let nat = snat_spec(FIP);
-        let commit = CtParams {
-            zone: 1,
-            commit: true,
-            nat: Some(&nat),
-            ..Default::default()
-        };
+        let commit = CtParams { zone: 1, commit: true, nat: Some(&nat), ..Default::default() };
         let mut a = udp(VM, DNS, 33000, 53, b"a", true);
         let mut b = udp([10, 0, 0, 2], DNS, 33000, 53, b"b", true);
         run(&mut ct, &mut a, &commit, 0);
@@ -1109,11 +1015,7 @@ mod tests {
         assert_eq!(&b[26..30], &FIP);
         // The reply to the second translation goes back to 10.0.0.2:33000.
         let nat = bare_nat();
-        let back = CtParams {
-            zone: 1,
-            nat: Some(&nat),
-            ..Default::default()
-        };
+        let back = CtParams { zone: 1, nat: Some(&nat), ..Default::default() };
         let mut r = udp(DNS, FIP, 53, 33001, b"rb", true);
         let (v, k) = run(&mut ct, &mut r, &back, 5);
         assert_eq!(v.ct_state, EST | RPL | TRK | DNAT);
@@ -1129,37 +1031,22 @@ mod tests {
     #[test]
     fn udp_states_without_nat() {
         let mut ct = Conntrack::new(CtConfig::default());
-        let commit = CtParams {
-            zone: 0,
-            commit: true,
-            ..Default::default()
-        };
+        let commit = CtParams { zone: 0, commit: true, ..Default::default() };
         let plain = CtParams::default();
         let mut f = udp(VM, DNS, 1000, 53, b"q", true);
-        assert_eq!(
-            run(&mut ct, &mut f.clone(), &plain, 0).0.ct_state,
-            NEW | TRK
-        );
+        assert_eq!(run(&mut ct, &mut f.clone(), &plain, 0).0.ct_state, NEW | TRK);
         assert!(ct.is_empty(), "uncommitted connections are not remembered");
         assert_eq!(run(&mut ct, &mut f, &commit, 0).0.ct_state, NEW | TRK);
         // A second packet the same way is still new (OTHERS_MULTIPLE), 60 s.
-        assert_eq!(
-            run(&mut ct, &mut f.clone(), &plain, 1000).0.ct_state,
-            NEW | TRK
-        );
+        assert_eq!(run(&mut ct, &mut f.clone(), &plain, 1000).0.ct_state, NEW | TRK);
         assert_eq!(ct.dump(1000)[0].timeout, 60);
         let mut r = udp(DNS, VM, 53, 1000, b"r", true);
-        assert_eq!(
-            run(&mut ct, &mut r, &plain, 2000).0.ct_state,
-            EST | RPL | TRK
-        );
+        assert_eq!(run(&mut ct, &mut r, &plain, 2000).0.ct_state, EST | RPL | TRK);
         assert_eq!(run(&mut ct, &mut f, &plain, 3000).0.ct_state, EST | TRK);
         assert_eq!(
             dump_lines(&ct, 3000),
-            [
-                "udp,orig=(src=10.0.0.1,dst=8.8.8.8,sport=1000,dport=53),reply=(src=8.8.8.8,\
-              dst=10.0.0.1,sport=53,dport=1000),timeout=30"
-            ]
+            ["udp,orig=(src=10.0.0.1,dst=8.8.8.8,sport=1000,dport=53),reply=(src=8.8.8.8,\
+              dst=10.0.0.1,sport=53,dport=1000),timeout=30"]
         );
         assert_eq!(format_conn(&ct.dump(3000)[0], false).find("timeout"), None);
     }
@@ -1167,35 +1054,23 @@ mod tests {
     #[test]
     fn tcp_handshake_states_and_protoinfo() {
         let mut ct = Conntrack::new(CtConfig::default());
-        let commit = CtParams {
-            zone: 5,
-            commit: true,
-            ..Default::default()
-        };
-        let plain = CtParams {
-            zone: 5,
-            ..Default::default()
-        };
+        let commit = CtParams { zone: 5, commit: true, ..Default::default() };
+        let plain = CtParams { zone: 5, ..Default::default() };
         let (c, s) = (VM, [10, 0, 0, 9]);
         let mut syn = tcp(c, s, 40000, 80, 0x02, 1000, 0, b"");
         assert_eq!(run(&mut ct, &mut syn, &commit, 0).0.ct_state, NEW | TRK);
         assert!(dump_lines(&ct, 0)[0].ends_with(",zone=5,timeout=30,protoinfo=(state=SYN_SENT)"));
         let mut synack = tcp(s, c, 80, 40000, 0x12, 5000, 1001, b"");
-        assert_eq!(
-            run(&mut ct, &mut synack, &plain, 1).0.ct_state,
-            EST | RPL | TRK
-        );
+        assert_eq!(run(&mut ct, &mut synack, &plain, 1).0.ct_state, EST | RPL | TRK);
         let mut ack = tcp(c, s, 40000, 80, 0x10, 1001, 5001, b"");
         assert_eq!(run(&mut ct, &mut ack, &plain, 2).0.ct_state, EST | TRK);
         let mut data = tcp(c, s, 40000, 80, 0x18, 1001, 5001, b"GET / HTTP/1.0\r\n\r\n");
         assert_eq!(run(&mut ct, &mut data, &plain, 3).0.ct_state, EST | TRK);
         assert_eq!(
             dump_lines(&ct, 3),
-            [
-                "tcp,orig=(src=10.0.0.1,dst=10.0.0.9,sport=40000,dport=80),reply=(src=10.0.0.9,\
+            ["tcp,orig=(src=10.0.0.1,dst=10.0.0.9,sport=40000,dport=80),reply=(src=10.0.0.9,\
               dst=10.0.0.1,sport=80,dport=40000),zone=5,timeout=86400,\
-              protoinfo=(state=ESTABLISHED)"
-            ]
+              protoinfo=(state=ESTABLISHED)"]
         );
         // Far out of window: invalid, the connection is kept.
         let mut bad = tcp(c, s, 40000, 80, 0x10, 1001 + 0x4000_0000, 5001, b"x");
@@ -1204,10 +1079,7 @@ mod tests {
         let mut fin = tcp(c, s, 40000, 80, 0x11, 1019, 5001, b"");
         assert_eq!(run(&mut ct, &mut fin, &plain, 5).0.ct_state, EST | TRK);
         let mut fin2 = tcp(s, c, 80, 40000, 0x11, 5001, 1020, b"");
-        assert_eq!(
-            run(&mut ct, &mut fin2, &plain, 6).0.ct_state,
-            EST | RPL | TRK
-        );
+        assert_eq!(run(&mut ct, &mut fin2, &plain, 6).0.ct_state, EST | RPL | TRK);
         let mut last = tcp(c, s, 40000, 80, 0x10, 1020, 5002, b"");
         run(&mut ct, &mut last, &plain, 7);
         assert!(dump_lines(&ct, 7)[0].ends_with("timeout=30,protoinfo=(state=TIME_WAIT)"));
@@ -1221,10 +1093,7 @@ mod tests {
     #[test]
     fn tcp_new_connection_rules() {
         let mut ct = Conntrack::new(CtConfig::default());
-        let commit = CtParams {
-            commit: true,
-            ..Default::default()
-        };
+        let commit = CtParams { commit: true, ..Default::default() };
         // SYN+ACK may not start a connection; no flags at all is invalid.
         let mut synack = tcp(VM, DNS, 1, 2, 0x12, 1, 1, b"");
         assert_eq!(run(&mut ct, &mut synack, &commit, 0).0.ct_state, INV | TRK);
@@ -1246,12 +1115,7 @@ mod tests {
     fn icmp_echo_with_snat() {
         let mut ct = Conntrack::new(CtConfig::default());
         let nat = snat_spec(FIP);
-        let commit = CtParams {
-            zone: 1,
-            commit: true,
-            nat: Some(&nat),
-            ..Default::default()
-        };
+        let commit = CtParams { zone: 1, commit: true, nat: Some(&nat), ..Default::default() };
         let mut req = icmp(VM, DNS, 8, 0, &[0, 7, 0, 1, 0xaa, 0xbb]);
         let (v, _) = run(&mut ct, &mut req, &commit, 0);
         assert_eq!(v.ct_state, NEW | TRK | SNAT);
@@ -1259,24 +1123,15 @@ mod tests {
         assert_eq!(&req[38..40], &[0, 7], "the ICMP id is kept");
         assert_v4_checksums(&req);
         let nat = bare_nat();
-        let back = CtParams {
-            zone: 1,
-            nat: Some(&nat),
-            ..Default::default()
-        };
+        let back = CtParams { zone: 1, nat: Some(&nat), ..Default::default() };
         let mut rep = icmp(DNS, FIP, 0, 0, &[0, 7, 0, 1, 0xaa, 0xbb]);
-        assert_eq!(
-            run(&mut ct, &mut rep, &back, 10).0.ct_state,
-            EST | RPL | TRK | DNAT
-        );
+        assert_eq!(run(&mut ct, &mut rep, &back, 10).0.ct_state, EST | RPL | TRK | DNAT);
         assert_eq!(&rep[30..34], &VM);
         assert_v4_checksums(&rep);
         assert_eq!(
             dump_lines(&ct, 10),
-            [
-                "icmp,orig=(src=10.0.0.1,dst=8.8.8.8,id=7,type=8,code=0),reply=(src=8.8.8.8,\
-              dst=172.24.4.10,id=7,type=0,code=0),zone=1,timeout=30"
-            ]
+            ["icmp,orig=(src=10.0.0.1,dst=8.8.8.8,id=7,type=8,code=0),reply=(src=8.8.8.8,\
+              dst=172.24.4.10,id=7,type=0,code=0),zone=1,timeout=30"]
         );
         // An echo reply cannot start a connection; ICMP with a bad checksum is invalid.
         let mut stray = icmp(DNS, VM, 0, 0, &[0, 9, 0, 1]);
@@ -1290,12 +1145,7 @@ mod tests {
     fn icmp_error_is_related_and_unnatted() {
         let mut ct = Conntrack::new(CtConfig::default());
         let nat = snat_spec(FIP);
-        let commit = CtParams {
-            zone: 1,
-            commit: true,
-            nat: Some(&nat),
-            ..Default::default()
-        };
+        let commit = CtParams { zone: 1, commit: true, nat: Some(&nat), ..Default::default() };
         let mut q = udp(VM, DNS, 1000, 53, b"query", true);
         run(&mut ct, &mut q, &commit, 0);
         // Port unreachable from 8.8.8.8, quoting the translated datagram.
@@ -1304,11 +1154,7 @@ mod tests {
         rest.extend_from_slice(quoted);
         let mut err = icmp(DNS, FIP, 3, 3, &rest);
         let nat = bare_nat();
-        let back = CtParams {
-            zone: 1,
-            nat: Some(&nat),
-            ..Default::default()
-        };
+        let back = CtParams { zone: 1, nat: Some(&nat), ..Default::default() };
         let (v, _) = run(&mut ct, &mut err, &back, 1);
         assert_eq!(v.ct_state, REL | RPL | TRK | DNAT);
         assert_eq!(&err[30..34], &VM, "outer destination un-NATted");
@@ -1329,36 +1175,11 @@ mod tests {
     fn zones_are_isolated() {
         let mut ct = Conntrack::new(CtConfig::default());
         let mut f = udp(VM, DNS, 1000, 53, b"q", true);
-        run(
-            &mut ct,
-            &mut f,
-            &CtParams {
-                zone: 1,
-                commit: true,
-                ..Default::default()
-            },
-            0,
-        );
+        run(&mut ct, &mut f, &CtParams { zone: 1, commit: true, ..Default::default() }, 0);
         let mut r = udp(DNS, VM, 53, 1000, b"r", true);
-        let (v, k) = run(
-            &mut ct,
-            &mut r.clone(),
-            &CtParams {
-                zone: 2,
-                ..Default::default()
-            },
-            0,
-        );
+        let (v, k) = run(&mut ct, &mut r.clone(), &CtParams { zone: 2, ..Default::default() }, 0);
         assert_eq!((v.ct_state, k.ct_zone), (NEW | TRK, 2));
-        let (v, _) = run(
-            &mut ct,
-            &mut r,
-            &CtParams {
-                zone: 1,
-                ..Default::default()
-            },
-            0,
-        );
+        let (v, _) = run(&mut ct, &mut r, &CtParams { zone: 1, ..Default::default() }, 0);
         assert_eq!(v.ct_state, EST | RPL | TRK);
         ct.flush(Some(2));
         assert_eq!(ct.len(), 1);
@@ -1368,27 +1189,14 @@ mod tests {
 
     #[test]
     fn full_table_refuses_new_commits_only() {
-        let cfg = CtConfig {
-            max_entries: 2,
-            ..CtConfig::default()
-        };
+        let cfg = CtConfig { max_entries: 2, ..CtConfig::default() };
         let mut ct = Conntrack::new(cfg);
-        let commit = CtParams {
-            commit: true,
-            ..Default::default()
-        };
+        let commit = CtParams { commit: true, ..Default::default() };
         for p in 0..3u16 {
             let mut f = udp(VM, DNS, 1000 + p, 53, b"q", true);
             let (v, _) = run(&mut ct, &mut f, &commit, 0);
             assert_eq!(v.ct_state, NEW | TRK);
-            assert_eq!(
-                v.refused,
-                if p == 2 {
-                    Some(CtRefusal::TableFull)
-                } else {
-                    None
-                }
-            );
+            assert_eq!(v.refused, if p == 2 { Some(CtRefusal::TableFull) } else { None });
         }
         assert_eq!((ct.len(), ct.stats().refused_full), (2, 1));
         let mut r = udp(DNS, VM, 53, 1001, b"r", true);
@@ -1398,18 +1206,12 @@ mod tests {
     #[test]
     fn expiry_follows_ovs_timeouts() {
         let mut ct = Conntrack::new(CtConfig::default());
-        let commit = CtParams {
-            commit: true,
-            ..Default::default()
-        };
+        let commit = CtParams { commit: true, ..Default::default() };
         let mut f = udp(VM, DNS, 1000, 53, b"q", true);
         run(&mut ct, &mut f, &commit, 0);
         let mut r = udp(DNS, VM, 53, 1000, b"r", true);
         // Just before udp_first (60 s) runs out, the reply still finds it ...
-        assert_eq!(
-            run(&mut ct, &mut r.clone(), &commit, 59_999).0.ct_state,
-            EST | RPL | TRK
-        );
+        assert_eq!(run(&mut ct, &mut r.clone(), &commit, 59_999).0.ct_state, EST | RPL | TRK);
         // ... which re-arms it for udp_multiple (30 s): due at 89.999 s.
         assert_eq!(ct.dump(59_999)[0].timeout, 30);
         assert!(ct.dump(89_998).len() == 1 && ct.dump(89_998)[0].timeout == 0);
@@ -1425,11 +1227,7 @@ mod tests {
     #[test]
     fn mark_is_stored_and_reported() {
         let mut ct = Conntrack::new(CtConfig::default());
-        let p = CtParams {
-            commit: true,
-            mark: Some((0x5, 0xff)),
-            ..Default::default()
-        };
+        let p = CtParams { commit: true, mark: Some((0x5, 0xff)), ..Default::default() };
         let mut f = udp(VM, DNS, 1000, 53, b"q", true);
         let (_, k) = run(&mut ct, &mut f, &p, 0);
         assert_eq!(k.ct_mark, 5);
@@ -1439,44 +1237,22 @@ mod tests {
         assert!(dump_lines(&ct, 0)[0].ends_with(",timeout=30,mark=5"));
         // Without a connection there is no mark, whatever exec asks.
         let mut other = udp(VM, DNS, 1001, 53, b"q", true);
-        let (_, k) = run(
-            &mut ct,
-            &mut other,
-            &CtParams {
-                mark: Some((9, !0)),
-                ..p
-            },
-            0,
-        );
+        let (_, k) = run(&mut ct, &mut other, &CtParams { mark: Some((9, !0)), ..p }, 0);
         assert_eq!(k.ct_mark, 9, "a committed connection takes the mark");
         let mut lone = udp(VM, DNS, 1002, 53, b"q", true);
-        let (_, k) = run(
-            &mut ct,
-            &mut lone,
-            &CtParams {
-                mark: Some((9, !0)),
-                ..Default::default()
-            },
-            0,
-        );
+        let (_, k) =
+            run(&mut ct, &mut lone, &CtParams { mark: Some((9, !0)), ..Default::default() }, 0);
         assert_eq!(k.ct_mark, 0);
     }
 
     #[test]
     fn force_replaces_a_reverse_connection() {
         let mut ct = Conntrack::new(CtConfig::default());
-        let commit = CtParams {
-            commit: true,
-            ..Default::default()
-        };
+        let commit = CtParams { commit: true, ..Default::default() };
         let mut f = udp(VM, DNS, 1000, 53, b"q", true);
         run(&mut ct, &mut f, &commit, 0);
         let mut r = udp(DNS, VM, 53, 1000, b"r", true);
-        let forced = CtParams {
-            commit: true,
-            force: true,
-            ..Default::default()
-        };
+        let forced = CtParams { commit: true, force: true, ..Default::default() };
         assert_eq!(run(&mut ct, &mut r, &forced, 1).0.ct_state, NEW | TRK);
         let lines = dump_lines(&ct, 1);
         assert_eq!(lines.len(), 1);
@@ -1486,11 +1262,7 @@ mod tests {
     #[test]
     fn unparsable_packets_are_invalid() {
         let mut ct = Conntrack::new(CtConfig::default());
-        let commit = CtParams {
-            zone: 3,
-            commit: true,
-            ..Default::default()
-        };
+        let commit = CtParams { zone: 3, commit: true, ..Default::default() };
         let mut arp = vec![0u8; 60];
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
         let (v, k) = run(&mut ct, &mut arp, &commit, 0);
@@ -1521,14 +1293,8 @@ mod tests {
         // A caller whose L4 offset disagrees with the IP header gets +inv, not a panic.
         let mut f = udp(VM, DNS, 1, 2, b"", true);
         let mut k = key_of(&f);
-        assert_eq!(
-            ct.execute(&mut f, 14, 38, &mut k, &commit, 0).ct_state,
-            INV | TRK
-        );
-        assert_eq!(
-            ct.execute(&mut f, 900, 920, &mut k, &commit, 0).ct_state,
-            INV | TRK
-        );
+        assert_eq!(ct.execute(&mut f, 14, 38, &mut k, &commit, 0).ct_state, INV | TRK);
+        assert_eq!(ct.execute(&mut f, 900, 920, &mut k, &commit, 0).ct_state, INV | TRK);
         assert!(ct.is_empty());
     }
 
@@ -1538,21 +1304,15 @@ mod tests {
         // and no NAT type, so the zero address lands in the reply key and replies miss.
         let mut ct = Conntrack::new(CtConfig::default());
         let nat = bare_nat();
-        let p = CtParams {
-            commit: true,
-            nat: Some(&nat),
-            ..Default::default()
-        };
+        let p = CtParams { commit: true, nat: Some(&nat), ..Default::default() };
         let mut f = udp(VM, DNS, 1000, 53, b"q", true);
         let before = f.clone();
         assert_eq!(run(&mut ct, &mut f, &p, 0).0.ct_state, NEW | TRK);
         assert_eq!(f, before);
         assert_eq!(
             dump_lines(&ct, 0),
-            [
-                "udp,orig=(src=10.0.0.1,dst=8.8.8.8,sport=1000,dport=53),reply=(src=0.0.0.0,\
-              dst=10.0.0.1,sport=53,dport=0),timeout=60"
-            ]
+            ["udp,orig=(src=10.0.0.1,dst=8.8.8.8,sport=1000,dport=53),reply=(src=0.0.0.0,\
+              dst=10.0.0.1,sport=53,dport=0),timeout=60"]
         );
     }
 
@@ -1590,40 +1350,23 @@ mod tests {
         let srv: Ipv6Addr = "2001:db8::53".parse().unwrap();
         let gw: Ipv6Addr = "2001:db8:1::10".parse().unwrap();
         let mut ct = Conntrack::new(CtConfig::default());
-        let nat = NatSpec {
-            addrs: Some((IpAddr::V6(gw), IpAddr::V6(gw))),
-            ..snat_spec(FIP)
-        };
-        let commit = CtParams {
-            zone: 7,
-            commit: true,
-            nat: Some(&nat),
-            ..Default::default()
-        };
+        let nat = NatSpec { addrs: Some((IpAddr::V6(gw), IpAddr::V6(gw))), ..snat_spec(FIP) };
+        let commit = CtParams { zone: 7, commit: true, nat: Some(&nat), ..Default::default() };
         let mut f = v6_udp(vm.octets(), srv.octets(), 5000, 53, b"q6");
         let (v, k) = run(&mut ct, &mut f, &commit, 0);
         assert_eq!(v.ct_state, NEW | TRK | SNAT);
         assert_eq!(k.ipv6_src, gw.octets());
         assert_eq!(v6_sum(&f[22..38], &f[38..54], 17, &f[54..]), 0);
         let nat = bare_nat();
-        let back = CtParams {
-            zone: 7,
-            nat: Some(&nat),
-            ..Default::default()
-        };
+        let back = CtParams { zone: 7, nat: Some(&nat), ..Default::default() };
         let mut r = v6_udp(srv.octets(), gw.octets(), 53, 5000, b"r6");
-        assert_eq!(
-            run(&mut ct, &mut r, &back, 0).0.ct_state,
-            EST | RPL | TRK | DNAT
-        );
+        assert_eq!(run(&mut ct, &mut r, &back, 0).0.ct_state, EST | RPL | TRK | DNAT);
         assert_eq!(&r[38..54], &vm.octets());
         assert_eq!(v6_sum(&r[22..38], &r[38..54], 17, &r[54..]), 0);
         assert_eq!(
             dump_lines(&ct, 0),
-            [
-                "udp,orig=(src=fd00::1,dst=2001:db8::53,sport=5000,dport=53),reply=(\
-              src=2001:db8::53,dst=2001:db8:1::10,sport=53,dport=5000),zone=7,timeout=30"
-            ]
+            ["udp,orig=(src=fd00::1,dst=2001:db8::53,sport=5000,dport=53),reply=(\
+              src=2001:db8::53,dst=2001:db8:1::10,sport=53,dport=5000),zone=7,timeout=30"]
         );
     }
 
@@ -1631,12 +1374,7 @@ mod tests {
     fn second_ct_in_same_zone_does_not_nat_twice() {
         let mut ct = Conntrack::new(CtConfig::default());
         let nat = snat_spec(FIP);
-        let commit = CtParams {
-            zone: 1,
-            commit: true,
-            nat: Some(&nat),
-            ..Default::default()
-        };
+        let commit = CtParams { zone: 1, commit: true, nat: Some(&nat), ..Default::default() };
         let mut f = udp(VM, DNS, 1000, 53, b"q", true);
         let (_, mut k) = run(&mut ct, &mut f, &commit, 0);
         let snapshot = f.clone();

@@ -61,11 +61,7 @@ impl NatInfo {
             ni.min_addr = addr_bytes(min);
             let max_b = addr_bytes(max);
             // The maximum is only encoded when above the minimum.
-            ni.max_addr = if max_b > ni.min_addr {
-                max_b
-            } else {
-                ni.min_addr
-            };
+            ni.max_addr = if max_b > ni.min_addr { max_b } else { ni.min_addr };
             // Ports are only encoded together with an address range.
             if spec.ports.0 != 0 {
                 ni.min_port = spec.ports.0;
@@ -124,11 +120,7 @@ fn addr_in_range(min: &[u8; 16], max: &[u8; 16], hash: u32, ipv4: bool) -> [u8; 
     } else {
         let lo = u128::from_be_bytes(*min);
         let hi = u128::from_be_bytes(*max);
-        let delta = if hi >= lo {
-            (hi - lo).min(0xffff_fffe)
-        } else {
-            0xffff_fffe
-        } as u32;
+        let delta = if hi >= lo { (hi - lo).min(0xffff_fffe) } else { 0xffff_fffe } as u32;
         let off = hash % (delta + 1);
         out = lo.saturating_add(u128::from(off)).to_be_bytes();
     }
@@ -225,11 +217,7 @@ fn unique_l4(
             if !exists(rev) {
                 return true;
             }
-            curr = if !(min..=max).contains(&curr) || curr == max {
-                min
-            } else {
-                curr + 1
-            };
+            curr = if !(min..=max).contains(&curr) || curr == max { min } else { curr + 1 };
         }
         if attempts < u32::from(range) && attempts >= 16 {
             attempts /= 2;
@@ -289,26 +277,10 @@ pub(crate) fn unique_tuple(
     }
     let mut found = false;
     if ni.action & DST_PORT != 0 {
-        found = unique_l4(
-            rev,
-            PortSel::RevSrc,
-            curr_dport,
-            min_dport,
-            max_dport,
-            exists,
-            rng,
-        );
+        found = unique_l4(rev, PortSel::RevSrc, curr_dport, min_dport, max_dport, exists, rng);
     }
     if !found {
-        found = unique_l4(
-            rev,
-            PortSel::RevDst,
-            curr_sport,
-            min_sport,
-            max_sport,
-            exists,
-            rng,
-        );
+        found = unique_l4(rev, PortSel::RevDst, curr_sport, min_sport, max_sport, exists, rng);
     }
     found
 }
@@ -367,10 +339,7 @@ fn set_ipv4_addr(f: &mut [u8], h: Hdrs, src: bool, new: [u8; 4]) {
 /// protocol, which for an ICMPv6 error is the embedded packet's.
 fn set_ipv6_addr(f: &mut [u8], h: Hdrs, proto: u8, src: bool, new: &[u8; 16]) {
     let at = h.l3 + if src { 8 } else { 24 };
-    let Some(old) = f
-        .get(at..at + 16)
-        .and_then(|o| <[u8; 16]>::try_from(o).ok())
-    else {
+    let Some(old) = f.get(at..at + 16).and_then(|o| <[u8; 16]>::try_from(o).ok()) else {
         return;
     };
     let csum_at = match proto {
@@ -457,10 +426,7 @@ fn nat_inner(f: &mut [u8], h: Hdrs, key: &ConnKey, action: u8) {
     let Some(inner_bytes) = f.get(inner_l3..h.end) else {
         return;
     };
-    let mut scratch = ConnKey {
-        dl_type: key.dl_type,
-        ..ConnKey::default()
-    };
+    let mut scratch = ConnKey { dl_type: key.dl_type, ..ConnKey::default() };
     let inner_l4 = if key.is_ipv4() {
         key::l3_ipv4(&mut scratch, inner_bytes, false)
     } else {
@@ -469,11 +435,7 @@ fn nat_inner(f: &mut [u8], h: Hdrs, key: &ConnKey, action: u8) {
     let Some(off) = inner_l4 else {
         return;
     };
-    let inner = Hdrs {
-        l3: inner_l3,
-        l4: inner_l3 + off,
-        end: h.end,
-    };
+    let inner = Hdrs { l3: inner_l3, l4: inner_l3 + off, end: h.end };
     let rev = key.reverse();
     pat_packet(f, inner, &rev);
     nat_addrs(f, inner, &rev, action);
@@ -515,12 +477,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     fn udp_key(sport: u16) -> ConnKey {
-        let mut k = ConnKey {
-            dl_type: 0x0800,
-            nw_proto: PROTO_UDP,
-            zone: 1,
-            ..Default::default()
-        };
+        let mut k = ConnKey { dl_type: 0x0800, nw_proto: PROTO_UDP, zone: 1, ..Default::default() };
         k.src.addr[..4].copy_from_slice(&[10, 0, 0, 1]);
         k.dst.addr[..4].copy_from_slice(&[8, 8, 8, 8]);
         k.src.port = sport;
@@ -545,10 +502,7 @@ mod tests {
         assert_eq!(ni.action, SRC);
         assert_eq!(ni.min_addr, ni.max_addr);
         let ni = snat([172, 24, 4, 10], (2000, 0));
-        assert_eq!(
-            (ni.action, ni.min_port, ni.max_port),
-            (SRC | SRC_PORT, 2000, 2000)
-        );
+        assert_eq!((ni.action, ni.min_port, ni.max_port), (SRC | SRC_PORT, 2000, 2000));
         let bare = NatSpec {
             kind: NatKind::Any,
             addrs: None,

@@ -245,11 +245,8 @@ impl TcpConn {
             end = seq;
         }
 
-        let ackskew: i64 = if check_ackskew {
-            i64::from(dst.seqlo.wrapping_sub(ack) as i32)
-        } else {
-            0
-        };
+        let ackskew: i64 =
+            if check_ackskew { i64::from(dst.seqlo.wrapping_sub(ack) as i32) } else { 0 };
         let dst_win = u32::from(dst.max_win) << dws;
         let in_window = seq_geq(src.seqhi, end)
             && seq_geq(seq, src.seqlo.wrapping_sub(dst_win))
@@ -289,19 +286,17 @@ impl TcpConn {
                 src.state = state::TIME_WAIT;
                 dst.state = state::TIME_WAIT;
             }
-            timeout = Some(
-                if src.state >= state::FIN_WAIT_2 && dst.state >= state::FIN_WAIT_2 {
-                    Timeout::TcpClosed
-                } else if src.state >= state::CLOSING && dst.state >= state::CLOSING {
-                    Timeout::TcpFinWait
-                } else if src.state < state::ESTABLISHED || dst.state < state::ESTABLISHED {
-                    Timeout::TcpOpening
-                } else if src.state >= state::CLOSING || dst.state >= state::CLOSING {
-                    Timeout::TcpClosing
-                } else {
-                    Timeout::TcpEstablished
-                },
-            );
+            timeout = Some(if src.state >= state::FIN_WAIT_2 && dst.state >= state::FIN_WAIT_2 {
+                Timeout::TcpClosed
+            } else if src.state >= state::CLOSING && dst.state >= state::CLOSING {
+                Timeout::TcpFinWait
+            } else if src.state < state::ESTABLISHED || dst.state < state::ESTABLISHED {
+                Timeout::TcpOpening
+            } else if src.state >= state::CLOSING || dst.state >= state::CLOSING {
+                Timeout::TcpClosing
+            } else {
+                Timeout::TcpEstablished
+            });
         } else if (dst.state < state::SYN_SENT
             || dst.state >= state::FIN_WAIT_2
             || src.state >= state::FIN_WAIT_2)
@@ -346,14 +341,7 @@ mod tests {
     use super::*;
 
     fn seg(flags: u16, seq: u32, ack: u32, len: u32) -> TcpSeg {
-        TcpSeg {
-            flags,
-            seq,
-            ack,
-            win: 29200,
-            payload_len: len,
-            wscale: 0x87,
-        }
+        TcpSeg { flags, seq, ack, win: 29200, payload_len: len, wscale: 0x87 }
     }
 
     #[test]
@@ -372,17 +360,11 @@ mod tests {
     #[test]
     fn three_way_handshake_then_close() {
         let mut c = new_conn(&seg(TCP_SYN, 1000, 0, 0));
-        assert_eq!(
-            (c.peer[0].state, c.peer[1].state),
-            (state::SYN_SENT, state::CLOSED)
-        );
+        assert_eq!((c.peer[0].state, c.peer[1].state), (state::SYN_SENT, state::CLOSED));
         let (u, t) = c.update(&seg(TCP_SYN | TCP_ACK, 5000, 1001, 0), true, true);
         assert_eq!(u, Update::Valid);
         assert_eq!(t, Some(Timeout::TcpOpening));
-        assert_eq!(
-            (c.peer[0].state, c.peer[1].state),
-            (state::ESTABLISHED, state::SYN_SENT)
-        );
+        assert_eq!((c.peer[0].state, c.peer[1].state), (state::ESTABLISHED, state::SYN_SENT));
         let (u, t) = c.update(&seg(TCP_ACK, 1001, 5001, 0), false, true);
         assert_eq!((u, t), (Update::Valid, Some(Timeout::TcpEstablished)));
         assert_eq!(c.peer[1].state, state::ESTABLISHED);
@@ -396,15 +378,9 @@ mod tests {
         assert_eq!(t, Some(Timeout::TcpFinWait));
         let (_, t) = c.update(&seg(TCP_ACK, 1102, 5002, 0), false, true);
         assert_eq!(t, Some(Timeout::TcpClosed));
-        assert_eq!(
-            (c.peer[0].state, c.peer[1].state),
-            (state::FIN_WAIT_2, state::FIN_WAIT_2)
-        );
+        assert_eq!((c.peer[0].state, c.peer[1].state), (state::FIN_WAIT_2, state::FIN_WAIT_2));
         // A new SYN on the closed tuple asks for a new connection.
-        assert_eq!(
-            c.update(&seg(TCP_SYN, 9000, 0, 0), false, true).0,
-            Update::New
-        );
+        assert_eq!(c.update(&seg(TCP_SYN, 9000, 0, 0), false, true).0, Update::New);
     }
 
     #[test]

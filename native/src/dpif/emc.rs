@@ -36,13 +36,7 @@ struct Entry {
     key: FlowKey,
 }
 
-const EMPTY: Entry = Entry {
-    hash: 0,
-    valid: false,
-    flow: 0,
-    gen: 0,
-    key: FlowKey::ZERO,
-};
+const EMPTY: Entry = Entry { hash: 0, valid: false, flow: 0, gen: 0, key: FlowKey::ZERO };
 
 /// EMC counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -122,10 +116,7 @@ impl Emc {
 
     #[inline(always)]
     fn positions(hash: u32) -> [usize; 2] {
-        [
-            (hash & EMC_MASK) as usize,
-            ((hash >> EMC_SHIFT) & EMC_MASK) as usize,
-        ]
+        [(hash & EMC_MASK) as usize, ((hash >> EMC_SHIFT) & EMC_MASK) as usize]
     }
 
     /// The megaflow id cached for `key` (whose `hash_key` is `hash`), if still current.
@@ -179,10 +170,7 @@ impl Emc {
         if self.inv_prob == 0 {
             return false;
         }
-        let Some(gen) = megaflows
-            .generation(flow)
-            .filter(|_| megaflows.get(flow).is_some())
-        else {
+        let Some(gen) = megaflows.generation(flow).filter(|_| megaflows.get(flow).is_some()) else {
             return false;
         };
         let live = |e: &Entry| e.valid && megaflows.generation(e.flow) == Some(e.gen);
@@ -200,13 +188,7 @@ impl Emc {
         } else {
             a
         };
-        self.entries[victim] = Entry {
-            hash,
-            valid: true,
-            flow,
-            gen,
-            key: *key,
-        };
+        self.entries[victim] = Entry { hash, valid: true, flow, gen, key: *key };
         self.stats.inserted += 1;
         true
     }
@@ -254,14 +236,7 @@ mod tests {
         assert_eq!(emc.lookup(&k, h, &mf), Some(id));
         // Another key presented with the same hash is not taken for it.
         assert_eq!(emc.lookup(&key(2), h, &mf), None);
-        assert_eq!(
-            emc.stats(),
-            EmcStats {
-                hits: 1,
-                misses: 2,
-                inserted: 1
-            }
-        );
+        assert_eq!(emc.stats(), EmcStats { hits: 1, misses: 2, inserted: 1 });
         assert_eq!(emc.count_live(&mf), 1);
     }
 
@@ -295,10 +270,7 @@ mod tests {
                 .count()
         };
         let n = count(42);
-        assert!(
-            (800..1200).contains(&n),
-            "{n} insertions for 100000 hits at 1/100"
-        );
+        assert!((800..1200).contains(&n), "{n} insertions for 100000 hits at 1/100");
         assert_eq!(count(42), n);
         let mut off = Emc::new(0, 1);
         assert!(!off.maybe_insert(&key(1), hash_key(&key(1)), id, &mf));
@@ -319,9 +291,7 @@ mod tests {
         assert_eq!(emc.lookup(&key(1), h, &mf), Some(id));
         assert!(emc.insert(&key(2), h, id, &mf));
         assert_eq!(emc.lookup(&key(2), h, &mf), Some(id));
-        let survivors = (0..2)
-            .filter(|&p| emc.lookup(&key(p), h, &mf).is_some())
-            .count();
+        let survivors = (0..2).filter(|&p| emc.lookup(&key(p), h, &mf).is_some()).count();
         assert_eq!(survivors, 1);
         // Re-inserting a cached key updates it in place.
         assert!(emc.insert(&key(2), h, id, &mf));

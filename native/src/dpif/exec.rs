@@ -195,11 +195,7 @@ impl ExecCtx<'_> {
                             nmd.tun_dst = t.dst;
                             nmd.tun_flags = tun_flags::PRESENT | tun_flags::KEY | t.flags;
                             nmd.depth = md.depth + 1;
-                            let inner = if i == last {
-                                std::mem::take(pkt)
-                            } else {
-                                pkt.clone()
-                            };
+                            let inner = if i == last { std::mem::take(pkt) } else { pkt.clone() };
                             self.work.push((inner, nmd));
                             // Counted as output when the inner packet is emitted.
                         }
@@ -223,7 +219,8 @@ impl ExecCtx<'_> {
                     };
                     let l3 = layers.l3 as usize;
                     let l4 = layers.l4 as usize;
-                    let _verdict = self.ct.execute(pkt.data_mut(), l3, l4, &mut k, &params, self.now_ms);
+                    let _verdict =
+                        self.ct.execute(pkt.data_mut(), l3, l4, &mut k, &params, self.now_ms);
                     md.ct_state = k.ct_state;
                     md.ct_zone = k.ct_zone;
                     md.ct_mark = k.ct_mark;

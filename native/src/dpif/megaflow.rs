@@ -78,10 +78,7 @@ struct Bucket {
     flow: u32, // EMPTY when free
 }
 
-const FREE: Bucket = Bucket {
-    hash: 0,
-    flow: EMPTY,
-};
+const FREE: Bucket = Bucket { hash: 0, flow: EMPTY };
 
 #[derive(Clone, Debug)]
 struct Subtable {
@@ -219,11 +216,7 @@ impl Subtable {
                 }
                 let home = b.hash as usize & mask;
                 // `b` may move to `i` unless its home lies cyclically in (i, j].
-                let stays = if i <= j {
-                    i < home && home <= j
-                } else {
-                    i < home || home <= j
-                };
+                let stays = if i <= j { i < home && home <= j } else { i < home || home <= j };
                 if !stays {
                     break;
                 }
@@ -327,29 +320,18 @@ impl<T> MegaflowCache<T> {
 
     /// The actions of flow `id`, for revalidation to update in place.
     pub fn actions_mut(&mut self, id: u32) -> Option<&mut T> {
-        self.slots
-            .get_mut(id as usize)?
-            .flow
-            .as_mut()
-            .map(|f| &mut f.actions)
+        self.slots.get_mut(id as usize)?.flow.as_mut().map(|f| &mut f.actions)
     }
 
     /// Every flow with its id, in id order.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &Megaflow<T>)> + '_ {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.flow.as_ref().map(|f| (i as u32, f)))
+        self.slots.iter().enumerate().filter_map(|(i, s)| s.flow.as_ref().map(|f| (i as u32, f)))
     }
 
     /// Adds `packets` packets of `bytes` bytes in total to flow `id`'s counters.
     #[inline]
     pub fn credit(&mut self, id: u32, packets: u64, bytes: u64, now_ms: u64, tcp_flags: u16) {
-        if let Some(f) = self
-            .slots
-            .get_mut(id as usize)
-            .and_then(|s| s.flow.as_mut())
-        {
+        if let Some(f) = self.slots.get_mut(id as usize).and_then(|s| s.flow.as_mut()) {
             f.stats.packets += packets;
             f.stats.bytes += bytes;
             f.stats.used_ms = f.stats.used_ms.max(now_ms);
@@ -397,11 +379,7 @@ impl<T> MegaflowCache<T> {
         self.tick(n as u32);
         for (keys, out) in keys[..n].chunks(64).zip(out[..n].chunks_mut(64)) {
             out.fill(None);
-            let mut pending: u64 = if keys.len() == 64 {
-                !0
-            } else {
-                (1u64 << keys.len()) - 1
-            };
+            let mut pending: u64 = if keys.len() == 64 { !0 } else { (1u64 << keys.len()) - 1 };
             for &sti in &self.order {
                 if pending == 0 {
                     break;
@@ -458,28 +436,15 @@ impl<T> MegaflowCache<T> {
         let id = match self.free_slots.pop() {
             Some(i) => i,
             None => {
-                self.slots.push(Slot {
-                    gen: 0,
-                    subtable: 0,
-                    hash: 0,
-                    flow: None,
-                });
+                self.slots.push(Slot { gen: 0, subtable: 0, hash: 0, flow: None });
                 (self.slots.len() - 1) as u32
             }
         };
         let slot = &mut self.slots[id as usize];
         slot.subtable = sti;
         slot.hash = hash;
-        slot.flow = Some(Megaflow {
-            key,
-            mask: *mask,
-            actions,
-            stats: FlowStats::default(),
-        });
-        self.subtables[sti as usize]
-            .as_mut()
-            .expect("live subtable")
-            .put(hash, id);
+        slot.flow = Some(Megaflow { key, mask: *mask, actions, stats: FlowStats::default() });
+        self.subtables[sti as usize].as_mut().expect("live subtable").put(hash, id);
         self.n_flows += 1;
         self.stats.inserted += 1;
         Ok(id)
@@ -494,9 +459,7 @@ impl<T> MegaflowCache<T> {
         self.free_slots.push(id);
         self.n_flows -= 1;
         self.stats.removed += 1;
-        let st = self.subtables[sti as usize]
-            .as_mut()
-            .expect("flow's subtable is live");
+        let st = self.subtables[sti as usize].as_mut().expect("flow's subtable is live");
         let deleted = st.delete(hash, id);
         debug_assert!(deleted, "flow {id} missing from its subtable");
         if st.n_flows == 0 {
@@ -529,9 +492,7 @@ impl<T> MegaflowCache<T> {
     /// The masks of the subtables in search order (for `dpif-netdev/subtable-show`-like
     /// output and tests).
     pub fn subtable_masks(&self) -> impl Iterator<Item = &FlowKey> + '_ {
-        self.order
-            .iter()
-            .filter_map(|&i| self.subtables[i as usize].as_ref().map(|s| &s.mask))
+        self.order.iter().filter_map(|&i| self.subtables[i as usize].as_ref().map(|s| &s.mask))
     }
 
     fn create_subtable(&mut self, mask: FlowKey) -> u32 {
@@ -635,10 +596,7 @@ mod tests {
         match got {
             Some(id) => {
                 let f = c.get(id).expect("returned id is live");
-                assert!(
-                    k.matches(&f.key, &f.mask),
-                    "seed {seed}: flow {id} does not cover key"
-                );
+                assert!(k.matches(&f.key, &f.mask), "seed {seed}: flow {id} does not cover key");
             }
             None => {
                 let any = c.iter().any(|(_, f)| k.matches(&f.key, &f.mask));
@@ -711,10 +669,7 @@ mod tests {
                     }
                 }
             }
-            assert!(
-                hits > 500 && upcalls > 0,
-                "seed {seed}: {hits} hits, {upcalls} upcalls"
-            );
+            assert!(hits > 500 && upcalls > 0, "seed {seed}: {hits} hits, {upcalls} upcalls");
         }
     }
 
@@ -736,10 +691,7 @@ mod tests {
         let mut c = MegaflowCache::new(2);
         let a = c.insert(&key(1), &port_mask(), 'a').unwrap();
         c.insert(&key(2), &port_mask(), 'b').unwrap();
-        assert_eq!(
-            c.insert(&key(1), &port_mask(), 'x'),
-            Err(InsertError::Exists(a))
-        );
+        assert_eq!(c.insert(&key(1), &port_mask(), 'x'), Err(InsertError::Exists(a)));
         assert_eq!(c.insert(&key(3), &port_mask(), 'c'), Err(InsertError::Full));
         assert_eq!(c.stats().refused_full, 1);
         assert_eq!(c.lookup(&key(3)), None);
@@ -756,15 +708,7 @@ mod tests {
         c.credit(a, 2, 120, 5, 0x02);
         c.credit(a, 1, 60, 9, 0x10);
         let s = c.get(a).unwrap().stats;
-        assert_eq!(
-            s,
-            FlowStats {
-                packets: 3,
-                bytes: 180,
-                used_ms: 9,
-                tcp_flags: 0x12
-            }
-        );
+        assert_eq!(s, FlowStats { packets: 3, bytes: 180, used_ms: 9, tcp_flags: 0x12 });
         let g = c.generation(a).unwrap();
         assert_eq!(c.flush(), 1);
         assert_ne!(c.generation(a), Some(g));
@@ -774,10 +718,7 @@ mod tests {
         let b = c.insert(&key(1), &port_mask(), 'b').unwrap();
         assert_eq!(c.lookup(&key(1)), Some((b, &'b')));
         *c.actions_mut(b).unwrap() = 'B';
-        assert_eq!(
-            c.iter().map(|(_, f)| f.actions).collect::<Vec<_>>(),
-            vec!['B']
-        );
+        assert_eq!(c.iter().map(|(_, f)| f.actions).collect::<Vec<_>>(), vec!['B']);
     }
 
     #[test]
@@ -802,9 +743,8 @@ mod tests {
     #[test]
     fn many_flows_in_one_subtable_survive_growth_and_deletion() {
         let mut c = MegaflowCache::new(100_000);
-        let ids: Vec<u32> = (0..5000)
-            .map(|p| c.insert(&key(p), &port_mask(), p).unwrap())
-            .collect();
+        let ids: Vec<u32> =
+            (0..5000).map(|p| c.insert(&key(p), &port_mask(), p).unwrap()).collect();
         for p in (0..5000).step_by(3) {
             assert_eq!(c.remove(ids[p as usize]).map(|f| f.actions), Some(p));
         }

@@ -240,12 +240,7 @@ impl Datapath {
             let mask = m.mask;
             let xo = translate(&mut self.of, &key, XlateIn { side_effects: false });
             let f = &self.megaflows.get(id).expect("present").actions;
-            let narrower = xo
-                .wc
-                .words()
-                .iter()
-                .zip(mask.words().iter())
-                .any(|(n, o)| n & !o != 0);
+            let narrower = xo.wc.words().iter().zip(mask.words().iter()).any(|(n, o)| n & !o != 0);
             if narrower || xo.actions != f.actions || xo.drop != f.drop {
                 stale.push(id);
             } else if xo.rules.len() != f.rules.len()
@@ -388,8 +383,9 @@ mod tests {
         }
         assert!(e.nodes[0].dp.stats.megaflow_hits + e.nodes[0].dp.stats.emc_hits >= 2);
         // A higher-priority flow: the very next packet must follow it.
-        let fm = parse_flow("priority=40000,in_port=1,actions=output:3", FlowModCommand::Add, &NoNames)
-            .expect("parses");
+        let fm =
+            parse_flow("priority=40000,in_port=1,actions=output:3", FlowModCommand::Add, &NoNames)
+                .expect("parses");
         e.nodes[0].dp.flow_mod(0, &fm).expect("applies");
         let r = send(&mut e, "br0/p1", &f);
         assert_eq!(r.out.iter().map(|o| o.0).collect::<Vec<_>>(), vec![dp_port(&e, "br0/p3")]);
@@ -439,7 +435,11 @@ mod tests {
                 };
                 let a = match next(5) {
                     0 => format!("output:{}", 2 + next(3)),
-                    1 => format!("mod_dl_src:02:00:00:00:00:{:02x},output:{}", next(255), 2 + next(3)),
+                    1 => format!(
+                        "mod_dl_src:02:00:00:00:00:{:02x},output:{}",
+                        next(255),
+                        2 + next(3)
+                    ),
                     2 => format!("mod_nw_dst:10.9.9.{},output:3", next(255)),
                     3 => "drop".to_string(),
                     _ => format!("output:2,output:{}", 3 + next(2)),

@@ -98,11 +98,22 @@ pub struct TnlPush {
 pub enum DpAction {
     Output(u32),
     /// `set(eth(src=..,dst=..))`: only the fields given change.
-    SetEth { src: Option<[u8; 6]>, dst: Option<[u8; 6]> },
-    PushVlan { tpid: u16, tci: u16 },
+    SetEth {
+        src: Option<[u8; 6]>,
+        dst: Option<[u8; 6]>,
+    },
+    PushVlan {
+        tpid: u16,
+        tci: u16,
+    },
     PopVlan,
     /// `set(ipv4(src,dst,tos,ttl))` with checksums fixed.
-    SetIpv4 { src: Option<u32>, dst: Option<u32>, tos: Option<u8>, ttl: Option<u8> },
+    SetIpv4 {
+        src: Option<u32>,
+        dst: Option<u32>,
+        tos: Option<u8>,
+        ttl: Option<u8>,
+    },
     SetIpv6 {
         src: Option<[u8; 16]>,
         dst: Option<[u8; 16]>,
@@ -111,8 +122,16 @@ pub enum DpAction {
         label: Option<u32>,
     },
     /// `set(tcp(..))` / `set(udp(..))` / `set(sctp(..))`: proto says which.
-    SetPorts { proto: u8, src: Option<u16>, dst: Option<u16> },
-    SetIcmp { v6: bool, typ: Option<u8>, code: Option<u8> },
+    SetPorts {
+        proto: u8,
+        src: Option<u16>,
+        dst: Option<u16>,
+    },
+    SetIcmp {
+        v6: bool,
+        typ: Option<u8>,
+        code: Option<u8>,
+    },
     SetArp {
         op: Option<u16>,
         sip: Option<u32>,
@@ -239,12 +258,18 @@ fn format_one(s: &mut String, a: &DpAction, names: Option<&dyn DpPortNames>) {
                 _ => "sctp",
             };
             let _ = write!(s, "set({name}(");
-            opt_list(s, &[("src", src.map(|p| p.to_string())), ("dst", dst.map(|p| p.to_string()))]);
+            opt_list(
+                s,
+                &[("src", src.map(|p| p.to_string())), ("dst", dst.map(|p| p.to_string()))],
+            );
             s.push_str("))");
         }
         DpAction::SetIcmp { v6, typ, code } => {
             let _ = write!(s, "set({}(", if *v6 { "icmpv6" } else { "icmp" });
-            opt_list(s, &[("type", typ.map(|t| t.to_string())), ("code", code.map(|c| c.to_string()))]);
+            opt_list(
+                s,
+                &[("type", typ.map(|t| t.to_string())), ("code", code.map(|c| c.to_string()))],
+            );
             s.push_str("))");
         }
         DpAction::SetArp { op, sip, tip, sha, tha } => {

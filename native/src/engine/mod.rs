@@ -21,6 +21,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+/// An IP 5-tuple (protocol, source, destination, ports), IPv4 in the first four bytes.
+type FiveTuple = (u8, [u8; 16], [u8; 16], u16, u16);
+
 /// Packets a single input may cause across nodes before the engine calls it a loop.
 const MAX_HOPS_PER_INPUT: usize = 4096;
 
@@ -182,7 +185,10 @@ impl Sink for RunSink<'_> {
                     }
                 }
                 match File::create(path) {
-                    Ok(f) => match PcapWriter::with_resolution(f, if self.nsec { TsResolution::Nano } else { TsResolution::Micro }) {
+                    Ok(f) => match PcapWriter::with_resolution(
+                        f,
+                        if self.nsec { TsResolution::Nano } else { TsResolution::Micro },
+                    ) {
                         Ok(pw) => *w = Some(pw),
                         Err(e) => *self.error = Some(format!("{}: {e}", path.display())),
                     },
@@ -238,7 +244,8 @@ impl Input {
 
 fn open_input(path: &PathBuf) -> Result<CaptureReader<'static>, String> {
     let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    CaptureReader::new(BufReader::with_capacity(1 << 20, f)).map_err(|e| format!("{}: {e}", path.display()))
+    CaptureReader::new(BufReader::with_capacity(1 << 20, f))
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn count_records(path: &PathBuf) -> u64 {
@@ -277,7 +284,11 @@ impl Engine {
     }
 
     /// Runs a replay to completion.
-    pub fn replay(&mut self, opts: &ReplayOptions, progress: &Progress) -> Result<ReplayStats, String> {
+    pub fn replay(
+        &mut self,
+        opts: &ReplayOptions,
+        progress: &Progress,
+    ) -> Result<ReplayStats, String> {
         let mut paths = HashMap::new();
         for o in &opts.outputs {
             match self.resolve(&o.port) {
@@ -285,7 +296,9 @@ impl Engine {
                     paths.insert(k, o.path.clone());
                 }
                 None if self.nodes.iter().any(|n| n.virtual_refs.contains(&o.port)) => {}
-                None => return Err(format!("output port \"{}\" is not a port of the scenario", o.port)),
+                None => {
+                    return Err(format!("output port \"{}\" is not a port of the scenario", o.port))
+                }
             }
         }
         let mut total = 0;
@@ -303,7 +316,7 @@ impl Engine {
         let mut writers = HashMap::new();
         let mut counts: HashMap<(usize, u32), PortCount> = HashMap::new();
         let mut stats = ReplayStats::default();
-        let mut flows_seen: HashSet<(u8, [u8; 16], [u8; 16], u16, u16)> = HashSet::new();
+        let mut flows_seen: HashSet<FiveTuple> = HashSet::new();
         let mut fabric: VecDeque<(usize, u32, Packet)> = VecDeque::new();
         let mut error: Option<String> = None;
         let start = Instant::now();
@@ -316,9 +329,9 @@ impl Engine {
         'outer: for lp in 0..loops {
             let mut inputs = Vec::new();
             for i in &opts.inputs {
-                let (node, dp_port) = self
-                    .resolve(&i.port)
-                    .ok_or_else(|| format!("input port \"{}\" is not a port of the scenario", i.port))?;
+                let (node, dp_port) = self.resolve(&i.port).ok_or_else(|| {
+                    format!("input port \"{}\" is not a port of the scenario", i.port)
+                })?;
                 let mut inp = Input {
                     port: i.port.clone(),
                     path: i.path.clone(),
@@ -395,7 +408,10 @@ impl Engine {
                 let eth = match to_ethernet(linktype, &frame, orig_len, &mut scratch) {
                     Ok(e) => e,
                     Err(_) => {
-                        *stats.dropped.entry(DropReason::UnsupportedLinktype.name()).or_default() += 1;
+                        *stats
+                            .dropped
+                            .entry(DropReason::UnsupportedLinktype.name())
+                            .or_default() += 1;
                         progress.done.store(sent, Relaxed);
                         continue;
                     }
@@ -462,13 +478,23 @@ impl Engine {
             }
             for i in &inputs {
                 if lp == 0 {
-                    input_stats.push((i.port.clone(), i.path.display().to_string(), i.packets, i.bytes));
-                } else if let Some(s) = input_stats.iter_mut().find(|s| s.0 == i.port && s.1 == i.path.display().to_string()) {
+                    input_stats.push((
+                        i.port.clone(),
+                        i.path.display().to_string(),
+                        i.packets,
+                        i.bytes,
+                    ));
+                } else if let Some(s) = input_stats
+                    .iter_mut()
+                    .find(|s| s.0 == i.port && s.1 == i.path.display().to_string())
+                {
                     s.2 += i.packets;
                     s.3 += i.bytes;
                 }
             }
-            time_base += loop_last_ts.saturating_sub(first_ts.unwrap_or(0).saturating_sub(time_base)) + 1_000_000;
+            time_base += loop_last_ts
+                .saturating_sub(first_ts.unwrap_or(0).saturating_sub(time_base))
+                + 1_000_000;
         }
         for (_, w) in writers.iter_mut() {
             if let Some(w) = w {
@@ -503,11 +529,7 @@ impl Engine {
 }
 
 /// Counts the IP 5-tuples of the inputs for the tcpreplay-style `Flows:` line.
-fn note_flow(
-    eth: &[u8],
-    seen: &mut HashSet<(u8, [u8; 16], [u8; 16], u16, u16)>,
-    stats: &mut ReplayStats,
-) {
+fn note_flow(eth: &[u8], seen: &mut HashSet<FiveTuple>, stats: &mut ReplayStats) {
     let mut k = crate::flow::FlowKey::ZERO;
     crate::flow::extract::extract(eth, &mut k);
     if !k.is_ip_any() {

@@ -178,7 +178,8 @@ impl PortNames for BridgeNames<'_> {
 }
 
 fn tunnel_config(node: &str, br: &str, p: &NativePort) -> Result<TunnelConfig, ScenarioError> {
-    let at = format!("{node}{}bridge {br}, port {}", if node.is_empty() { "" } else { ": " }, p.name);
+    let at =
+        format!("{node}{}bridge {br}, port {}", if node.is_empty() { "" } else { ": " }, p.name);
     let mut cfg = TunnelConfig::default();
     let key = |v: &str| -> Result<Option<u64>, ScenarioError> {
         if v == "flow" {
@@ -227,7 +228,9 @@ fn tunnel_config(node: &str, br: &str, p: &NativePort) -> Result<TunnelConfig, S
         }
     }
     if !p.options.contains_key("remote_ip") {
-        return err(format!("{at}: a vxlan port needs options.remote_ip (an IPv4 address or \"flow\")"));
+        return err(format!(
+            "{at}: a vxlan port needs options.remote_ip (an IPv4 address or \"flow\")"
+        ));
     }
     // The local_ip of a one-node scenario is not used for routing: the outer source comes
     // from the route's bridge address, as the ovs-oracle runs OVS (see OVS-ORACLE.md).
@@ -243,13 +246,22 @@ pub fn build(sc: &NativeScenario) -> Result<Vec<Node>, ScenarioError> {
     for n in &sc.nodes {
         if let Some(u) = &n.underlay {
             let ip = parse_ip(&u.ip).ok_or_else(|| {
-                ScenarioError(format!("node {}: underlay.ip \"{}\" is not an IPv4 address", n.name, u.ip))
+                ScenarioError(format!(
+                    "node {}: underlay.ip \"{}\" is not an IPv4 address",
+                    n.name, u.ip
+                ))
             })?;
             let mac = parse_mac(&u.mac).ok_or_else(|| {
-                ScenarioError(format!("node {}: underlay.mac \"{}\" is not a MAC address", n.name, u.mac))
+                ScenarioError(format!(
+                    "node {}: underlay.mac \"{}\" is not a MAC address",
+                    n.name, u.mac
+                ))
             })?;
             if peers.insert(ip, mac).is_some() {
-                return err(format!("node {}: underlay IP {} is used by another node", n.name, u.ip));
+                return err(format!(
+                    "node {}: underlay IP {} is used by another node",
+                    n.name, u.ip
+                ));
             }
         }
     }
@@ -269,17 +281,17 @@ fn build_node(
     let mut dp_ports: Vec<DpPort> = Vec::new();
     let mut port_refs: Vec<Option<String>> = Vec::new();
     // Datapath port 0 is the datapath's own internal port, as in OVS.
-    dp_ports.push(DpPort {
-        name: "ovs-system".into(),
-        kind: DpPortKind::Underlay,
-    });
+    dp_ports.push(DpPort { name: "ovs-system".into(), kind: DpPortKind::Underlay });
     port_refs.push(None);
     let mut tunnel_dst_ports: Vec<u16> = Vec::new();
     let mut virtual_refs: Vec<String> = Vec::new();
     for (bi, b) in n.bridges.iter().enumerate() {
         let mac = match &b.mac {
             Some(m) => parse_mac(m).ok_or_else(|| {
-                ScenarioError(format!("{prefix}bridge {}: mac \"{m}\" is not a MAC address", b.name))
+                ScenarioError(format!(
+                    "{prefix}bridge {}: mac \"{m}\" is not a MAC address",
+                    b.name
+                ))
             })?,
             // A deterministic locally administered address derived from the name.
             None => {
@@ -291,7 +303,10 @@ fn build_node(
         };
         let ip = match &b.ip {
             Some(s) => Some(parse_cidr(s).ok_or_else(|| {
-                ScenarioError(format!("{prefix}bridge {}: ip \"{s}\" is not an IPv4 address/prefix", b.name))
+                ScenarioError(format!(
+                    "{prefix}bridge {}: ip \"{s}\" is not an IPv4 address/prefix",
+                    b.name
+                ))
             })?),
             None => None,
         };
@@ -314,9 +329,9 @@ fn build_node(
                 }
                 "geneve" | "gre" | "stt" | "lisp" | "erspan" => {
                     return err(format!(
-                        "{prefix}bridge {}, port {}: tunnel type \"{}\" is not supported (vxlan is)",
-                        b.name, p.name, p.kind
-                    ))
+                    "{prefix}bridge {}, port {}: tunnel type \"{}\" is not supported (vxlan is)",
+                    b.name, p.name, p.kind
+                ))
                 }
                 _ => PortKind::Netdev,
             };
@@ -380,7 +395,10 @@ fn build_node(
             }
             let peer = p.peer.as_deref().or(p.options.get("peer").map(|s| s.as_str()));
             let Some(peer) = peer else {
-                return err(format!("{prefix}bridge {}, port {}: a patch port needs a peer", b.name, p.name));
+                return err(format!(
+                    "{prefix}bridge {}, port {}: a patch port needs a peer",
+                    b.name, p.name
+                ));
             };
             let Some((pb, _, pof)) = names.iter().find(|(_, nm, _)| nm == peer) else {
                 return err(format!(
@@ -392,7 +410,10 @@ fn build_node(
         }
     }
     for d in &tunnel_dst_ports {
-        dp_ports.push(DpPort { name: format!("vxlan_sys_{d}"), kind: DpPortKind::TunnelVport { dst_port: *d } });
+        dp_ports.push(DpPort {
+            name: format!("vxlan_sys_{d}"),
+            kind: DpPortKind::TunnelVport { dst_port: *d },
+        });
         port_refs.push(None);
     }
     let mut underlay = Underlay::default();
@@ -415,8 +436,9 @@ fn build_node(
         let (prefix_ip, plen) = parse_cidr(&r.prefix).ok_or_else(|| {
             ScenarioError(format!("routes[{i}]: prefix \"{}\" is not an IPv4 prefix", r.prefix))
         })?;
-        let bridge = bridge_index(&r.dev)
-            .ok_or_else(|| ScenarioError(format!("routes[{i}]: dev \"{}\" is not a bridge", r.dev)))?;
+        let bridge = bridge_index(&r.dev).ok_or_else(|| {
+            ScenarioError(format!("routes[{i}]: dev \"{}\" is not a bridge", r.dev))
+        })?;
         let gw = match &r.gw {
             Some(g) => Some(parse_ip(g).ok_or_else(|| {
                 ScenarioError(format!("routes[{i}]: gw \"{g}\" is not an IPv4 address"))
@@ -427,12 +449,15 @@ fn build_node(
         underlay.routes.push(Route { prefix: prefix_ip & mask, plen, bridge, gw });
     }
     for (i, nb) in n.neighbors.iter().enumerate() {
-        let bridge = bridge_index(&nb.dev)
-            .ok_or_else(|| ScenarioError(format!("neighbors[{i}]: dev \"{}\" is not a bridge", nb.dev)))?;
-        let ip = parse_ip(&nb.ip)
-            .ok_or_else(|| ScenarioError(format!("neighbors[{i}]: ip \"{}\" is not an IPv4 address", nb.ip)))?;
-        let mac = parse_mac(&nb.mac)
-            .ok_or_else(|| ScenarioError(format!("neighbors[{i}]: mac \"{}\" is not a MAC address", nb.mac)))?;
+        let bridge = bridge_index(&nb.dev).ok_or_else(|| {
+            ScenarioError(format!("neighbors[{i}]: dev \"{}\" is not a bridge", nb.dev))
+        })?;
+        let ip = parse_ip(&nb.ip).ok_or_else(|| {
+            ScenarioError(format!("neighbors[{i}]: ip \"{}\" is not an IPv4 address", nb.ip))
+        })?;
+        let mac = parse_mac(&nb.mac).ok_or_else(|| {
+            ScenarioError(format!("neighbors[{i}]: mac \"{}\" is not a MAC address", nb.mac))
+        })?;
         underlay.neighbors.insert((bridge, ip), mac);
     }
     let mut of = Ofproto {

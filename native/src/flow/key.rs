@@ -59,12 +59,12 @@ pub const VLAN_PCP_MASK: u16 = 0xe000;
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct FlowKey {
     // --- stage 0: metadata (words 0..9) ---
-    pub tun_id: u64, // word 0
+    pub tun_id: u64,  // word 0
     pub tun_src: u32, // word 1
     pub tun_dst: u32,
-    pub metadata: u64, // word 2
+    pub metadata: u64,  // word 2
     pub regs: [u32; 8], // words 3..7
-    pub in_port: u32, // word 7: OpenFlow port in rules, datapath port in megaflows
+    pub in_port: u32,   // word 7: OpenFlow port in rules, datapath port in megaflows
     pub recirc_id: u32,
     pub ct_mark: u32, // word 8
     pub ct_zone: u16,
@@ -80,18 +80,18 @@ pub struct FlowKey {
     pub vlan2_tpid: u16,
     pub pad0: u16,
     // --- stage 2: L3 (words 12..18) ---
-    pub nw_src: u32, // word 12: IPv4 source, or ARP SPA
-    pub nw_dst: u32, // IPv4 destination, or ARP TPA
+    pub nw_src: u32,        // word 12: IPv4 source, or ARP SPA
+    pub nw_dst: u32,        // IPv4 destination, or ARP TPA
     pub ipv6_src: [u8; 16], // words 13..14
     pub ipv6_dst: [u8; 16], // words 15..16
-    pub ipv6_label: u32, // word 17: 20-bit flow label
-    pub nw_frag: u8, // `nw_frag::*`
-    pub nw_tos: u8, // DSCP (high 6 bits) and ECN (low 2 bits), as in the IP header
+    pub ipv6_label: u32,    // word 17: 20-bit flow label
+    pub nw_frag: u8,        // `nw_frag::*`
+    pub nw_tos: u8,         // DSCP (high 6 bits) and ECN (low 2 bits), as in the IP header
     pub nw_ttl: u8,
     pub nw_proto: u8, // IP protocol, or low 8 bits of the ARP opcode
     // --- stage 3: L4 (words 18..23) ---
     pub nd_target: [u8; 16], // words 18..19
-    pub arp_sha: [u8; 6], // words 20..21 (also ND source / target link-layer address)
+    pub arp_sha: [u8; 6],    // words 20..21 (also ND source / target link-layer address)
     pub arp_tha: [u8; 6],
     pub tcp_flags: u16, // low 12 bits of the TCP flags
     pub pad1: u16,

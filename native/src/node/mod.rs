@@ -72,10 +72,7 @@ impl JsEngine {
     /// Progress of the running replay: [packets done, packets total].
     #[napi]
     pub fn progress(&self) -> Vec<f64> {
-        vec![
-            self.progress.done.load(Relaxed) as f64,
-            self.progress.total.load(Relaxed) as f64,
-        ]
+        vec![self.progress.done.load(Relaxed) as f64, self.progress.total.load(Relaxed) as f64]
     }
 
     /// Asks a running replay to stop after the current packet.

@@ -60,10 +60,7 @@ pub struct Match {
 impl Match {
     /// The match-everything match.
     pub fn catchall() -> Match {
-        Match {
-            key: FlowKey::ZERO,
-            mask: FlowKey::ZERO,
-        }
+        Match { key: FlowKey::ZERO, mask: FlowKey::ZERO }
     }
 
     /// Restricts the match to `field & mask == value & mask`.
@@ -184,18 +181,9 @@ pub enum Action {
     /// `goto_table:N` (OpenFlow 1.1+ instruction).
     GotoTable(u8),
     /// `resubmit:P`, `resubmit(P,T)`, `resubmit(,T)`, `resubmit(,T,ct)`.
-    Resubmit {
-        in_port: Option<u32>,
-        table: Option<u8>,
-        ct: bool,
-    },
+    Resubmit { in_port: Option<u32>, table: Option<u8>, ct: bool },
     /// `set_field:V/M->F`, `mod_*`, `load:V->F[a..b]` (as a masked write), `set_tunnel`.
-    SetField {
-        field: FieldId,
-        value: u128,
-        mask: u128,
-        spelling: Spelling,
-    },
+    SetField { field: FieldId, value: u128, mask: u128, spelling: Spelling },
     /// `move:SRC[..]->DST[..]`.
     Move { src: Subfield, dst: Subfield },
     /// `push_vlan:0x8100`.

@@ -435,18 +435,13 @@ impl Subtable {
     #[inline(always)]
     fn key_matches(&self, key: &FlowKey, masked: &FlowKey) -> bool {
         let (k, v) = (key.words(), masked.words());
-        self.words
-            .iter()
-            .all(|&(w, m)| k[w as usize] & m == v[w as usize])
+        self.words.iter().all(|&(w, m)| k[w as usize] & m == v[w as usize])
     }
 
     /// The bucket `key` falls in, if any.
     #[inline(always)]
     fn find_bucket(&self, key: &FlowKey, hash: u64) -> Option<&Bucket> {
-        self.buckets
-            .get(&hash)?
-            .iter()
-            .find(|b| self.key_matches(key, &b.key))
+        self.buckets.get(&hash)?.iter().find(|b| self.key_matches(key, &b.key))
     }
 
     /// ORs into `wc` the mask bits of the first `n_words` mask words.
@@ -568,10 +563,7 @@ impl<T> Classifier<T> {
     /// Adds a rule, even when one with the same match and priority exists (the older one
     /// then keeps winning ties). `mat.key` is masked here in case it was not.
     pub fn insert(&mut self, mat: Match, priority: u16, value: T) -> RuleId {
-        let mat = Match {
-            key: mat.key.masked(&mat.mask),
-            mask: mat.mask,
-        };
+        let mat = Match { key: mat.key.masked(&mat.mask), mask: mat.mask };
         let sti = match self.by_mask.get(&mat.mask) {
             Some(&i) => i,
             None => self.create_subtable(mat.mask),
@@ -581,53 +573,30 @@ impl<T> Classifier<T> {
         let index = match self.free_slots.pop() {
             Some(i) => i,
             None => {
-                self.slots.push(Slot {
-                    gen: 0,
-                    subtable: 0,
-                    entry: None,
-                });
+                self.slots.push(Slot { gen: 0, subtable: 0, entry: None });
                 (self.slots.len() - 1) as u32
             }
         };
         let slot = &mut self.slots[index as usize];
         slot.subtable = sti;
-        let id = RuleId {
-            index,
-            gen: slot.gen,
-        };
-        slot.entry = Some(Entry {
-            id,
-            mat,
-            priority,
-            value,
-            seq,
-        });
+        let id = RuleId { index, gen: slot.gen };
+        slot.entry = Some(Entry { id, mat, priority, value, seq });
 
-        let st = self.subtables[sti as usize]
-            .as_mut()
-            .expect("live subtable");
+        let st = self.subtables[sti as usize].as_mut().expect("live subtable");
         let (ihash, hash) = st.stage_hashes(&mat.key);
         let list = st.buckets.entry(hash).or_default();
         if let Some(b) = list.iter_mut().find(|b| b.key == mat.key) {
             let slots = &self.slots;
             let rank = |r: &u32| {
-                let e = slots[*r as usize]
-                    .entry
-                    .as_ref()
-                    .expect("bucket rule is live");
+                let e = slots[*r as usize].entry.as_ref().expect("bucket rule is live");
                 (core::cmp::Reverse(e.priority), e.seq)
             };
-            let pos = b
-                .rules
-                .partition_point(|r| rank(r) < (core::cmp::Reverse(priority), seq));
+            let pos = b.rules.partition_point(|r| rank(r) < (core::cmp::Reverse(priority), seq));
             b.rules.insert(pos, index);
         } else {
             // A new distinct key: it enters the stage indices and the tries (OVS counts
             // distinct keys, not rules, in both).
-            list.push(Bucket {
-                key: mat.key,
-                rules: vec![index],
-            });
+            list.push(Bucket { key: mat.key, rules: vec![index] });
             for (set, h) in st.indices.iter_mut().zip(ihash) {
                 *set.entry(h).or_insert(0) += 1;
             }
@@ -653,10 +622,7 @@ impl<T> Classifier<T> {
     /// value in place (it keeps its handle and its tie-breaking rank) and returns the old
     /// value. This is an OpenFlow `add` of a flow that already exists.
     pub fn replace(&mut self, mat: Match, priority: u16, value: T) -> (RuleId, Option<T>) {
-        let mat = Match {
-            key: mat.key.masked(&mat.mask),
-            mask: mat.mask,
-        };
+        let mat = Match { key: mat.key.masked(&mat.mask), mask: mat.mask };
         if let Some(id) = self.find_exactly(&mat, priority).map(|e| e.id) {
             let slot = &mut self.slots[id.index as usize];
             let e = slot.entry.as_mut().expect("found entry is live");
@@ -677,24 +643,12 @@ impl<T> Classifier<T> {
         self.free_slots.push(id.index);
         self.n_rules -= 1;
 
-        let st = self.subtables[sti as usize]
-            .as_mut()
-            .expect("live subtable");
+        let st = self.subtables[sti as usize].as_mut().expect("live subtable");
         let (ihash, hash) = st.stage_hashes(&entry.mat.key);
-        let list = st
-            .buckets
-            .get_mut(&hash)
-            .expect("rule's hash bucket exists");
-        let bi = list
-            .iter()
-            .position(|b| b.key == entry.mat.key)
-            .expect("rule's bucket");
+        let list = st.buckets.get_mut(&hash).expect("rule's hash bucket exists");
+        let bi = list.iter().position(|b| b.key == entry.mat.key).expect("rule's bucket");
         let b = &mut list[bi];
-        let pos = b
-            .rules
-            .iter()
-            .position(|&r| r == id.index)
-            .expect("rule in its bucket");
+        let pos = b.rules.iter().position(|&r| r == id.index).expect("rule in its bucket");
         b.rules.remove(pos);
         if b.rules.is_empty() {
             list.swap_remove(bi);
@@ -715,8 +669,7 @@ impl<T> Classifier<T> {
                 }
             }
             if st.ports_mask_len != 0 {
-                st.ports_trie
-                    .remove(ports_of(&entry.mat.key), st.ports_mask_len);
+                st.ports_trie.remove(ports_of(&entry.mat.key), st.ports_mask_len);
             }
         }
         st.n_rules -= 1;
@@ -731,12 +684,7 @@ impl<T> Classifier<T> {
                 .buckets
                 .values()
                 .flatten()
-                .map(|b| {
-                    slots[b.rules[0] as usize]
-                        .entry
-                        .as_ref()
-                        .map_or(0, |e| e.priority)
-                })
+                .map(|b| slots[b.rules[0] as usize].entry.as_ref().map_or(0, |e| e.priority))
                 .max()
                 .unwrap_or(0);
             if max != st.max_priority {
@@ -801,19 +749,13 @@ impl<T> Classifier<T> {
 
     #[inline(always)]
     fn subtable(&self, sti: u32) -> &Subtable {
-        self.subtables[sti as usize]
-            .as_ref()
-            .expect("ordered subtables are live")
+        self.subtables[sti as usize].as_ref().expect("ordered subtables are live")
     }
 
     /// Takes the bucket's best rule when it beats the best so far (ties keep the earlier).
     #[inline(always)]
     fn consider(&self, b: &Bucket, best: &mut Option<u32>, best_pri: &mut i32) {
-        if let Some(e) = b
-            .rules
-            .first()
-            .and_then(|&r| self.slots[r as usize].entry.as_ref())
-        {
+        if let Some(e) = b.rules.first().and_then(|&r| self.slots[r as usize].entry.as_ref()) {
             if i32::from(e.priority) > *best_pri {
                 *best = Some(e.id.index);
                 *best_pri = i32::from(e.priority);
@@ -861,9 +803,7 @@ impl<T> Classifier<T> {
         // "adjust_ports_mask"), instead of the subtable's whole port mask.
         let before = ports_of(wc);
         let mut plens = 0;
-        let mbits = st
-            .ports_trie
-            .lookup(ports_of(key) & st.ports_mask, &mut plens);
+        let mbits = st.ports_trie.lookup(ports_of(key) & st.ports_mask, &mut plens);
         let ports = st.ports_mask & prefix_mask(mbits) | before;
         st.fold(wc, i);
         wc.tp_src = (ports >> 16) as u16;
@@ -933,9 +873,7 @@ impl<T> Classifier<T> {
     fn sort_order(&mut self) {
         let subtables = &self.subtables;
         self.order.sort_by_key(|&i| {
-            let st = subtables[i as usize]
-                .as_ref()
-                .expect("ordered subtables are live");
+            let st = subtables[i as usize].as_ref().expect("ordered subtables are live");
             (core::cmp::Reverse(st.max_priority), st.seq)
         });
     }
@@ -997,12 +935,7 @@ mod tests {
             }
         }
         fn subtable_max(&self, mask: &FlowKey) -> u16 {
-            self.rules
-                .iter()
-                .filter(|r| r.1.mask == *mask)
-                .map(|r| r.2)
-                .max()
-                .unwrap()
+            self.rules.iter().filter(|r| r.1.mask == *mask).map(|r| r.2).max().unwrap()
         }
         fn lookup(&self, k: &FlowKey) -> Option<RuleId> {
             let hits: Vec<_> = self.rules.iter().filter(|r| r.1.matches(k)).collect();
@@ -1025,13 +958,7 @@ mod tests {
     ];
 
     fn random_ip(rng: &mut Rng) -> u32 {
-        let net = rng.pick(&[
-            0x0a00_0000u32,
-            0x0a00_0100,
-            0xc0a8_0100,
-            0xac18_0400,
-            0x0a01_0000,
-        ]);
+        let net = rng.pick(&[0x0a00_0000u32, 0x0a00_0100, 0xc0a8_0100, 0xac18_0400, 0x0a01_0000]);
         match rng.below(6) {
             0 => rng.next() as u32,
             _ => net | rng.pick(&[1u32, 5, 12, 129, 254]),
@@ -1134,10 +1061,7 @@ mod tests {
         if rng.below(4) == 0 {
             v.dl_type = 0x0806; // an ARP rule on arp_tpa shares the nw_dst trie
         }
-        Match {
-            key: v.masked(&m),
-            mask: m,
-        }
+        Match { key: v.masked(&m), mask: m }
     }
 
     fn flip(k: &FlowKey, bit: usize) -> FlowKey {
@@ -1156,11 +1080,7 @@ mod tests {
         let mut wc = wc0;
         let got = cls.lookup(k, Some(&mut wc)).map(|e| e.id);
         assert_eq!(got, want, "winner with wildcards, key {k:?}");
-        assert_eq!(
-            cls.lookup(k, None).map(|e| e.id),
-            want,
-            "winner without wildcards"
-        );
+        assert_eq!(cls.lookup(k, None).map(|e| e.id), want, "winner without wildcards");
         // The caller's bits are kept.
         assert_eq!(wc.masked(&wc0), wc0);
         // Flipping bits outside `wc` must not change the winner.
@@ -1168,11 +1088,7 @@ mod tests {
             let bit = rng.below((KEY_WORDS * 64) as u64) as usize;
             if !bit_set(&wc, bit) {
                 let k2 = flip(k, bit);
-                assert_eq!(
-                    o.lookup(&k2),
-                    want,
-                    "bit {bit} outside wc {wc:?} changed the winner"
-                );
+                assert_eq!(o.lookup(&k2), want, "bit {bit} outside wc {wc:?} changed the winner");
             }
         }
         // So must rewriting all of them at once.
@@ -1232,11 +1148,8 @@ mod tests {
                         k.words_mut()[i] = r.key.words()[i] | k.words()[i] & !m;
                     }
                 }
-                let wc0 = if rng.below(4) == 0 {
-                    random_match(&mut rng).mask
-                } else {
-                    FlowKey::ZERO
-                };
+                let wc0 =
+                    if rng.below(4) == 0 { random_match(&mut rng).mask } else { FlowKey::ZERO };
                 check_lookup(&cls, &o, &k, wc0, &mut rng);
             }
         }
@@ -1277,10 +1190,7 @@ mod tests {
         k.dl_type = 0x0800;
         m.dl_type = 0xffff;
         f(&mut k, &mut m);
-        Match {
-            key: k.masked(&m),
-            mask: m,
-        }
+        Match { key: k.masked(&m), mask: m }
     }
 
     #[test]
@@ -1296,9 +1206,7 @@ mod tests {
             1u32,
         );
         let mut wc = FlowKey::ZERO;
-        assert!(cls
-            .lookup(&ip_key(0x0a00_0001, 0xc0a8_0101), Some(&mut wc))
-            .is_none());
+        assert!(cls.lookup(&ip_key(0x0a00_0001, 0xc0a8_0101), Some(&mut wc)).is_none());
         let mut want = FlowKey::ZERO;
         want.dl_type = 0xffff;
         want.nw_dst = 0x8000_0000;
@@ -1311,11 +1219,7 @@ mod tests {
 
         // A match un-wildcards the subtable mask, nothing more.
         let mut wc = FlowKey::ZERO;
-        assert_eq!(
-            cls.lookup(&ip_key(0, 0x0a00_0063), Some(&mut wc))
-                .map(|e| e.value),
-            Some(1)
-        );
+        assert_eq!(cls.lookup(&ip_key(0, 0x0a00_0063), Some(&mut wc)).map(|e| e.value), Some(1));
         want.nw_dst = 0xffff_ff00;
         assert_eq!(wc, want);
     }
@@ -1326,20 +1230,10 @@ mod tests {
         // 10.9.9.9: the /24 subtable comes first and is skipped by the trie after 13 bits
         // (10.1 and 10.9 differ at bit 12), then the /8 matches.
         let mut cls = Classifier::new();
-        cls.insert(
-            ip_match(|k, m| (k.nw_dst, m.nw_dst) = (0x0a01_0200, 0xffff_ff00)),
-            200,
-            24,
-        );
-        cls.insert(
-            ip_match(|k, m| (k.nw_dst, m.nw_dst) = (0x0a00_0000, 0xff00_0000)),
-            100,
-            8,
-        );
+        cls.insert(ip_match(|k, m| (k.nw_dst, m.nw_dst) = (0x0a01_0200, 0xffff_ff00)), 200, 24);
+        cls.insert(ip_match(|k, m| (k.nw_dst, m.nw_dst) = (0x0a00_0000, 0xff00_0000)), 100, 8);
         let mut wc = FlowKey::ZERO;
-        let got = cls
-            .lookup(&ip_key(0, 0x0a09_0909), Some(&mut wc))
-            .map(|e| e.value);
+        let got = cls.lookup(&ip_key(0, 0x0a09_0909), Some(&mut wc)).map(|e| e.value);
         assert_eq!(got, Some(8));
         // 0x0a01 = 0000 1010 0000 0001, 0x0a09 = 0000 1010 0000 1001: bit 12 differs.
         assert_eq!(wc.nw_dst, 0xfff8_0000);
@@ -1411,24 +1305,14 @@ mod tests {
         any_ip.dl_type = 0xffff;
         let mut k = FlowKey::ZERO;
         k.dl_type = 0x0800;
-        cls.insert(
-            Match {
-                key: k,
-                mask: any_ip,
-            },
-            1000,
-            1u32,
-        );
+        cls.insert(Match { key: k, mask: any_ip }, 1000, 1u32);
         cls.insert(
             ip_match(|k, m| (k.tp_src, m.tp_src, m.nw_proto, k.nw_proto) = (1, !0, !0, 6)),
             10,
             2,
         );
         let mut wc = FlowKey::ZERO;
-        assert_eq!(
-            cls.lookup(&ip_key(1, 2), Some(&mut wc)).map(|e| e.value),
-            Some(1)
-        );
+        assert_eq!(cls.lookup(&ip_key(1, 2), Some(&mut wc)).map(|e| e.value), Some(1));
         assert_eq!(wc, any_ip);
         assert_eq!(cls.stats().n_subtables_visited, 1);
     }
@@ -1475,14 +1359,8 @@ mod tests {
                 let bits = trie.lookup(x, &mut plens);
                 assert!(bits <= 32, "seed {seed}");
                 for len in 1..=32u32 {
-                    let want = prefixes
-                        .iter()
-                        .any(|&(v, l)| l == len && x & prefix_mask(l) == v);
-                    assert_eq!(
-                        plens >> len & 1 == 1,
-                        want,
-                        "seed {seed} len {len} x {x:#x}"
-                    );
+                    let want = prefixes.iter().any(|&(v, l)| l == len && x & prefix_mask(l) == v);
+                    assert_eq!(plens >> len & 1 == 1, want, "seed {seed} len {len} x {x:#x}");
                 }
                 // The answer holds for every value that agrees on the first `bits` bits.
                 let y = x & prefix_mask(bits) | rng.next() as u32 & !prefix_mask(bits);

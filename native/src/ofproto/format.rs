@@ -47,8 +47,7 @@ pub fn format_port(p: u32, ports: &dyn PortNames, names: bool) -> String {
 /// Quotes a port name when it would not parse back as a plain name.
 fn quote_name(n: &str) -> String {
     let plain = !n.is_empty()
-        && n.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && !n.bytes().all(|b| b.is_ascii_digit())
         && port::by_reserved_name(n).is_none();
     if plain {
@@ -80,10 +79,7 @@ fn hex(v: u128) -> String {
 
 fn mac(v: u128) -> String {
     let b = (v as u64).to_be_bytes();
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        b[2], b[3], b[4], b[5], b[6], b[7]
-    )
+    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[2], b[3], b[4], b[5], b[6], b[7])
 }
 
 fn ipv4(v: u32) -> String {
@@ -129,9 +125,8 @@ fn mac_masked(v: u128, m: u128) -> String {
 }
 
 const CT_NAMES: [&str; 8] = ["new", "est", "rel", "rpl", "inv", "trk", "snat", "dnat"];
-const TCP_NAMES: [&str; 12] = [
-    "fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr", "ns", "[200]", "[400]", "[800]",
-];
+const TCP_NAMES: [&str; 12] =
+    ["fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr", "ns", "[200]", "[400]", "[800]"];
 
 /// OVS's `format_flags_masked`: `a|b` under the full mask, `+a-b` otherwise.
 fn flags_masked(names: &[&str], v: u32, m: u32, full: u32) -> String {
@@ -183,12 +178,7 @@ pub fn format_subfield(sf: &Subfield) -> String {
     } else if sf.n_bits == 1 {
         format!("{}[{}]", f.nxm, sf.ofs)
     } else {
-        format!(
-            "{}[{}..{}]",
-            f.nxm,
-            sf.ofs,
-            u32::from(sf.ofs) + u32::from(sf.n_bits) - 1
-        )
+        format!("{}[{}..{}]", f.nxm, sf.ofs, u32::from(sf.ofs) + u32::from(sf.n_bits) - 1)
     }
 }
 
@@ -203,18 +193,10 @@ pub fn format_value(id: FieldId, v: u128, m: u128, ports: &dyn PortNames, names:
         Fmt::Mac => mac_masked(v, if full { 0xffff_ffff_ffff } else { m }),
         Fmt::Ipv4 => ipv4_masked(v as u32, if full { u32::MAX } else { m as u32 }),
         Fmt::Ipv6 => ipv6_masked(v, if full { u128::MAX } else { m }),
-        Fmt::CtState => flags_masked(
-            &CT_NAMES,
-            v as u32,
-            if full { 0xff } else { m as u32 },
-            0xff,
-        ),
-        Fmt::TcpFlags => flags_masked(
-            &TCP_NAMES,
-            v as u32,
-            if full { 0xfff } else { m as u32 },
-            0xfff,
-        ),
+        Fmt::CtState => flags_masked(&CT_NAMES, v as u32, if full { 0xff } else { m as u32 }, 0xff),
+        Fmt::TcpFlags => {
+            flags_masked(&TCP_NAMES, v as u32, if full { 0xfff } else { m as u32 }, 0xfff)
+        }
         Fmt::Frag => frag_name(v as u8, if full { 3 } else { m as u8 }).to_string(),
         Fmt::Hex => {
             if full {
@@ -284,12 +266,7 @@ pub fn format_match(m: &Match, priority: u16, ports: &dyn PortNames, names: bool
         put(&mut s, "recirc_id", u32_masked(k.recirc_id, w.recirc_id));
     }
     if w.ct_state != 0 {
-        let v = flags_masked(
-            &CT_NAMES,
-            u32::from(k.ct_state),
-            u32::from(w.ct_state),
-            0xff,
-        );
+        let v = flags_masked(&CT_NAMES, u32::from(k.ct_state), u32::from(w.ct_state), 0xff);
         put(&mut s, "ct_state", v);
     }
     if w.ct_zone != 0 {
@@ -375,32 +352,18 @@ pub fn format_match(m: &Match, priority: u16, ports: &dyn PortNames, names: bool
     }
     let mac_of = |b: &[u8; 6]| b.iter().fold(0u128, |a, x| (a << 8) | u128::from(*x));
     if w.dl_src != [0; 6] {
-        put(
-            &mut s,
-            "dl_src",
-            mac_masked(mac_of(&k.dl_src), mac_of(&w.dl_src)),
-        );
+        put(&mut s, "dl_src", mac_masked(mac_of(&k.dl_src), mac_of(&w.dl_src)));
     }
     if w.dl_dst != [0; 6] {
-        put(
-            &mut s,
-            "dl_dst",
-            mac_masked(mac_of(&k.dl_dst), mac_of(&w.dl_dst)),
-        );
+        put(&mut s, "dl_dst", mac_masked(mac_of(&k.dl_dst), mac_of(&w.dl_dst)));
     }
     if !skip_type && w.dl_type != 0 {
         put(&mut s, "dl_type", format!("0x{dl_type:04x}"));
     }
     let arp = dl_type == 0x0806 || dl_type == 0x8035;
     if dl_type == 0x86dd {
-        let (sv, sm) = (
-            u128::from_be_bytes(k.ipv6_src),
-            u128::from_be_bytes(w.ipv6_src),
-        );
-        let (dv, dm) = (
-            u128::from_be_bytes(k.ipv6_dst),
-            u128::from_be_bytes(w.ipv6_dst),
-        );
+        let (sv, sm) = (u128::from_be_bytes(k.ipv6_src), u128::from_be_bytes(w.ipv6_src));
+        let (dv, dm) = (u128::from_be_bytes(k.ipv6_dst), u128::from_be_bytes(w.ipv6_dst));
         if sm != 0 {
             put(&mut s, "ipv6_src", ipv6_masked(sv, sm));
         }
@@ -416,11 +379,7 @@ pub fn format_match(m: &Match, priority: u16, ports: &dyn PortNames, names: bool
             put(&mut s, "ipv6_label", v);
         }
     } else {
-        let (sn, dn) = if arp {
-            ("arp_spa", "arp_tpa")
-        } else {
-            ("nw_src", "nw_dst")
-        };
+        let (sn, dn) = if arp { ("arp_spa", "arp_tpa") } else { ("nw_src", "nw_dst") };
         if w.nw_src != 0 {
             put(&mut s, sn, ipv4_masked(k.nw_src, w.nw_src));
         }
@@ -429,26 +388,14 @@ pub fn format_match(m: &Match, priority: u16, ports: &dyn PortNames, names: bool
         }
     }
     if !skip_proto && w.nw_proto != 0 {
-        put(
-            &mut s,
-            if arp { "arp_op" } else { "nw_proto" },
-            k.nw_proto.to_string(),
-        );
+        put(&mut s, if arp { "arp_op" } else { "nw_proto" }, k.nw_proto.to_string());
     }
     if arp {
         if w.arp_sha != [0; 6] {
-            put(
-                &mut s,
-                "arp_sha",
-                mac_masked(mac_of(&k.arp_sha), mac_of(&w.arp_sha)),
-            );
+            put(&mut s, "arp_sha", mac_masked(mac_of(&k.arp_sha), mac_of(&w.arp_sha)));
         }
         if w.arp_tha != [0; 6] {
-            put(
-                &mut s,
-                "arp_tha",
-                mac_masked(mac_of(&k.arp_tha), mac_of(&w.arp_tha)),
-            );
+            put(&mut s, "arp_tha", mac_masked(mac_of(&k.arp_tha), mac_of(&w.arp_tha)));
         }
     }
     if w.nw_tos & 0xfc != 0 {
@@ -461,11 +408,7 @@ pub fn format_match(m: &Match, priority: u16, ports: &dyn PortNames, names: bool
         put(&mut s, "nw_ttl", k.nw_ttl.to_string());
     }
     if w.nw_frag & nw_frag::MASK != 0 {
-        put(
-            &mut s,
-            "nw_frag",
-            frag_name(k.nw_frag, w.nw_frag).to_string(),
-        );
+        put(&mut s, "nw_frag", frag_name(k.nw_frag, w.nw_frag).to_string());
     }
     let icmp4 = dl_type == 0x0800 && k.nw_proto == 1;
     let icmp6 = dl_type == 0x86dd && k.nw_proto == 58;
@@ -477,26 +420,15 @@ pub fn format_match(m: &Match, priority: u16, ports: &dyn PortNames, names: bool
             put(&mut s, "icmp_code", u16_masked(k.tp_dst, w.tp_dst));
         }
         if icmp6 {
-            let (tv, tm) = (
-                u128::from_be_bytes(k.nd_target),
-                u128::from_be_bytes(w.nd_target),
-            );
+            let (tv, tm) = (u128::from_be_bytes(k.nd_target), u128::from_be_bytes(w.nd_target));
             if tm != 0 {
                 put(&mut s, "nd_target", ipv6_masked(tv, tm));
             }
             if w.arp_sha != [0; 6] {
-                put(
-                    &mut s,
-                    "nd_sll",
-                    mac_masked(mac_of(&k.arp_sha), mac_of(&w.arp_sha)),
-                );
+                put(&mut s, "nd_sll", mac_masked(mac_of(&k.arp_sha), mac_of(&w.arp_sha)));
             }
             if w.arp_tha != [0; 6] {
-                put(
-                    &mut s,
-                    "nd_tll",
-                    mac_masked(mac_of(&k.arp_tha), mac_of(&w.arp_tha)),
-                );
+                put(&mut s, "nd_tll", mac_masked(mac_of(&k.arp_tha), mac_of(&w.arp_tha)));
             }
         }
     } else {
@@ -528,9 +460,7 @@ fn u16_masked(v: u16, m: u16) -> String {
     if m == u16::MAX {
         v.to_string()
     } else {
-        format!("{v:#x}/{m:#x}")
-            .replace("0x0/", "0/")
-            .replace("/0x0", "/0")
+        format!("{v:#x}/{m:#x}").replace("0x0/", "0/").replace("/0x0", "/0")
     }
 }
 
@@ -574,13 +504,7 @@ pub fn format_actions_with_match(
     if actions.is_empty() {
         return "drop".into();
     }
-    let mut p = Printer {
-        ports,
-        names,
-        style,
-        key: m.key,
-        out: String::new(),
-    };
+    let mut p = Printer { ports, names, style, key: m.key, out: String::new() };
     p.list(actions);
     p.out
 }
@@ -645,12 +569,7 @@ impl Printer<'_> {
                     self.push(&s);
                 }
             }
-            Action::SetField {
-                field,
-                value,
-                mask,
-                spelling,
-            } => {
+            Action::SetField { field, value, mask, spelling } => {
                 self.set_field(*field, *value, *mask, *spelling, norm);
             }
             Action::Move { src, dst } => {
@@ -663,11 +582,7 @@ impl Printer<'_> {
             }
             Action::PopVlan { strip } => {
                 self.key.vlan_tci = 0;
-                self.push(if *strip && !norm {
-                    "strip_vlan"
-                } else {
-                    "pop_vlan"
-                });
+                self.push(if *strip && !norm { "strip_vlan" } else { "pop_vlan" });
             }
             Action::ModVlanVid(vid) => {
                 if norm {
@@ -745,11 +660,7 @@ impl Printer<'_> {
             }
             (Spelling::Load, false) => self.load(field, value, mask),
             (Spelling::SetTunnel, false) => {
-                let n = if value > u128::from(u32::MAX) {
-                    "set_tunnel64"
-                } else {
-                    "set_tunnel"
-                };
+                let n = if value > u128::from(u32::MAX) { "set_tunnel64" } else { "set_tunnel" };
                 let _ = write!(self.out, "{n}:{}", hex(value));
             }
             _ => {
@@ -774,26 +685,14 @@ impl Printer<'_> {
         while m != 0 {
             let ofs = m.trailing_zeros();
             let n = (m >> ofs).trailing_ones();
-            let run = if n >= 128 {
-                u128::MAX
-            } else {
-                ((1u128 << n) - 1) << ofs
-            };
-            let sf = Subfield {
-                field,
-                ofs: ofs as u8,
-                n_bits: n as u8,
-            };
+            let run = if n >= 128 { u128::MAX } else { ((1u128 << n) - 1) << ofs };
+            let sf = Subfield { field, ofs: ofs as u8, n_bits: n as u8 };
             if !first {
                 self.out.push(',');
             }
             first = false;
-            let _ = write!(
-                self.out,
-                "load:{}->{}",
-                hex((value & run) >> ofs),
-                format_subfield(&sf)
-            );
+            let _ =
+                write!(self.out, "load:{}->{}", hex((value & run) >> ofs), format_subfield(&sf));
             m &= !run;
         }
     }
@@ -986,10 +885,7 @@ pub fn format_flow(fm: &FlowMod, ports: &dyn PortNames, names: bool, st: ActionS
         items.push(m);
     }
     s.push_str(&items.join(","));
-    let is_delete = matches!(
-        fm.command,
-        FlowModCommand::Delete | FlowModCommand::DeleteStrict
-    );
+    let is_delete = matches!(fm.command, FlowModCommand::Delete | FlowModCommand::DeleteStrict);
     if !is_delete {
         if !items.is_empty() {
             s.push(' ');
@@ -1065,49 +961,19 @@ mod tests {
             "icmp6,in_port=3,icmp_type=136,nd_target=fe80::f816:3eff:fe76:4775 actions=NORMAL",
         ),
         ("tcp,tp_src=80,actions=drop", "tcp,tp_src=80 actions=drop"),
-        (
-            "icmp,tp_src=3,tp_dst=1,actions=drop",
-            "icmp,icmp_type=3,icmp_code=1 actions=drop",
-        ),
-        (
-            "udp6,tp_dst=0x1000/0xf000,actions=drop",
-            "udp6,tp_dst=0x1000/0xf000 actions=drop",
-        ),
-        (
-            "ip,nw_frag=later,actions=drop",
-            "ip,nw_frag=later actions=drop",
-        ),
-        (
-            "ip,nw_frag=not_later,actions=drop",
-            "ip,nw_frag=not_later actions=drop",
-        ),
-        (
-            "ip,nw_frag=first,actions=drop",
-            "ip,nw_frag=first actions=drop",
-        ),
+        ("icmp,tp_src=3,tp_dst=1,actions=drop", "icmp,icmp_type=3,icmp_code=1 actions=drop"),
+        ("udp6,tp_dst=0x1000/0xf000,actions=drop", "udp6,tp_dst=0x1000/0xf000 actions=drop"),
+        ("ip,nw_frag=later,actions=drop", "ip,nw_frag=later actions=drop"),
+        ("ip,nw_frag=not_later,actions=drop", "ip,nw_frag=not_later actions=drop"),
+        ("ip,nw_frag=first,actions=drop", "ip,nw_frag=first actions=drop"),
         ("ip,nw_frag=yes,actions=drop", "ip,nw_frag=yes actions=drop"),
         ("ip,nw_frag=no,actions=drop", "ip,nw_frag=no actions=drop"),
         ("ip,nw_tos=5,actions=drop", "ip,nw_tos=4 actions=drop"),
-        (
-            "ip,nw_tos=8,ip_dscp=3,actions=drop",
-            "ip,nw_tos=12 actions=drop",
-        ),
-        (
-            "ip,nw_ecn=1,nw_ttl=4,actions=drop",
-            "ip,nw_ecn=1,nw_ttl=4 actions=drop",
-        ),
-        (
-            "tcp,tcp_flags=+syn-ack,actions=drop",
-            "tcp,tcp_flags=+syn-ack actions=drop",
-        ),
-        (
-            "tcp,tcp_flags=0x12/0x12,actions=drop",
-            "tcp,tcp_flags=+syn+ack actions=drop",
-        ),
-        (
-            "ct_state=+trk+est-new,actions=drop",
-            "ct_state=-new+est+trk actions=drop",
-        ),
+        ("ip,nw_tos=8,ip_dscp=3,actions=drop", "ip,nw_tos=12 actions=drop"),
+        ("ip,nw_ecn=1,nw_ttl=4,actions=drop", "ip,nw_ecn=1,nw_ttl=4 actions=drop"),
+        ("tcp,tcp_flags=+syn-ack,actions=drop", "tcp,tcp_flags=+syn-ack actions=drop"),
+        ("tcp,tcp_flags=0x12/0x12,actions=drop", "tcp,tcp_flags=+syn+ack actions=drop"),
+        ("ct_state=+trk+est-new,actions=drop", "ct_state=-new+est+trk actions=drop"),
         (
             "ct_state=0x22/0x22,ct_zone=5,ct_mark=0x1/0xff,actions=drop",
             "ct_state=+est+trk,ct_zone=5,ct_mark=0x1/0xff actions=drop",
@@ -1142,33 +1008,15 @@ mod tests {
             "ipv6,actions=ct(commit,nat(src=[fe80::1]-[fe80::5]:10-20))",
             "ipv6 actions=ct(commit,nat(src=[fe80::1]-[fe80::5]:10-20))",
         ),
-        (
-            "ip,actions=ct(table=1,zone=1,nat)",
-            "ip actions=ct(table=1,zone=1,nat)",
-        ),
+        ("ip,actions=ct(table=1,zone=1,nat)", "ip actions=ct(table=1,zone=1,nat)"),
         ("ip,actions=ct()", "ip actions=ct()"),
-        (
-            "dl_vlan=5,dl_vlan_pcp=3,actions=drop",
-            "dl_vlan=5,dl_vlan_pcp=3 actions=drop",
-        ),
-        (
-            "vlan_tci=0x1064/0x1fff,actions=drop",
-            "dl_vlan=100 actions=drop",
-        ),
-        (
-            "vlan_tci=0,actions=drop",
-            "vlan_tci=0x0000/0x1fff actions=drop",
-        ),
+        ("dl_vlan=5,dl_vlan_pcp=3,actions=drop", "dl_vlan=5,dl_vlan_pcp=3 actions=drop"),
+        ("vlan_tci=0x1064/0x1fff,actions=drop", "dl_vlan=100 actions=drop"),
+        ("vlan_tci=0,actions=drop", "vlan_tci=0x0000/0x1fff actions=drop"),
         ("vlan_vid=4097,actions=drop", "dl_vlan=1 actions=drop"),
-        (
-            "vlan_vid=0x1000/0x1000,actions=drop",
-            "vlan_tci=0x1000/0x1000 actions=drop",
-        ),
+        ("vlan_vid=0x1000/0x1000,actions=drop", "vlan_tci=0x1000/0x1000 actions=drop"),
         ("vlan_pcp=3,actions=drop", "dl_vlan_pcp=3 actions=drop"),
-        (
-            "dl_vlan=0xffff,actions=drop",
-            "vlan_tci=0x0000/0x1fff actions=drop",
-        ),
+        ("dl_vlan=0xffff,actions=drop", "vlan_tci=0x0000/0x1fff actions=drop"),
         (
             "dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,\
             dl_src=aa:bb:cc:dd:ee:ff/ff:ff:ff:00:00:00,actions=drop",
@@ -1207,10 +1055,7 @@ mod tests {
         ("dl_type=0x1234,actions=drop", "dl_type=0x1234 actions=drop"),
         ("tcp6,tp_dst=22,actions=drop", "tcp6,tp_dst=22 actions=drop"),
         ("udp,udp_src=53,actions=drop", "udp,tp_src=53 actions=drop"),
-        (
-            "icmp,icmp_type=8,actions=drop",
-            "icmp,icmp_type=8 actions=drop",
-        ),
+        ("icmp,icmp_type=8,actions=drop", "icmp,icmp_type=8 actions=drop"),
         ("udp,actions=ct(alg=tftp)", "udp actions=ct(alg=tftp)"),
         (
             "ip,actions=ct(commit,exec(set_field:0x1/0x1->ct_mark))",
@@ -1222,30 +1067,12 @@ mod tests {
             "tcp actions=ct(commit,table=3,zone=1,nat(src=10.1.1.240-10.1.1.254:1024-65535,\
             random),exec(set_field:0x1->ct_mark,set_field:0x2->ct_mark),alg=ftp)",
         ),
-        (
-            "in_port=LOCAL,actions=output:in_port",
-            "in_port=LOCAL actions=IN_PORT",
-        ),
-        (
-            "priority=70,idle_timeout=5,actions=drop",
-            "priority=70 actions=drop",
-        ),
-        (
-            "ip,actions=set_field:8->nw_tos",
-            "ip actions=set_field:8->nw_tos",
-        ),
-        (
-            "ip,actions=set_field:3->ip_dscp",
-            "ip actions=set_field:3->ip_dscp",
-        ),
-        (
-            "ip,actions=load:0x20->NXM_OF_IP_TOS[]",
-            "ip actions=set_field:32->nw_tos",
-        ),
-        (
-            "ip,actions=set_field:1.2.3.4->nw_src",
-            "ip actions=set_field:1.2.3.4->ip_src",
-        ),
+        ("in_port=LOCAL,actions=output:in_port", "in_port=LOCAL actions=IN_PORT"),
+        ("priority=70,idle_timeout=5,actions=drop", "priority=70 actions=drop"),
+        ("ip,actions=set_field:8->nw_tos", "ip actions=set_field:8->nw_tos"),
+        ("ip,actions=set_field:3->ip_dscp", "ip actions=set_field:3->ip_dscp"),
+        ("ip,actions=load:0x20->NXM_OF_IP_TOS[]", "ip actions=set_field:32->nw_tos"),
+        ("ip,actions=set_field:1.2.3.4->nw_src", "ip actions=set_field:1.2.3.4->ip_src"),
         (
             "arp,dl_vlan=1,arp_tpa=10.0.0.4,actions=load:0x2->NXM_OF_ARP_OP[],\
             move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],\
@@ -1281,18 +1108,9 @@ mod tests {
             "actions=push_vlan:0x8100,set_field:4097->vlan_vid,goto_table:9",
             "actions=push_vlan:0x8100,set_field:4097->vlan_vid,goto_table:9",
         ),
-        (
-            "tcp,actions=set_field:80->tp_src",
-            "tcp actions=set_field:80->tcp_src",
-        ),
-        (
-            "udp,actions=mod_tp_dst:53",
-            "udp actions=set_field:53->udp_dst",
-        ),
-        (
-            "tcp,actions=mod_tp_src:53",
-            "tcp actions=set_field:53->tcp_src",
-        ),
+        ("tcp,actions=set_field:80->tp_src", "tcp actions=set_field:80->tcp_src"),
+        ("udp,actions=mod_tp_dst:53", "udp actions=set_field:53->udp_dst"),
+        ("tcp,actions=mod_tp_src:53", "tcp actions=set_field:53->tcp_src"),
         (
             "ip,actions=dec_ttl,mod_nw_ttl:5,mod_nw_tos:8,mod_nw_ecn:1,mod_nw_dst:9.8.7.6",
             "ip actions=dec_ttl,mod_nw_ttl:5,set_field:2->ip_dscp,set_field:1->nw_ecn,\
@@ -1322,10 +1140,7 @@ mod tests {
         ),
         ("actions=", "actions=drop"),
         ("actions=note:", "actions=note:00.00.00.00.00.00"),
-        (
-            "actions=note:1234567890abcdef",
-            "actions=note:12.34.56.78.90.ab.cd.ef.00.00.00.00.00.00",
-        ),
+        ("actions=note:1234567890abcdef", "actions=note:12.34.56.78.90.ab.cd.ef.00.00.00.00.00.00"),
         (
             "actions=output:NXM_NX_REG0[0..15],CONTROLLER:100,controller,LOCAL,IN_PORT,FLOOD,\
             ALL,exit,ct_clear,resubmit:3,resubmit(3,4),goto_table:5",
@@ -1348,22 +1163,13 @@ mod tests {
             "tcp,tp_src=0x10/0xfff0,tcp_dst=80,actions=drop",
             "tcp,tp_src=0x10/0xfff0,tp_dst=80 actions=drop",
         ),
-        (
-            "udp,tp_src=0x10/0xffff,actions=drop",
-            "udp,tp_src=16 actions=drop",
-        ),
-        (
-            "tcp,tcp_flags=-syn,actions=drop",
-            "tcp,tcp_flags=-syn actions=drop",
-        ),
+        ("udp,tp_src=0x10/0xffff,actions=drop", "udp,tp_src=16 actions=drop"),
+        ("tcp,tcp_flags=-syn,actions=drop", "tcp,tcp_flags=-syn actions=drop"),
         (
             "tcp,tcp_flags=0xfff,actions=drop",
             "tcp,tcp_flags=fin|syn|rst|psh|ack|urg|ece|cwr|ns|[200]|[400]|[800] actions=drop",
         ),
-        (
-            "ct_state=0xff,actions=drop",
-            "ct_state=new|est|rel|rpl|inv|trk|snat|dnat actions=drop",
-        ),
+        ("ct_state=0xff,actions=drop", "ct_state=new|est|rel|rpl|inv|trk|snat|dnat actions=drop"),
         ("ct_state=0/0x20,actions=drop", "ct_state=-trk actions=drop"),
         (
             "ipv6,ipv6_src=::1.2.3.4,ipv6_dst=::ffff:1.2.3.4,actions=drop",
@@ -1409,18 +1215,9 @@ mod tests {
             "reg0=0,tun_id=0,metadata=0 actions=drop",
         ),
         ("dl_vlan_pcp=7,actions=drop", "dl_vlan_pcp=7 actions=drop"),
-        (
-            "vlan_tci=0x3000/0xf000,actions=drop",
-            "dl_vlan_pcp=1 actions=drop",
-        ),
-        (
-            "vlan_tci=0x0fff/0x0fff,actions=drop",
-            "vlan_tci=0x0fff/0x0fff actions=drop",
-        ),
-        (
-            "vlan_tci=0x1064,actions=drop",
-            "dl_vlan=100,dl_vlan_pcp=0 actions=drop",
-        ),
+        ("vlan_tci=0x3000/0xf000,actions=drop", "dl_vlan_pcp=1 actions=drop"),
+        ("vlan_tci=0x0fff/0x0fff,actions=drop", "vlan_tci=0x0fff/0x0fff actions=drop"),
+        ("vlan_tci=0x1064,actions=drop", "dl_vlan=100,dl_vlan_pcp=0 actions=drop"),
     ];
 
     #[test]
@@ -1432,13 +1229,7 @@ mod tests {
 
     fn installed(flow: &str) -> String {
         let fm = parse_flow(flow, FlowModCommand::Add, &NoNames).unwrap();
-        format_actions_with_match(
-            &fm.actions,
-            &fm.mat,
-            &NoNames,
-            false,
-            ActionStyle::Installed,
-        )
+        format_actions_with_match(&fm.actions, &fm.mat, &NoNames, false, ActionStyle::Installed)
     }
 
     #[test]
@@ -1492,43 +1283,17 @@ mod tests {
             };
             assert_eq!(plain(&a.actions), plain(&b.actions), "{flow}\n -> {text}");
             assert_eq!(
-                (
-                    a.table,
-                    a.priority,
-                    a.cookie,
-                    a.idle_timeout,
-                    a.hard_timeout,
-                    a.flags
-                ),
-                (
-                    b.table,
-                    b.priority,
-                    b.cookie,
-                    b.idle_timeout,
-                    b.hard_timeout,
-                    b.flags
-                ),
+                (a.table, a.priority, a.cookie, a.idle_timeout, a.hard_timeout, a.flags),
+                (b.table, b.priority, b.cookie, b.idle_timeout, b.hard_timeout, b.flags),
                 "{flow}"
             );
-            assert_eq!(
-                format_flow(&b, &NoNames, false, ActionStyle::Installed),
-                text,
-                "{flow}"
-            );
+            assert_eq!(format_flow(&b, &NoNames, false, ActionStyle::Installed), text, "{flow}");
             let m1 = format_match(&a.mat, a.priority, &NoNames, false);
-            assert_eq!(
-                format_match(&b.mat, b.priority, &NoNames, false),
-                m1,
-                "{flow}"
-            );
+            assert_eq!(format_match(&b.mat, b.priority, &NoNames, false), m1, "{flow}");
             let ntext = format_flow(&a, &NoNames, false, ActionStyle::Normalized);
             let c = parse_flow(&ntext, FlowModCommand::Add, &NoNames)
                 .unwrap_or_else(|e| panic!("{flow}\n -> {ntext}\n: {e}"));
-            assert_eq!(
-                format_flow(&c, &NoNames, false, ActionStyle::Normalized),
-                ntext,
-                "{flow}"
-            );
+            assert_eq!(format_flow(&c, &NoNames, false, ActionStyle::Normalized), ntext, "{flow}");
             n += 1;
         }
         assert!(n > 180, "{n}");
@@ -1556,19 +1321,10 @@ mod tests {
     fn port_names_print_and_parse() {
         let flow = "in_port=qvo28e6e267-f3,actions=output:\"patch tun\",resubmit(3,1),LOCAL,7";
         let fm = parse_flow(flow, FlowModCommand::Add, &Names).unwrap();
-        assert_eq!(
-            format_match(&fm.mat, fm.priority, &Names, true),
-            "in_port=qvo28e6e267-f3"
-        );
-        assert_eq!(
-            format_match(&fm.mat, fm.priority, &Names, false),
-            "in_port=3"
-        );
+        assert_eq!(format_match(&fm.mat, fm.priority, &Names, true), "in_port=qvo28e6e267-f3");
+        assert_eq!(format_match(&fm.mat, fm.priority, &Names, false), "in_port=3");
         let a = format_actions(&fm.actions, &Names, true, ActionStyle::Installed);
-        assert_eq!(
-            a,
-            "output:\"patch tun\",resubmit(qvo28e6e267-f3,1),LOCAL,output:7"
-        );
+        assert_eq!(a, "output:\"patch tun\",resubmit(qvo28e6e267-f3,1),LOCAL,output:7");
         let a = format_actions(&fm.actions, &Names, false, ActionStyle::Installed);
         assert_eq!(a, "output:2,resubmit(3,1),LOCAL,output:7");
     }
@@ -1578,10 +1334,7 @@ mod tests {
         assert_eq!(hex(0), "0");
         assert_eq!(hex(0x800), "0x800");
         assert_eq!(ipv4_masked(0x0a00_0000, 0xffff_ff00), "10.0.0.0/24");
-        assert_eq!(
-            ipv4_masked(0x0a00_0000, 0xffff_00ff),
-            "10.0.0.0/255.255.0.255"
-        );
+        assert_eq!(ipv4_masked(0x0a00_0000, 0xffff_00ff), "10.0.0.0/255.255.0.255");
         assert_eq!(ipv6(1), "::1");
         assert_eq!(ipv6(0x0102_0304), "::1.2.3.4");
         assert_eq!(ipv6(0xffff_0102_0304), "::ffff:1.2.3.4");
@@ -1590,13 +1343,7 @@ mod tests {
         assert_eq!(frag_name(1, 3), "first");
         assert_eq!(flags_masked(&CT_NAMES, 0x22, 0x23, 0xff), "-new+est+trk");
         assert_eq!(flags_masked(&CT_NAMES, 0x22, 0xff, 0xff), "est|trk");
-        assert_eq!(
-            format_value(FieldId::Reg0, 1, 0xffff, &NoNames, false),
-            "0x1/0xffff"
-        );
-        assert_eq!(
-            format_value(FieldId::TcpSrc, 16, 0xfff0, &NoNames, false),
-            "16/0xfff0"
-        );
+        assert_eq!(format_value(FieldId::Reg0, 1, 0xffff, &NoNames, false), "0x1/0xffff");
+        assert_eq!(format_value(FieldId::TcpSrc, 16, 0xfff0, &NoNames, false), "16/0xfff0");
     }
 }

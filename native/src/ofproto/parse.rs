@@ -90,26 +90,14 @@ struct PErr {
 type R<T> = Result<T, PErr>;
 
 fn err<T>(off: usize, msg: impl Into<String>) -> R<T> {
-    Err(PErr {
-        off,
-        msg: msg.into(),
-        hint: None,
-    })
+    Err(PErr { off, msg: msg.into(), hint: None })
 }
 
 fn to_parse_error(line_text: &str, e: PErr) -> ParseError {
     let off = e.off.min(line_text.len());
-    let column = if line_text.is_char_boundary(off) {
-        line_text[..off].chars().count() + 1
-    } else {
-        0
-    };
-    ParseError {
-        line: 0,
-        column,
-        message: e.msg,
-        hint: e.hint,
-    }
+    let column =
+        if line_text.is_char_boundary(off) { line_text[..off].chars().count() + 1 } else { 0 };
+    ParseError { line: 0, column, message: e.msg, hint: e.hint }
 }
 
 /// Parses one flow. A leading `add`, `modify`, `modify_strict`, `delete` or `delete_strict`
@@ -302,11 +290,7 @@ fn parse_mac(s: &str) -> Option<u128> {
 }
 
 fn prefix_mask(bits: u32, width: u32) -> u128 {
-    let ones = if width >= 128 {
-        u128::MAX
-    } else {
-        (1u128 << width) - 1
-    };
+    let ones = if width >= 128 { u128::MAX } else { (1u128 << width) - 1 };
     if bits == 0 {
         0
     } else {
@@ -335,9 +319,7 @@ fn parse_ip_masked(s: &str, v6: bool) -> Result<(u128, u128), String> {
         Some(m) if !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()) => {
             let n: u32 = m.parse().unwrap_or(u32::MAX);
             if n > width {
-                return Err(format!(
-                    "{kind} prefix length /{m} is out of range (0..{width})"
-                ));
+                return Err(format!("{kind} prefix length /{m} is out of range (0..{width})"));
             }
             prefix_mask(n, width)
         }
@@ -361,14 +343,10 @@ fn parse_flags(s: &str, names: &[(&str, u32)], all: u32, what: &str) -> Result<F
         };
     }
     let lookup = |n: &str| -> Result<u32, String> {
-        names
-            .iter()
-            .find(|(x, _)| *x == n)
-            .map(|(_, b)| *b)
-            .ok_or_else(|| {
-                let list: Vec<&str> = names.iter().map(|(x, _)| *x).collect();
-                format!("unknown {what} flag \"{n}\" (known: {})", list.join(" "))
-            })
+        names.iter().find(|(x, _)| *x == n).map(|(_, b)| *b).ok_or_else(|| {
+            let list: Vec<&str> = names.iter().map(|(x, _)| *x).collect();
+            format!("unknown {what} flag \"{n}\" (known: {})", list.join(" "))
+        })
     };
     if s.starts_with(['+', '-']) {
         let (mut v, mut m) = (0u32, 0u32);
@@ -376,9 +354,7 @@ fn parse_flags(s: &str, names: &[(&str, u32)], all: u32, what: &str) -> Result<F
         while !rest.is_empty() {
             let plus = rest.starts_with('+');
             if !plus && !rest.starts_with('-') {
-                return Err(format!(
-                    "\"{s}\": expected '+' or '-' before each {what} flag"
-                ));
+                return Err(format!("\"{s}\": expected '+' or '-' before each {what} flag"));
             }
             rest = &rest[1..];
             let end = rest.find(['+', '-']).unwrap_or(rest.len());
@@ -638,15 +614,9 @@ fn match_prereq_ok(id: FieldId, k: &FlowKey) -> bool {
 
 /// `tp_src` / `tp_dst` need a transport protocol OVS knows.
 fn tp_prereq_ok(k: &FlowKey) -> bool {
-    [
-        Prereq::Tcp,
-        Prereq::Udp,
-        Prereq::Sctp,
-        Prereq::Icmp4,
-        Prereq::Icmp6,
-    ]
-    .iter()
-    .any(|p| prereq_ok(*p, k))
+    [Prereq::Tcp, Prereq::Udp, Prereq::Sctp, Prereq::Icmp4, Prereq::Icmp6]
+        .iter()
+        .any(|p| prereq_ok(*p, k))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -763,9 +733,7 @@ fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<
 }
 
 fn field_names() -> impl Iterator<Item = &'static str> {
-    FIELDS
-        .iter()
-        .flat_map(|f| std::iter::once(f.name).chain(f.aliases.iter().copied()))
+    FIELDS.iter().flat_map(|f| std::iter::once(f.name).chain(f.aliases.iter().copied()))
 }
 
 fn unknown_field(off: usize, name: &str) -> PErr {
@@ -776,14 +744,9 @@ fn unknown_field(off: usize, name: &str) -> PErr {
             hint: Some(format!("registers are reg0..reg7, not reg{n}")),
         };
     }
-    let cands = field_names()
-        .chain(SHORTHANDS.iter().map(|s| s.0))
-        .chain(MATCH_KEYWORDS.iter().copied());
-    PErr {
-        off,
-        msg: format!("unknown field \"{name}\""),
-        hint: suggest(name, cands),
-    }
+    let cands =
+        field_names().chain(SHORTHANDS.iter().map(|s| s.0)).chain(MATCH_KEYWORDS.iter().copied());
+    PErr { off, msg: format!("unknown field \"{name}\""), hint: suggest(name, cands) }
 }
 
 /// Finds a field by name for subfield syntax (`NXM_NX_REG0`, `reg0`, `eth_src`, ...).
@@ -820,10 +783,7 @@ fn parse_subfield(s: &str, off: usize) -> R<Subfield> {
                 None => (inner.parse::<u32>().ok(), inner.parse::<u32>().ok()),
             };
             let (Some(a), Some(b)) = (a, b) else {
-                return err(
-                    boff,
-                    format!("\"{s}\": bad bit range (expected [a..b] or [n])"),
-                );
+                return err(boff, format!("\"{s}\": bad bit range (expected [a..b] or [n])"));
             };
             if a > b || b >= u32::from(f.width) {
                 return err(
@@ -837,11 +797,7 @@ fn parse_subfield(s: &str, off: usize) -> R<Subfield> {
             (a, b - a + 1)
         }
     };
-    Ok(Subfield {
-        field: f.id,
-        ofs: ofs as u8,
-        n_bits: n_bits as u8,
-    })
+    Ok(Subfield { field: f.id, ofs: ofs as u8, n_bits: n_bits as u8 })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -862,14 +818,7 @@ struct FlowParser<'p> {
 
 impl<'p> FlowParser<'p> {
     fn new(cmd: FlowModCommand, ports: &'p dyn PortNames) -> Self {
-        FlowParser {
-            fm: FlowMod {
-                command: cmd,
-                ..FlowMod::default()
-            },
-            ports,
-            checks: Vec::new(),
-        }
+        FlowParser { fm: FlowMod { command: cmd, ..FlowMod::default() }, ports, checks: Vec::new() }
     }
 
     fn parse_match(&mut self, s: &str, base: usize) -> R<()> {
@@ -880,10 +829,7 @@ impl<'p> FlowParser<'p> {
         for (off, name, c) in &self.checks {
             let (ok, need) = match c {
                 Check::Field(id) => (match_prereq_ok(*id, &k), prereq_text(id.field().prereq)),
-                Check::Tp => (
-                    tp_prereq_ok(&k),
-                    "tcp, udp, sctp, icmp or icmp6 (or their 6 forms)",
-                ),
+                Check::Tp => (tp_prereq_ok(&k), "tcp, udp, sctp, icmp or icmp6 (or their 6 forms)"),
             };
             let icmp = prereq_ok(Prereq::Icmp4, &k) || prereq_ok(Prereq::Icmp6, &k);
             if ok && icmp && matches!(c, Check::Tp) {
@@ -958,11 +904,7 @@ impl<'p> FlowParser<'p> {
                 self.fm.out_port = Some(p);
             }
             "tp_src" | "tp_dst" => {
-                let id = if key == "tp_src" {
-                    FieldId::TcpSrc
-                } else {
-                    FieldId::TcpDst
-                };
+                let id = if key == "tp_src" { FieldId::TcpSrc } else { FieldId::TcpDst };
                 let Some(v) = v else {
                     return err(off, format!("{key} needs a value"));
                 };
@@ -1027,10 +969,8 @@ impl<'p> FlowParser<'p> {
                 self.fm.cookie_mask = num(m, voff + c.len() + 1)?;
             }
             None => {
-                if matches!(
-                    self.fm.command,
-                    FlowModCommand::Delete | FlowModCommand::DeleteStrict
-                ) {
+                if matches!(self.fm.command, FlowModCommand::Delete | FlowModCommand::DeleteStrict)
+                {
                     return Err(PErr {
                         off: voff,
                         msg: "cannot set a cookie when deleting".into(),
@@ -1051,11 +991,7 @@ impl<'p> FlowParser<'p> {
         voff: usize,
         v: &str,
     ) -> R<()> {
-        let bad = |m: String| PErr {
-            off: voff,
-            msg: m,
-            hint: None,
-        };
+        let bad = |m: String| PErr { off: voff, msg: m, hint: None };
         let m = &mut self.fm.mat;
         match f.id {
             FieldId::DlVlan => {
@@ -1066,9 +1002,7 @@ impl<'p> FlowParser<'p> {
                 } else if n <= 4095 {
                     m.set_field_masked(FieldId::VlanTci, u128::from(VLAN_CFI) | n, 0x1fff);
                 } else {
-                    return Err(bad(format!(
-                        "dl_vlan={v} is out of range (0..4095, or 0xffff)"
-                    )));
+                    return Err(bad(format!("dl_vlan={v} is out of range (0..4095, or 0xffff)")));
                 }
                 return Ok(());
             }
@@ -1111,10 +1045,7 @@ impl<'p> FlowParser<'p> {
     // -----------------------------------------------------------------------------------
 
     fn parse_action_list(&self, s: &str, base: usize) -> R<Vec<Action>> {
-        let mut ctx = ActCtx {
-            key: self.fm.mat.key,
-            table: self.fm.table.unwrap_or(0),
-        };
+        let mut ctx = ActCtx { key: self.fm.mat.key, table: self.fm.table.unwrap_or(0) };
         let toks = split_list(s, base)?;
         let mut out = Vec::new();
         let mut drop_at = None;
@@ -1216,11 +1147,7 @@ impl<'p> FlowParser<'p> {
                     msg: format!("\"{a}\" is not a valid Ethernet address"),
                     hint: None,
                 })?;
-                let field = if lname == "mod_dl_src" {
-                    FieldId::DlSrc
-                } else {
-                    FieldId::DlDst
-                };
+                let field = if lname == "mod_dl_src" { FieldId::DlSrc } else { FieldId::DlDst };
                 Action::SetField {
                     field,
                     value: v,
@@ -1235,18 +1162,9 @@ impl<'p> FlowParser<'p> {
                     msg: format!("\"{a}\" is not a valid IPv4 address"),
                     hint: None,
                 })?;
-                let field = if lname == "mod_nw_src" {
-                    FieldId::NwSrc
-                } else {
-                    FieldId::NwDst
-                };
+                let field = if lname == "mod_nw_src" { FieldId::NwSrc } else { FieldId::NwDst };
                 let v = u128::from(u32::from(ip));
-                Action::SetField {
-                    field,
-                    value: v,
-                    mask: 0xffff_ffff,
-                    spelling: Spelling::Mod,
-                }
+                Action::SetField { field, value: v, mask: 0xffff_ffff, spelling: Spelling::Mod }
             }
             "mod_nw_tos" => {
                 let a = need("TOS")?;
@@ -1258,10 +1176,7 @@ impl<'p> FlowParser<'p> {
                         spelling: Spelling::Mod,
                     },
                     _ => {
-                        return err(
-                            aoff,
-                            format!("{a}: not a valid TOS (a multiple of 4, 0..252)"),
-                        )
+                        return err(aoff, format!("{a}: not a valid TOS (a multiple of 4, 0..252)"))
                     }
                 }
             }
@@ -1299,12 +1214,7 @@ impl<'p> FlowParser<'p> {
                 let Some(f) = tp_field(lname == "mod_tp_src", &ctx.key) else {
                     return err(off, format!("{name} needs tcp, udp or sctp in the match"));
                 };
-                Action::SetField {
-                    field: f.id,
-                    value: v,
-                    mask: 0xffff,
-                    spelling: Spelling::Mod,
-                }
+                Action::SetField { field: f.id, value: v, mask: 0xffff, spelling: Spelling::Mod }
             }
             "set_field" => self.set_field(aoff, need("VALUE->FIELD")?, ctx)?,
             "load" => self.load(aoff, need("VALUE->FIELD[]")?, ctx)?,
@@ -1333,9 +1243,7 @@ impl<'p> FlowParser<'p> {
             "pop_vlan" | "strip_vlan" => {
                 self.no_arg(name, arg, aoff)?;
                 ctx.key.vlan_tci = 0;
-                Action::PopVlan {
-                    strip: lname == "strip_vlan",
-                }
+                Action::PopVlan { strip: lname == "strip_vlan" }
             }
             "mod_vlan_vid" => {
                 let a = need("VID")?;
@@ -1363,11 +1271,8 @@ impl<'p> FlowParser<'p> {
             }
             "set_tunnel" | "set_tunnel64" => {
                 let a = need("TUN_ID")?;
-                let max = if lname == "set_tunnel" {
-                    u128::from(u32::MAX)
-                } else {
-                    u128::from(u64::MAX)
-                };
+                let max =
+                    if lname == "set_tunnel" { u128::from(u32::MAX) } else { u128::from(u64::MAX) };
                 let v = parse_uint(a).filter(|v| *v <= max).ok_or_else(|| PErr {
                     off: aoff,
                     msg: format!("{name}:{a}: not a valid tunnel ID (0..{max:#x})"),
@@ -1457,10 +1362,7 @@ impl<'p> FlowParser<'p> {
                 }
             }
         }
-        Ok(Action::Output {
-            port: port::CONTROLLER,
-            max_len,
-        })
+        Ok(Action::Output { port: port::CONTROLLER, max_len })
     }
 
     fn resubmit(&self, aoff: usize, a: &str, sep: Option<u8>, ctx: &ActCtx) -> R<Action> {
@@ -1470,18 +1372,11 @@ impl<'p> FlowParser<'p> {
                 msg: format!("resubmit:{a}: unknown port"),
                 hint: None,
             })?;
-            return Ok(Action::Resubmit {
-                in_port: Some(p),
-                table: None,
-                ct: false,
-            });
+            return Ok(Action::Resubmit { in_port: Some(p), table: None, ct: false });
         }
         let parts: Vec<&str> = a.split(',').collect();
         if parts.len() > 3 {
-            return err(
-                aoff,
-                format!("resubmit({a}): too many arguments (PORT,TABLE[,ct])"),
-            );
+            return err(aoff, format!("resubmit({a}): too many arguments (PORT,TABLE[,ct])"));
         }
         let p = parts[0].trim();
         let in_port = if p.is_empty() {
@@ -1548,24 +1443,15 @@ impl<'p> FlowParser<'p> {
             _ => field_by_name(fname).ok_or_else(|| unknown_field(foff, fname))?,
         };
         if !f.writable {
-            return err(
-                foff,
-                format!("field {fname} cannot be written by set_field"),
-            );
+            return err(foff, format!("field {fname} cannot be written by set_field"));
         }
-        let (mut value, mut mask) = parse_value(f, vs, self.ports).map_err(|m| PErr {
-            off: aoff,
-            msg: m,
-            hint: None,
-        })?;
+        let (mut value, mut mask) =
+            parse_value(f, vs, self.ports).map_err(|m| PErr { off: aoff, msg: m, hint: None })?;
         if let Some((v, m)) = vs.split_once('/') {
             // OVS refuses 1-bits in the value outside the mask.
             if let (Some(v), Some(m)) = (parse_uint(v), parse_uint(m)) {
                 if v & !m != 0 {
-                    return err(
-                        aoff,
-                        format!("set_field:{vs}: value has 1-bits outside the mask"),
-                    );
+                    return err(aoff, format!("set_field:{vs}: value has 1-bits outside the mask"));
                 }
             }
         }
@@ -1590,12 +1476,7 @@ impl<'p> FlowParser<'p> {
         }
         value &= mask;
         check_prereq(ctx, f, foff)?;
-        Ok(Action::SetField {
-            field: f.id,
-            value,
-            mask,
-            spelling: Spelling::SetField,
-        })
+        Ok(Action::SetField { field: f.id, value, mask, spelling: Spelling::SetField })
     }
 
     fn load(&self, aoff: usize, a: &str, ctx: &mut ActCtx) -> R<Action> {
@@ -1610,17 +1491,11 @@ impl<'p> FlowParser<'p> {
             hint: None,
         })?;
         if dst.n_bits < 128 && v >> dst.n_bits != 0 {
-            return err(
-                aoff,
-                format!("{a}: value {vs} does not fit into {} bits", dst.n_bits),
-            );
+            return err(aoff, format!("{a}: value {vs} does not fit into {} bits", dst.n_bits));
         }
         let f = dst.field.field();
         if !f.writable {
-            return err(
-                aoff + i + 2,
-                format!("field {} cannot be written by load", f.nxm),
-            );
+            return err(aoff + i + 2, format!("field {} cannot be written by load", f.nxm));
         }
         let mut mask = dst.bits();
         let value = v << dst.ofs;
@@ -1631,12 +1506,7 @@ impl<'p> FlowParser<'p> {
             mask &= 0xfc;
         }
         check_prereq(ctx, f, aoff + i + 2)?;
-        Ok(Action::SetField {
-            field: f.id,
-            value: value & mask,
-            mask,
-            spelling: Spelling::Load,
-        })
+        Ok(Action::SetField { field: f.id, value: value & mask, mask, spelling: Spelling::Load })
     }
 
     fn move_args(&self, aoff: usize, a: &str) -> R<(Subfield, Subfield)> {
@@ -1655,10 +1525,7 @@ impl<'p> FlowParser<'p> {
             );
         }
         if !dst.field.field().writable {
-            return err(
-                aoff + i + 2,
-                format!("field {} cannot be written by move", &a[i + 2..]),
-            );
+            return err(aoff + i + 2, format!("field {} cannot be written by move", &a[i + 2..]));
         }
         Ok((src, dst))
     }
@@ -1744,10 +1611,7 @@ impl<'p> FlowParser<'p> {
         }
         let nat_needs_commit = ct.nat.as_ref().is_some_and(|n| n.kind != NatKind::Any);
         if !ct.commit && (!ct.exec.is_empty() || nat_needs_commit) {
-            return err(
-                aoff,
-                "ct needs \"commit\" when it sets up NAT or runs exec(...)",
-            );
+            return err(aoff, "ct needs \"commit\" when it sets up NAT or runs exec(...)");
         }
         if !is_ip_any(&ctx.key) {
             return err(off, "ct needs \"ip\" or \"ipv6\" in the match");
@@ -1808,12 +1672,9 @@ impl<'p> FlowParser<'p> {
                 "fin_hard_timeout" => l.fin_hard_timeout = num16(v)?,
                 "cookie" => {
                     let (vo, s) = v.unwrap_or((o, ""));
-                    l.cookie = parse_uint(s)
-                        .filter(|c| *c <= u128::from(u64::MAX))
-                        .ok_or_else(|| PErr {
-                            off: vo,
-                            msg: format!("learn: bad cookie \"{s}\""),
-                            hint: None,
+                    l.cookie =
+                        parse_uint(s).filter(|c| *c <= u128::from(u64::MAX)).ok_or_else(|| {
+                            PErr { off: vo, msg: format!("learn: bad cookie \"{s}\""), hint: None }
                         })? as u64;
                 }
                 "send_flow_rem" => l.send_flow_rem = true,
@@ -1853,9 +1714,7 @@ impl<'p> FlowParser<'p> {
                 }
                 "output" if part.as_bytes().get(6) == Some(&b':') => {
                     let (vo, s) = v.unwrap_or((o, ""));
-                    l.parts.push(LearnPart::OutputField {
-                        src: parse_subfield(s, vo)?,
-                    });
+                    l.parts.push(LearnPart::OutputField { src: parse_subfield(s, vo)? });
                 }
                 _ => {
                     let (k, v) = match part.find('=') {
@@ -1955,21 +1814,13 @@ fn tp_field(src: bool, k: &FlowKey) -> Option<&'static Field> {
 
 fn check_prereq(ctx: &ActCtx, f: &Field, off: usize) -> R<()> {
     // OVS: writing OXM vlan_vid needs an existing VLAN header.
-    let need = if f.id == FieldId::VlanVid {
-        Prereq::Vlan
-    } else {
-        f.prereq
-    };
+    let need = if f.id == FieldId::VlanVid { Prereq::Vlan } else { f.prereq };
     if prereq_ok(need, &ctx.key) {
         return Ok(());
     }
     Err(PErr {
         off,
-        msg: format!(
-            "cannot write {} here: it needs {} in the match",
-            f.name,
-            prereq_text(need)
-        ),
+        msg: format!("cannot write {} here: it needs {} in the match", f.name, prereq_text(need)),
         hint: None,
     })
 }
@@ -1979,14 +1830,7 @@ fn check_sub_prereq(ctx: &ActCtx, sf: &Subfield, off: usize, role: &str) -> R<()
     if prereq_ok(f.prereq, &ctx.key) {
         return Ok(());
     }
-    err(
-        off,
-        format!(
-            "{role} field {} needs {} in the match",
-            f.nxm,
-            prereq_text(f.prereq)
-        ),
-    )
+    err(off, format!("{role} field {} needs {} in the match", f.nxm, prereq_text(f.prereq)))
 }
 
 /// `nat`, `nat(src)`, `nat(src=IP[-IP][:PORT[-PORT]][,random|hash|persistent])`.
@@ -2010,11 +1854,7 @@ fn parse_nat(off: usize, v: Option<(usize, &str)>) -> R<NatSpec> {
                 if n.kind != NatKind::Any {
                     return err(o, "nat: only one of src and dst may be given");
                 }
-                n.kind = if k == "src" {
-                    NatKind::Src
-                } else {
-                    NatKind::Dst
-                };
+                n.kind = if k == "src" { NatKind::Src } else { NatKind::Dst };
                 if let Some((ro, r)) = val {
                     let (addrs, ports) = parse_nat_range(ro, r)?;
                     n.addrs = Some(addrs);
@@ -2036,16 +1876,10 @@ fn parse_nat(off: usize, v: Option<(usize, &str)>) -> R<NatSpec> {
 type NatRange = ((IpAddr, IpAddr), (u16, u16));
 
 fn parse_nat_range(off: usize, s: &str) -> R<NatRange> {
-    let bad = |m: String| PErr {
-        off,
-        msg: m,
-        hint: None,
-    };
+    let bad = |m: String| PErr { off, msg: m, hint: None };
     // Split the address part from ":PORT[-PORT]". IPv6 addresses with ports are bracketed.
     let (addr_s, port_s) = if s.starts_with('[') {
-        let close = s
-            .rfind(']')
-            .ok_or_else(|| bad(format!("nat: \"{s}\": missing ']'")))?;
+        let close = s.rfind(']').ok_or_else(|| bad(format!("nat: \"{s}\": missing ']'")))?;
         match s[close + 1..].strip_prefix(':') {
             Some(p) => (&s[..=close], Some(p)),
             None if close + 1 == s.len() => (s, None),
@@ -2059,8 +1893,7 @@ fn parse_nat_range(off: usize, s: &str) -> R<NatRange> {
     };
     let ip = |t: &str| -> R<IpAddr> {
         let t = t.trim_start_matches('[').trim_end_matches(']');
-        t.parse()
-            .map_err(|_| bad(format!("nat: \"{t}\" is not a valid IP address")))
+        t.parse().map_err(|_| bad(format!("nat: \"{t}\" is not a valid IP address")))
     };
     let (lo, hi) = match addr_s.split_once("]-[") {
         Some((a, b)) => (ip(a)?, ip(b)?),
@@ -2117,10 +1950,7 @@ fn parse_note(off: usize, s: &str) -> R<Vec<u8>> {
         let (i, a) = pair[0];
         let b = pair.get(1).map(|p| p.1);
         let (Some(x), Some(y)) = (a.to_digit(16), b.and_then(|b| b.to_digit(16))) else {
-            return err(
-                off + i,
-                "bad hex digit in note (expected hex byte pairs like 01.02)",
-            );
+            return err(off + i, "bad hex digit in note (expected hex byte pairs like 01.02)");
         };
         out.push((x * 16 + y) as u8);
     }
@@ -2293,13 +2123,7 @@ mod tests {
         assert_eq!(f.mat.key.dl_type, 0x0800);
         assert_eq!(f.mat.key.nw_src, 0x0a00_0000);
         assert_eq!(f.mat.mask.nw_src, 0xffff_ff00);
-        assert_eq!(
-            f.actions,
-            vec![Action::Output {
-                port: 2,
-                max_len: 0
-            }]
-        );
+        assert_eq!(f.actions, vec![Action::Output { port: 2, max_len: 0 }]);
     }
 
     #[test]
@@ -2372,33 +2196,18 @@ mod tests {
 
     #[test]
     fn actions_parse() {
-        let f = pf(
-            "table=10,actions=learn(table=20,hard_timeout=300,priority=1,cookie=0x42,\
+        let f = pf("table=10,actions=learn(table=20,hard_timeout=300,priority=1,cookie=0x42,\
                     NXM_OF_VLAN_TCI[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],\
                     load:0->NXM_OF_VLAN_TCI[],load:NXM_NX_TUN_ID[]->NXM_NX_TUN_ID[],\
-                    output:OXM_OF_IN_PORT[]),output:1",
-        );
-        let Action::Learn(l) = &f.actions[0] else {
-            panic!()
-        };
-        assert_eq!(
-            (l.table, l.hard_timeout, l.priority, l.cookie),
-            (20, 300, 1, 0x42)
-        );
+                    output:OXM_OF_IN_PORT[]),output:1");
+        let Action::Learn(l) = &f.actions[0] else { panic!() };
+        assert_eq!((l.table, l.hard_timeout, l.priority, l.cookie), (20, 300, 1, 0x42));
         assert_eq!(l.parts.len(), 5);
         assert_eq!(
             l.parts[0],
             LearnPart::MatchField {
-                dst: Subfield {
-                    field: FieldId::VlanTci,
-                    ofs: 0,
-                    n_bits: 12
-                },
-                src: Subfield {
-                    field: FieldId::VlanTci,
-                    ofs: 0,
-                    n_bits: 12
-                },
+                dst: Subfield { field: FieldId::VlanTci, ofs: 0, n_bits: 12 },
+                src: Subfield { field: FieldId::VlanTci, ofs: 0, n_bits: 12 },
             }
         );
         let f = pf("actions=load:1->NXM_NX_REG0[4..7],move:NXM_NX_REG0[0..7]->NXM_NX_REG1[8..15]");
@@ -2414,9 +2223,7 @@ mod tests {
         let f = pf("ip,actions=ct(commit,zone=NXM_NX_REG0[0..15],\
                     nat(src=10.1.1.240-10.1.1.254:1024-65535,random),\
                     exec(set_field:1->ct_mark),table=3)");
-        let Action::Ct(ct) = &f.actions[0] else {
-            panic!()
-        };
+        let Action::Ct(ct) = &f.actions[0] else { panic!() };
         assert!(ct.commit);
         assert_eq!(ct.table, Some(3));
         let nat = ct.nat.as_ref().unwrap();
@@ -2425,43 +2232,11 @@ mod tests {
         let f = pf("actions=note:01.02");
         assert_eq!(f.actions[0], Action::Note(vec![1, 2, 0, 0, 0, 0]));
         let f = pf("actions=resubmit(,4),resubmit:3,resubmit(3,4),LOCAL,controller:100,5");
-        assert_eq!(
-            f.actions[0],
-            Action::Resubmit {
-                in_port: None,
-                table: Some(4),
-                ct: false
-            }
-        );
-        assert_eq!(
-            f.actions[1],
-            Action::Resubmit {
-                in_port: Some(3),
-                table: None,
-                ct: false
-            }
-        );
-        assert_eq!(
-            f.actions[3],
-            Action::Output {
-                port: port::LOCAL,
-                max_len: 0
-            }
-        );
-        assert_eq!(
-            f.actions[4],
-            Action::Output {
-                port: port::CONTROLLER,
-                max_len: 100
-            }
-        );
-        assert_eq!(
-            f.actions[5],
-            Action::Output {
-                port: 5,
-                max_len: 0
-            }
-        );
+        assert_eq!(f.actions[0], Action::Resubmit { in_port: None, table: Some(4), ct: false });
+        assert_eq!(f.actions[1], Action::Resubmit { in_port: Some(3), table: None, ct: false });
+        assert_eq!(f.actions[3], Action::Output { port: port::LOCAL, max_len: 0 });
+        assert_eq!(f.actions[4], Action::Output { port: port::CONTROLLER, max_len: 100 });
+        assert_eq!(f.actions[5], Action::Output { port: 5, max_len: 0 });
         assert_eq!(pf("actions=drop").actions, vec![Action::Drop]);
         assert_eq!(pf("actions=").actions, vec![]);
     }
@@ -2493,28 +2268,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(f.mat.key.in_port, 3);
-        assert_eq!(
-            f.actions[0],
-            Action::Output {
-                port: 1,
-                max_len: 0
-            }
-        );
-        assert_eq!(
-            f.actions[1],
-            Action::Resubmit {
-                in_port: Some(1),
-                table: Some(2),
-                ct: false
-            }
-        );
-        assert_eq!(
-            f.actions[2],
-            Action::Output {
-                port: 3,
-                max_len: 0
-            }
-        );
+        assert_eq!(f.actions[0], Action::Output { port: 1, max_len: 0 });
+        assert_eq!(f.actions[1], Action::Resubmit { in_port: Some(1), table: Some(2), ct: false });
+        assert_eq!(f.actions[2], Action::Output { port: 3, max_len: 0 });
     }
 
     #[test]
@@ -2535,16 +2291,10 @@ mod tests {
         assert!(perr("tp_src=80,actions=drop").contains("field tp_src needs tcp"));
         assert!(perr("ip,nw_ttl=5/0xff,actions=drop").contains("does not accept a mask"));
         let e = perr("actions=outptu:1");
-        assert_eq!(
-            e,
-            "unknown action \"outptu\" (column 9); did you mean \"output\"?"
-        );
+        assert_eq!(e, "unknown action \"outptu\" (column 9); did you mean \"output\"?");
         assert!(perr("in_port=1").contains("must specify an action"));
         let e = perr("table=3,actions=goto_table:2");
-        assert!(
-            e.contains("must go to a table after the current one (3)"),
-            "{e}"
-        );
+        assert!(e.contains("must go to a table after the current one (3)"), "{e}");
         let e = perr("actions=goto_table:3,output:1");
         assert!(e.contains("goto_table must be the last action"), "{e}");
         let e = perr("ip,actions=ct(commit,nat(src=10.0.0.1)");
@@ -2560,18 +2310,9 @@ mod tests {
         assert!(perr("actions=output:70000").contains("output to unknown port"));
         assert!(perr("arp,actions=set_field:1.2.3.4->nw_src").contains("cannot write nw_src"));
         assert!(perr("actions=resubmit(,4,ct)").contains("valid tracked"));
-        assert!(
-            pf("ct_state=+trk+est,ip,actions=resubmit(,4,ct)")
-                .actions
-                .len()
-                == 1
-        );
+        assert!(pf("ct_state=+trk+est,ip,actions=resubmit(,4,ct)").actions.len() == 1);
         assert!(perr("ip,actions=mod_nw_tos:9").contains("not a valid TOS"));
-        let e = parse_flow(
-            "delete in_port=1,actions=drop",
-            FlowModCommand::Add,
-            &NoNames,
-        );
+        let e = parse_flow("delete in_port=1,actions=drop", FlowModCommand::Add, &NoNames);
         assert!(e.unwrap_err().message.contains("not allowed when deleting"));
     }
 
@@ -2585,15 +2326,10 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, 96);
-        let learn = NEUTRON_DVR_FLOWS
-            .iter()
-            .find(|f| f.contains("learn("))
-            .unwrap();
+        let learn = NEUTRON_DVR_FLOWS.iter().find(|f| f.contains("learn(")).unwrap();
         let fm = pf(learn);
         assert_eq!(fm.table, Some(10));
-        let Action::Learn(l) = &fm.actions[0] else {
-            panic!("{learn}")
-        };
+        let Action::Learn(l) = &fm.actions[0] else { panic!("{learn}") };
         assert_eq!(
             l.parts[1],
             LearnPart::MatchField {
@@ -2603,22 +2339,11 @@ mod tests {
         );
         assert_eq!(
             l.parts[2],
-            LearnPart::LoadImm {
-                value: 0,
-                dst: Subfield::whole(FieldId::VlanTci),
-            }
+            LearnPart::LoadImm { value: 0, dst: Subfield::whole(FieldId::VlanTci) }
         );
-        assert_eq!(
-            l.parts[4],
-            LearnPart::OutputField {
-                src: Subfield::whole(FieldId::InPortOxm)
-            }
-        );
+        assert_eq!(l.parts[4], LearnPart::OutputField { src: Subfield::whole(FieldId::InPortOxm) });
         // The ARP responder: loads into ARP fields are allowed under `arp`.
-        let arp = NEUTRON_DVR_FLOWS
-            .iter()
-            .find(|f| f.contains("ARP_OP"))
-            .unwrap();
+        let arp = NEUTRON_DVR_FLOWS.iter().find(|f| f.contains("ARP_OP")).unwrap();
         let fm = pf(arp);
         assert_eq!(fm.actions.len(), 8);
         assert_eq!(
@@ -2650,9 +2375,8 @@ mod tests {
     #[test]
     fn mutated_flows_round_trip() {
         use crate::ofproto::format::{format_flow, ActionStyle};
-        let alphabet: Vec<char> = "0123456789abcdefx:,=()[]./->+-_ \"NXM_OF_ETH_SRCipvtr"
-            .chars()
-            .collect();
+        let alphabet: Vec<char> =
+            "0123456789abcdefx:,=()[]./->+-_ \"NXM_OF_ETH_SRCipvtr".chars().collect();
         let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
         let mut rnd = |n: usize| -> usize {
             seed ^= seed << 13;
@@ -2684,11 +2408,7 @@ mod tests {
                     let printed = format_flow(&fm, &NoNames, false, style);
                     let again = parse_flow(&printed, FlowModCommand::Add, &NoNames)
                         .unwrap_or_else(|e| panic!("round {round}: {text:?} -> {printed:?}: {e}"));
-                    assert_eq!(
-                        format_flow(&again, &NoNames, false, style),
-                        printed,
-                        "{text:?}"
-                    );
+                    assert_eq!(format_flow(&again, &NoNames, false, style), printed, "{text:?}");
                 }
             }
         }

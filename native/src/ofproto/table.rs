@@ -29,9 +29,9 @@ pub struct Rule {
     pub hard_timeout: u16, // seconds; 0 = never
     pub importance: u16,
     pub flags: FlowFlags,
-    pub created_ms: u64, // datapath clock at install
+    pub created_ms: u64,        // datapath clock at install
     pub modified_ms: AtomicU64, // last add/modify that touched it (hard timeout base)
-    pub used_ms: AtomicU64, // last packet; 0 = never
+    pub used_ms: AtomicU64,     // last packet; 0 = never
     pub n_packets: AtomicU64,
     pub n_bytes: AtomicU64,
 }

@@ -131,11 +131,7 @@ pub enum CaptureErrorKind {
     /// The first 4 bytes (read big-endian) are no known magic.
     BadMagic { magic: u32 },
     /// pcap major version other than 2, or pcapng other than 1.
-    UnsupportedVersion {
-        major: u16,
-        minor: u16,
-        expected: &'static str,
-    },
+    UnsupportedVersion { major: u16, minor: u16, expected: &'static str },
     /// A header (file, record or block header) cut off by the end of the file.
     TruncatedHeader { need: u64, have: u64 },
     /// Record or block data cut off by the end of the file; `need` is what the header says.
@@ -155,11 +151,7 @@ pub enum CaptureErrorKind {
     /// A pcapng block body shorter than its fixed part.
     BlockTooShort { need: usize, have: usize },
     /// An option (code `None`: an option header) longer than what is left of the list.
-    OptionOverrun {
-        code: Option<u16>,
-        len: usize,
-        left: usize,
-    },
+    OptionOverrun { code: Option<u16>, len: usize, left: usize },
     /// Packet data longer than the room left in its block.
     CaplenOverrunsBlock { caplen: u32, room: usize },
     /// A packet for an interface that the section has not described.
@@ -179,15 +171,8 @@ impl fmt::Display for CaptureErrorKind {
                 write!(f, "only {have} bytes (expected at least a 4-byte magic)")
             }
             K::BadMagic { magic } => write!(f, "magic 0x{magic:08x}"),
-            K::UnsupportedVersion {
-                major,
-                minor,
-                expected,
-            } => {
-                write!(
-                    f,
-                    "unsupported version {major}.{minor} (expected {expected})"
-                )
+            K::UnsupportedVersion { major, minor, expected } => {
+                write!(f, "unsupported version {major}.{minor} (expected {expected})")
             }
             K::TruncatedHeader { need, have } => {
                 write!(f, "header needs {need} bytes, {have} left in the file")
@@ -196,62 +181,37 @@ impl fmt::Display for CaptureErrorKind {
                 write!(f, "header says {need} bytes, {have} left in the file")
             }
             K::CaplenOverSnaplen { caplen, snaplen } => {
-                write!(
-                    f,
-                    "captured length {caplen} exceeds the snapshot length {snaplen}"
-                )
+                write!(f, "captured length {caplen} exceeds the snapshot length {snaplen}")
             }
             K::CaplenOverMax { caplen, max } => {
-                write!(
-                    f,
-                    "captured length {caplen} exceeds the maximum record size {max}"
-                )
+                write!(f, "captured length {caplen} exceeds the maximum record size {max}")
             }
             K::CaplenOverOrigLen { caplen, orig_len } => {
-                write!(
-                    f,
-                    "captured length {caplen} exceeds the original length {orig_len}"
-                )
+                write!(f, "captured length {caplen} exceeds the original length {orig_len}")
             }
             K::BadBlockLength { len, why } => write!(f, "block length {len} {why}"),
             K::TrailerMismatch { head, tail } => write!(
                 f,
                 "block length {head} is not repeated at the end of the block (found {tail})"
             ),
-            K::BadByteOrderMagic { magic } => write!(
-                f,
-                "byte-order magic 0x{magic:08x} (expected 1a2b3c4d or 4d3c2b1a)"
-            ),
-            K::BlockTooShort { need, have } => {
-                write!(
-                    f,
-                    "block body has {have} bytes, its fixed part needs {need}"
-                )
+            K::BadByteOrderMagic { magic } => {
+                write!(f, "byte-order magic 0x{magic:08x} (expected 1a2b3c4d or 4d3c2b1a)")
             }
-            K::OptionOverrun {
-                code: Some(code),
-                len,
-                left,
-            } => write!(
-                f,
-                "option {code} of length {len} overruns its block ({left} bytes left)"
-            ),
-            K::OptionOverrun {
-                code: None,
-                len,
-                left,
-            } => write!(
-                f,
-                "option header needs {len} bytes, {left} left in the block"
-            ),
-            K::CaplenOverrunsBlock { caplen, room } => write!(
-                f,
-                "captured length {caplen} overruns the block ({room} bytes of room)"
-            ),
-            K::UnknownInterface { id, count } => write!(
-                f,
-                "interface {id} is not described (the section has {count} interfaces)"
-            ),
+            K::BlockTooShort { need, have } => {
+                write!(f, "block body has {have} bytes, its fixed part needs {need}")
+            }
+            K::OptionOverrun { code: Some(code), len, left } => {
+                write!(f, "option {code} of length {len} overruns its block ({left} bytes left)")
+            }
+            K::OptionOverrun { code: None, len, left } => {
+                write!(f, "option header needs {len} bytes, {left} left in the block")
+            }
+            K::CaplenOverrunsBlock { caplen, room } => {
+                write!(f, "captured length {caplen} overruns the block ({room} bytes of room)")
+            }
+            K::UnknownInterface { id, count } => {
+                write!(f, "interface {id} is not described (the section has {count} interfaces)")
+            }
             K::TooManyInterfaces { max } => {
                 write!(f, "more than {max} interfaces in one section")
             }
@@ -319,15 +279,11 @@ impl fmt::Display for ToEthernetError {
                 write!(f, "link type {lt} cannot be replayed as Ethernet")
             }
             ToEthernetError::Truncated { need, have } => {
-                write!(
-                    f,
-                    "link-layer header needs {need} bytes, the record has {have}"
-                )
+                write!(f, "link-layer header needs {need} bytes, the record has {have}")
             }
-            ToEthernetError::UnknownPayload { linktype, value } => write!(
-                f,
-                "link type {linktype}: payload type 0x{value:x} has no EtherType"
-            ),
+            ToEthernetError::UnknownPayload { linktype, value } => {
+                write!(f, "link type {linktype}: payload type 0x{value:x} has no EtherType")
+            }
         }
     }
 }
@@ -367,19 +323,13 @@ pub fn to_ethernet<'b>(
     let base = linktype_base(linktype);
     let need = |n: usize| -> Result<(), ToEthernetError> {
         if data.len() < n {
-            Err(ToEthernetError::Truncated {
-                need: n,
-                have: data.len(),
-            })
+            Err(ToEthernetError::Truncated { need: n, have: data.len() })
         } else {
             Ok(())
         }
     };
     let be16 = |at: usize| u16::from_be_bytes([data[at], data[at + 1]]);
-    let unknown = |value: u32| ToEthernetError::UnknownPayload {
-        linktype: base,
-        value,
-    };
+    let unknown = |value: u32| ToEthernetError::UnknownPayload { linktype: base, value };
     let (ethertype, payload) = match base {
         linktype::ETHERNET => return Ok(data),
         linktype::NULL | linktype::LOOP => {
@@ -419,11 +369,8 @@ pub fn to_ethernet<'b>(
             // SLL: type u16, ARPHRD u16, addr len u16, addr [8], protocol u16.
             // SLL2: protocol u16, reserved u16, ifindex u32, ARPHRD u16, type u8,
             // addr len u8, addr [8].
-            let (header_len, proto_at, hatype_at) = if base == linktype::LINUX_SLL {
-                (16, 14, 2)
-            } else {
-                (20, 0, 8)
-            };
+            let (header_len, proto_at, hatype_at) =
+                if base == linktype::LINUX_SLL { (16, 14, 2) } else { (20, 0, 8) };
             need(header_len)?;
             let proto = be16(proto_at);
             if be16(hatype_at) == ARPHRD_NETLINK || proto < 0x0600 {
@@ -479,13 +426,7 @@ impl Source<'_> {
                 *pos += len;
                 Ok(span)
             }
-            Source::Stream {
-                inner,
-                buf,
-                start,
-                end,
-                eof,
-            } => {
+            Source::Stream { inner, buf, start, end, eof } => {
                 if *end - *start < n && !*eof {
                     buf.copy_within(*start..*end, 0);
                     *end -= *start;
@@ -529,13 +470,7 @@ impl Source<'_> {
                 *pos += len as usize;
                 Ok(len)
             }
-            Source::Stream {
-                inner,
-                start,
-                end,
-                eof,
-                ..
-            } => {
+            Source::Stream { inner, start, end, eof, .. } => {
                 let buffered = n.min((*end - *start) as u64);
                 *start += buffered as usize;
                 let rest = n - buffered;
@@ -636,10 +571,7 @@ impl<'a> CaptureReader<'a> {
                 return Err(r.error(
                     0,
                     Location::Block("section header block"),
-                    CaptureErrorKind::TruncatedHeader {
-                        need: 8,
-                        have: 4 + lb.len() as u64,
-                    },
+                    CaptureErrorKind::TruncatedHeader { need: 8, have: 4 + lb.len() as u64 },
                 ));
             }
             let len_raw = [lb[0], lb[1], lb[2], lb[3]];
@@ -664,11 +596,7 @@ impl<'a> CaptureReader<'a> {
             r.state = State::Pcap(header);
         } else {
             let magic = u32::from_be_bytes(magic);
-            return Err(r.error(
-                0,
-                Location::FileHeader,
-                CaptureErrorKind::BadMagic { magic },
-            ));
+            return Err(r.error(0, Location::FileHeader, CaptureErrorKind::BadMagic { magic }));
         }
         Ok(r)
     }
@@ -777,10 +705,7 @@ impl<'a> CaptureReader<'a> {
             return Err(self.error(
                 start,
                 loc,
-                CaptureErrorKind::TruncatedHeader {
-                    need: hlen as u64,
-                    have,
-                },
+                CaptureErrorKind::TruncatedHeader { need: hlen as u64, have },
             ));
         };
         if hb.len() < hlen {
@@ -788,25 +713,16 @@ impl<'a> CaptureReader<'a> {
             return Err(self.error(
                 start,
                 loc,
-                CaptureErrorKind::TruncatedHeader {
-                    need: hlen as u64,
-                    have,
-                },
+                CaptureErrorKind::TruncatedHeader { need: hlen as u64, have },
             ));
         }
         let rec = header.parse_record(&fixed);
         let limit = header.record_limit();
         if rec.caplen > limit {
             let kind = if limit == header.snaplen {
-                CaptureErrorKind::CaplenOverSnaplen {
-                    caplen: rec.caplen,
-                    snaplen: limit,
-                }
+                CaptureErrorKind::CaplenOverSnaplen { caplen: rec.caplen, snaplen: limit }
             } else {
-                CaptureErrorKind::CaplenOverMax {
-                    caplen: rec.caplen,
-                    max: limit,
-                }
+                CaptureErrorKind::CaplenOverMax { caplen: rec.caplen, max: limit }
             };
             return Err(self.error(start, loc, kind));
         }
@@ -814,10 +730,7 @@ impl<'a> CaptureReader<'a> {
             return Err(self.error(
                 start,
                 loc,
-                CaptureErrorKind::CaplenOverOrigLen {
-                    caplen: rec.caplen,
-                    orig_len: rec.orig_len,
-                },
+                CaptureErrorKind::CaplenOverOrigLen { caplen: rec.caplen, orig_len: rec.orig_len },
             ));
         }
         let caplen = rec.caplen as usize;
@@ -865,10 +778,8 @@ impl<'a> CaptureReader<'a> {
         };
         let block_type = rd(type_raw, big_endian);
         let name = pcapng::block_name(block_type);
-        let is_packet = matches!(
-            block_type,
-            pcapng::BLOCK_EPB | pcapng::BLOCK_SPB | pcapng::BLOCK_PB
-        );
+        let is_packet =
+            matches!(block_type, pcapng::BLOCK_EPB | pcapng::BLOCK_SPB | pcapng::BLOCK_PB);
         let loc = if is_packet {
             Location::PacketBlock(self.records + 1, name)
         } else {
@@ -900,10 +811,7 @@ impl<'a> CaptureReader<'a> {
         } else {
             pcapng::MIN_BLOCK_LEN
         };
-        let bad_len = |why| CaptureErrorKind::BadBlockLength {
-            len: total_len,
-            why,
-        };
+        let bad_len = |why| CaptureErrorKind::BadBlockLength { len: total_len, why };
         if total_len < min {
             let why = if min == pcapng::MIN_SHB_LEN {
                 "is below the minimum of 28 for a section header"
@@ -937,10 +845,7 @@ impl<'a> CaptureReader<'a> {
                 return Err(self.error(
                     start,
                     loc,
-                    CaptureErrorKind::TrailerMismatch {
-                        head: total_len,
-                        tail: tail_len,
-                    },
+                    CaptureErrorKind::TrailerMismatch { head: total_len, tail: tail_len },
                 ));
             }
             return Ok(None);
@@ -977,9 +882,7 @@ impl<'a> CaptureReader<'a> {
             }),
             pcapng::BLOCK_IDB => match pcapng::parse_idb(body, big_endian) {
                 Ok(_) if ng.interfaces.len() >= MAX_INTERFACES => {
-                    Err(CaptureErrorKind::TooManyInterfaces {
-                        max: MAX_INTERFACES,
-                    })
+                    Err(CaptureErrorKind::TooManyInterfaces { max: MAX_INTERFACES })
                 }
                 Ok(iface) => {
                     ng.interfaces.push(iface);
@@ -1001,10 +904,7 @@ impl<'a> CaptureReader<'a> {
         };
         let decoded = decoded.and_then(|d| {
             if tail_len != total_len {
-                Err(CaptureErrorKind::TrailerMismatch {
-                    head: total_len,
-                    tail: tail_len,
-                })
+                Err(CaptureErrorKind::TrailerMismatch { head: total_len, tail: tail_len })
             } else {
                 Ok(d)
             }
@@ -1039,11 +939,7 @@ impl<'a> CaptureReader<'a> {
     }
 
     fn error(&self, offset: u64, location: Location, kind: CaptureErrorKind) -> CaptureError {
-        CaptureError {
-            offset,
-            location,
-            kind,
-        }
+        CaptureError { offset, location, kind }
     }
 }
 
@@ -1063,18 +959,12 @@ fn packet(
     } else {
         pcapng::parse_epb_or_pb(block_type, body, big_endian)?
     };
-    let iface =
-        *ng.interfaces
-            .get(p.interface as usize)
-            .ok_or(CaptureErrorKind::UnknownInterface {
-                id: p.interface,
-                count,
-            })?;
+    let iface = *ng
+        .interfaces
+        .get(p.interface as usize)
+        .ok_or(CaptureErrorKind::UnknownInterface { id: p.interface, count })?;
     if p.caplen > p.orig_len {
-        return Err(CaptureErrorKind::CaplenOverOrigLen {
-            caplen: p.caplen,
-            orig_len: p.orig_len,
-        });
+        return Err(CaptureErrorKind::CaplenOverOrigLen { caplen: p.caplen, orig_len: p.orig_len });
     }
     let ts_ns = p.ts_ticks.map_or(ng.last_ts_ns, |t| iface.ts_ns(t));
     Ok((p, ts_ns, iface))
@@ -1117,10 +1007,7 @@ mod tests {
         }
         let mut streamed = Vec::new();
         let mut serr = None;
-        match CaptureReader::new(Trickle {
-            data: bytes,
-            pos: 0,
-        }) {
+        match CaptureReader::new(Trickle { data: bytes, pos: 0 }) {
             Err(e) => serr = Some(e.to_string()),
             Ok(mut r) => loop {
                 match r.next_record() {
@@ -1168,11 +1055,7 @@ mod tests {
 
     impl PcapFile {
         fn new(magic: u32, be: bool, snaplen: u32, linktype: u32) -> PcapFile {
-            let mut f = PcapFile {
-                be,
-                kuznetzov: magic == pcap::MAGIC_KUZNETZOV,
-                bytes: vec![],
-            };
+            let mut f = PcapFile { be, kuznetzov: magic == pcap::MAGIC_KUZNETZOV, bytes: vec![] };
             f.u32(magic);
             f.u16(2);
             f.u16(4);
@@ -1183,19 +1066,11 @@ mod tests {
             f
         }
         fn u32(&mut self, v: u32) {
-            let b = if self.be {
-                v.to_be_bytes()
-            } else {
-                v.to_le_bytes()
-            };
+            let b = if self.be { v.to_be_bytes() } else { v.to_le_bytes() };
             self.bytes.extend_from_slice(&b);
         }
         fn u16(&mut self, v: u16) {
-            let b = if self.be {
-                v.to_be_bytes()
-            } else {
-                v.to_le_bytes()
-            };
+            let b = if self.be { v.to_be_bytes() } else { v.to_le_bytes() };
             self.bytes.extend_from_slice(&b);
         }
         fn record(&mut self, sec: u32, frac: u32, data: &[u8], orig_len: u32) -> &mut Self {
@@ -1204,8 +1079,7 @@ mod tests {
             self.u32(data.len() as u32);
             self.u32(orig_len);
             if self.kuznetzov {
-                self.bytes
-                    .extend_from_slice(&[0, 0, 0, 3, 0x08, 0x00, 0, 0]);
+                self.bytes.extend_from_slice(&[0, 0, 0, 3, 0x08, 0x00, 0, 0]);
             }
             self.bytes.extend_from_slice(data);
             self
@@ -1214,23 +1088,16 @@ mod tests {
 
     #[test]
     fn pcap_every_magic_in_both_byte_orders() {
-        let cases = [
-            (pcap::MAGIC_USEC, 1_000u64),
-            (pcap::MAGIC_NSEC, 1),
-            (pcap::MAGIC_KUZNETZOV, 1_000),
-        ];
+        let cases =
+            [(pcap::MAGIC_USEC, 1_000u64), (pcap::MAGIC_NSEC, 1), (pcap::MAGIC_KUZNETZOV, 1_000)];
         for (magic, unit) in cases {
             for be in [false, true] {
                 let mut f = PcapFile::new(magic, be, 65535, 1);
-                f.record(10, 20, &[1, 2, 3], 3)
-                    .record(11, 999_999, &[4; 60], 64);
+                f.record(10, 20, &[1, 2, 3], 3).record(11, 999_999, &[4; 60], 64);
                 let (recs, err) = read_all(&f.bytes);
                 assert_eq!(err, None, "magic {magic:x} be {be}");
                 assert_eq!(recs.len(), 2);
-                assert_eq!(
-                    recs[0],
-                    (10_000_000_000 + 20 * unit, vec![1, 2, 3], 3, 1, 0)
-                );
+                assert_eq!(recs[0], (10_000_000_000 + 20 * unit, vec![1, 2, 3], 3, 1, 0));
                 assert_eq!(recs[1].0, 11_000_000_000 + 999_999 * unit);
                 assert_eq!((recs[1].1.len(), recs[1].2), (60, 64));
                 let r = CaptureReader::from_bytes(&f.bytes).unwrap();
@@ -1275,11 +1142,7 @@ mod tests {
         f.record(1, 0, &[0; 20], 20);
         let mut bad = f.bytes.clone();
         // Record 2 at byte 60 claims 70000 bytes.
-        let mut g = PcapFile {
-            be: false,
-            kuznetzov: false,
-            bytes: vec![],
-        };
+        let mut g = PcapFile { be: false, kuznetzov: false, bytes: vec![] };
         g.u32(2);
         g.u32(0);
         g.u32(70_000);
@@ -1360,18 +1223,10 @@ mod tests {
     fn io_errors_are_located_and_chained() {
         let mut f = PcapFile::new(pcap::MAGIC_USEC, false, 65535, 1);
         f.record(1, 0, &[1; 30], 30).record(2, 0, &[2; 30], 30);
-        let mut r = CaptureReader::new(Failing {
-            data: f.bytes,
-            pos: 0,
-            ok: 24 + 46 + 5,
-        })
-        .unwrap();
+        let mut r = CaptureReader::new(Failing { data: f.bytes, pos: 0, ok: 24 + 46 + 5 }).unwrap();
         assert_eq!(r.next_record().unwrap().unwrap().data, &[1; 30]);
         let e = r.next_record().unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "record 2 at byte 70: read error: disk on fire"
-        );
+        assert_eq!(e.to_string(), "record 2 at byte 70: read error: disk on fire");
         assert!(std::error::Error::source(&e).is_some());
     }
 
@@ -1383,10 +1238,7 @@ mod tests {
 
     impl NgFile {
         fn new() -> NgFile {
-            NgFile {
-                be: false,
-                bytes: vec![],
-            }
+            NgFile { be: false, bytes: vec![] }
         }
         fn w32(&self, v: u32) -> [u8; 4] {
             if self.be {
@@ -1452,10 +1304,7 @@ mod tests {
     #[test]
     fn pcapng_sections_interfaces_and_resolutions() {
         let mut f = NgFile::new();
-        f.shb(false)
-            .idb(1, 0, None)
-            .idb(113, 128, Some(9))
-            .idb(1, 0, Some(0x80 | 10));
+        f.shb(false).idb(1, 0, None).idb(113, 128, Some(9)).idb(1, 0, Some(0x80 | 10));
         f.epb(0, 1_500_000, &[1; 14], 14); // µs
         f.epb(1, 7, &[2; 20], 20); // ns
         f.epb(2, 3 * 1024 + 512, &[3; 15], 15); // 2^-10 s
@@ -1478,10 +1327,7 @@ mod tests {
         f.epb(0, 42, &[6; 21], 30);
         let (recs, err) = read_all(&f.bytes);
         assert_eq!(err, None);
-        let summary: Vec<_> = recs
-            .iter()
-            .map(|r| (r.0, r.1.len(), r.2, r.3, r.4))
-            .collect();
+        let summary: Vec<_> = recs.iter().map(|r| (r.0, r.1.len(), r.2, r.3, r.4)).collect();
         assert_eq!(
             summary,
             vec![
@@ -1506,10 +1352,7 @@ mod tests {
     fn pcapng_spb_respects_interface_snaplen() {
         let mut f = NgFile::new();
         f.shb(false).idb(1, 10, None);
-        f.block(
-            pcapng::BLOCK_SPB,
-            &[[64, 0, 0, 0].to_vec(), vec![7; 64]].concat(),
-        );
+        f.block(pcapng::BLOCK_SPB, &[[64, 0, 0, 0].to_vec(), vec![7; 64]].concat());
         let (recs, err) = read_all(&f.bytes);
         assert_eq!(err, None);
         assert_eq!((recs[0].1.len(), recs[0].2), (10, 64));
@@ -1523,10 +1366,7 @@ mod tests {
         assert_eq!(good.len(), 44 + 20 + 40);
 
         // A packet for interface 3.
-        let mut f = NgFile {
-            be: false,
-            bytes: good.clone(),
-        };
+        let mut f = NgFile { be: false, bytes: good.clone() };
         f.epb(3, 1, &[1; 8], 8);
         let (recs, err) = read_all(&f.bytes);
         assert_eq!(recs.len(), 1);
@@ -1565,10 +1405,7 @@ mod tests {
         );
 
         // Cut inside a packet block, inside a skipped block, inside a block header.
-        let mut f = NgFile {
-            be: false,
-            bytes: good.clone(),
-        };
+        let mut f = NgFile { be: false, bytes: good.clone() };
         f.epb(0, 2, &[2; 40], 40);
         let (recs, err) = read_all(&f.bytes[..104 + 30]);
         assert_eq!(recs.len(), 1);
@@ -1577,10 +1414,7 @@ mod tests {
             "truncated record 2 (enhanced packet block) at byte 104: header says 72 bytes, \
              30 left in the file"
         );
-        let mut f = NgFile {
-            be: false,
-            bytes: good.clone(),
-        };
+        let mut f = NgFile { be: false, bytes: good.clone() };
         f.block(pcapng::BLOCK_NRB, &[0; 100]);
         assert_eq!(
             read_all(&f.bytes[..154]).1.unwrap(),
@@ -1604,10 +1438,7 @@ mod tests {
         );
 
         // Captured length above the original length.
-        let mut f = NgFile {
-            be: false,
-            bytes: good[..64].to_vec(),
-        };
+        let mut f = NgFile { be: false, bytes: good[..64].to_vec() };
         f.epb(0, 1, &[1; 8], 4);
         assert_eq!(
             read_all(&f.bytes).1.unwrap(),
@@ -1617,8 +1448,7 @@ mod tests {
 
         // A packet before any interface, and an SPB with no interface 0.
         let mut f = NgFile::new();
-        f.shb(false)
-            .block(pcapng::BLOCK_SPB, &[4, 0, 0, 0, 1, 2, 3, 4]);
+        f.shb(false).block(pcapng::BLOCK_SPB, &[4, 0, 0, 0, 1, 2, 3, 4]);
         assert_eq!(
             read_all(&f.bytes).1.unwrap(),
             "record 1 (simple packet block) at byte 44: interface 0 is not described (the \
@@ -1668,28 +1498,13 @@ mod tests {
             v.extend_from_slice(payload);
             v
         };
-        assert_eq!(
-            to_ethernet(101, &ip4, 4, &mut s).unwrap(),
-            eth([8, 0], &ip4)
-        );
-        assert_eq!(
-            to_ethernet(101, &ip6, 4, &mut s).unwrap(),
-            eth([0x86, 0xdd], &ip6)
-        );
-        assert_eq!(
-            to_ethernet(228, &ip6, 4, &mut s).unwrap(),
-            eth([8, 0], &ip6)
-        );
-        assert_eq!(
-            to_ethernet(229, &ip4, 4, &mut s).unwrap(),
-            eth([0x86, 0xdd], &ip4)
-        );
+        assert_eq!(to_ethernet(101, &ip4, 4, &mut s).unwrap(), eth([8, 0], &ip4));
+        assert_eq!(to_ethernet(101, &ip6, 4, &mut s).unwrap(), eth([0x86, 0xdd], &ip6));
+        assert_eq!(to_ethernet(228, &ip6, 4, &mut s).unwrap(), eth([8, 0], &ip6));
+        assert_eq!(to_ethernet(229, &ip4, 4, &mut s).unwrap(), eth([0x86, 0xdd], &ip4));
         assert_eq!(
             to_ethernet(101, &[0x50], 1, &mut s),
-            Err(ToEthernetError::UnknownPayload {
-                linktype: 101,
-                value: 5
-            })
+            Err(ToEthernetError::UnknownPayload { linktype: 101, value: 5 })
         );
         assert_eq!(
             to_ethernet(101, &[], 0, &mut s),
@@ -1705,41 +1520,24 @@ mod tests {
             let rec = [&family[..], &ip4[..]].concat();
             assert_eq!(to_ethernet(0, &rec, 8, &mut s).unwrap(), eth(et, &ip4));
         }
-        assert_eq!(
-            to_ethernet(108, &[0, 0, 0, 2, 0x45], 5, &mut s).unwrap(),
-            eth([8, 0], &[0x45])
-        );
+        assert_eq!(to_ethernet(108, &[0, 0, 0, 2, 0x45], 5, &mut s).unwrap(), eth([8, 0], &[0x45]));
         assert_eq!(
             to_ethernet(0, &[7, 0, 0, 0], 4, &mut s),
-            Err(ToEthernetError::UnknownPayload {
-                linktype: 0,
-                value: 7
-            })
+            Err(ToEthernetError::UnknownPayload { linktype: 0, value: 7 })
         );
         // SLL: outgoing, ARPHRD_ETHER, 6-byte address, protocol 0x0806.
         let mut sll = vec![0, 4, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x06];
         sll.extend_from_slice(&[0xaa; 28]);
-        assert_eq!(
-            to_ethernet(113, &sll, 44, &mut s).unwrap(),
-            eth([8, 6], &[0xaa; 28])
-        );
+        assert_eq!(to_ethernet(113, &sll, 44, &mut s).unwrap(), eth([8, 6], &[0xaa; 28]));
         sll[14..16].copy_from_slice(&[0, 4]); // ETH_P_802_2: LLC, no EtherType
         assert_eq!(
             to_ethernet(113, &sll, 44, &mut s),
-            Err(ToEthernetError::UnknownPayload {
-                linktype: 113,
-                value: 4
-            })
+            Err(ToEthernetError::UnknownPayload { linktype: 113, value: 4 })
         );
         // SLL2: protocol 0x86dd, ifindex 2, ARPHRD_ETHER.
-        let mut sll2 = vec![
-            0x86, 0xdd, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0,
-        ];
+        let mut sll2 = vec![0x86, 0xdd, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0];
         sll2.extend_from_slice(&ip6);
-        assert_eq!(
-            to_ethernet(276, &sll2, 24, &mut s).unwrap(),
-            eth([0x86, 0xdd], &ip6)
-        );
+        assert_eq!(to_ethernet(276, &sll2, 24, &mut s).unwrap(), eth([0x86, 0xdd], &ip6));
         sll2[8..10].copy_from_slice(&824u16.to_be_bytes()); // ARPHRD_NETLINK
         assert!(to_ethernet(276, &sll2, 24, &mut s).is_err());
         assert_eq!(
@@ -1763,48 +1561,27 @@ mod tests {
         let with_fcs = 1 | 0x0400_0000 | (2 << 28); // Ethernet, 4-byte FCS
         assert_eq!(fcs_len(with_fcs), 4);
         assert_eq!(linktype_base(with_fcs), 1);
-        assert_eq!(
-            to_ethernet(with_fcs, &frame, 64, &mut s).unwrap(),
-            &frame[..60]
-        );
+        assert_eq!(to_ethernet(with_fcs, &frame, 64, &mut s).unwrap(), &frame[..60]);
         // A truncated record does not contain the FCS: leave it alone.
-        assert_eq!(
-            to_ethernet(with_fcs, &frame, 1500, &mut s).unwrap(),
-            &frame[..]
-        );
+        assert_eq!(to_ethernet(with_fcs, &frame, 1500, &mut s).unwrap(), &frame[..]);
         // Without the FCS bits, nothing is removed; bit 26 clear means "unknown".
         assert_eq!(to_ethernet(1, &frame, 64, &mut s).unwrap(), &frame[..]);
-        assert_eq!(
-            to_ethernet(1 | (2 << 28), &frame, 64, &mut s).unwrap(),
-            &frame[..]
-        );
+        assert_eq!(to_ethernet(1 | (2 << 28), &frame, 64, &mut s).unwrap(), &frame[..]);
         // Raw IP with a 2-byte FCS.
         let raw = [0x45, 1, 2, 3, 0xee, 0xee];
         let lt = 101 | 0x0400_0000 | (1 << 28);
-        assert_eq!(
-            &to_ethernet(lt, &raw, 6, &mut s).unwrap()[12..],
-            &[8, 0, 0x45, 1, 2, 3]
-        );
-        let rec = Record {
-            ts_ns: 0,
-            data: &frame,
-            orig_len: 64,
-            linktype: with_fcs,
-            interface: 0,
-        };
+        assert_eq!(&to_ethernet(lt, &raw, 6, &mut s).unwrap()[12..], &[8, 0, 0x45, 1, 2, 3]);
+        let rec = Record { ts_ns: 0, data: &frame, orig_len: 64, linktype: with_fcs, interface: 0 };
         assert_eq!(rec.to_ethernet(&mut s).unwrap().len(), 60);
     }
 
     #[test]
     fn writer_round_trip() {
-        let frames: Vec<Vec<u8>> = (0..50u8)
-            .map(|i| vec![i; 14 + usize::from(i) * 31])
-            .collect();
+        let frames: Vec<Vec<u8>> = (0..50u8).map(|i| vec![i; 14 + usize::from(i) * 31]).collect();
         for resolution in [TsResolution::Micro, TsResolution::Nano] {
             let mut w = PcapWriter::with_resolution(Vec::new(), resolution).unwrap();
             for (i, f) in frames.iter().enumerate() {
-                w.write(1_700_000_000_123_456_789 + i as u64 * 1_001, f)
-                    .unwrap();
+                w.write(1_700_000_000_123_456_789 + i as u64 * 1_001, f).unwrap();
             }
             w.flush().unwrap();
             let bytes = w.finish().unwrap();
@@ -1845,11 +1622,7 @@ mod tests {
                 let line = line.trim().trim_end_matches(',');
                 if let Some(v) = line.strip_prefix("\"name\": ") {
                     let name = v.trim_matches('"').to_string();
-                    entries.push(Entry {
-                        name,
-                        packets: None,
-                        capinfos_ok: false,
-                    });
+                    entries.push(Entry { name, packets: None, capinfos_ok: false });
                 } else if let (Some(v), Some(e)) =
                     (line.strip_prefix("\"packets\": "), entries.last_mut())
                 {
@@ -1913,10 +1686,7 @@ mod tests {
             for dirent in std::fs::read_dir(CAPTURES).unwrap() {
                 let name = dirent.unwrap().file_name().into_string().unwrap();
                 if name.ends_with(".pcap") || name.ends_with(".pcapng") {
-                    assert!(
-                        entries.iter().any(|e| e.name == name),
-                        "{name} not in manifest"
-                    );
+                    assert!(entries.iter().any(|e| e.name == name), "{name} not in manifest");
                 }
             }
         }
@@ -1955,11 +1725,7 @@ mod tests {
             }
             // Every file capinfos could not read is among them.
             for e in entries.iter().filter(|e| !e.capinfos_ok) {
-                assert!(
-                    expected.iter().any(|x| x.0 == e.name),
-                    "{} unexpected",
-                    e.name
-                );
+                assert!(expected.iter().any(|x| x.0 == e.name), "{} unexpected", e.name);
             }
         }
 
@@ -2079,10 +1845,7 @@ mod tests {
                         Err(_) => refused += 1,
                     }
                 }
-                assert!(
-                    ok > 0 && refused == 0,
-                    "{name}: {ok} converted, {refused} refused"
-                );
+                assert!(ok > 0 && refused == 0, "{name}: {ok} converted, {refused} refused");
             }
             let bytes = std::fs::read(path("pcpp-netlink-usec-bigendian.pcap")).unwrap();
             let mut r = CaptureReader::from_bytes(&bytes).unwrap();
@@ -2102,11 +1865,7 @@ mod tests {
                 let mut r = CaptureReader::from_bytes(&bytes).unwrap();
                 let header = r.pcap_header().copied();
                 let nano = e.name.contains("nsec");
-                let resolution = if nano {
-                    TsResolution::Nano
-                } else {
-                    TsResolution::Micro
-                };
+                let resolution = if nano { TsResolution::Nano } else { TsResolution::Micro };
                 let mut w = PcapWriter::with_resolution(Vec::new(), resolution).unwrap();
                 let mut complete = true;
                 let mut originals = Vec::new();
@@ -2124,12 +1883,7 @@ mod tests {
                 for (i, (ts, data)) in originals.iter().enumerate() {
                     let rec = back.next_record().unwrap().unwrap();
                     let want_ts = if nano { *ts } else { ts / 1_000 * 1_000 };
-                    assert_eq!(
-                        (rec.ts_ns, rec.data),
-                        (want_ts, &data[..]),
-                        "{} #{i}",
-                        e.name
-                    );
+                    assert_eq!((rec.ts_ns, rec.data), (want_ts, &data[..]), "{} #{i}", e.name);
                 }
                 assert!(back.next_record().unwrap().is_none());
                 // A little-endian Ethernet pcap with our snaplen and no truncated record is
@@ -2140,10 +1894,7 @@ mod tests {
                     identical += 1;
                 }
             }
-            assert!(
-                identical >= 10,
-                "only {identical} files rewritten identically"
-            );
+            assert!(identical >= 10, "only {identical} files rewritten identically");
         }
     }
 }

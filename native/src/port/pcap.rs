@@ -104,9 +104,7 @@ impl PcapHeader {
         } else if is_pcap_magic(magic_le) {
             (true, magic_le.swap_bytes())
         } else {
-            return Err(CaptureErrorKind::BadMagic {
-                magic: magic_le.swap_bytes(),
-            });
+            return Err(CaptureErrorKind::BadMagic { magic: magic_le.swap_bytes() });
         };
         let u16_at = |at: usize| {
             let w = [b[at], b[at + 1]];
@@ -127,11 +125,7 @@ impl PcapHeader {
         }
         Ok(PcapHeader {
             big_endian,
-            resolution: if magic == MAGIC_NSEC {
-                TsResolution::Nano
-            } else {
-                TsResolution::Micro
-            },
+            resolution: if magic == MAGIC_NSEC { TsResolution::Nano } else { TsResolution::Micro },
             kuznetzov: magic == MAGIC_KUZNETZOV,
             version_major,
             version_minor,
@@ -242,11 +236,7 @@ impl<W: Write> PcapWriter<W> {
     pub fn with_resolution(inner: W, resolution: TsResolution) -> io::Result<PcapWriter<W>> {
         let mut out = BufWriter::with_capacity(64 * 1024, inner);
         out.write_all(&PcapHeader::for_writing(resolution).to_bytes())?;
-        Ok(PcapWriter {
-            out,
-            resolution,
-            records: 0,
-        })
+        Ok(PcapWriter { out, resolution, records: 0 })
     }
 
     /// Appends one frame. Fails with `InvalidInput` when the timestamp's seconds do not fit
@@ -301,18 +291,12 @@ mod tests {
     fn header_round_trips_in_both_byte_orders() {
         for big_endian in [false, true] {
             for resolution in [TsResolution::Micro, TsResolution::Nano] {
-                let h = PcapHeader {
-                    big_endian,
-                    ..PcapHeader::for_writing(resolution)
-                };
+                let h = PcapHeader { big_endian, ..PcapHeader::for_writing(resolution) };
                 let parsed = PcapHeader::parse(&h.to_bytes()).unwrap();
                 assert_eq!(parsed, h);
             }
         }
-        let k = PcapHeader {
-            kuznetzov: true,
-            ..PcapHeader::for_writing(TsResolution::Micro)
-        };
+        let k = PcapHeader { kuznetzov: true, ..PcapHeader::for_writing(TsResolution::Micro) };
         let parsed = PcapHeader::parse(&k.to_bytes()).unwrap();
         assert!(parsed.kuznetzov);
         assert_eq!(parsed.record_header_len(), 24);
@@ -341,11 +325,7 @@ mod tests {
         b[4] = 1;
         assert!(matches!(
             PcapHeader::parse(&b),
-            Err(CaptureErrorKind::UnsupportedVersion {
-                major: 1,
-                minor: 4,
-                ..
-            })
+            Err(CaptureErrorKind::UnsupportedVersion { major: 1, minor: 4, .. })
         ));
         b[0..4].copy_from_slice(&[0x12, 0x34, 0x56, 0x78]);
         assert!(matches!(
@@ -375,10 +355,7 @@ mod tests {
         assert_eq!(&out[0..4], &[0xd4, 0xc3, 0xb2, 0xa1]);
         assert_eq!(&out[16..24], &[0, 0, 4, 0, 1, 0, 0, 0]);
         // ts 1500.000123456 s -> 1500 s, 123 µs (truncated), caplen = orig_len = 60.
-        assert_eq!(
-            &out[24..40],
-            &[220, 5, 0, 0, 123, 0, 0, 0, 60, 0, 0, 0, 60, 0, 0, 0]
-        );
+        assert_eq!(&out[24..40], &[220, 5, 0, 0, 123, 0, 0, 0, 60, 0, 0, 0, 60, 0, 0, 0]);
     }
 
     #[test]

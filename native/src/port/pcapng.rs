@@ -183,11 +183,7 @@ fn walk_options(
     while at < opts.len() {
         let left = opts.len() - at;
         if left < 4 {
-            return Err(CaptureErrorKind::OptionOverrun {
-                code: None,
-                len: 4,
-                left,
-            });
+            return Err(CaptureErrorKind::OptionOverrun { code: None, len: 4, left });
         }
         let code = u16_at(opts, at, big_endian);
         let len = u16_at(opts, at + 2, big_endian);
@@ -221,10 +217,7 @@ pub struct SectionHeader {
 /// options (checked, ignored).
 pub fn parse_shb(body: &[u8], big_endian: bool) -> Result<SectionHeader, CaptureErrorKind> {
     if body.len() < 12 {
-        return Err(CaptureErrorKind::BlockTooShort {
-            need: 12,
-            have: body.len(),
-        });
+        return Err(CaptureErrorKind::BlockTooShort { need: 12, have: body.len() });
     }
     let version_major = u16_at(body, 0, big_endian);
     let version_minor = u16_at(body, 2, big_endian);
@@ -237,20 +230,13 @@ pub fn parse_shb(body: &[u8], big_endian: bool) -> Result<SectionHeader, Capture
     }
     let section_len = u64_at(body, 4, big_endian) as i64;
     walk_options(&body[12..], big_endian, |_, _| {})?;
-    Ok(SectionHeader {
-        version_major,
-        version_minor,
-        section_len,
-    })
+    Ok(SectionHeader { version_major, version_minor, section_len })
 }
 
 /// Decodes an IDB body (trailer excluded).
 pub fn parse_idb(body: &[u8], big_endian: bool) -> Result<Interface, CaptureErrorKind> {
     if body.len() < 8 {
-        return Err(CaptureErrorKind::BlockTooShort {
-            need: 8,
-            have: body.len(),
-        });
+        return Err(CaptureErrorKind::BlockTooShort { need: 8, have: body.len() });
     }
     let mut iface = Interface {
         linktype: u32::from(u16_at(body, 0, big_endian)),
@@ -290,10 +276,7 @@ pub fn parse_epb_or_pb(
     big_endian: bool,
 ) -> Result<PacketBlock, CaptureErrorKind> {
     if body.len() < 20 {
-        return Err(CaptureErrorKind::BlockTooShort {
-            need: 20,
-            have: body.len(),
-        });
+        return Err(CaptureErrorKind::BlockTooShort { need: 20, have: body.len() });
     }
     let interface = if block_type == BLOCK_PB {
         u32::from(u16_at(body, 0, big_endian)) // then a 16-bit drop count
@@ -305,22 +288,13 @@ pub fn parse_epb_or_pb(
     let caplen = u32_at(body, 12, big_endian);
     let orig_len = u32_at(body, 16, big_endian);
     if u64::from(caplen) > (body.len() - 20) as u64 {
-        return Err(CaptureErrorKind::CaplenOverrunsBlock {
-            caplen,
-            room: body.len() - 20,
-        });
+        return Err(CaptureErrorKind::CaplenOverrunsBlock { caplen, room: body.len() - 20 });
     }
     let after = 20 + pad4(caplen) as usize;
     if after < body.len() {
         walk_options(&body[after..], big_endian, |_, _| {})?;
     }
-    Ok(PacketBlock {
-        interface,
-        ts_ticks: Some(ts_ticks),
-        caplen,
-        orig_len,
-        data_start: 20,
-    })
+    Ok(PacketBlock { interface, ts_ticks: Some(ts_ticks), caplen, orig_len, data_start: 20 })
 }
 
 /// Decodes an SPB body (trailer excluded) for interface 0 with snapshot length `snaplen`.
@@ -330,10 +304,7 @@ pub fn parse_spb(
     snaplen: u32,
 ) -> Result<PacketBlock, CaptureErrorKind> {
     if body.len() < 4 {
-        return Err(CaptureErrorKind::BlockTooShort {
-            need: 4,
-            have: body.len(),
-        });
+        return Err(CaptureErrorKind::BlockTooShort { need: 4, have: body.len() });
     }
     let orig_len = u32_at(body, 0, big_endian);
     let room = u32::try_from(body.len() - 4).unwrap_or(u32::MAX);
@@ -341,13 +312,7 @@ pub fn parse_spb(
     if snaplen != 0 {
         caplen = caplen.min(snaplen);
     }
-    Ok(PacketBlock {
-        interface: 0,
-        ts_ticks: None,
-        caplen,
-        orig_len,
-        data_start: 4,
-    })
+    Ok(PacketBlock { interface: 0, ts_ticks: None, caplen, orig_len, data_start: 4 })
 }
 
 #[cfg(test)]
@@ -401,20 +366,12 @@ mod tests {
         body.extend_from_slice(&[9, 0, 40, 0, 6, 0, 0, 0]); // if_tsresol claiming 40 bytes
         assert!(matches!(
             parse_idb(&body, false),
-            Err(CaptureErrorKind::OptionOverrun {
-                code: Some(9),
-                len: 40,
-                left: 4
-            })
+            Err(CaptureErrorKind::OptionOverrun { code: Some(9), len: 40, left: 4 })
         ));
         let body = [1, 0, 0, 0, 0, 0, 0, 0, 9, 0];
         assert!(matches!(
             parse_idb(&body, false),
-            Err(CaptureErrorKind::OptionOverrun {
-                code: None,
-                len: 4,
-                left: 2
-            })
+            Err(CaptureErrorKind::OptionOverrun { code: None, len: 4, left: 2 })
         ));
     }
 
@@ -423,10 +380,7 @@ mod tests {
         let mut body = vec![0, 1, 0, 0];
         body.extend_from_slice(&0x1_0000_0002i64.to_be_bytes());
         let s = parse_shb(&body, true).unwrap();
-        assert_eq!(
-            (s.version_major, s.version_minor, s.section_len),
-            (1, 0, 0x1_0000_0002)
-        );
+        assert_eq!((s.version_major, s.version_minor, s.section_len), (1, 0, 0x1_0000_0002));
         let mut body = vec![2, 0, 0, 0];
         body.extend_from_slice(&300i64.to_le_bytes());
         assert!(matches!(
@@ -443,10 +397,7 @@ mod tests {
         let mut body = vec![0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 5, 0, 0, 0, 9];
         body.extend_from_slice(&[1, 2, 3, 4, 5, 0, 0, 0]);
         let p = parse_epb_or_pb(BLOCK_EPB, &body, true).unwrap();
-        assert_eq!(
-            (p.interface, p.ts_ticks, p.caplen, p.orig_len),
-            (1, Some(0x1_0000_0002), 5, 9)
-        );
+        assert_eq!((p.interface, p.ts_ticks, p.caplen, p.orig_len), (1, Some(0x1_0000_0002), 5, 9));
         assert_eq!(&body[p.data_start..p.data_start + 5], &[1, 2, 3, 4, 5]);
         // Same bytes as a PB: the interface is the first 16 bits only.
         let p = parse_epb_or_pb(BLOCK_PB, &body, true).unwrap();

@@ -68,7 +68,7 @@ impl Packet {
         if self.start < n {
             // Grow the headroom: move the whole frame back.
             let grow = n - self.start + HEADROOM;
-            self.buf.splice(0..0, core::iter::repeat(0u8).take(grow));
+            self.buf.splice(0..0, core::iter::repeat_n(0u8, grow));
             self.start += grow;
         }
         let s = self.start;

@@ -55,8 +55,8 @@ pub struct BridgePort {
     pub ofport: u32,
     pub kind: PortKind,
     pub dp_port: Option<u32>, // None for patch and tunnel ports
-    pub tag: Option<u16>, // access VLAN (ovs-vsctl `tag`)
-    pub trunks: Vec<u16>, // allowed VLANs when trunking; empty = all
+    pub tag: Option<u16>,     // access VLAN (ovs-vsctl `tag`)
+    pub trunks: Vec<u16>,     // allowed VLANs when trunking; empty = all
 }
 
 /// One bridge: its ports, OpenFlow tables and MAC learning table.
@@ -260,7 +260,8 @@ impl<'a> Ctx<'a> {
             self.wc.tun_id = u64::MAX;
             self.wc.tun_src = u32::MAX;
             self.wc.tun_dst = u32::MAX;
-            self.wc.tun_flags = tun_flags::PRESENT | tun_flags::KEY | tun_flags::DF | tun_flags::CSUM;
+            self.wc.tun_flags =
+                tun_flags::PRESENT | tun_flags::KEY | tun_flags::DF | tun_flags::CSUM;
         }
     }
 
@@ -637,13 +638,8 @@ impl<'a> Ctx<'a> {
     fn flood(&mut self, all: bool) {
         let _ = all;
         let in_port = self.flow.in_port;
-        let ports: Vec<u32> = self
-            .bridge()
-            .ports
-            .iter()
-            .filter(|p| p.ofport != in_port)
-            .map(|p| p.ofport)
-            .collect();
+        let ports: Vec<u32> =
+            self.bridge().ports.iter().filter(|p| p.ofport != in_port).map(|p| p.ofport).collect();
         for p in ports {
             self.compose_output(p);
         }
@@ -671,7 +667,8 @@ impl<'a> Ctx<'a> {
                 self.commit();
                 // terminate_native_tunnel(): a tunnel packet sent to a bridge's own address
                 // is decapsulated instead of delivered.
-                if let Some(vport) = tunnel::terminate(self.of, self.bridge, &bp, &self.flow, &mut self.wc)
+                if let Some(vport) =
+                    tunnel::terminate(self.of, self.bridge, &bp, &self.flow, &mut self.wc)
                 {
                     self.odp.push(DpAction::TnlPop(vport));
                 } else {
@@ -866,7 +863,9 @@ impl<'a> Ctx<'a> {
             });
         }
         if f.is_ipv4() && b.is_ipv4() {
-            if f.nw_src != b.nw_src || f.nw_dst != b.nw_dst || f.nw_tos != b.nw_tos
+            if f.nw_src != b.nw_src
+                || f.nw_dst != b.nw_dst
+                || f.nw_tos != b.nw_tos
                 || f.nw_ttl != b.nw_ttl
             {
                 self.odp.push(DpAction::SetIpv4 {
@@ -877,8 +876,11 @@ impl<'a> Ctx<'a> {
                 });
             }
         } else if f.is_ipv6() && b.is_ipv6() {
-            if f.ipv6_src != b.ipv6_src || f.ipv6_dst != b.ipv6_dst || f.nw_tos != b.nw_tos
-                || f.nw_ttl != b.nw_ttl || f.ipv6_label != b.ipv6_label
+            if f.ipv6_src != b.ipv6_src
+                || f.ipv6_dst != b.ipv6_dst
+                || f.nw_tos != b.nw_tos
+                || f.nw_ttl != b.nw_ttl
+                || f.ipv6_label != b.ipv6_label
             {
                 self.odp.push(DpAction::SetIpv6 {
                     src: (f.ipv6_src != b.ipv6_src).then_some(f.ipv6_src),
@@ -888,9 +890,13 @@ impl<'a> Ctx<'a> {
                     label: (f.ipv6_label != b.ipv6_label).then_some(f.ipv6_label),
                 });
             }
-        } else if f.is_arp() && b.is_arp()
-            && (f.nw_src != b.nw_src || f.nw_dst != b.nw_dst || f.nw_proto != b.nw_proto
-                || f.arp_sha != b.arp_sha || f.arp_tha != b.arp_tha)
+        } else if f.is_arp()
+            && b.is_arp()
+            && (f.nw_src != b.nw_src
+                || f.nw_dst != b.nw_dst
+                || f.nw_proto != b.nw_proto
+                || f.arp_sha != b.arp_sha
+                || f.arp_tha != b.arp_tha)
         {
             self.odp.push(DpAction::SetArp {
                 op: (f.nw_proto != b.nw_proto).then_some(f.nw_proto as u16),
@@ -924,8 +930,14 @@ impl<'a> Ctx<'a> {
 
     /// commit_vlan_action(): pop the tags that differ, then push the new ones.
     fn commit_vlan(&mut self) {
-        let f = [(self.flow.vlan_tpid, self.flow.vlan_tci), (self.flow.vlan2_tpid, self.flow.vlan2_tci)];
-        let b = [(self.base.vlan_tpid, self.base.vlan_tci), (self.base.vlan2_tpid, self.base.vlan2_tci)];
+        let f = [
+            (self.flow.vlan_tpid, self.flow.vlan_tci),
+            (self.flow.vlan2_tpid, self.flow.vlan2_tci),
+        ];
+        let b = [
+            (self.base.vlan_tpid, self.base.vlan_tci),
+            (self.base.vlan2_tpid, self.base.vlan2_tci),
+        ];
         let count = |v: &[(u16, u16); 2]| v.iter().take_while(|t| t.1 & VLAN_CFI != 0).count();
         let (nf, nb) = (count(&f), count(&b));
         // Tags are stored outermost first; compare from the innermost, as OVS does.

@@ -74,7 +74,8 @@ impl Ctx<'_> {
             return;
         }
         // Input VLAN (xvlan_input_translate / input_vid_is_valid).
-        let vid = if self.flow.vlan_tci & VLAN_CFI != 0 { self.flow.vlan_tci & VLAN_VID_MASK } else { 0 };
+        let vid =
+            if self.flow.vlan_tci & VLAN_CFI != 0 { self.flow.vlan_tci & VLAN_VID_MASK } else { 0 };
         let vlan = match inp.tag {
             Some(t) => {
                 if vid != 0 {

@@ -19,13 +19,13 @@ use crate::ofproto::action::port;
 pub struct TunnelConfig {
     pub remote_ip: Option<u32>, // None = `remote_ip=flow`
     pub local_ip: Option<u32>,
-    pub in_key: Option<u64>, // None = `key=flow` / `in_key=flow`
+    pub in_key: Option<u64>,  // None = `key=flow` / `in_key=flow`
     pub out_key: Option<u64>, // None = `key=flow` / `out_key=flow`
-    pub dst_port: u16, // default 4789
-    pub tos: u8, // `tos` option (0 by default; ECN is always inherited)
-    pub ttl: u8, // `ttl` option, default 64
-    pub df: bool, // `df_default`, default true
-    pub csum: bool, // `csum`: compute the outer UDP checksum
+    pub dst_port: u16,        // default 4789
+    pub tos: u8,              // `tos` option (0 by default; ECN is always inherited)
+    pub ttl: u8,              // `ttl` option, default 64
+    pub df: bool,             // `df_default`, default true
+    pub csum: bool,           // `csum`: compute the outer UDP checksum
 }
 
 impl Default for TunnelConfig {
@@ -46,9 +46,10 @@ impl Default for TunnelConfig {
 
 /// The datapath port of the tunnel vport for `dst_port`.
 pub fn vport_for(of: &Ofproto, dst_port: u16) -> Option<u32> {
-    of.dp_ports.iter().position(|p| {
-        matches!(p.kind, DpPortKind::TunnelVport { dst_port: d } if d == dst_port)
-    }).map(|i| i as u32)
+    of.dp_ports
+        .iter()
+        .position(|p| matches!(p.kind, DpPortKind::TunnelVport { dst_port: d } if d == dst_port))
+        .map(|i| i as u32)
 }
 
 /// tnl_find(): the tunnel port that receives a decapsulated packet. A port with a fixed
@@ -193,11 +194,8 @@ pub fn plan_output(
         let b = &of.bridges[route.bridge];
         let (src_ip, _) = b.ip.ok_or(DropReason::TunnelNoRoute)?;
         let nh = route.gw.unwrap_or(remote);
-        let dmac = *of
-            .underlay
-            .neighbors
-            .get(&(route.bridge, nh))
-            .ok_or(DropReason::TunnelNoNeighbor)?;
+        let dmac =
+            *of.underlay.neighbors.get(&(route.bridge, nh)).ok_or(DropReason::TunnelNoNeighbor)?;
         let local_dp = b.port(port::LOCAL).and_then(|p| p.dp_port).unwrap_or(0);
         (b.mac, src_ip, dmac, local_dp, Some(route.bridge))
     };
