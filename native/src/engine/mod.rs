@@ -21,6 +21,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+/// The last instant a classic pcap record can hold (32-bit seconds).
+const MAX_PCAP_TS_NS: u64 = u32::MAX as u64 * 1_000_000_000 + 999_999_999;
+
 /// An IP 5-tuple (protocol, source, destination, ports), IPv4 in the first four bytes.
 type FiveTuple = (u8, [u8; 16], [u8; 16], u16, u16);
 
@@ -196,7 +199,7 @@ impl Sink for RunSink<'_> {
                 }
             }
             if let Some(pw) = w {
-                if let Err(e) = pw.write(self.ts_ns, pkt.data()) {
+                if let Err(e) = pw.write(self.ts_ns.min(MAX_PCAP_TS_NS), pkt.data()) {
                     *self.error = Some(format!("{}: {e}", path.display()));
                 }
             }
@@ -345,7 +348,8 @@ impl Engine {
                 inp.advance()?;
                 inputs.push(inp);
             }
-            let mut loop_last_ts = 0;
+            // Raw capture time span of this pass (captures are not always in order).
+            let (mut loop_first_ts, mut loop_last_ts) = (u64::MAX, 0u64);
             loop {
                 if progress.cancel.load(Relaxed) {
                     break 'outer;
@@ -361,9 +365,13 @@ impl Engine {
                     break;
                 };
                 let (ts, frame, linktype, orig_len) = inputs[ix].next.take().expect("checked");
+                // Timestamps a classic pcap cannot hold (before 1970, after 2106) are clamped,
+                // so every frame can be written and the clock stays finite.
+                let ts = ts.min(MAX_PCAP_TS_NS);
                 inputs[ix].advance()?;
                 inputs[ix].packets += 1;
                 inputs[ix].bytes += frame.len() as u64;
+                loop_first_ts = loop_first_ts.min(ts);
                 loop_last_ts = loop_last_ts.max(ts);
                 let ts_run = ts + time_base;
                 // Pacing.
@@ -492,9 +500,8 @@ impl Engine {
                     s.3 += i.bytes;
                 }
             }
-            time_base += loop_last_ts
-                .saturating_sub(first_ts.unwrap_or(0).saturating_sub(time_base))
-                + 1_000_000;
+            // The next pass starts 1 ms after this one ended, so the clock keeps moving forward.
+            time_base += loop_last_ts.saturating_sub(loop_first_ts) + 1_000_000;
         }
         for (_, w) in writers.iter_mut() {
             if let Some(w) = w {
