@@ -13,10 +13,10 @@ import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { run } from '../src/cli/main.js';
 import type { NativeReplayOptions, NativeScenario, StatsJson } from '../src/native.js';
-import { ROOT, tempDir } from './helpers.js';
+import { ROOT, sharedDir, tempDir } from './helpers.js';
 
 const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
-const EXAMPLE = path.join(ROOT, '..', 'shared', 'tools', 'ovs-oracle-examples', 'l2-rewrite');
+const EXAMPLE = path.join(sharedDir(), 'tools', 'ovs-oracle-examples', 'l2-rewrite');
 const ADDON_BUILT = existsSync(path.join(ROOT, 'native', 'index.js'));
 
 function dvrlab(args: string[], cwd = ROOT) {

@@ -1,13 +1,26 @@
 /**
  * Shared test helpers: temporary directories and capturing the message of a thrown error.
  */
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The repository root (tests run from dist/test/). */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/**
+ * The shared directory (captures, the OVS oracle and its examples): `$DVRLAB_SHARED`, else
+ * `<repo>/../shared`, else `/work/shared` — the first that exists.
+ */
+export function sharedDir(): string {
+  const candidates = [process.env.DVRLAB_SHARED, path.resolve(ROOT, '..', 'shared'), '/work/shared'];
+  const found = candidates.find((c): c is string => !!c && existsSync(path.join(c, 'tools')));
+  if (!found) {
+    throw new Error(`no shared directory (looked in ${candidates.filter(Boolean).join(', ')}); set DVRLAB_SHARED`);
+  }
+  return found;
+}
 
 /**
  * Creates a temporary directory holding `files` (name -> content) and returns its path; it is

@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT, tempDir } from './helpers.js';
+import { ROOT, sharedDir, tempDir } from './helpers.js';
 import { readPcap } from './oracle/packets.js';
-import { locate } from './oracle/run.js';
+
 
 const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
 const ADDON = existsSync(path.join(ROOT, 'native', 'index.js'));
@@ -38,7 +38,7 @@ function forwardScenario(): string {
 }
 
 describe('replay on the engine', { skip: !ADDON && 'the addon is not built' }, () => {
-  const shared = locate().shared;
+  const shared = sharedDir();
   const example = path.join(shared, 'tools', 'ovs-oracle-examples', 'l2-rewrite');
 
   it('--loop N sends every input N times, in order', () => {

@@ -7,9 +7,9 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { ScenarioError } from '../src/errors.js';
 import { loadScenario, loadScenarioText } from '../src/scenario/load.js';
-import { errorOf, ROOT, tempDir } from './helpers.js';
+import { errorOf, ROOT, sharedDir, tempDir } from './helpers.js';
 
-const EXAMPLES = path.join(ROOT, '..', 'shared', 'tools', 'ovs-oracle-examples');
+const EXAMPLES = path.join(sharedDir(), 'tools', 'ovs-oracle-examples');
 
 /** A one-node scenario in the oracle's format, as an object to vary in tests. */
 function oneNode(): Record<string, any> {
