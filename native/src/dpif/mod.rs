@@ -36,6 +36,8 @@ pub struct DpFlow {
     pub actions: Vec<DpAction>,
     pub drop: Option<DropReason>,
     pub rules: Vec<Arc<Rule>>,
+    /// Flows its packets learn; refreshed when it is hit.
+    pub learned: Vec<(usize, crate::ofproto::action::FlowMod)>,
     /// The key of the packet that created it (re-translated on revalidation).
     pub key: FlowKey,
     pub pushed_packets: u64,
@@ -194,6 +196,7 @@ impl Datapath {
                     actions: xo.actions,
                     drop: xo.drop,
                     rules: xo.rules,
+                    learned: xo.learned,
                     key,
                     pushed_packets: 0,
                     pushed_bytes: 0,
@@ -261,9 +264,10 @@ impl Datapath {
     pub fn push_stats(&mut self) {
         let now = self.of.now_ms;
         let ids: Vec<u32> = self.megaflows.iter().map(|(id, _)| id).collect();
+        let mut refresh = Vec::new();
         for id in ids {
             let Some(m) = self.megaflows.get(id) else { continue };
-            let (packets, bytes) = (m.stats.packets, m.stats.bytes);
+            let (packets, bytes, used) = (m.stats.packets, m.stats.bytes, m.stats.used_ms);
             let Some(f) = self.megaflows.actions_mut(id) else { continue };
             let (dp, db) = (packets - f.pushed_packets, bytes - f.pushed_bytes);
             if dp > 0 {
@@ -272,7 +276,18 @@ impl Datapath {
                 }
                 f.pushed_packets = packets;
                 f.pushed_bytes = bytes;
+                refresh.extend(f.learned.iter().map(|(b, fm)| (*b, fm.clone(), used)));
             }
+        }
+        // Learned flows used since the last push are refreshed (their hard timeout restarts),
+        // as re-executing learn() would; an identical flow is not a table change.
+        let mut changed = false;
+        for (b, fm, used) in refresh {
+            let bridge = &mut self.of.bridges[b];
+            changed |= bridge.tables.learn(&fm, &mut self.of.next_rule_id, used);
+        }
+        if changed {
+            self.need_revalidate = true;
         }
     }
 
@@ -407,6 +422,41 @@ mod tests {
         let r = e.nodes[0].dp.of.bridges[0].tables.rules().next().expect("one rule").clone();
         assert_eq!(r.n_packets.load(std::sync::atomic::Ordering::Relaxed), 5);
         assert_eq!(r.n_bytes.load(std::sync::atomic::Ordering::Relaxed), 5 * f.len() as u64);
+    }
+
+    #[test]
+    fn learned_flows_stay_while_traffic_hits_the_learning_megaflow() {
+        let mut e = scenario(
+            &[
+                "table=0,in_port=1,actions=learn(table=1,hard_timeout=2,priority=5,\
+                 NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],output:NXM_OF_IN_PORT[]),output:2"
+                    .into(),
+                "table=0,in_port=2,actions=resubmit(,1)".into(),
+                "table=1,priority=0,actions=output:3".into(),
+            ],
+            1000,
+        );
+        let learned = |e: &Engine| e.nodes[0].dp.of.bridges[0].tables.len();
+        let f = udp(2, [10, 0, 0, 2], 53);
+        // Traffic from p1 every 500 ms for 6 s: the learned flow must never expire.
+        for step in 0..12u64 {
+            let now = step * 500;
+            e.nodes[0].dp.of.now_ms = now;
+            e.nodes[0].dp.expire(now);
+            send(&mut e, "br0/p1", &f);
+            assert_eq!(learned(&e), 4, "at {now} ms");
+        }
+        // The reply goes back to p1 through the learned flow.
+        let mut reply = f.clone();
+        reply[0..6].copy_from_slice(&f[6..12]);
+        let r = send(&mut e, "br0/p2", &reply);
+        assert_eq!(r.out.iter().map(|o| o.0).collect::<Vec<_>>(), vec![dp_port(&e, "br0/p1")]);
+        // Once the traffic stops, it expires after its hard timeout, and replies fall through.
+        e.nodes[0].dp.of.now_ms = 9000;
+        e.nodes[0].dp.expire(9000);
+        assert_eq!(learned(&e), 3);
+        let r = send(&mut e, "br0/p2", &reply);
+        assert_eq!(r.out.iter().map(|o| o.0).collect::<Vec<_>>(), vec![dp_port(&e, "br0/p3")]);
     }
 
     /// The cache must agree with the slow path: a datapath with megaflows and one that

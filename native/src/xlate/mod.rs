@@ -193,6 +193,9 @@ pub struct XlateOut {
     pub tables_changed: bool,
     /// A MAC learning table changed: cached megaflows must be revalidated.
     pub macs_changed: bool,
+    /// Flows installed by `learn()` (bridge, flow-mod): packets that later hit this megaflow
+    /// refresh them, as OVS's xlate cache does for learn actions.
+    pub learned: Vec<(usize, FlowMod)>,
 }
 
 /// Options of one translation.
@@ -850,6 +853,7 @@ impl<'a> Ctx<'a> {
                 self.out.tables_changed = true;
             }
         }
+        self.out.learned.push((self.bridge, fm));
     }
 
     /// commit_odp_actions(): emit set actions for every field that differs between the
