@@ -9,7 +9,7 @@ use crate::conntrack::{Conntrack, CtConfig};
 use crate::dpif::Datapath;
 use crate::flow::FlowKey;
 use crate::ofproto::action::{port, FlowModCommand};
-use crate::ofproto::parse::{parse_flow, PortNames};
+use crate::ofproto::parse::parse_flow;
 use crate::ofproto::table::Tables;
 use crate::xlate::normal::MacTable;
 use crate::xlate::tunnel::TunnelConfig;
@@ -164,18 +164,6 @@ pub struct Node {
     pub virtual_refs: Vec<String>,
 }
 
-struct BridgeNames<'a> {
-    ports: &'a [BridgePort],
-}
-
-impl PortNames for BridgeNames<'_> {
-    fn port_no(&self, name: &str) -> Option<u32> {
-        self.ports.iter().find(|p| p.name == name).map(|p| p.ofport)
-    }
-    fn port_name(&self, no: u32) -> Option<String> {
-        self.ports.iter().find(|p| p.ofport == no).map(|p| p.name.clone())
-    }
-}
 
 fn tunnel_config(node: &str, br: &str, p: &NativePort) -> Result<TunnelConfig, ScenarioError> {
     let at =
@@ -472,8 +460,7 @@ fn build_node(
     for (bi, b) in n.bridges.iter().enumerate() {
         for fl in &b.flows {
             let fm = {
-                let names = BridgeNames { ports: &of.bridges[bi].ports };
-                parse_flow(&fl.text, FlowModCommand::Add, &names)
+                parse_flow(&fl.text, FlowModCommand::Add, &of.bridges[bi])
                     .map_err(|e| ScenarioError(format!("{}:{}: {}", fl.source, fl.line, e)))?
             };
             let t = &mut of.bridges[bi].tables;

@@ -17,6 +17,7 @@
 //! see cites it at the line that depends on it.
 
 pub mod normal;
+pub mod trace;
 pub mod tunnel;
 
 use crate::dpif::odp::{DpAction, DropReason, TnlPush};
@@ -26,7 +27,10 @@ use crate::ofproto::action::{
     port, Action, CtAction, CtZone, FlowMod, FlowModCommand, LearnPart, LearnSpec, Match, Spelling,
 };
 use crate::ofproto::table::{Rule, Tables};
+use crate::ofproto::format::{format_actions, format_match, ActionStyle};
+use crate::ofproto::parse::PortNames;
 use normal::MacTable;
+use trace::{NodeType, Trace};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tunnel::TunnelConfig;
@@ -81,6 +85,15 @@ impl Bridge {
     /// The port named `name`.
     pub fn port_by_name(&self, name: &str) -> Option<&BridgePort> {
         self.ports.iter().find(|p| p.name == name)
+    }
+}
+
+impl PortNames for Bridge {
+    fn port_no(&self, name: &str) -> Option<u32> {
+        self.port_by_name(name).map(|p| p.ofport)
+    }
+    fn port_name(&self, no: u32) -> Option<String> {
+        self.port(no).map(|p| p.name.clone())
     }
 }
 
@@ -196,6 +209,8 @@ pub struct XlateOut {
     /// Flows installed by `learn()` (bridge, flow-mod): packets that later hit this megaflow
     /// refresh them, as OVS's xlate cache does for learn actions.
     pub learned: Vec<(usize, FlowMod)>,
+    /// Recirculation ids this translation freezes (ct with a table), in order.
+    pub recircs: Vec<u32>,
 }
 
 /// Options of one translation.
@@ -223,10 +238,25 @@ pub(crate) struct Ctx<'a> {
     outputs: u32,
     pub(crate) out: XlateOut,
     dp_in_port: u32,
+    /// The recorder, when tracing; every hook costs one `if let` otherwise.
+    pub(crate) trace: Option<&'a mut Trace>,
+    /// Print port names instead of numbers in the trace.
+    names: bool,
 }
 
 /// Translates a packet with datapath key `key` (in_port = datapath port).
 pub fn translate(of: &mut Ofproto, key: &FlowKey, xin: XlateIn) -> XlateOut {
+    translate_traced(of, key, xin, None, false)
+}
+
+/// As `translate`, recording every step into `trace` when given.
+pub fn translate_traced(
+    of: &mut Ofproto,
+    key: &FlowKey,
+    xin: XlateIn,
+    trace: Option<&mut Trace>,
+    names: bool,
+) -> XlateOut {
     let mut ctx = Ctx {
         of,
         flow: *key,
@@ -243,6 +273,8 @@ pub fn translate(of: &mut Ofproto, key: &FlowKey, xin: XlateIn) -> XlateOut {
         outputs: 0,
         out: XlateOut::default(),
         dp_in_port: key.in_port,
+        trace,
+        names,
     };
     ctx.wc_init();
     ctx.run();
@@ -250,6 +282,32 @@ pub fn translate(of: &mut Ofproto, key: &FlowKey, xin: XlateIn) -> XlateOut {
 }
 
 impl<'a> Ctx<'a> {
+    /// Appends a node to the trace, if tracing.
+    #[inline]
+    pub(crate) fn report(&mut self, ty: NodeType, text: impl FnOnce() -> String) {
+        if let Some(t) = self.trace.as_deref_mut() {
+            t.report(ty, text());
+        }
+    }
+
+    /// Opens a node whose children become the current list, if tracing.
+    #[inline]
+    fn enter(&mut self, ty: NodeType, text: impl FnOnce() -> String) -> Option<Vec<usize>> {
+        self.trace.as_deref_mut().map(|t| t.enter(ty, text()))
+    }
+
+    #[inline]
+    fn leave(&mut self, saved: Option<Vec<usize>>) {
+        if let (Some(t), Some(s)) = (self.trace.as_deref_mut(), saved) {
+            t.leave(s);
+        }
+    }
+
+    fn action_text(&self, a: &Action) -> String {
+        let b = &self.of.bridges[self.bridge];
+        format_actions(std::slice::from_ref(a), b, self.names, ActionStyle::Normalized)
+    }
+
     fn wc_init(&mut self) {
         // xlate_wc_init(): in_port, dl_type and recirc_id are always examined; nw_frag for IP.
         self.wc.in_port = u32::MAX;
@@ -293,7 +351,13 @@ impl<'a> Ctx<'a> {
             self.flow.tun_flags = fz.tun_flags;
             self.base = self.flow;
             self.table_id = fz.table;
+            let name = self.of.bridges[self.bridge].name.clone();
+            let b = self.enter(NodeType::Bridge, || format!("bridge(\"{name}\")"));
+            let th = self.enter(NodeType::Thaw, || "thaw".to_string());
+            self.report(NodeType::Thaw, || format!("Resuming from table {}", fz.table));
+            self.leave(th);
             self.xlate_table(fz.table, true);
+            self.leave(b);
             return;
         }
         let Some(dp) = self.of.dp_ports.get(in_port as usize).cloned() else {
@@ -305,7 +369,10 @@ impl<'a> Ctx<'a> {
                 self.bridge = bridge;
                 self.flow.in_port = ofport;
                 self.base.in_port = ofport;
+                let name = self.of.bridges[bridge].name.clone();
+                let b = self.enter(NodeType::Bridge, || format!("bridge(\"{name}\")"));
                 self.xlate_table(0, true);
+                self.leave(b);
             }
             DpPortKind::TunnelVport { dst_port } => {
                 let Some((bridge, ofport)) = tunnel::receive_port(self.of, &self.flow, dst_port)
@@ -316,7 +383,10 @@ impl<'a> Ctx<'a> {
                 self.bridge = bridge;
                 self.flow.in_port = ofport;
                 self.base.in_port = ofport;
+                let name = self.of.bridges[bridge].name.clone();
+                let b = self.enter(NodeType::Bridge, || format!("bridge(\"{name}\")"));
                 self.xlate_table(0, true);
+                self.leave(b);
             }
             DpPortKind::Underlay => {
                 // A multi-node underlay NIC: VXLAN to our address is decapsulated, anything
@@ -414,9 +484,25 @@ impl<'a> Ctx<'a> {
             if self.bridge().standalone && self.bridge().tables.is_empty() {
                 self.xlate_normal();
             } else {
+                self.report(NodeType::Table, || format!("{table:2}. No match."));
                 self.note_drop(DropReason::NoMatch);
             }
             return;
+        };
+        let tnode = if self.trace.is_some() {
+            let b = &self.of.bridges[self.bridge];
+            let mut s = format!("{table:2}. ");
+            s.push_str(&format_match(&rule.mat, 32768, b, self.names));
+            if !s.ends_with(' ') {
+                s.push_str(", ");
+            }
+            s.push_str(&format!("priority {}", rule.priority));
+            if rule.cookie != 0 {
+                s.push_str(&format!(", cookie {:#x}", rule.cookie));
+            }
+            self.enter(NodeType::Table, || s)
+        } else {
+            None
         };
         self.out.rules.push(rule.clone());
         self.resubmits += 1;
@@ -426,16 +512,24 @@ impl<'a> Ctx<'a> {
         let old_table = self.table_id;
         self.table_id = table;
         self.do_actions(&rule.actions);
+        if rule.actions.is_empty() {
+            self.report(NodeType::Action, || "drop".to_string());
+        }
         self.table_id = old_table;
         if deepens {
             self.depth -= 1;
         }
+        self.leave(tnode);
     }
 
     fn do_actions(&mut self, actions: &[Action]) {
         for a in actions {
             if self.exit {
                 break;
+            }
+            if self.trace.is_some() {
+                let text = self.action_text(a);
+                self.report(NodeType::Action, || text);
             }
             match a {
                 Action::Output { port: p, .. } => self.xlate_output(*p),
@@ -516,6 +610,10 @@ impl<'a> Ctx<'a> {
                             if self.outputs == 0 {
                                 self.note_drop(DropReason::TtlExpired);
                             }
+                            let v = if self.flow.is_ipv4() { 4 } else { 6 };
+                            self.report(NodeType::Warn, || {
+                                format!("IPv{v} decrement TTL exception")
+                            });
                             return;
                         }
                     }
@@ -630,9 +728,11 @@ impl<'a> Ctx<'a> {
             _ => {
                 if p != in_port {
                     self.compose_output(p);
-                } else if self.outputs == 0 {
-                    // "skipping output to input port"
-                    self.note_drop(DropReason::OutputToInPort);
+                } else {
+                    self.report(NodeType::Warn, || "skipping output to input port".to_string());
+                    if self.outputs == 0 {
+                        self.note_drop(DropReason::OutputToInPort);
+                    }
                 }
             }
         }
@@ -700,7 +800,10 @@ impl<'a> Ctx<'a> {
         self.flow.ct_zone = 0;
         self.flow.ct_mark = 0;
         self.bridge = peer_bridge;
+        let name = self.of.bridges[peer_bridge].name.clone();
+        let b = self.enter(NodeType::Bridge, || format!("bridge(\"{name}\")"));
         self.xlate_table(0, true);
+        self.leave(b);
         self.flow = old_flow;
         self.bridge = old_bridge;
         self.table_id = old_table;
@@ -712,15 +815,37 @@ impl<'a> Ctx<'a> {
     /// native_tunnel_output(): push the VXLAN header and send the outer packet through the
     /// underlay (the underlay bridge's pipeline from its LOCAL port, or the node's NIC).
     fn tunnel_output(&mut self, cfg: &TunnelConfig) {
+        self.report(NodeType::Detail, || "output to native tunnel".to_string());
         let plan = match tunnel::plan_output(self.of, cfg, &self.flow, &mut self.wc) {
             Ok(p) => p,
             Err(r) => {
+                self.report(NodeType::Warn, || match r {
+                    DropReason::TunnelNoNeighbor => "neighbor cache miss".to_string(),
+                    _ => "native tunnel routing failed".to_string(),
+                });
                 if self.outputs == 0 {
                     self.note_drop(r);
                 }
                 return;
             }
         };
+        if self.trace.is_some() {
+            let h = plan.header;
+            let ip = |b: &[u8]| std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string();
+            let mac = |b: &[u8]| {
+                b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":")
+            };
+            let via = match plan.via_bridge {
+                Some(ub) => self.of.bridges[ub].name.clone(),
+                None => "underlay".to_string(),
+            };
+            let (dst_ip, src_ip) = (ip(&h[30..34]), ip(&h[26..30]));
+            let (dmac, smac) = (mac(&h[0..6]), mac(&h[6..12]));
+            self.report(NodeType::Detail, || format!("tunneling to {dst_ip} via {via}"));
+            self.report(NodeType::Detail, || {
+                format!("tunneling from {smac} {src_ip} to {dmac} {dst_ip}")
+            });
+        }
         self.commit();
         let push = DpAction::TnlPush(Box::new(TnlPush {
             header: plan.header,
@@ -789,6 +914,10 @@ impl<'a> Ctx<'a> {
             nat: ct.nat.clone().map(Box::new),
             mark,
         });
+        if let (Some(n), true) = (&ct.nat, self.trace.is_some()) {
+            let text = crate::ofproto::action::format_nat(n);
+            self.report(NodeType::Action, || text);
+        }
         // The ct action leaves the packet untracked for the rest of this pass
         // ("Sets the packet to an untracked state, and clears all the conntrack fields").
         self.flow.ct_state = 0;
@@ -808,6 +937,13 @@ impl<'a> Ctx<'a> {
             };
             let id = self.of.recirc.id_for(fz);
             self.odp.push(DpAction::Recirc(id));
+            self.report(NodeType::Detail, || {
+                format!(
+                    "A clone of the packet is forked to recirculate. The forked pipeline \
+                     will be resumed at table {table}."
+                )
+            });
+            self.out.recircs.push(id);
             // A recirculated packet is emitted (or dropped) by its second pass.
             self.outputs += 1;
         }

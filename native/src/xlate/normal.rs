@@ -5,6 +5,7 @@
 //! megaflows (OVS's REV_MAC_LEARNING), so a flow cached while a destination was unknown
 //! (flooded) stops flooding once the destination is learned.
 
+use super::trace::NodeType;
 use super::{Ctx, PortKind};
 use crate::dpif::odp::DropReason;
 use crate::flow::key::{VLAN_CFI, VLAN_VID_MASK};
@@ -107,15 +108,21 @@ impl Ctx<'_> {
         if !is_multicast(&dst) {
             if let Some(p) = self.bridge().mac_table.lookup(vlan, &dst) {
                 if p == in_ofport {
-                    // "learned port is input port, dropping"
+                    self.report(NodeType::Detail, || "learned port is input port, dropping".into());
                     if self.outputs == 0 {
                         self.note_drop(DropReason::NormalLearnedOnInput);
                     }
                 } else {
+                    self.report(NodeType::Detail, || "forwarding to learned port".into());
                     self.output_normal(p, vlan);
                 }
                 return;
             }
+        }
+        if is_multicast(&dst) {
+            self.report(NodeType::Detail, || "multicast traffic, flooding".into());
+        } else {
+            self.report(NodeType::Detail, || "no learned MAC for destination, flooding".into());
         }
         // Flood within the VLAN.
         let targets: Vec<u32> = self
