@@ -44,6 +44,33 @@ pub struct DpFlow {
     pub pushed_bytes: u64,
 }
 
+/// Why a pass through the datapath happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PassKind {
+    /// The packet arrived on a port.
+    Received,
+    /// It came back from conntrack (`recirc(id)`), with this conntrack state.
+    Recirculated { id: u32, ct_state: u8, ct_zone: u16 },
+    /// It was decapsulated (`tnl_pop`) and arrived on the tunnel vport.
+    Decapsulated { tun_id: u64, tun_src: u32, tun_dst: u32 },
+}
+
+/// One traced pass: the translation of one packet through one datapath.
+#[derive(Clone, Debug)]
+pub struct PassTrace {
+    pub kind: PassKind,
+    /// The datapath key of the pass (in_port is the datapath port).
+    pub key: FlowKey,
+    pub tree: crate::xlate::trace::Trace,
+    pub actions: Vec<DpAction>,
+    pub wc: FlowKey,
+    pub drop: Option<DropReason>,
+    pub initial_flow: FlowKey,
+    pub final_flow: FlowKey,
+    /// The bridge whose pipeline the pass started in.
+    pub bridge: Option<usize>,
+}
+
 /// Per-packet metadata that survives recirculation and decapsulation.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PacketMd {
@@ -118,6 +145,11 @@ pub struct Datapath {
     pub stats: DpStats,
     need_revalidate: bool,
     work: Vec<(Packet, PacketMd)>,
+    /// When set, every pass is translated afresh (bypassing the caches) with a recorder, and
+    /// its trace appended here.
+    pub tracing: Option<Vec<PassTrace>>,
+    /// Port names instead of numbers in traces.
+    pub trace_names: bool,
 }
 
 impl Datapath {
@@ -130,6 +162,8 @@ impl Datapath {
             stats: DpStats::default(),
             need_revalidate: false,
             work: Vec::new(),
+            tracing: None,
+            trace_names: false,
         }
     }
 
@@ -149,7 +183,7 @@ impl Datapath {
         outcome
     }
 
-    fn pass(&mut self, pkt: &mut Packet, mut md: PacketMd, sink: &mut dyn Sink, out: &mut Outcome) {
+    fn pass(&mut self, pkt: &mut Packet, md: PacketMd, sink: &mut dyn Sink, out: &mut Outcome) {
         if md.depth > MAX_RECIRC_DEPTH {
             out.drop = Some(DropReason::RecirculationTooDeep);
             return;
@@ -160,6 +194,10 @@ impl Datapath {
         let layers = extract_with_vlan_limit(pkt.data(), &mut key, OVS_DEFAULT_VLAN_LIMIT);
         let bytes = pkt.len() as u64;
         let tcp_flags = key.tcp_flags;
+        if self.tracing.is_some() {
+            let (actions, drop) = self.traced_upcall(&key, &md, bytes);
+            return self.finish_pass(pkt, md, &key, layers, &actions, drop, sink, out);
+        }
         // Exact-match cache, then megaflows, then an upcall.
         let hash = emc::hash_key(&key);
         let id = match self.emc.lookup(&key, hash, &self.megaflows) {
@@ -208,6 +246,21 @@ impl Datapath {
                 (actions, xo.drop)
             }
         };
+        self.finish_pass(pkt, md, &key, layers, &actions, drop, sink, out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish_pass(
+        &mut self,
+        pkt: &mut Packet,
+        mut md: PacketMd,
+        key: &FlowKey,
+        layers: crate::flow::extract::Layers,
+        actions: &[DpAction],
+        drop: Option<DropReason>,
+        sink: &mut dyn Sink,
+        out: &mut Outcome,
+    ) {
         if let Some(d) = drop {
             out.drop = Some(d);
         }
@@ -219,7 +272,7 @@ impl Datapath {
             outputs: 0,
             drop: None,
         };
-        ctx.execute(pkt, &mut md, &key, layers, &actions);
+        ctx.execute(pkt, &mut md, key, layers, actions);
         out.outputs += ctx.outputs;
         if let Some(d) = ctx.drop {
             out.drop = Some(d);
@@ -227,6 +280,79 @@ impl Datapath {
         if self.need_revalidate {
             self.revalidate();
         }
+    }
+
+    /// Translates a pass afresh with a trace recorder, records it, and installs the megaflow
+    /// (so that traced and untraced packets leave the same cache behind).
+    fn traced_upcall(
+        &mut self,
+        key: &FlowKey,
+        md: &PacketMd,
+        bytes: u64,
+    ) -> (Vec<DpAction>, Option<DropReason>) {
+        self.stats.upcalls += 1;
+        let mut tree = crate::xlate::trace::Trace::new();
+        let names = self.trace_names;
+        let xo = crate::xlate::translate_traced(
+            &mut self.of,
+            key,
+            XlateIn { side_effects: true },
+            Some(&mut tree),
+            names,
+        );
+        for r in &xo.rules {
+            r.credit(1, bytes, self.of.now_ms);
+        }
+        if xo.tables_changed || xo.macs_changed {
+            self.need_revalidate = true;
+        }
+        let kind = if md.recirc_id != 0 {
+            PassKind::Recirculated { id: md.recirc_id, ct_state: md.ct_state, ct_zone: md.ct_zone }
+        } else if md.tun_flags & crate::flow::key::tun_flags::PRESENT != 0 {
+            PassKind::Decapsulated { tun_id: md.tun_id, tun_src: md.tun_src, tun_dst: md.tun_dst }
+        } else {
+            PassKind::Received
+        };
+        let bridge = match self.of.dp_ports.get(key.in_port as usize).map(|p| &p.kind) {
+            Some(crate::xlate::DpPortKind::Bridge { bridge, .. }) => Some(*bridge),
+            _ => None,
+        };
+        let bridge = if md.recirc_id != 0 {
+            self.of.recirc.get(md.recirc_id).map(|f| f.bridge)
+        } else {
+            bridge.or_else(|| {
+                self.of.bridges.iter().position(|b| {
+                    b.ports.iter().any(|p| p.ofport == xo.initial_flow.in_port
+                        && matches!(p.kind, crate::xlate::PortKind::Vxlan(_)))
+                })
+            })
+        };
+        if let Some(t) = self.tracing.as_mut() {
+            t.push(PassTrace {
+                kind,
+                key: *key,
+                tree,
+                actions: xo.actions.clone(),
+                wc: xo.wc,
+                drop: xo.drop,
+                initial_flow: xo.initial_flow,
+                final_flow: xo.final_flow,
+                bridge,
+            });
+        }
+        let actions = xo.actions.clone();
+        let flow = DpFlow {
+            actions: xo.actions,
+            drop: xo.drop,
+            rules: xo.rules,
+            learned: xo.learned,
+            key: *key,
+            pushed_packets: 0,
+            pushed_bytes: 0,
+        };
+        let masked = key.masked(&xo.wc);
+        let _ = self.megaflows.insert(&masked, &xo.wc, flow);
+        (actions, xo.drop)
     }
 
     /// Re-translates every cached megaflow and removes those whose actions or mask would

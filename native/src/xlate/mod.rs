@@ -211,6 +211,10 @@ pub struct XlateOut {
     pub learned: Vec<(usize, FlowMod)>,
     /// Recirculation ids this translation freezes (ct with a table), in order.
     pub recircs: Vec<u32>,
+    /// The flow as the pipeline first saw it (OpenFlow in_port, thawed registers), and as it
+    /// was when translation ended (the trace's `Flow:` and `Final flow:`).
+    pub initial_flow: FlowKey,
+    pub final_flow: FlowKey,
 }
 
 /// Options of one translation.
@@ -336,6 +340,7 @@ impl<'a> Ctx<'a> {
             self.base.tp_dst = 0;
         }
         let in_port = self.flow.in_port;
+        self.out.initial_flow = self.flow;
         if self.flow.recirc_id != 0 {
             let Some(fz) = self.of.recirc.get(self.flow.recirc_id).cloned() else {
                 self.out.drop = Some(DropReason::NoMatch);
@@ -351,6 +356,7 @@ impl<'a> Ctx<'a> {
             self.flow.tun_flags = fz.tun_flags;
             self.base = self.flow;
             self.table_id = fz.table;
+            self.out.initial_flow = self.flow;
             let name = self.of.bridges[self.bridge].name.clone();
             let b = self.enter(NodeType::Bridge, || format!("bridge(\"{name}\")"));
             let th = self.enter(NodeType::Thaw, || "thaw".to_string());
@@ -369,6 +375,7 @@ impl<'a> Ctx<'a> {
                 self.bridge = bridge;
                 self.flow.in_port = ofport;
                 self.base.in_port = ofport;
+                self.out.initial_flow = self.flow;
                 let name = self.of.bridges[bridge].name.clone();
                 let b = self.enter(NodeType::Bridge, || format!("bridge(\"{name}\")"));
                 self.xlate_table(0, true);
@@ -383,6 +390,7 @@ impl<'a> Ctx<'a> {
                 self.bridge = bridge;
                 self.flow.in_port = ofport;
                 self.base.in_port = ofport;
+                self.out.initial_flow = self.flow;
                 let name = self.of.bridges[bridge].name.clone();
                 let b = self.enter(NodeType::Bridge, || format!("bridge(\"{name}\")"));
                 self.xlate_table(0, true);
@@ -403,6 +411,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn finish(mut self) -> XlateOut {
+        self.out.final_flow = self.flow;
         // xlate_wc_finish(): registers and metadata are not packet fields.
         self.wc.regs = [0; 8];
         self.wc.metadata = 0;
