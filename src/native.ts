@@ -83,6 +83,8 @@ export interface NativeReplayOptions {
   speed: { mode: SpeedMode; value: number };
   nsec: boolean; // nanosecond-resolution output pcaps
   limit?: number; // stop after N input packets
+  tracePacket?: number; // trace the Nth input packet (1-based) with the run's state
+  traceNames?: boolean;
 }
 
 /** What a replay reports; the CLI writes it as DIR/stats.json. */
@@ -108,6 +110,7 @@ export interface StatsJson {
 /** The raw addon exports, as the contract defines them. */
 interface RawEngine {
   replay(optionsJson: string): Promise<string>;
+  trace(optionsJson: string): string;
   bench(optionsJson: string): Promise<string>;
   progress(): number[];
 }
@@ -118,6 +121,24 @@ export interface NativeBenchOptions {
   port: string;
   path: string;
   passes: number;
+}
+
+/** What to trace: a flow in ovs-ofctl syntax on a bridge, or a packet. */
+export interface NativeTraceOptions {
+  bridge: string; // NODE/BRIDGE, or BRIDGE in a one-node scenario
+  flow: string;
+  packet?: number[];
+  pcap?: string;
+  index?: number;
+  follow?: boolean;
+  names?: boolean;
+  explain?: boolean;
+}
+
+/** A trace: the ofproto/trace text and its structured form. */
+export interface TraceJson {
+  text: string;
+  trace: { passes: unknown[]; outputs: { port: string; bytes: number; hex: string }[] };
 }
 
 /** What a benchmark run reports (timed passes only). */
@@ -204,6 +225,15 @@ export class Engine {
       throw new EngineError((e as Error).message);
     }
     return JSON.parse(text) as StatsJson;
+  }
+
+  /** Traces one packet through the real datapath (see NativeTraceOptions). */
+  trace(options: NativeTraceOptions): TraceJson {
+    try {
+      return JSON.parse(this.raw.trace(JSON.stringify(options))) as TraceJson;
+    } catch (e) {
+      throw new EngineError((e as Error).message);
+    }
   }
 
   /** Runs an in-memory benchmark on an engine thread. */

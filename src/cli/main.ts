@@ -16,6 +16,7 @@ import {
 } from '@commander-js/extra-typings';
 import { DvrlabError, oneLine } from '../errors.js';
 import { type CliIo, type EngineFactory, nativeEngine, replayCommand } from './replay.js';
+import { traceCommand } from './trace.js';
 
 /** The package version, read from package.json (two levels up from dist/src/cli/). */
 export function packageVersion(): string {
@@ -108,9 +109,39 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
     .option('--json', 'print the statistics as JSON instead of the summary')
     .option('--no-progress', 'do not draw a progress bar')
     .option('-q, --quiet', 'print no summary')
+    .option(
+      '--trace-packet <n>',
+      'trace input packet N (1-based) as it goes, with the state the run had built by then; ' +
+        'printed, and written to DIR/trace.txt and DIR/trace.json',
+      wholeNumber(1),
+    )
+    .option('--names', 'port names instead of numbers in the trace')
     .action(async (scenario, opts) => {
       const args = { ...opts, in: opts.in ?? [] };
       result.code = await replayCommand(scenario, args, io, deps.makeEngine ?? nativeEngine);
+    });
+
+  program
+    .command('trace')
+    .summary('trace a packet through the tables, as ovs-appctl ofproto/trace does')
+    .description(
+      'Trace a packet through the scenario\'s real datapath and print each table, rule and\n' +
+        'action in the ofproto/trace layout, ending with the Megaflow: and Datapath\n' +
+        'actions: lines. FLOW is in ovs-ofctl syntax (in_port=1,udp,nw_dst=10.0.0.2,...;\n' +
+        'unspecified fields are zero); with --packet or --pcap only its in_port is used.',
+    )
+    .argument('<scenario>', 'scenario file (JSON or YAML)')
+    .argument('<bridge>', 'NODE/BRIDGE (BRIDGE in a one-node scenario)')
+    .argument('<flow>', 'the flow, e.g. in_port=1,udp,nw_src=10.0.0.1,nw_dst=10.0.0.2,tp_dst=53')
+    .option('--packet <hex>', 'trace these bytes instead of a packet built from the flow')
+    .option('--pcap <file>', 'trace a packet from this capture')
+    .option('--index <n>', 'the packet of --pcap to trace (1-based)', wholeNumber(1))
+    .option('--follow', 'continue across patch ports, tunnels and nodes to where it ends')
+    .option('--names', 'show port names instead of numbers')
+    .option('--explain', 'say, for each megaflow field, which table and rule made it matched')
+    .option('--json', 'print the trace as JSON')
+    .action((scenario, bridge, flow, opts) => {
+      result.code = traceCommand(scenario, bridge, flow, opts, io);
     });
 
   return program;

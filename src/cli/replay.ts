@@ -44,6 +44,8 @@ export interface ReplayArgs {
   json?: boolean;
   progress: boolean;
   quiet?: boolean;
+  tracePacket?: number;
+  names?: boolean;
 }
 
 /** Raised when the engine's statistics break the replay invariant: a bug, not a user error. */
@@ -110,6 +112,10 @@ export function planReplay(scenarioFile: string, args: ReplayArgs): ReplayPlan {
     nsec: args.nsec ?? false,
   };
   if (args.limit !== undefined) options.limit = args.limit;
+  if (args.tracePacket !== undefined) {
+    options.tracePacket = args.tracePacket;
+    options.traceNames = args.names ?? false;
+  }
   return {
     scenarioFile,
     warnings: loaded.warnings,
@@ -169,6 +175,26 @@ export async function replayCommand(
     stats = await engine.replay(plan.options);
   } finally {
     bar?.stop();
+  }
+
+  // A trace of one packet (--trace-packet) is printed, and written next to the stats, but is
+  // not part of stats.json.
+  const { trace_text: traceText, trace: traceJson, ...counters } = stats as StatsJson & {
+    trace_text?: string;
+    trace?: unknown;
+  };
+  stats = counters as StatsJson;
+  if (traceText !== undefined) {
+    const tracePath = path.join(plan.outDir, 'trace.txt');
+    try {
+      writeFileSync(tracePath, traceText);
+      writeFileSync(path.join(plan.outDir, 'trace.json'), `${JSON.stringify(traceJson, null, 2)}\n`);
+    } catch (e) {
+      throw new FileError(`cannot write ${tracePath}: ${describeFsError(e)}`);
+    }
+    if (!args.json) io.stdout.write(`${traceText}\n`);
+  } else if (args.tracePacket !== undefined) {
+    io.stderr.write(`dvrlab: warning: --trace-packet ${args.tracePacket}: the run had fewer packets\n`);
   }
 
   const statsPath = path.join(plan.outDir, 'stats.json');

@@ -69,6 +69,8 @@ pub struct PassTrace {
     pub final_flow: FlowKey,
     /// The bridge whose pipeline the pass started in.
     pub bridge: Option<usize>,
+    /// Which step added which bits to the megaflow mask.
+    pub explain: Vec<(FlowKey, String)>,
 }
 
 /// Per-packet metadata that survives recirculation and decapsulation.
@@ -338,6 +340,7 @@ impl Datapath {
                 initial_flow: xo.initial_flow,
                 final_flow: xo.final_flow,
                 bridge,
+                explain: xo.explain.clone(),
             });
         }
         let actions = xo.actions.clone();

@@ -6,6 +6,7 @@
 //! `packets_in == delivered + sum(dropped)`.
 
 pub mod scenario;
+pub mod trace;
 
 use crate::dpif::odp::DropReason;
 use crate::dpif::Sink;
@@ -75,6 +76,12 @@ pub struct ReplayOptions {
     pub nsec: bool,
     #[serde(default)]
     pub limit: Option<u64>,
+    /// Trace the Nth input packet (1-based) with the state the run had built by then.
+    #[serde(default)]
+    pub trace_packet: Option<u64>,
+    /// Print port names in that trace.
+    #[serde(default)]
+    pub trace_names: bool,
 }
 
 fn one() -> u32 {
@@ -117,6 +124,8 @@ pub struct ReplayStats {
     pub flow_packets: u64,
     pub non_flow_packets: u64,
     pub conntrack_entries: u64,
+    /// The trace of `trace_packet`, when asked for.
+    pub trace: Option<trace::TraceReport>,
 }
 
 impl ReplayStats {
@@ -169,6 +178,8 @@ struct RunSink<'a> {
     error: &'a mut Option<String>,
     packets_out: u64,
     bytes_out: u64,
+    /// When tracing a packet: every frame it made leave, with its (node, port).
+    record: Option<&'a mut Vec<(usize, u32, Vec<u8>)>>,
 }
 
 impl Sink for RunSink<'_> {
@@ -179,6 +190,9 @@ impl Sink for RunSink<'_> {
         c.tx_bytes += pkt.len() as u64;
         self.packets_out += 1;
         self.bytes_out += pkt.len() as u64;
+        if let Some(r) = self.record.as_deref_mut() {
+            r.push((self.node, port, pkt.data().to_vec()));
+        }
         if let Some(path) = self.paths.get(&k) {
             let w = self.writers.entry(k).or_insert(None);
             if w.is_none() {
@@ -430,9 +444,17 @@ impl Engine {
                     continue;
                 }
                 note_flow(eth, &mut flows_seen, &mut stats);
+                let tracing = opts.trace_packet == Some(sent);
+                if tracing {
+                    for n in &mut self.nodes {
+                        n.dp.tracing = Some(Vec::new());
+                        n.dp.trace_names = opts.trace_names;
+                    }
+                }
                 // Carry the frame to completion across nodes.
                 fabric.push_back((node, dp_port, Packet::from_slice(eth)));
                 let mut outputs = 0u64;
+                let mut traced_out: Vec<(usize, u32, Vec<u8>)> = Vec::new();
                 let mut last_drop: Option<DropReason> = None;
                 let mut hops = 0;
                 while let Some((n, p, pkt)) = fabric.pop_front() {
@@ -462,15 +484,35 @@ impl Engine {
                         error: &mut error,
                         packets_out: 0,
                         bytes_out: 0,
+                        record: tracing.then_some(&mut traced_out),
                     };
                     let dp = &mut self.nodes[n].dp;
                     let mut pkt = pkt;
                     let o = dp.receive(&mut pkt, p, &mut sink);
+                    if let Some(t) = dp.tracing.as_mut() {
+                        let rep = stats.trace.get_or_insert_with(trace::TraceReport::default);
+                        rep.passes.extend(t.drain(..).map(|pass| trace::TracedPass { node: n, pass }));
+                    }
                     stats.packets_out += sink.packets_out;
                     stats.bytes_out += sink.bytes_out;
                     outputs += o.outputs as u64;
                     if let Some(d) = o.drop {
                         last_drop = Some(d);
+                    }
+                }
+                if tracing {
+                    for n in &mut self.nodes {
+                        n.dp.tracing = None;
+                    }
+                    let names: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
+                    let rep = stats.trace.get_or_insert_with(trace::TraceReport::default);
+                    rep.one_node = self.one_node;
+                    rep.node_names = names;
+                    rep.follow = true;
+                    rep.names = opts.trace_names;
+                    for (n, p, f) in traced_out.drain(..) {
+                        let r = self.nodes[n].port_refs.get(p as usize).cloned().flatten();
+                        rep.outputs.push((r.unwrap_or_else(|| p.to_string()), f));
                     }
                 }
                 if let Some(e) = error.take() {

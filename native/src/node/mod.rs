@@ -40,7 +40,12 @@ impl Task for ReplayTask {
         self.progress.done.store(0, Relaxed);
         self.progress.cancel.store(false, Relaxed);
         let stats = core.replay(&self.options, &self.progress).map_err(Error::from_reason)?;
-        Ok(stats.to_json().to_string())
+        let mut json = stats.to_json();
+        if let Some(t) = &stats.trace {
+            json["trace_text"] = serde_json::Value::String(core.format_trace(t));
+            json["trace"] = core.trace_json(t);
+        }
+        Ok(json.to_string())
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
@@ -113,5 +118,24 @@ impl JsEngine {
         let options = serde_json::from_str(&options_json)
             .map_err(|e| Error::from_reason(format!("internal bench options: {e}")))?;
         Ok(AsyncTask::new(BenchTask { core: self.core.clone(), options }))
+    }
+}
+
+#[napi]
+impl JsEngine {
+    /// Traces one packet (see `engine::trace::TraceOptions`); returns JSON with the text in
+    /// ofproto/trace layout (`text`) and the structured trace (`trace`).
+    #[napi]
+    pub fn trace(&self, options_json: String) -> Result<String> {
+        let options: crate::engine::trace::TraceOptions = serde_json::from_str(&options_json)
+            .map_err(|e| Error::from_reason(format!("internal trace options: {e}")))?;
+        let mut core = self
+            .core
+            .lock()
+            .map_err(|_| Error::from_reason("the engine is unusable after an earlier failure"))?;
+        let report = core.trace(&options).map_err(Error::from_reason)?;
+        let text = core.format_trace(&report);
+        let json = core.trace_json(&report);
+        Ok(serde_json::json!({"text": text, "trace": json}).to_string())
     }
 }

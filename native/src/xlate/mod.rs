@@ -211,6 +211,9 @@ pub struct XlateOut {
     pub learned: Vec<(usize, FlowMod)>,
     /// Recirculation ids this translation freezes (ct with a table), in order.
     pub recircs: Vec<u32>,
+    /// When tracing: which step made translation read which key bits (`--explain`), as
+    /// (the bits that step added to the megaflow mask, the step).
+    pub explain: Vec<(FlowKey, String)>,
     /// The flow as the pipeline first saw it (OpenFlow in_port, thawed registers), and as it
     /// was when translation ended (the trace's `Flow:` and `Final flow:`).
     pub initial_flow: FlowKey,
@@ -246,6 +249,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) trace: Option<&'a mut Trace>,
     /// Print port names instead of numbers in the trace.
     names: bool,
+    /// `dec_ttl` hit a TTL of 0 or 1: the rest of the current action list is skipped.
+    ttl_stop: bool,
 }
 
 /// Translates a packet with datapath key `key` (in_port = datapath port).
@@ -279,6 +284,7 @@ pub fn translate_traced(
         dp_in_port: key.in_port,
         trace,
         names,
+        ttl_stop: false,
     };
     ctx.wc_init();
     ctx.run();
@@ -307,6 +313,35 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// When tracing, attributes the mask bits added since `before` (less those that steps
+    /// recorded since `since` already claimed) to `why`.
+    fn note_wc(&mut self, before: &FlowKey, since: usize, why: impl FnOnce(&Self) -> String) {
+        if self.trace.is_none() {
+            return;
+        }
+        let mut delta = FlowKey::ZERO;
+        {
+            let (d, w, b) = (delta.words_mut(), self.wc.words(), before.words());
+            for i in 0..d.len() {
+                d[i] = w[i] & !b[i];
+            }
+        }
+        for (claimed, _) in &self.out.explain[since..] {
+            let (d, c) = (delta.words_mut(), claimed.words());
+            for i in 0..d.len() {
+                d[i] &= !c[i];
+            }
+        }
+        if !delta.is_zero() {
+            let text = why(self);
+            self.out.explain.push((delta, text));
+        }
+    }
+
+    fn where_(&self) -> String {
+        format!("bridge(\"{}\") table {}", self.of.bridges[self.bridge].name, self.table_id)
+    }
+
     fn action_text(&self, a: &Action) -> String {
         let b = &self.of.bridges[self.bridge];
         format_actions(std::slice::from_ref(a), b, self.names, ActionStyle::Normalized)
@@ -331,6 +366,11 @@ impl<'a> Ctx<'a> {
     }
 
     fn run(&mut self) {
+        self.note_wc(&FlowKey::ZERO, 0, |_| {
+            "always examined: the input port, the recirculation id, the EtherType, the fragment \
+             bits of IP and the tunnel metadata of a tunnelled packet"
+                .to_string()
+        });
         // Fragment handling "normal" (the default): transport ports of every fragment, the
         // first included, are treated as unavailable (xlate_actions(), OFPUTIL_FRAG_NORMAL).
         if self.flow.is_ip_any() && self.flow.nw_frag & nw_frag::ANY != 0 {
@@ -482,11 +522,24 @@ impl<'a> Ctx<'a> {
         if let Some(p) = lookup_port {
             self.flow.in_port = p;
         }
+        let wc_before = self.wc;
+        let since = self.out.explain.len();
         let rule = {
             let b = &self.of.bridges[self.bridge];
             b.tables.lookup(table, &self.flow, Some(&mut self.wc)).cloned()
         };
         self.flow.in_port = real_port;
+        if self.trace.is_some() {
+            let bname = self.of.bridges[self.bridge].name.clone();
+            let what = match &rule {
+                Some(r) => {
+                    let m = format_match(&r.mat, r.priority, &self.of.bridges[self.bridge], false);
+                    format!("lookup, matched \"{m}\"")
+                }
+                None => "lookup, no match".to_string(),
+            };
+            self.note_wc(&wc_before, since, |_| format!("bridge(\"{bname}\") table {table} {what}"));
+        }
         let Some(rule) = rule else {
             // Table miss: with no controller, OVS drops (secure fail mode) — a standalone
             // bridge with no flows at all acts as a NORMAL switch.
@@ -536,10 +589,27 @@ impl<'a> Ctx<'a> {
             if self.exit {
                 break;
             }
-            if self.trace.is_some() {
+            let explain_from = if self.trace.is_some() {
                 let text = self.action_text(a);
                 self.report(NodeType::Action, || text);
+                Some((self.wc, self.out.explain.len(), self.where_()))
+            } else {
+                None
+            };
+            self.do_action(a);
+            if let Some((before, since, at)) = explain_from {
+                let text = self.action_text(a);
+                self.note_wc(&before, since, |_| format!("{at}: action {text}"));
             }
+            if self.ttl_stop {
+                self.ttl_stop = false;
+                return;
+            }
+        }
+    }
+
+    fn do_action(&mut self, a: &Action) {
+        {
             match a {
                 Action::Output { port: p, .. } => self.xlate_output(*p),
                 Action::OutputReg(sf) => {
@@ -623,7 +693,8 @@ impl<'a> Ctx<'a> {
                             self.report(NodeType::Warn, || {
                                 format!("IPv{v} decrement TTL exception")
                             });
-                            return;
+                            // "Stop processing for current table."
+                            self.ttl_stop = true;
                         }
                     }
                 }
