@@ -10,6 +10,7 @@
 //! - rule counters see every packet: the upcall credits its rules at once, megaflow hits are
 //!   pushed into the rules by `push_stats` (as OVS's revalidators do).
 
+pub mod dump;
 pub mod emc;
 pub mod exec;
 pub mod megaflow;
