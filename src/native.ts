@@ -85,6 +85,9 @@ export interface NativeReplayOptions {
   limit?: number; // stop after N input packets
   tracePacket?: number; // trace the Nth input packet (1-based) with the run's state
   traceNames?: boolean;
+  dumpMegaflows?: boolean; // return the megaflows left at the end (true = the -m form)
+  writeFlows?: boolean; // write DIR/[NODE/]BRIDGE.flows with the run's counters
+  outDir?: string;
 }
 
 /** What a replay reports; the CLI writes it as DIR/stats.json. */
@@ -111,6 +114,8 @@ export interface StatsJson {
 interface RawEngine {
   replay(optionsJson: string): Promise<string>;
   trace(optionsJson: string): string;
+  dumpFlows(optionsJson: string): string;
+  show(optionsJson: string): string;
   bench(optionsJson: string): Promise<string>;
   progress(): number[];
 }
@@ -231,6 +236,27 @@ export class Engine {
   trace(options: NativeTraceOptions): TraceJson {
     try {
       return JSON.parse(this.raw.trace(JSON.stringify(options))) as TraceJson;
+    } catch (e) {
+      throw new EngineError((e as Error).message);
+    }
+  }
+
+  /** ovs-ofctl dump-flows of one bridge: the text, and the flows as records. */
+  dumpFlows(options: { bridge: string; filter: string; stats: boolean; names: boolean }): {
+    text: string;
+    flows: unknown[];
+  } {
+    try {
+      return JSON.parse(this.raw.dumpFlows(JSON.stringify(options))) as { text: string; flows: unknown[] };
+    } catch (e) {
+      throw new EngineError((e as Error).message);
+    }
+  }
+
+  /** ovs-vsctl show (or ovs-ofctl show BRIDGE with `ofctl`). */
+  show(options: { ofctl?: string }): { text: string; ports: unknown[] } {
+    try {
+      return JSON.parse(this.raw.show(JSON.stringify(options))) as { text: string; ports: unknown[] };
     } catch (e) {
       throw new EngineError((e as Error).message);
     }

@@ -16,6 +16,7 @@ import {
 } from '@commander-js/extra-typings';
 import { DvrlabError, oneLine } from '../errors.js';
 import { type CliIo, type EngineFactory, nativeEngine, replayCommand } from './replay.js';
+import { dpctlCommand, dumpFlowsCommand, showCommand } from './inspect.js';
 import { traceCommand } from './trace.js';
 
 /** The package version, read from package.json (two levels up from dist/src/cli/). */
@@ -142,6 +143,41 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
     .option('--json', 'print the trace as JSON')
     .action((scenario, bridge, flow, opts) => {
       result.code = traceCommand(scenario, bridge, flow, opts, io);
+    });
+
+  program
+    .command('dump-flows')
+    .summary('print a bridge\'s OpenFlow tables as ovs-ofctl dump-flows does')
+    .argument('<scenario>', 'scenario file (JSON or YAML)')
+    .argument('<bridge>', 'NODE/BRIDGE (BRIDGE in a one-node scenario)')
+    .argument('[filter]', 'only flows matching this, e.g. table=10 or "cookie=0x1/-1,ip"')
+    .option('--no-stats', 'print matches and actions only')
+    .option('--names', 'show port names instead of numbers')
+    .option('--json', 'print the flows as JSON records')
+    .action((scenario, bridge, filter, opts) => {
+      result.code = dumpFlowsCommand(scenario, bridge, filter, opts, io);
+    });
+
+  program
+    .command('show')
+    .summary('print the bridges and ports as ovs-vsctl show (or ovs-ofctl show) does')
+    .argument('<scenario>', 'scenario file (JSON or YAML)')
+    .option('--ofctl <bridge>', 'print `ovs-ofctl show BRIDGE` (NODE/BRIDGE) instead')
+    .option('--json', 'print the ports as JSON records')
+    .action((scenario, opts) => {
+      result.code = showCommand(scenario, opts, io);
+    });
+
+  program
+    .command('dpctl')
+    .summary('replay captures and print the cached megaflows as dpctl/dump-flows does')
+    .argument('<scenario>', 'scenario file (JSON or YAML)')
+    .requiredOption('--in <portref=file>', 'inject FILE on port PORTREF; repeatable', collect)
+    .option('-m', 'print every field, masks included (dpctl/dump-flows -m)')
+    .option('--names', 'show port names instead of numbers')
+    .option('--json', 'print the megaflows as a JSON array of lines')
+    .action(async (scenario, opts) => {
+      result.code = await dpctlCommand(scenario, { ...opts, in: opts.in ?? [] }, io);
     });
 
   return program;

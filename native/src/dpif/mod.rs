@@ -186,7 +186,7 @@ impl Datapath {
         outcome
     }
 
-    fn pass(&mut self, pkt: &mut Packet, md: PacketMd, sink: &mut dyn Sink, out: &mut Outcome) {
+    fn pass(&mut self, pkt: &mut Packet, mut md: PacketMd, sink: &mut dyn Sink, out: &mut Outcome) {
         if md.depth > MAX_RECIRC_DEPTH {
             out.drop = Some(DropReason::RecirculationTooDeep);
             return;
@@ -217,11 +217,28 @@ impl Datapath {
                 None => None,
             },
         };
-        let (actions, drop) = match id {
+        match id {
             Some(id) => {
                 self.megaflows.credit(id, 1, bytes, self.of.now_ms, tcp_flags);
-                let f = &self.megaflows.get(id).expect("looked up above").actions;
-                (f.actions.clone(), f.drop)
+                // Execute straight from the cached flow: no copy of its actions per packet.
+                let Datapath { megaflows, ct, work, of, .. } = self;
+                let f = &megaflows.get(id).expect("looked up above").actions;
+                if let Some(d) = f.drop {
+                    out.drop = Some(d);
+                }
+                let mut ctx = exec::ExecCtx {
+                    ct,
+                    now_ms: of.now_ms,
+                    sink,
+                    work,
+                    outputs: 0,
+                    drop: None,
+                };
+                ctx.execute(pkt, &mut md, &key, layers, &f.actions);
+                out.outputs += ctx.outputs;
+                if let Some(d) = ctx.drop {
+                    out.drop = Some(d);
+                }
             }
             None => {
                 self.stats.upcalls += 1;
@@ -246,10 +263,13 @@ impl Datapath {
                 if self.megaflows.insert(&masked, &xo.wc, flow).is_err() {
                     self.stats.upcall_failures += 1;
                 }
-                (actions, xo.drop)
+                self.finish_pass(pkt, md, &key, layers, &actions, xo.drop, sink, out);
+                return;
             }
-        };
-        self.finish_pass(pkt, md, &key, layers, &actions, drop, sink, out);
+        }
+        if self.need_revalidate {
+            self.revalidate();
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

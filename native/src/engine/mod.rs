@@ -82,6 +82,9 @@ pub struct ReplayOptions {
     /// Print port names in that trace.
     #[serde(default)]
     pub trace_names: bool,
+    /// Return the megaflows left at the end in dpctl/dump-flows form (`Some(verbose)`).
+    #[serde(default)]
+    pub dump_megaflows: Option<bool>,
 }
 
 fn one() -> u32 {

@@ -226,6 +226,53 @@ fn tunnel_config(node: &str, br: &str, p: &NativePort) -> Result<TunnelConfig, S
     Ok(cfg)
 }
 
+/// Datapath port numbers as Open vSwitch's dummy datapath picks them (dpif-netdev
+/// `choose_port`): a port whose name holds a number gets that number (plus 100 when the name
+/// starts with "br"), if free and not 0; otherwise the lowest free number from 1. Ports are
+/// added bridge by bridge, each bridge's ports in order and then its LOCAL port, then the
+/// tunnel vports. This makes `Datapath actions:` and dpctl dumps print the numbers real OVS
+/// prints for the same scenario.
+#[derive(Default)]
+struct DpAlloc {
+    ports: Vec<DpPort>,
+    refs: Vec<Option<String>>,
+}
+
+impl DpAlloc {
+    fn taken(&self, no: u32) -> bool {
+        self.ports.get(no as usize).is_some_and(|p| !matches!(p.kind, DpPortKind::Unused))
+            || (no == 0 && !self.ports.is_empty())
+    }
+
+    fn place(&mut self, no: u32, port: DpPort, r: Option<String>) {
+        let i = no as usize;
+        if self.ports.len() <= i {
+            self.ports.resize(i + 1, DpPort { name: String::new(), kind: DpPortKind::Unused });
+            self.refs.resize(i + 1, None);
+        }
+        self.ports[i] = port;
+        self.refs[i] = r;
+    }
+
+    fn add(&mut self, port: DpPort, r: Option<String>) -> u32 {
+        let name = &port.name;
+        let start = if name.starts_with("br") { 100u64 } else { 0 };
+        let mut no = None;
+        if let Some(pos) = name.find(|c: char| c.is_ascii_digit()) {
+            let digits: String = name[pos..].chars().take_while(|c| c.is_ascii_digit()).collect();
+            if let Ok(n) = digits.parse::<u64>() {
+                let p = start + n;
+                if p > 0 && p < 65535 && !self.taken(p as u32) {
+                    no = Some(p as u32);
+                }
+            }
+        }
+        let no = no.unwrap_or_else(|| (1..).find(|p| !self.taken(*p)).unwrap_or(65534));
+        self.place(no, port, r);
+        no
+    }
+}
+
 /// Builds every node of a scenario.
 pub fn build(sc: &NativeScenario) -> Result<Vec<Node>, ScenarioError> {
     let mut nodes = Vec::new();
@@ -266,11 +313,9 @@ fn build_node(
 ) -> Result<Node, ScenarioError> {
     let prefix = if sc.one_node { String::new() } else { format!("{}/", n.name) };
     let mut bridges: Vec<Bridge> = Vec::new();
-    let mut dp_ports: Vec<DpPort> = Vec::new();
-    let mut port_refs: Vec<Option<String>> = Vec::new();
+    let mut dps = DpAlloc::default();
     // Datapath port 0 is the datapath's own internal port, as in OVS.
-    dp_ports.push(DpPort { name: "ovs-system".into(), kind: DpPortKind::Underlay });
-    port_refs.push(None);
+    dps.place(0, DpPort { name: "ovs-dummy".into(), kind: DpPortKind::Unused }, None);
     let mut tunnel_dst_ports: Vec<u16> = Vec::new();
     let mut virtual_refs: Vec<String> = Vec::new();
     for (bi, b) in n.bridges.iter().enumerate() {
@@ -324,13 +369,13 @@ fn build_node(
                 _ => PortKind::Netdev,
             };
             let dp_port = if matches!(kind, PortKind::Netdev) {
-                let no = dp_ports.len() as u32;
-                dp_ports.push(DpPort {
-                    name: p.name.clone(),
-                    kind: DpPortKind::Bridge { bridge: bi, ofport: p.ofport },
-                });
-                port_refs.push(Some(format!("{prefix}{}/{}", b.name, p.name)));
-                Some(no)
+                Some(dps.add(
+                    DpPort {
+                        name: p.name.clone(),
+                        kind: DpPortKind::Bridge { bridge: bi, ofport: p.ofport },
+                    },
+                    Some(format!("{prefix}{}/{}", b.name, p.name)),
+                ))
             } else {
                 virtual_refs.push(format!("{prefix}{}/{}", b.name, p.name));
                 None
@@ -344,12 +389,10 @@ fn build_node(
                 trunks: p.trunks.clone(),
             });
         }
-        let local_no = dp_ports.len() as u32;
-        dp_ports.push(DpPort {
-            name: b.name.clone(),
-            kind: DpPortKind::Bridge { bridge: bi, ofport: port::LOCAL },
-        });
-        port_refs.push(Some(format!("{prefix}{}/{}", b.name, b.name)));
+        let local_no = dps.add(
+            DpPort { name: b.name.clone(), kind: DpPortKind::Bridge { bridge: bi, ofport: port::LOCAL } },
+            Some(format!("{prefix}{}/{}", b.name, b.name)),
+        );
         ports.push(BridgePort {
             name: b.name.clone(),
             ofport: port::LOCAL,
@@ -398,11 +441,10 @@ fn build_node(
         }
     }
     for d in &tunnel_dst_ports {
-        dp_ports.push(DpPort {
-            name: format!("vxlan_sys_{d}"),
-            kind: DpPortKind::TunnelVport { dst_port: *d },
-        });
-        port_refs.push(None);
+        dps.add(
+            DpPort { name: format!("vxlan_sys_{d}"), kind: DpPortKind::TunnelVport { dst_port: *d } },
+            None,
+        );
     }
     let mut underlay = Underlay::default();
     let mut underlay_ip = None;
@@ -410,9 +452,10 @@ fn build_node(
     if let Some(u) = &n.underlay {
         let ip = parse_ip(&u.ip).unwrap_or(0);
         let mac = parse_mac(&u.mac).unwrap_or([0; 6]);
-        let no = dp_ports.len() as u32;
-        dp_ports.push(DpPort { name: "underlay".into(), kind: DpPortKind::Underlay });
-        port_refs.push(Some(format!("{}/underlay", n.name)));
+        let no = dps.add(
+            DpPort { name: "underlay".into(), kind: DpPortKind::Underlay },
+            Some(format!("{}/underlay", n.name)),
+        );
         let mut others = peers.clone();
         others.remove(&ip);
         underlay.node = Some(NodeUnderlay { ip, mac, dp_port: no, peers: others });
@@ -448,6 +491,7 @@ fn build_node(
         })?;
         underlay.neighbors.insert((bridge, ip), mac);
     }
+    let DpAlloc { ports: dp_ports, refs: port_refs } = dps;
     let mut of = Ofproto {
         bridges,
         dp_ports,

@@ -233,7 +233,7 @@ struct NodePorts<'a>(&'a crate::xlate::Ofproto);
 
 impl DpPortNames for NodePorts<'_> {
     fn dp_port_name(&self, port: u32) -> Option<String> {
-        self.0.dp_ports.get(port as usize).map(|p| p.name.clone())
+        self.0.dp_ports.get(port as usize).filter(|p| !p.name.is_empty()).map(|p| p.name.clone())
     }
 }
 
@@ -436,5 +436,34 @@ impl Engine {
             "outputs": r.outputs.iter().map(|(p, f)| json!({"port": p, "bytes": f.len(),
                 "hex": f.iter().map(|b| format!("{b:02x}")).collect::<String>()})).collect::<Vec<_>>(),
         })
+    }
+}
+
+impl Engine {
+    /// `dpctl/dump-flows` of every node's megaflow cache (one section per node in a
+    /// multi-node scenario).
+    pub fn dump_megaflows(&self, verbose: bool, names: bool) -> String {
+        let mut out = String::new();
+        for n in &self.nodes {
+            if !self.one_node {
+                out.push_str(&format!("{}:\n", n.name));
+            }
+            let dp = &n.dp;
+            let pn = NodePorts(&dp.of);
+            let pn = (names || verbose).then_some(&pn as &dyn DpPortNames);
+            for (_, m) in dp.megaflows.iter() {
+                out.push_str(&crate::dpif::dump::format_dpctl_flow(
+                    &m.key,
+                    &m.mask,
+                    &m.stats,
+                    &m.actions.actions,
+                    dp.of.now_ms,
+                    pn,
+                    verbose,
+                ));
+                out.push('\n');
+            }
+        }
+        out
     }
 }

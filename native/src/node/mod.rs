@@ -45,6 +45,10 @@ impl Task for ReplayTask {
             json["trace_text"] = serde_json::Value::String(core.format_trace(t));
             json["trace"] = core.trace_json(t);
         }
+        if let Some(verbose) = self.options.dump_megaflows {
+            let names = self.options.trace_names;
+            json["megaflows_text"] = serde_json::Value::String(core.dump_megaflows(verbose, names));
+        }
         Ok(json.to_string())
     }
 

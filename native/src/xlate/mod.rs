@@ -106,6 +106,8 @@ pub enum DpPortKind {
     TunnelVport { dst_port: u16 },
     /// A multi-node scenario's underlay NIC.
     Underlay,
+    /// A number no port has (datapath port numbers are sparse, as OVS picks them).
+    Unused,
 }
 
 /// One datapath port.
@@ -436,6 +438,9 @@ impl<'a> Ctx<'a> {
                 self.xlate_table(0, true);
                 self.leave(b);
             }
+            DpPortKind::Unused => {
+                self.out.drop = Some(DropReason::NoSuchPort);
+            }
             DpPortKind::Underlay => {
                 // A multi-node underlay NIC: VXLAN to our address is decapsulated, anything
                 // else has nowhere to go.
@@ -546,7 +551,9 @@ impl<'a> Ctx<'a> {
             if self.bridge().standalone && self.bridge().tables.is_empty() {
                 self.xlate_normal();
             } else {
-                self.report(NodeType::Table, || format!("{table:2}. No match."));
+                let t = self.enter(NodeType::Table, || format!("{table:2}. No match."));
+                self.report(NodeType::Action, || "drop".to_string());
+                self.leave(t);
                 self.note_drop(DropReason::NoMatch);
             }
             return;
