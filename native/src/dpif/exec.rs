@@ -115,7 +115,7 @@ impl ExecCtx<'_> {
                 DpAction::PopVlan => {
                     modify::pop_vlan(pkt, &mut layers);
                 }
-                DpAction::SetIpv4 { src, dst, tos, ttl } => {
+                DpAction::SetIpv4 { src, dst, tos, ttl, .. } => {
                     if let Some(v) = src {
                         modify::set_ipv4_src(pkt, &layers, *v);
                     }
@@ -129,7 +129,7 @@ impl ExecCtx<'_> {
                         modify::set_ipv4_ttl(pkt, &layers, *v);
                     }
                 }
-                DpAction::SetIpv6 { src, dst, tclass, hlimit, label } => {
+                DpAction::SetIpv6 { src, dst, tclass, hlimit, label, .. } => {
                     if let Some(v) = src {
                         modify::set_ipv6_src(pkt, &layers, v);
                     }

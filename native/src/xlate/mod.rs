@@ -1100,6 +1100,7 @@ impl<'a> Ctx<'a> {
                     dst: (f.nw_dst != b.nw_dst).then_some(f.nw_dst),
                     tos: (f.nw_tos != b.nw_tos).then_some(f.nw_tos),
                     ttl: (f.nw_ttl != b.nw_ttl).then_some(f.nw_ttl),
+                    tos_mask: self.wc.nw_tos,
                 });
             }
         } else if f.is_ipv6() && b.is_ipv6() {
@@ -1115,6 +1116,7 @@ impl<'a> Ctx<'a> {
                     tclass: (f.nw_tos != b.nw_tos).then_some(f.nw_tos),
                     hlimit: (f.nw_ttl != b.nw_ttl).then_some(f.nw_ttl),
                     label: (f.ipv6_label != b.ipv6_label).then_some(f.ipv6_label),
+                    tclass_mask: self.wc.nw_tos,
                 });
             }
         } else if f.is_arp()
