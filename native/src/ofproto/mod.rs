@@ -2,6 +2,7 @@
 
 pub mod action;
 pub mod classifier;
+pub mod dump;
 pub mod format;
 pub mod parse;
 pub mod table;
