@@ -10,7 +10,7 @@
 //! replay had built by then.
 
 use super::Engine;
-use crate::dpif::dump::{format_trace_flow, format_trace_megaflow};
+use crate::ofproto::dump::{format_trace_flow, format_trace_megaflow};
 use crate::dpif::odp::{format_actions, DpPortNames};
 use crate::dpif::{PassKind, PassTrace, Sink};
 use crate::flow::{FieldId, FlowKey};
@@ -465,5 +465,106 @@ impl Engine {
             }
         }
         out
+    }
+}
+
+/// Options of `dump-flows`.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct DumpFlowsOptions {
+    pub bridge: String,
+    #[serde(default)]
+    pub filter: String,
+    #[serde(default = "yes")]
+    pub stats: bool,
+    #[serde(default)]
+    pub names: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Engine {
+    /// `ovs-ofctl dump-flows BRIDGE [FILTER]` as OVS 3.1 prints it over OpenFlow 1.5, and the
+    /// same flows as JSON records.
+    pub fn dump_flows(&self, o: &DumpFlowsOptions) -> Result<(String, serde_json::Value), String> {
+        use crate::ofproto::dump::{dump_flows, dump_order, DumpFilter};
+        use crate::ofproto::format::{format_actions, format_match, ActionStyle};
+        let (ni, bi) = self.resolve_bridge(&o.bridge)?;
+        let of = &self.nodes[ni].dp.of;
+        let b = &of.bridges[bi];
+        let fm = parse_flow(&o.filter, FlowModCommand::Delete, b)
+            .map_err(|e| format!("filter: {e}"))?;
+        let filter = DumpFilter::from_flow_mod(&fm);
+        let lines =
+            dump_flows(&b.tables, &filter, of.now_ms, b, o.names, ActionStyle::Normalized, o.stats);
+        let mut text = String::new();
+        for l in &lines {
+            text.push_str(l);
+            text.push('\n');
+        }
+        use std::sync::atomic::Ordering::Relaxed;
+        let json: Vec<serde_json::Value> = dump_order(&b.tables, &filter)
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "table": r.table,
+                    "priority": r.priority,
+                    "cookie": format!("{:#x}", r.cookie),
+                    "match": format_match(&r.mat, 32768, b, o.names),
+                    "actions": format_actions(&r.actions, b, o.names, ActionStyle::Normalized),
+                    "n_packets": r.n_packets.load(Relaxed),
+                    "n_bytes": r.n_bytes.load(Relaxed),
+                    "idle_timeout": r.idle_timeout,
+                    "hard_timeout": r.hard_timeout,
+                })
+            })
+            .collect();
+        Ok((text, serde_json::Value::Array(json)))
+    }
+
+    /// `ovs-vsctl show` (every node), or `ovs-ofctl show BRIDGE`; and the ports as records.
+    pub fn show(&self, ofctl: Option<&str>) -> Result<(String, serde_json::Value), String> {
+        use crate::ofproto::dump::{format_ofctl_show, format_vsctl_show};
+        let mut ports = Vec::new();
+        for n in &self.nodes {
+            for b in &n.dp.of.bridges {
+                for p in &b.ports {
+                    let kind = match &p.kind {
+                        PortKind::Netdev => "netdev",
+                        PortKind::Local => "internal",
+                        PortKind::Patch { .. } => "patch",
+                        PortKind::Vxlan(_) => "vxlan",
+                    };
+                    ports.push(serde_json::json!({
+                        "node": n.name, "bridge": b.name, "port": p.name, "ofport": p.ofport,
+                        "type": kind, "dp_port": p.dp_port, "tag": p.tag, "trunks": p.trunks,
+                    }));
+                }
+            }
+        }
+        let text = match ofctl {
+            Some(r) => {
+                let (ni, bi) = self.resolve_bridge(r)?;
+                format_ofctl_show(&self.nodes[ni].dp.of.bridges[bi])
+            }
+            None => {
+                let mut s = String::new();
+                for (i, n) in self.nodes.iter().enumerate() {
+                    if !self.one_node {
+                        s.push_str(&format!("{}:\n", n.name));
+                    }
+                    let uuid = format!("00000000-0000-4000-8000-{:012x}", i + 1);
+                    s.push_str(&format_vsctl_show(
+                        &n.dp.of.bridges,
+                        &uuid,
+                        concat!("dvrlab ", env!("CARGO_PKG_VERSION")),
+                    ));
+                }
+                s
+            }
+        };
+        Ok((text, serde_json::Value::Array(ports)))
     }
 }

@@ -143,3 +143,32 @@ impl JsEngine {
         Ok(serde_json::json!({"text": text, "trace": json}).to_string())
     }
 }
+
+#[napi]
+impl JsEngine {
+    /// `ovs-ofctl dump-flows`: JSON `{text, flows}`.
+    #[napi]
+    pub fn dump_flows(&self, options_json: String) -> Result<String> {
+        let options: crate::engine::trace::DumpFlowsOptions = serde_json::from_str(&options_json)
+            .map_err(|e| Error::from_reason(format!("internal dump-flows options: {e}")))?;
+        let core = self
+            .core
+            .lock()
+            .map_err(|_| Error::from_reason("the engine is unusable after an earlier failure"))?;
+        let (text, flows) = core.dump_flows(&options).map_err(Error::from_reason)?;
+        Ok(serde_json::json!({"text": text, "flows": flows}).to_string())
+    }
+
+    /// `ovs-vsctl show` / `ovs-ofctl show BRIDGE`: JSON `{text, ports}`.
+    #[napi]
+    pub fn show(&self, options_json: String) -> Result<String> {
+        let v: serde_json::Value = serde_json::from_str(&options_json)
+            .map_err(|e| Error::from_reason(format!("internal show options: {e}")))?;
+        let core = self
+            .core
+            .lock()
+            .map_err(|_| Error::from_reason("the engine is unusable after an earlier failure"))?;
+        let (text, ports) = core.show(v["ofctl"].as_str()).map_err(Error::from_reason)?;
+        Ok(serde_json::json!({"text": text, "ports": ports}).to_string())
+    }
+}

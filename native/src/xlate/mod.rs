@@ -960,7 +960,10 @@ impl<'a> Ctx<'a> {
                 self.bridge = ub;
                 self.outputs = 0;
                 self.odp.push(push);
+                let name = self.of.bridges[ub].name.clone();
+                let b = self.enter(NodeType::Bridge, || format!("bridge(\"{name}\")"));
                 self.xlate_table(0, true);
+                self.leave(b);
                 let inner_outputs = self.outputs;
                 let sub = std::mem::replace(&mut self.odp, saved_odp);
                 (self.flow, self.base, self.wc, self.bridge, self.table_id) = saved;
