@@ -61,7 +61,7 @@ function oracleTraces(scenario: string, cases: Case[]): string[] {
   const oracle = path.join(sharedDir(), 'tools', 'ovs-oracle');
   assert.ok(existsSync(oracle), `the OVS oracle is missing at ${oracle}`);
   const script = cases
-    .map((c) => `ovs-appctl ofproto/trace ${c.bridge} '${c.flow}'`)
+    .map((c) => `ovs-appctl ofproto/trace --names ${c.bridge} '${c.flow}'`)
     .join('; echo @@@@; ');
   const r = spawnSync(oracle, ['exec', '--config', scenario, '--', 'sh', '-c', script], {
     encoding: 'utf8',
@@ -72,7 +72,7 @@ function oracleTraces(scenario: string, cases: Case[]): string[] {
 }
 
 function dvrlabTrace(c: Case): string {
-  const r = spawnSync('node', [CLI, 'trace', c.scenario, c.bridge, c.flow], { encoding: 'utf8' });
+  const r = spawnSync('node', [CLI, 'trace', '--names', c.scenario, c.bridge, c.flow], { encoding: 'utf8' });
   assert.equal(r.status, 0, `dvrlab trace failed: ${r.stderr}`);
   return r.stdout;
 }

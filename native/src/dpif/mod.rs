@@ -153,6 +153,10 @@ pub struct Datapath {
     pub tracing: Option<Vec<PassTrace>>,
     /// Port names instead of numbers in traces.
     pub trace_names: bool,
+    /// A key to translate the next traced pass with instead of the one extracted from the
+    /// packet: tracing a hand-written flow translates that flow, as ofproto/trace does, while
+    /// the packet built from it carries on.
+    pub trace_key: Option<FlowKey>,
 }
 
 impl Datapath {
@@ -167,6 +171,7 @@ impl Datapath {
             work: Vec::new(),
             tracing: None,
             trace_names: false,
+            trace_key: None,
         }
     }
 
@@ -198,6 +203,13 @@ impl Datapath {
         let bytes = pkt.len() as u64;
         let tcp_flags = key.tcp_flags;
         if self.tracing.is_some() {
+            if let Some(mut k) = self.trace_key.take() {
+                k.in_port = key.in_port;
+                let w = k.words_mut();
+                let kw = key.words();
+                w[..crate::flow::key::STAGE_ENDS[0]].copy_from_slice(&kw[..crate::flow::key::STAGE_ENDS[0]]);
+                key = k;
+            }
             let (actions, drop) = self.traced_upcall(&key, &md, bytes);
             return self.finish_pass(pkt, md, &key, layers, &actions, drop, sink, out);
         }

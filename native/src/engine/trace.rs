@@ -172,6 +172,9 @@ impl Engine {
             n.dp.tracing = (i == ni || o.follow).then(Vec::new);
             n.dp.trace_names = o.names;
         }
+        if o.packet.is_none() && o.pcap.is_none() {
+            self.nodes[ni].dp.trace_key = Some(key);
+        }
         let mut report = TraceReport {
             follow: o.follow,
             one_node: self.one_node,

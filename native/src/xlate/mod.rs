@@ -253,6 +253,8 @@ pub(crate) struct Ctx<'a> {
     names: bool,
     /// `dec_ttl` hit a TTL of 0 or 1: the rest of the current action list is skipped.
     ttl_stop: bool,
+    /// The key the upcall was made with.
+    upcall: FlowKey,
 }
 
 /// Translates a packet with datapath key `key` (in_port = datapath port).
@@ -287,6 +289,7 @@ pub fn translate_traced(
         trace,
         names,
         ttl_stop: false,
+        upcall: *key,
     };
     ctx.wc_init();
     ctx.run();
@@ -460,6 +463,30 @@ impl<'a> Ctx<'a> {
         // xlate_wc_finish(): registers and metadata are not packet fields.
         self.wc.regs = [0; 8];
         self.wc.metadata = 0;
+        // ICMP type and code are 8 bits in the datapath.
+        let u = self.upcall;
+        if (u.is_ipv4() && u.nw_proto == 1) || (u.is_ipv6() && u.nw_proto == 58) {
+            self.wc.tp_src &= 0xff;
+            self.wc.tp_dst &= 0xff;
+        }
+        // A matched TCI always matches the "present" bit; a tag the packet does not have is
+        // not matched at all.
+        for (tci, tpid, ptci) in [
+            (&mut self.wc.vlan_tci, &mut self.wc.vlan_tpid, u.vlan_tci),
+            (&mut self.wc.vlan2_tci, &mut self.wc.vlan2_tpid, u.vlan2_tci),
+        ] {
+            if ptci & VLAN_CFI == 0 {
+                *tci = 0;
+                *tpid = 0;
+            } else if *tci != 0 {
+                *tci |= VLAN_CFI;
+            }
+        }
+        // Later fragments have no ports, whatever the classifier looked at.
+        if u.nw_frag & nw_frag::LATER != 0 {
+            self.wc.tp_src = 0;
+            self.wc.tp_dst = 0;
+        }
         self.wc.in_port = u32::MAX;
         // Keep only what the datapath key can hold: tunnel fields only for tunnelled packets.
         if self.flow_was_tunnelled() {
@@ -1037,6 +1064,10 @@ impl<'a> Ctx<'a> {
             // A recirculated packet is emitted (or dropped) by its second pass.
             self.outputs += 1;
         }
+        self.report(NodeType::Detail, || {
+            "Sets the packet to an untracked state, and clears all the conntrack fields."
+                .to_string()
+        });
     }
 
     /// `learn(...)`: build a flow from the spec and the current packet and install it.
