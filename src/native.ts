@@ -14,6 +14,8 @@ import { AddonError, EngineError } from './errors.js';
 export interface NativeScenario {
   oneNode: boolean; // true for an ovs-oracle style scenario (top-level bridges[])
   nodes: NativeNode[]; // one-node: exactly one node with name ""
+  /** The flows were installed over OpenFlow 1.0 only (ovs-oracle `ofctl_args`). */
+  openflow10?: boolean;
 }
 
 export interface NativeNode {

@@ -53,7 +53,7 @@ const CASES: Case[] = [
   { scenario: ours('regs-resubmit'), bridge: 'br0', flow: 'in_port=1,udp,dl_src=02:00:00:00:00:01,nw_src=10.0.0.1,nw_dst=10.0.0.2,udp_dst=53' },
   { scenario: ours('normal-vlan'), bridge: 'br0', flow: 'in_port=1,dl_src=02:00:00:00:00:01,dl_dst=ff:ff:ff:ff:ff:ff' },
   { scenario: ours('vlan-ops'), bridge: 'br0', flow: 'in_port=1,dl_vlan=10,udp' },
-  { scenario: ours('patch-three'), bridge: 'br-a', flow: 'in_port=1,udp,nw_dst=10.0.0.2' },
+  { scenario: ours('patch-three'), bridge: 'br-a', flow: 'in_port=1,udp,nw_ttl=64,nw_dst=10.0.0.2' },
 ];
 
 /** The OVS side: one oracle run per scenario, every case traced in it. */

@@ -134,6 +134,13 @@ class Loader {
         }
       }
       scenario = { oneNode: true, nodes: [node] };
+      // Flows installed over OpenFlow 1.0 keep their OpenFlow 1.0 actions (mod_dl_src stays
+      // mod_dl_src in traces and dumps), as OVS does when ovs-ofctl speaks only OpenFlow 1.0.
+      const args = data.ofctl_args ?? [];
+      const versions = args.flatMap((a, i) => (args[i - 1] === '-O' ? a.split(',') : []));
+      if (versions.length > 0 && versions.every((v) => v === 'OpenFlow10')) {
+        scenario.openflow10 = true;
+      }
     } else if (hasNodes) {
       const data = this.validate(multiNodeSchema, root);
       const names = new Map<string, number>();

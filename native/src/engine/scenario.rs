@@ -30,6 +30,9 @@ pub struct NativeScenario {
     pub megaflow_limit: Option<usize>,
     #[serde(default)]
     pub conntrack_limit: Option<usize>,
+    /// Flows were installed over OpenFlow 1.0 only: actions print as installed.
+    #[serde(default)]
+    pub openflow10: bool,
 }
 
 #[derive(Deserialize, Debug)]
@@ -499,6 +502,11 @@ fn build_node(
         next_rule_id: 1,
         underlay,
         now_ms: 0,
+        action_style: if sc.openflow10 {
+            crate::ofproto::format::ActionStyle::Installed
+        } else {
+            crate::ofproto::format::ActionStyle::Normalized
+        },
     };
     // Flows.
     for (bi, b) in n.bridges.iter().enumerate() {

@@ -493,15 +493,14 @@ impl Engine {
     /// same flows as JSON records.
     pub fn dump_flows(&self, o: &DumpFlowsOptions) -> Result<(String, serde_json::Value), String> {
         use crate::ofproto::dump::{dump_flows, dump_order, DumpFilter};
-        use crate::ofproto::format::{format_actions, format_match, ActionStyle};
+        use crate::ofproto::format::{format_actions, format_match};
         let (ni, bi) = self.resolve_bridge(&o.bridge)?;
         let of = &self.nodes[ni].dp.of;
         let b = &of.bridges[bi];
         let fm = parse_flow(&o.filter, FlowModCommand::Delete, b)
             .map_err(|e| format!("filter: {e}"))?;
         let filter = DumpFilter::from_flow_mod(&fm);
-        let lines =
-            dump_flows(&b.tables, &filter, of.now_ms, b, o.names, ActionStyle::Normalized, o.stats);
+        let lines = dump_flows(&b.tables, &filter, of.now_ms, b, o.names, of.action_style, o.stats);
         let mut text = String::new();
         for l in &lines {
             text.push_str(l);
@@ -516,7 +515,7 @@ impl Engine {
                     "priority": r.priority,
                     "cookie": format!("{:#x}", r.cookie),
                     "match": format_match(&r.mat, 32768, b, o.names),
-                    "actions": format_actions(&r.actions, b, o.names, ActionStyle::Normalized),
+                    "actions": format_actions(&r.actions, b, o.names, of.action_style),
                     "n_packets": r.n_packets.load(Relaxed),
                     "n_bytes": r.n_bytes.load(Relaxed),
                     "idle_timeout": r.idle_timeout,

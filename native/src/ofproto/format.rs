@@ -46,9 +46,10 @@ pub fn format_port(p: u32, ports: &dyn PortNames, names: bool) -> String {
 
 /// Quotes a port name when it would not parse back as a plain name.
 fn quote_name(n: &str) -> String {
-    let plain = !n.is_empty()
-        && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && !n.bytes().all(|b| b.is_ascii_digit())
+    // namemap_put_name(): a name is printed plain only when it starts with a letter and has
+    // nothing but letters and digits; anything else is quoted (JSON string escaping).
+    let plain = n.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+        && n.bytes().all(|b| b.is_ascii_alphanumeric())
         && port::by_reserved_name(n).is_none();
     if plain {
         return n.to_string();
@@ -1321,10 +1322,11 @@ mod tests {
     fn port_names_print_and_parse() {
         let flow = "in_port=qvo28e6e267-f3,actions=output:\"patch tun\",resubmit(3,1),LOCAL,7";
         let fm = parse_flow(flow, FlowModCommand::Add, &Names).unwrap();
-        assert_eq!(format_match(&fm.mat, fm.priority, &Names, true), "in_port=qvo28e6e267-f3");
+        // OVS quotes every name that is not a letter followed by letters and digits.
+        assert_eq!(format_match(&fm.mat, fm.priority, &Names, true), "in_port=\"qvo28e6e267-f3\"");
         assert_eq!(format_match(&fm.mat, fm.priority, &Names, false), "in_port=3");
         let a = format_actions(&fm.actions, &Names, true, ActionStyle::Installed);
-        assert_eq!(a, "output:\"patch tun\",resubmit(qvo28e6e267-f3,1),LOCAL,output:7");
+        assert_eq!(a, "output:\"patch tun\",resubmit(\"qvo28e6e267-f3\",1),LOCAL,output:7");
         let a = format_actions(&fm.actions, &Names, false, ActionStyle::Installed);
         assert_eq!(a, "output:2,resubmit(3,1),LOCAL,output:7");
     }

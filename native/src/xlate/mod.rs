@@ -193,6 +193,9 @@ pub struct Ofproto {
     pub next_rule_id: u64,
     pub underlay: Underlay,
     pub now_ms: u64, // the datapath clock (replay: capture time)
+    /// How actions print in traces and dumps: OpenFlow 1.5 normalised, or as installed over
+    /// OpenFlow 1.0.
+    pub action_style: ActionStyle,
 }
 
 /// The result of one translation.
@@ -255,6 +258,8 @@ pub(crate) struct Ctx<'a> {
     ttl_stop: bool,
     /// The key the upcall was made with.
     upcall: FlowKey,
+    /// The match of the rule whose actions run (OVS prints some actions according to it).
+    rule_match: Match,
 }
 
 /// Translates a packet with datapath key `key` (in_port = datapath port).
@@ -290,6 +295,7 @@ pub fn translate_traced(
         names,
         ttl_stop: false,
         upcall: *key,
+        rule_match: Match::catchall(),
     };
     ctx.wc_init();
     ctx.run();
@@ -349,7 +355,13 @@ impl<'a> Ctx<'a> {
 
     fn action_text(&self, a: &Action) -> String {
         let b = &self.of.bridges[self.bridge];
-        format_actions(std::slice::from_ref(a), b, self.names, ActionStyle::Normalized)
+        crate::ofproto::format::format_actions_with_match(
+            std::slice::from_ref(a),
+            &self.rule_match,
+            b,
+            self.names,
+            self.of.action_style,
+        )
     }
 
     fn wc_init(&mut self) {
@@ -607,7 +619,9 @@ impl<'a> Ctx<'a> {
         }
         let old_table = self.table_id;
         self.table_id = table;
+        let old_match = std::mem::replace(&mut self.rule_match, rule.mat);
         self.do_actions(&rule.actions);
+        self.rule_match = old_match;
         if rule.actions.is_empty() {
             self.report(NodeType::Action, || "drop".to_string());
         }
@@ -670,6 +684,25 @@ impl<'a> Ctx<'a> {
                     dst.unwildcard(&mut self.wc);
                     let v = src.get(&self.flow);
                     dst.set(&mut self.flow, v);
+                    if self.trace.is_some() {
+                        // xlate_report_subfield(): the whole field prints as its type, a
+                        // part of it as hex.
+                        let f = dst.field.field();
+                        let value = if dst.ofs == 0 && dst.n_bits >= f.width {
+                            let b = &self.of.bridges[self.bridge];
+                            crate::ofproto::format::format_value(
+                                dst.field,
+                                f.get(&self.flow),
+                                f.all_ones(),
+                                b,
+                                self.names,
+                            )
+                        } else {
+                            format!("{:#x}", dst.get(&self.flow))
+                        };
+                        let name = crate::ofproto::format::format_subfield(dst);
+                        self.report(NodeType::Detail, || format!("{name} is now {value}"));
+                    }
                 }
                 Action::PushVlan(tpid) => {
                     // OFPACT_PUSH_VLAN: the outer tags shift in; the new one has VID 0.
@@ -852,13 +885,17 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// FLOOD and ALL: every port but the input one, in the order OVS visits its port hash map
+    /// (flood_packets() walks `xbridge->xports`), so the datapath actions list the ports as
+    /// OVS lists them.
     fn flood(&mut self, all: bool) {
         let _ = all;
         let in_port = self.flow.in_port;
-        let ports: Vec<u32> =
-            self.bridge().ports.iter().filter(|p| p.ofport != in_port).map(|p| p.ofport).collect();
-        for p in ports {
-            self.compose_output(p);
+        let ports: Vec<u32> = self.bridge().ports.iter().map(|p| p.ofport).collect();
+        for p in hmap_order(&ports) {
+            if p != in_port {
+                self.compose_output(p);
+            }
         }
     }
 
@@ -1220,12 +1257,58 @@ impl<'a> Ctx<'a> {
         }
         for i in (0..nf - common).rev() {
             let (tpid, tci) = f[i];
-            self.odp.push(DpAction::PushVlan {
-                tpid: if tpid == 0 { 0x8100 } else { tpid },
-                tci: tci & !VLAN_CFI,
-            });
+            // The datapath action carries the "present" bit, as OVS's does; the tag written on
+            // the wire has CFI/DEI 0.
+            self.odp.push(DpAction::PushVlan { tpid: if tpid == 0 { 0x8100 } else { tpid }, tci });
         }
     }
+}
+
+/// The iteration order of an OVS `hmap` keyed by `hash_ofp_port()` after inserting `ofports`
+/// in this order (lib/hmap.c: head insertion into `hash & mask` buckets, growing to
+/// `calc_mask(n)` buckets when `n / 2 > mask`).
+pub fn hmap_order(ofports: &[u32]) -> Vec<u32> {
+    fn hash_int(x: u32) -> u32 {
+        // hash_2words(x, 0) = hash_finish(hash_add(hash_add(x, 0), 0), 8)
+        let add = |h: u32, d: u32| -> u32 {
+            let d = d.wrapping_mul(0xcc9e_2d51).rotate_left(15).wrapping_mul(0x1b87_3593);
+            (h ^ d).rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64)
+        };
+        let mut h = add(add(x, 0), 0) ^ 8;
+        h ^= h >> 16;
+        h = h.wrapping_mul(0x85eb_ca6b);
+        h ^= h >> 13;
+        h = h.wrapping_mul(0xc2b2_ae35);
+        h ^ (h >> 16)
+    }
+    fn calc_mask(cap: usize) -> usize {
+        let mut m = cap / 2;
+        for s in [1, 2, 4, 8, 16, 32] {
+            m |= m >> s;
+        }
+        m | ((m & 1) << 1)
+    }
+    let mut mask = 0usize;
+    let mut buckets: Vec<Vec<(u32, u32)>> = vec![Vec::new()];
+    for (n, &p) in ofports.iter().enumerate() {
+        let h = hash_int(p);
+        buckets[h as usize & mask].insert(0, (p, h));
+        let n = n + 1;
+        if n / 2 > mask {
+            let nm = calc_mask(n);
+            if nm > mask {
+                let mut nb: Vec<Vec<(u32, u32)>> = vec![Vec::new(); nm + 1];
+                for b in &buckets {
+                    for &(q, hq) in b {
+                        nb[hq as usize & nm].insert(0, (q, hq));
+                    }
+                }
+                buckets = nb;
+                mask = nm;
+            }
+        }
+    }
+    buckets.into_iter().flatten().map(|(p, _)| p).collect()
 }
 
 /// Adds `dst == value` to a learned flow's match (also its prerequisites' shorthand values

@@ -119,16 +119,16 @@ impl Ctx<'_> {
                 return;
             }
         }
-        if is_multicast(&dst) {
-            self.report(NodeType::Detail, || "multicast traffic, flooding".into());
-        } else {
-            self.report(NodeType::Detail, || "no learned MAC for destination, flooding".into());
-        }
+        // Without multicast snooping, broadcast and multicast are never learned either.
+        self.report(NodeType::Detail, || "no learned MAC for destination, flooding".into());
         // Flood within the VLAN.
+        // xlate_normal_flood() walks the bridge's bundles, newest first: the LOCAL port, then
+        // the ports from the last added to the first.
         let targets: Vec<u32> = self
             .bridge()
             .ports
             .iter()
+            .rev()
             .filter(|p| p.ofport != in_ofport && includes_vlan(p.tag, &p.trunks, vlan))
             .map(|p| p.ofport)
             .collect();
