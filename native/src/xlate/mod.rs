@@ -1173,6 +1173,15 @@ impl<'a> Ctx<'a> {
                     ttl: (f.nw_ttl != b.nw_ttl).then_some(f.nw_ttl),
                     tos_mask: self.wc.nw_tos,
                 });
+                // Observed in OVS 3.1: a set of a whole IPv4 field (address, TTL, whole TOS)
+                // makes the megaflow match the IP protocol too; a partial TOS set does not.
+                if f.nw_src != b.nw_src
+                    || f.nw_dst != b.nw_dst
+                    || f.nw_ttl != b.nw_ttl
+                    || (f.nw_tos != b.nw_tos && self.wc.nw_tos == 0xff)
+                {
+                    self.wc.nw_proto = 0xff;
+                }
             }
         } else if f.is_ipv6() && b.is_ipv6() {
             if f.ipv6_src != b.ipv6_src
