@@ -282,7 +282,7 @@ pub fn parse_iptables(table: IptTable, text: &str) -> Result<Iptables, ParseErro
                 if builtin || user.iter().any(|c| c.name == name.text) {
                     return Err(e((name.col, format!("chain \"{}\" already exists", name.text))));
                 }
-                if TARGETS.contains(&name.text.as_str()) || name.text.starts_with('-') {
+                if TARGETS.contains(&name.text.as_str()) || !plain_name(&name.text, 28) {
                     return Err(e((name.col, format!("bad chain name \"{}\"", name.text))));
                 }
                 if let Some(x) = toks.get(2) {
@@ -326,6 +326,15 @@ pub fn parse_iptables(table: IptTable, text: &str) -> Result<Iptables, ParseErro
     t.chains.extend(user);
     check_jumps(&t, &jumps)?;
     Ok(t)
+}
+
+/// A chain or interface name iptables can print back as one word: at most `max` bytes,
+/// no white space or quotes, not an option or `!`.
+fn plain_name(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && !s.starts_with(['-', '!'])
+        && !s.chars().any(|c| c.is_whitespace() || c == '"' || c == '\\')
 }
 
 fn not_builtin(table: IptTable, name: &str) -> String {
@@ -399,7 +408,7 @@ fn parse_rule(table: IptTable, toks: &[Tok], line: usize) -> PResult<IptRule> {
             }
             "-i" | "--in-interface" | "-o" | "--out-interface" => {
                 let a = arg?;
-                if a.text.is_empty() || a.text.len() > 15 {
+                if !plain_name(&a.text, 15) {
                     return perr(a.col, format!("bad interface name \"{}\"", a.text));
                 }
                 let v = Some((invert, a.text.clone()));
@@ -1027,4 +1036,180 @@ pub fn format_iptables(t: &Iptables, counters: bool) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_match_and_target_and_round_trips() {
+        let nat = "-P PREROUTING ACCEPT\n-P INPUT ACCEPT\n-P OUTPUT ACCEPT\n-P POSTROUTING ACCEPT\n\
+            -N X\n-N a-chain\n\
+            -A PREROUTING ! -s 10.0.0.0/8 ! -d 1.2.3.4/32 ! -i qr-+ -p udp -m udp ! --sport 1:1023 \
+            --dport 53 -j DNAT --to-destination 10.0.0.2-10.0.0.9:5353-5360 --random --persistent\n\
+            -A PREROUTING -p tcp -m tcp --dport 8080 -j DNAT --to-destination :80\n\
+            -A PREROUTING -m mark --mark 0x4 -m conntrack --ctstate INVALID,NEW,RELATED,ESTABLISHED,\
+            UNTRACKED,SNAT,DNAT -m comment --comment \"it\\'s \\\"quoted\\\"\" -j a-chain\n\
+            -A PREROUTING -p tcp -j REDIRECT --to-ports 9697-9698 --random\n\
+            -A OUTPUT -o eth0 -j X\n\
+            -A POSTROUTING ! -o eth0 -j MASQUERADE --to-ports 1024-2048 --random --random-fully\n\
+            -A POSTROUTING ! -p icmp -j SNAT --to-source 172.24.4.3 --random-fully\n\
+            -A POSTROUTING -p 47\n\
+            -A POSTROUTING -m comment --comment plain_word-1 -g a-chain\n\
+            -A X -j RETURN\n\
+            -A a-chain -j ACCEPT\n";
+        let t = parse_iptables(IptTable::Nat, nat).unwrap();
+        assert_eq!(format_iptables(&t, false), nat);
+        let pre = &t.chain("PREROUTING").unwrap().rules;
+        let r = &pre[0];
+        assert_eq!(r.src, Some((true, parse_net("10.0.0.0/8").unwrap())));
+        assert_eq!(r.iif, Some((true, "qr-+".to_string())));
+        let sport = PortMatch { invert: true, min: 1, max: 1023 };
+        let dport = PortMatch { invert: false, min: 53, max: 53 };
+        assert_eq!(r.matches, [Match::Ports { udp: true, sport: Some(sport), dport: Some(dport) }]);
+        let range = NatRange {
+            addrs: Some(("10.0.0.2".parse().unwrap(), "10.0.0.9".parse().unwrap())),
+            ports: Some((5353, 5360)),
+            random: true,
+            random_fully: false,
+            persistent: true,
+        };
+        assert_eq!(r.target, Target::Dnat(range));
+        assert_eq!(
+            pre[1].target,
+            Target::Dnat(NatRange { ports: Some((80, 80)), ..empty_range() })
+        );
+        assert_eq!(pre[2].matches[0], Match::Mark { invert: false, value: 4, mask: u32::MAX });
+        assert_eq!(pre[2].matches[1], Match::Conntrack { invert: false, states: 0x1cf });
+        assert_eq!(pre[2].matches[2], Match::Comment("it's \"quoted\"".into()));
+        let post = &t.chain("POSTROUTING").unwrap().rules;
+        assert_eq!(post[2].target, Target::Continue);
+        assert_eq!(post[2].proto, Some((false, 47)));
+        // The user chains are sorted in byte order (upper case first) whatever the input
+        // order; rules keep their order within a chain.
+        let names: Vec<&str> = t.chains.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING", "X", "a-chain"]);
+    }
+
+    #[test]
+    fn mangle_and_raw_targets() {
+        let mangle = "-P PREROUTING ACCEPT\n-P INPUT ACCEPT\n-P FORWARD DROP\n-P OUTPUT ACCEPT\n\
+            -P POSTROUTING ACCEPT\n\
+            -A PREROUTING -i qg-1 -j MARK --set-xmark 0x2/0xffff\n\
+            -A FORWARD -m mark ! --mark 0x1/0xffff -j DROP\n";
+        let t = parse_iptables(IptTable::Mangle, mangle).unwrap();
+        assert_eq!(format_iptables(&t, false), mangle);
+        assert_eq!(t.chains[2].policy, Some(Policy::Drop));
+        // --set-mark V/M is stored as --set-xmark V/(V|M), as libxt_MARK does.
+        let t = parse_iptables(IptTable::Mangle, "-A INPUT -j MARK --set-mark 0x1/0xf0\n").unwrap();
+        assert_eq!(t.chains[1].rules[0].target, Target::Mark { value: 1, mask: 0xf1 });
+        let raw = "-P PREROUTING ACCEPT\n-P OUTPUT ACCEPT\n-A PREROUTING -j CT --notrack\n";
+        assert_eq!(format_iptables(&parse_iptables(IptTable::Raw, raw).unwrap(), false), raw);
+        // Partial text: missing policies are ACCEPT and are printed.
+        let t = parse_iptables(IptTable::Raw, "").unwrap();
+        assert_eq!(format_iptables(&t, false), "-P PREROUTING ACCEPT\n-P OUTPUT ACCEPT\n");
+        assert!(iface_matches("qr-+", "qr-aae8ab78-22") && !iface_matches("qr-+", "qg-1"));
+        assert!(iface_matches("+", "") && !iface_matches("qr-1", "qr-12"));
+    }
+
+    #[test]
+    fn errors_say_where_and_what() {
+        let nat = |rule: &str| {
+            let text = format!("-N c\n{rule}\n");
+            parse_iptables(IptTable::Nat, &text).unwrap_err().to_string()
+        };
+        let cases = [
+            ("-X c", "iptables_nat line 2, column 1: unknown command \"-X\"; expected one of -P, -N, -A"),
+            ("-A", "iptables_nat line 2, column 1: \"-A\" needs a chain"),
+            ("-A d -j ACCEPT", "iptables_nat line 2, column 4: no chain \"d\" (a \"-N\" line)"),
+            ("-N c", "iptables_nat line 2, column 4: chain \"c\" already exists"),
+            ("-N ACCEPT", "iptables_nat line 2, column 4: bad chain name \"ACCEPT\""),
+            ("-P c ACCEPT", "iptables_nat line 2, column 4: \"c\" is not a built-in chain of table \
+              nat; expected one of PREROUTING, INPUT, OUTPUT, POSTROUTING"),
+            ("-P INPUT DROP", "iptables_nat line 2, column 10: bad policy \"DROP\""),
+            ("-P INPUT ACCEPT x", "iptables_nat line 2, column 17: unexpected \"x\""),
+            ("-A c -s 10.0.0/8", "iptables_nat line 2, column 9: bad address \"10.0.0/8\""),
+            ("-A c -s", "iptables_nat line 2, column 6: \"-s\" needs a value"),
+            ("-A c -p gre", "iptables_nat line 2, column 9: unknown protocol \"gre\""),
+            ("-A c -i abcdefghijklmnop", "iptables_nat line 2, column 9: bad interface name \
+              \"abcdefghijklmnop\""),
+            ("-A c -m tcp --dport 80", "iptables_nat line 2, column 9: \"-m tcp\" needs \"-p tcp\" \
+              before it"),
+            ("-A c -m state --state NEW", "iptables_nat line 2, column 9: unknown match \"state\"; \
+              expected one of tcp, udp, conntrack, mark, comment"),
+            ("-A c -p tcp -m tcp --dpor 80", "iptables_nat line 2, column 20: unknown option \
+              \"--dpor\" for match \"tcp\"; expected one of --sport, --dport"),
+            ("-A c -p tcp -m tcp --dport 99999", "iptables_nat line 2, column 28: bad port \"99999\""),
+            ("-A c -p tcp -m tcp --dport 9:1", "iptables_nat line 2, column 28: bad port \"9:1\""),
+            ("-A c -m conntrack --ctstate NEWISH", "iptables_nat line 2, column 29: unknown ctstate \
+              \"NEWISH\"; expected one of INVALID, NEW, RELATED, ESTABLISHED, UNTRACKED, SNAT, DNAT"),
+            ("-A c -m conntrack --state NEW", "iptables_nat line 2, column 19: unknown option \
+              \"--state\" for match \"conntrack\"; expected --ctstate"),
+            ("-A c -m conntrack -j ACCEPT", "iptables_nat line 2, column 9: needs --ctstate"),
+            ("-A c -m mark --mark 0x3/0x1", "iptables_nat line 2, column 21: mark \"0x3/0x1\" has \
+              bits outside its mask"),
+            ("-A c -m mark --mark x", "iptables_nat line 2, column 21: bad mark \"x\""),
+            ("-A c -m comment ! --comment x", "iptables_nat line 2, column 19: unknown option \
+              \"--comment\" for match \"comment\"; expected --comment"),
+            ("-A c -m comment --comment \"x", "iptables_nat line 2, column 27: unterminated quoted \
+              string"),
+            ("-A c -j DROP", "iptables_nat line 2, column 9: the nat table cannot DROP"),
+            ("-A c -j MARK --set-xmark 1", "iptables_nat line 2, column 9: MARK is only valid in \
+              table mangle"),
+            ("-A c -j CT --notrack", "iptables_nat line 2, column 9: CT is only valid in table raw"),
+            ("-A c -j DNAT", "iptables_nat line 2, column 9: needs --to-destination"),
+            ("-A c -j DNAT --to-destination 1.2.3.4:x", "iptables_nat line 2, column 31: bad NAT \
+              range \"1.2.3.4:x\""),
+            ("-A c -j DNAT --to-destination 1.2.3.9-1.2.3.4", "iptables_nat line 2, column 31: bad \
+              NAT range \"1.2.3.9-1.2.3.4\""),
+            ("-A c -j SNAT --to 1.2.3.4", "iptables_nat line 2, column 14: unknown option \"--to\" \
+              for target SNAT; expected one of --to-source, --random, --random-fully, --persistent"),
+            ("-A c -j REDIRECT --to-port 1", "iptables_nat line 2, column 18: unknown option \
+              \"--to-port\" for target REDIRECT; expected one of --to-ports, --random"),
+            ("-A c -j MASQUERADE --x", "iptables_nat line 2, column 20: unknown option \"--x\" for \
+              target MASQUERADE; expected one of --to-ports, --random, --random-fully"),
+            ("-A c -j ACCEPT --x", "iptables_nat line 2, column 16: unexpected option \"--x\" for \
+              this target"),
+            ("-A c -j ACCEPT -j RETURN", "iptables_nat line 2, column 16: a second target"),
+            ("-A c ! -j ACCEPT", "iptables_nat line 2, column 8: \"-j\" cannot be negated"),
+            ("-A c -s 1.2.3.4 !", "iptables_nat line 2, column 17: \"!\" needs an option after it"),
+            ("-A c --dport 80", "iptables_nat line 2, column 6: option \"--dport\" outside a match or \
+              target"),
+            ("-A c foo", "iptables_nat line 2, column 6: unexpected \"foo\""),
+            ("-A c -j nochain", "iptables_nat line 2, column 9: unknown target \"nochain\"; expected \
+              a chain or one of ACCEPT, DROP, RETURN, DNAT, SNAT, MASQUERADE, REDIRECT, MARK, CT"),
+            ("-A c -j PREROUTING", "iptables_nat line 2, column 9: unknown target \"PREROUTING\"; \
+              expected a chain or one of ACCEPT, DROP, RETURN, DNAT, SNAT, MASQUERADE, REDIRECT, \
+              MARK, CT"),
+            ("-A c -j c", "iptables_nat line 2: chain \"c\" reaches itself (a loop)"),
+            ("-A c -c 1", "iptables_nat line 2, column 6: \"-c\" needs two counters"),
+            ("-A c -c 1 x", "iptables_nat line 2, column 11: bad counter \"x\""),
+            ("-A POSTROUTING -j REDIRECT", "iptables_nat line 2: this target is not valid in chain \
+              POSTROUTING (reached from POSTROUTING); the kernel accepts it only from PREROUTING, \
+              OUTPUT"),
+        ];
+        let mut wrong = Vec::new();
+        for (rule, want) in cases {
+            let got = nat(rule);
+            if got != want {
+                wrong.push(format!("{rule}\n  got  {got}\n  want {want}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+        let e = parse_iptables(IptTable::Raw, "-A PREROUTING -j DNAT --to-destination 1.1.1.1")
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "iptables_raw line 1, column 18: DNAT is only valid in table nat"
+        );
+    }
+
+    #[test]
+    fn save_string_quotes_as_xtables() {
+        assert_eq!(save_string("plain_word-1"), "plain_word-1");
+        assert_eq!(save_string("two words"), "\"two words\"");
+        assert_eq!(save_string("a'b\"c\\d"), "\"a\\'b\\\"c\\\\d\"");
+        assert_eq!(save_string(""), "\"\"");
+    }
 }
