@@ -1044,12 +1044,14 @@ mod tests {
 
     #[test]
     fn parses_every_match_and_target_and_round_trips() {
-        let nat = "-P PREROUTING ACCEPT\n-P INPUT ACCEPT\n-P OUTPUT ACCEPT\n-P POSTROUTING ACCEPT\n\
+        let nat =
+            "-P PREROUTING ACCEPT\n-P INPUT ACCEPT\n-P OUTPUT ACCEPT\n-P POSTROUTING ACCEPT\n\
             -N X\n-N a-chain\n\
             -A PREROUTING ! -s 10.0.0.0/8 ! -d 1.2.3.4/32 ! -i qr-+ -p udp -m udp ! --sport 1:1023 \
             --dport 53 -j DNAT --to-destination 10.0.0.2-10.0.0.9:5353-5360 --random --persistent\n\
             -A PREROUTING -p tcp -m tcp --dport 8080 -j DNAT --to-destination :80\n\
-            -A PREROUTING -m mark --mark 0x4 -m conntrack --ctstate INVALID,NEW,RELATED,ESTABLISHED,\
+            -A PREROUTING -m mark --mark 0x4 -m conntrack --ctstate \
+              INVALID,NEW,RELATED,ESTABLISHED,\
             UNTRACKED,SNAT,DNAT -m comment --comment \"it\\'s \\\"quoted\\\"\" -j a-chain\n\
             -A PREROUTING -p tcp -j REDIRECT --to-ports 9697-9698 --random\n\
             -A OUTPUT -o eth0 -j X\n\
@@ -1120,74 +1122,152 @@ mod tests {
             parse_iptables(IptTable::Nat, &text).unwrap_err().to_string()
         };
         let cases = [
-            ("-X c", "iptables_nat line 2, column 1: unknown command \"-X\"; expected one of -P, -N, -A"),
+            (
+                "-X c",
+                "iptables_nat line 2, column 1: unknown command \"-X\"; expected one of -P, \
+              -N, -A",
+            ),
             ("-A", "iptables_nat line 2, column 1: \"-A\" needs a chain"),
             ("-A d -j ACCEPT", "iptables_nat line 2, column 4: no chain \"d\" (a \"-N\" line)"),
             ("-N c", "iptables_nat line 2, column 4: chain \"c\" already exists"),
             ("-N ACCEPT", "iptables_nat line 2, column 4: bad chain name \"ACCEPT\""),
-            ("-P c ACCEPT", "iptables_nat line 2, column 4: \"c\" is not a built-in chain of table \
-              nat; expected one of PREROUTING, INPUT, OUTPUT, POSTROUTING"),
+            (
+                "-P c ACCEPT",
+                "iptables_nat line 2, column 4: \"c\" is not a built-in chain of table \
+              nat; expected one of PREROUTING, INPUT, OUTPUT, POSTROUTING",
+            ),
             ("-P INPUT DROP", "iptables_nat line 2, column 10: bad policy \"DROP\""),
             ("-P INPUT ACCEPT x", "iptables_nat line 2, column 17: unexpected \"x\""),
             ("-A c -s 10.0.0/8", "iptables_nat line 2, column 9: bad address \"10.0.0/8\""),
             ("-A c -s", "iptables_nat line 2, column 6: \"-s\" needs a value"),
             ("-A c -p gre", "iptables_nat line 2, column 9: unknown protocol \"gre\""),
-            ("-A c -i abcdefghijklmnop", "iptables_nat line 2, column 9: bad interface name \
-              \"abcdefghijklmnop\""),
-            ("-A c -m tcp --dport 80", "iptables_nat line 2, column 9: \"-m tcp\" needs \"-p tcp\" \
-              before it"),
-            ("-A c -m state --state NEW", "iptables_nat line 2, column 9: unknown match \"state\"; \
-              expected one of tcp, udp, conntrack, mark, comment"),
-            ("-A c -p tcp -m tcp --dpor 80", "iptables_nat line 2, column 20: unknown option \
-              \"--dpor\" for match \"tcp\"; expected one of --sport, --dport"),
-            ("-A c -p tcp -m tcp --dport 99999", "iptables_nat line 2, column 28: bad port \"99999\""),
+            (
+                "-A c -i abcdefghijklmnop",
+                "iptables_nat line 2, column 9: bad interface name \
+              \"abcdefghijklmnop\"",
+            ),
+            (
+                "-A c -m tcp --dport 80",
+                "iptables_nat line 2, column 9: \"-m tcp\" needs \"-p tcp\" \
+              before it",
+            ),
+            (
+                "-A c -m state --state NEW",
+                "iptables_nat line 2, column 9: unknown match \"state\"; \
+              expected one of tcp, udp, conntrack, mark, comment",
+            ),
+            (
+                "-A c -p tcp -m tcp --dpor 80",
+                "iptables_nat line 2, column 20: unknown option \
+              \"--dpor\" for match \"tcp\"; expected one of --sport, --dport",
+            ),
+            (
+                "-A c -p tcp -m tcp --dport 99999",
+                "iptables_nat line 2, column 28: bad port \
+              \"99999\"",
+            ),
             ("-A c -p tcp -m tcp --dport 9:1", "iptables_nat line 2, column 28: bad port \"9:1\""),
-            ("-A c -m conntrack --ctstate NEWISH", "iptables_nat line 2, column 29: unknown ctstate \
-              \"NEWISH\"; expected one of INVALID, NEW, RELATED, ESTABLISHED, UNTRACKED, SNAT, DNAT"),
-            ("-A c -m conntrack --state NEW", "iptables_nat line 2, column 19: unknown option \
-              \"--state\" for match \"conntrack\"; expected --ctstate"),
+            (
+                "-A c -m conntrack --ctstate NEWISH",
+                "iptables_nat line 2, column 29: unknown \
+              ctstate \"NEWISH\"; expected one of INVALID, NEW, RELATED, ESTABLISHED, \
+              UNTRACKED, SNAT, DNAT",
+            ),
+            (
+                "-A c -m conntrack --state NEW",
+                "iptables_nat line 2, column 19: unknown option \
+              \"--state\" for match \"conntrack\"; expected --ctstate",
+            ),
             ("-A c -m conntrack -j ACCEPT", "iptables_nat line 2, column 9: needs --ctstate"),
-            ("-A c -m mark --mark 0x3/0x1", "iptables_nat line 2, column 21: mark \"0x3/0x1\" has \
-              bits outside its mask"),
+            (
+                "-A c -m mark --mark 0x3/0x1",
+                "iptables_nat line 2, column 21: mark \"0x3/0x1\" has \
+              bits outside its mask",
+            ),
             ("-A c -m mark --mark x", "iptables_nat line 2, column 21: bad mark \"x\""),
-            ("-A c -m comment ! --comment x", "iptables_nat line 2, column 19: unknown option \
-              \"--comment\" for match \"comment\"; expected --comment"),
-            ("-A c -m comment --comment \"x", "iptables_nat line 2, column 27: unterminated quoted \
-              string"),
+            (
+                "-A c -m comment ! --comment x",
+                "iptables_nat line 2, column 19: unknown option \
+              \"--comment\" for match \"comment\"; expected --comment",
+            ),
+            (
+                "-A c -m comment --comment \"x",
+                "iptables_nat line 2, column 27: unterminated quoted \
+              string",
+            ),
             ("-A c -j DROP", "iptables_nat line 2, column 9: the nat table cannot DROP"),
-            ("-A c -j MARK --set-xmark 1", "iptables_nat line 2, column 9: MARK is only valid in \
-              table mangle"),
-            ("-A c -j CT --notrack", "iptables_nat line 2, column 9: CT is only valid in table raw"),
+            (
+                "-A c -j MARK --set-xmark 1",
+                "iptables_nat line 2, column 9: MARK is only valid in \
+              table mangle",
+            ),
+            (
+                "-A c -j CT --notrack",
+                "iptables_nat line 2, column 9: CT is only valid in table \
+              raw",
+            ),
             ("-A c -j DNAT", "iptables_nat line 2, column 9: needs --to-destination"),
-            ("-A c -j DNAT --to-destination 1.2.3.4:x", "iptables_nat line 2, column 31: bad NAT \
-              range \"1.2.3.4:x\""),
-            ("-A c -j DNAT --to-destination 1.2.3.9-1.2.3.4", "iptables_nat line 2, column 31: bad \
-              NAT range \"1.2.3.9-1.2.3.4\""),
-            ("-A c -j SNAT --to 1.2.3.4", "iptables_nat line 2, column 14: unknown option \"--to\" \
-              for target SNAT; expected one of --to-source, --random, --random-fully, --persistent"),
-            ("-A c -j REDIRECT --to-port 1", "iptables_nat line 2, column 18: unknown option \
-              \"--to-port\" for target REDIRECT; expected one of --to-ports, --random"),
-            ("-A c -j MASQUERADE --x", "iptables_nat line 2, column 20: unknown option \"--x\" for \
-              target MASQUERADE; expected one of --to-ports, --random, --random-fully"),
-            ("-A c -j ACCEPT --x", "iptables_nat line 2, column 16: unexpected option \"--x\" for \
-              this target"),
+            (
+                "-A c -j DNAT --to-destination 1.2.3.4:x",
+                "iptables_nat line 2, column 31: bad NAT \
+              range \"1.2.3.4:x\"",
+            ),
+            (
+                "-A c -j DNAT --to-destination 1.2.3.9-1.2.3.4",
+                "iptables_nat line 2, column 31: bad \
+              NAT range \"1.2.3.9-1.2.3.4\"",
+            ),
+            (
+                "-A c -j SNAT --to 1.2.3.4",
+                "iptables_nat line 2, column 14: unknown option \"--to\" \
+              for target SNAT; expected one of --to-source, --random, --random-fully, \
+              --persistent",
+            ),
+            (
+                "-A c -j REDIRECT --to-port 1",
+                "iptables_nat line 2, column 18: unknown option \
+              \"--to-port\" for target REDIRECT; expected one of --to-ports, --random",
+            ),
+            (
+                "-A c -j MASQUERADE --x",
+                "iptables_nat line 2, column 20: unknown option \"--x\" for \
+              target MASQUERADE; expected one of --to-ports, --random, --random-fully",
+            ),
+            (
+                "-A c -j ACCEPT --x",
+                "iptables_nat line 2, column 16: unexpected option \"--x\" for \
+              this target",
+            ),
             ("-A c -j ACCEPT -j RETURN", "iptables_nat line 2, column 16: a second target"),
             ("-A c ! -j ACCEPT", "iptables_nat line 2, column 8: \"-j\" cannot be negated"),
             ("-A c -s 1.2.3.4 !", "iptables_nat line 2, column 17: \"!\" needs an option after it"),
-            ("-A c --dport 80", "iptables_nat line 2, column 6: option \"--dport\" outside a match or \
-              target"),
+            (
+                "-A c --dport 80",
+                "iptables_nat line 2, column 6: option \"--dport\" outside a \
+              match or target",
+            ),
             ("-A c foo", "iptables_nat line 2, column 6: unexpected \"foo\""),
-            ("-A c -j nochain", "iptables_nat line 2, column 9: unknown target \"nochain\"; expected \
-              a chain or one of ACCEPT, DROP, RETURN, DNAT, SNAT, MASQUERADE, REDIRECT, MARK, CT"),
-            ("-A c -j PREROUTING", "iptables_nat line 2, column 9: unknown target \"PREROUTING\"; \
+            (
+                "-A c -j nochain",
+                "iptables_nat line 2, column 9: unknown target \"nochain\"; \
+              expected \
+              a chain or one of ACCEPT, DROP, RETURN, DNAT, SNAT, MASQUERADE, REDIRECT, MARK, CT",
+            ),
+            (
+                "-A c -j PREROUTING",
+                "iptables_nat line 2, column 9: unknown target \"PREROUTING\"; \
               expected a chain or one of ACCEPT, DROP, RETURN, DNAT, SNAT, MASQUERADE, REDIRECT, \
-              MARK, CT"),
+              MARK, CT",
+            ),
             ("-A c -j c", "iptables_nat line 2: chain \"c\" reaches itself (a loop)"),
             ("-A c -c 1", "iptables_nat line 2, column 6: \"-c\" needs two counters"),
             ("-A c -c 1 x", "iptables_nat line 2, column 11: bad counter \"x\""),
-            ("-A POSTROUTING -j REDIRECT", "iptables_nat line 2: this target is not valid in chain \
+            (
+                "-A POSTROUTING -j REDIRECT",
+                "iptables_nat line 2: this target is not valid in chain \
               POSTROUTING (reached from POSTROUTING); the kernel accepts it only from PREROUTING, \
-              OUTPUT"),
+              OUTPUT",
+            ),
         ];
         let mut wrong = Vec::new();
         for (rule, want) in cases {
