@@ -1032,7 +1032,15 @@ impl Namespace {
         }
         let w = walk(&self.nat, hook, inp);
         let verdict = self.nat_verdict(&w, inp.iif, inp.oif, next_hop);
-        HookResult { verdict, deps: w.deps, hits: w.hits }
+        let mut deps = w.deps;
+        match verdict {
+            // The address comes from the input interface, or the output one (with the next
+            // hop, which the routing decision's deps cover).
+            NatVerdict::Redirect { .. } => deps.iif = true,
+            NatVerdict::Masquerade { .. } => deps.oif = true,
+            _ => {}
+        }
+        HookResult { verdict, deps, hits: w.hits }
     }
 
     /// nat PREROUTING for the first packet of a connection arriving on `iif` (DNAT,

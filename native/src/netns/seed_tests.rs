@@ -453,6 +453,47 @@ fn snat_namespace_snats_out_of_qg() {
 }
 
 #[test]
+fn masquerade_takes_the_output_address_towards_the_next_hop() {
+    let mut spec = node2_qrouter_spec();
+    spec.iptables_nat = "-A POSTROUTING -o qr-2909fe1f-46 -j MASQUERADE --random\n\
+                         -A POSTROUTING -o rfp-bd7982cb-b -j MASQUERADE --to-ports 1024-2047\n\
+                         -A PREROUTING -i qr-aae8ab78-22 -j REDIRECT\n"
+        .into();
+    let ns = Namespace::from_spec(&spec).unwrap();
+    let pkt = Pkt5::new(ip("10.0.0.8"), ip("10.1.0.10"), 17, 1, 2);
+    let m = ns.nat_postrouting(Some(QR1), QR2, ip("10.1.0.10"), &pkt, CtInfo::NEW, 0);
+    let want = NatVerdict::Masquerade { addr: ip("10.1.0.1"), ports: None, random: true };
+    assert_eq!(m.verdict, want);
+    assert!(m.deps.oif);
+    let m = ns.nat_postrouting(Some(QR1), RFP, ip("169.254.106.115"), &pkt, CtInfo::NEW, 0);
+    let want = NatVerdict::Masquerade {
+        addr: ip("169.254.106.114"),
+        ports: Some((1024, 2047)),
+        random: false,
+    };
+    assert_eq!(m.verdict, want);
+    let spec = m.verdict.nat_spec(&pkt).unwrap();
+    assert_eq!((spec.kind, spec.ports), (NatKind::Src, (1024, 2047)));
+    // No IPv4 address on the output interface: inet_select_addr() takes the first global
+    // address of the namespace (lo's is host scope).
+    let mut spec2 = node2_qrouter_spec();
+    spec2.iptables_nat = "-A POSTROUTING -j MASQUERADE\n".into();
+    let all = Namespace::from_spec(&spec2).unwrap();
+    let m = all.nat_postrouting(Some(QR1), QR6, ip("10.1.0.10"), &pkt, CtInfo::NEW, 0);
+    let want = NatVerdict::Masquerade { addr: ip("10.0.0.1"), ports: None, random: false };
+    assert_eq!(m.verdict, want);
+    // REDIRECT without ports keeps the port; from the namespace itself it goes to 127.0.0.1.
+    let r = ns.nat_prerouting(QR1, &pkt, CtInfo::NEW, 0);
+    assert_eq!(
+        r.verdict,
+        NatVerdict::Redirect { addr: ip("10.0.0.1"), ports: None, random: false }
+    );
+    assert!(r.deps.iif);
+    let out = ns.nat_output(QR1, &pkt, CtInfo::NEW, 0);
+    assert_eq!(out.verdict, NatVerdict::Accept);
+}
+
+#[test]
 fn metadata_requests_are_redirected_and_marked() {
     let ns = node2_qrouter();
     let pkt = Pkt5::new(ip("10.0.0.8"), ip("169.254.169.254"), 6, 40000, 80);
