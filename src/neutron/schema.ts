@@ -51,12 +51,13 @@ const uuid = str('expected a UUID like bd7982cb-bb78-4cc6-b3f0-f8a828947718').re
   { message: 'expected a UUID like bd7982cb-bb78-4cc6-b3f0-f8a828947718' },
 );
 /** A 64-bit flow cookie: `0x` and up to 16 hex digits, or a safe integer. */
+const COOKIE = 'expected a cookie like 0x9c6f4b1c3e2a11d0';
 const cookie = z.union(
   [
-    z.string().regex(/^0x[0-9a-fA-F]{1,16}$/),
-    z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    z.string().regex(/^0x[0-9a-fA-F]{1,16}$/, COOKIE),
+    z.number().int(COOKIE).min(0, COOKIE).max(Number.MAX_SAFE_INTEGER, COOKIE),
   ],
-  { errorMap: () => ({ message: 'expected a cookie like 0x9c6f4b1c3e2a11d0' }) },
+  { errorMap: () => ({ message: COOKIE }) },
 );
 
 const ofport = intIn(1, 65279);

@@ -287,7 +287,17 @@ class Resolver {
     }
   }
 
-  private claimIp(subnet: Subnet, addr: string, user: string, p: readonly PathSeg[]): void {
+  /** Marks an address used; only a router interface may take its subnet's gateway_ip. */
+  private claimIp(
+    subnet: Subnet,
+    addr: string,
+    user: string,
+    p: readonly PathSeg[],
+    gateway = false,
+  ): void {
+    if (addr === subnet.gatewayIp && !gateway) {
+      this.fail(p, `${addr} is the gateway_ip of subnet "${subnet.name}"`);
+    }
     let m = this.used.get(subnet);
     if (!m) this.used.set(subnet, (m = new Map()));
     const prev = m.get(addr);
@@ -471,11 +481,11 @@ class Resolver {
   }
 
   /** Adds the SLAAC (EUI-64) address of every IPv6 subnet not already covered. */
-  private slaac(port: Port): void {
+  private slaac(port: Port, p: readonly PathSeg[]): void {
     for (const s of port.network.subnets) {
       if (s.family !== 6 || port.fixedIps.some((f) => f.subnet === s)) continue;
       const a = formatIp(eui64(s.prefix, port.mac));
-      this.claimIp(s, a, `${port.device}`, []);
+      this.claimIp(s, a, `${port.device} (SLAAC)`, p);
       port.fixedIps.push({ subnet: s, ip: a });
     }
   }
@@ -508,6 +518,16 @@ class Resolver {
         }
         id ??= fromName;
       }
+      if (v.ofport !== undefined) {
+        const node = nodes.get(v.node)!;
+        const given = node.ofports.get(`qvo${idPrefix(id ?? '')}`);
+        if (id !== undefined && given !== undefined && given !== v.ofport) {
+          this.fail(
+            [...here, 'ofport'],
+            `ofport ${v.ofport} differs from node "${v.node}"'s ofports (${given})`,
+          );
+        }
+      }
       id ??= seededUuid(`port:vm:${v.name}`);
       const device = `qvo${idPrefix(id)}`;
       if (devices.has(device))
@@ -528,7 +548,7 @@ class Resolver {
         node: v.node,
         ofport: v.ofport,
       };
-      this.slaac(port);
+      this.slaac(port, [...here, 'mac']);
       const vm: Vm = { name: v.name, node: v.node, network: net, port };
       port.vm = vm;
       return vm;
@@ -566,7 +586,7 @@ class Resolver {
         fixedIps,
         node: d.node,
       };
-      this.slaac(port);
+      this.slaac(port, [...here, 'mac']);
       return port;
     });
   }
@@ -609,7 +629,7 @@ class Resolver {
       if (!contains(subnet.prefix, a)) {
         this.fail([...p, 'ip'], `${addr} is not in subnet "${subnet.name}" (${subnet.cidr})`);
       }
-      this.claimIp(subnet, addr, user, [...p, 'ip']);
+      this.claimIp(subnet, addr, user, [...p, 'ip'], kind === 'qr');
       port.fixedIps.push({ subnet, ip: addr });
     }
     if (spec.mac !== undefined) {
