@@ -198,6 +198,7 @@ function idPrefix(id: string): string {
 
 class Resolver {
   private readonly macs = new Map<string, string>(); // MAC -> what uses it
+  private readonly reserved = new Set<string>(); // every MAC the topology gives
   private readonly used = new Map<Subnet, Map<string, string>>(); // subnet -> IP -> user
 
   constructor(
@@ -218,6 +219,17 @@ class Resolver {
       return this.fail(path, message);
     }
     const data = result.data;
+    // Defaults must not take a MAC the topology gives to a port listed later.
+    const given = [
+      ...data.nodes.flatMap((n) => [n.dvr_mac, n.underlay_mac, n.fip_gateway?.mac]),
+      ...(data.vms ?? []).map((v) => v.mac),
+      ...(data.dhcp_ports ?? []).map((d) => d.mac),
+      ...(data.routers ?? []).flatMap((r) => [
+        r.gateway?.mac,
+        ...r.interfaces.flatMap((i) => [i.mac, i.snat?.mac]),
+      ]),
+    ];
+    for (const m of given) if (m !== undefined) this.reserved.add(canonicalMac(m));
     const nodes = this.nodes(data);
     const networks = this.networks(data);
     const subnets = new Map<string, Subnet>();
@@ -280,7 +292,7 @@ class Resolver {
   private freshMac(prefix: string, seed: string, user: string): string {
     for (let i = 0; ; i++) {
       const m = seededMac(prefix, i === 0 ? seed : `${seed}#${i}`);
-      if (!this.macs.has(m)) {
+      if (!this.macs.has(m) && !this.reserved.has(m)) {
         this.macs.set(m, user);
         return m;
       }
