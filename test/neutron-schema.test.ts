@@ -171,14 +171,11 @@ describe('topology checks', () => {
       (t) => (t.nodes[1].ofports = { 'patch-tun': 5, 'int-br-ex': 5 }),
       "nodes[1].ofports.patch-tun: ofport 5 on br-int is also port int-br-ex's",
     );
-    assertFails(
-      (t) => {
-        t.vms[0].port_id = '11111111-22';
-        t.vms[0].ofport = 4;
-        t.nodes[1].ofports = { 'qvo11111111-22': 5 };
-      },
-      'vms[0].ofport: ofport 4 differs from node "cn"\'s ofports (5)',
-    );
+    assertFails((t) => {
+      t.vms[0].port_id = '11111111-22';
+      t.vms[0].ofport = 4;
+      t.nodes[1].ofports = { 'qvo11111111-22': 5 };
+    }, 'vms[0].ofport: ofport 4 differs from node "cn"\'s ofports (5)');
     assertFails(
       (t) => (t.nodes[1].local_vlans = { net: 3, ext: 3 }),
       'nodes[1].local_vlans.ext: local VLAN 3 is also "net"\'s',

@@ -10,9 +10,10 @@
  *   and the qg- port. A legacy router lives on its snat node only.
  * - A node with a floating IP of a distributed router for one of its VMs has one fg- port.
  * - Every node has br-int, br-tun and (when the topology has an external network) br-ex.
- * - Ofports: the value given, else int-br-ex 1 and patch-tun 2, patch-int 1, the uplink 1 and
- *   phy-br-ex 2 when free, then the lowest free number in this order: DHCP ports, router
- *   ports (router by router: qr-, sg-, qg-), VM ports, the fg- port; tunnels in node order.
+ * - Ofports: the value given, else int-br-ex 1 and patch-tun 2 (1 without br-ex), patch-int 1,
+ *   the uplink 1 and phy-br-ex 2 when free, then the lowest free number in this order: DHCP
+ *   ports, router ports (router by router: qr-, sg-, qg-), VM ports, the fg- port; tunnels in
+ *   node order.
  * - The order ports were bound in is their br-int ofport order. Local VLANs are handed out
  *   1, 2, 3... in the order the node first bound a port of each network, unless given.
  * - With l2population, a node has a tunnel to each node that shares a tunnelled network with
@@ -157,7 +158,8 @@ export function planNodes(topo: Topology): NodePlan[] {
       }
     }
     if (hasBrEx) int.preferred('int-br-ex', 1);
-    int.preferred('patch-tun', 2);
+    // The agent creates int-br-ex before patch-tun when the node has a bridge mapping.
+    int.preferred('patch-tun', hasBrEx ? 2 : 1);
     for (const name of intNames) int.next(name);
 
     // br-tun: tunnels to the nodes sharing a tunnelled network.
