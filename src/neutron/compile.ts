@@ -48,7 +48,9 @@ export interface RawScenario {
 export function compile(topo: Topology): RawScenario {
   const plans = planNodes(topo);
   return {
-    comment: `Compiled by dvrlab compile from ${topo.file}: what the Neutron Ocata OVS and L3 agents install.`,
+    comment:
+      `Compiled by dvrlab compile from ${topo.file}: ` +
+      'what the Neutron Ocata OVS and L3 agents install.',
     nodes: plans.map((plan) => rawNode(topo, plan, nodeFlows(topo, plan, plans))),
   };
 }

@@ -9,9 +9,10 @@
 export const DEVSTACK_DVR = 'devstack-dvr';
 
 /** The topology, as YAML text (so that messages can point at its lines). */
-export const DEVSTACK_DVR_YAML = `# The seed devstack of the Neutron DVR reference (§4): node1 is the network node (dvr_snat,
-# with one VM), node2 and node3 are compute nodes (dvr). router1 is distributed, with its SNAT
-# on node1 and one floating IP (172.24.4.12) for test02 on node2.
+export const DEVSTACK_DVR_YAML = `# The seed devstack of the Neutron DVR reference (§4).
+# node1 is the network node (dvr_snat, with one VM); node2 and node3 are compute nodes
+# (dvr). router1 is distributed, with its SNAT on node1 and one floating IP (172.24.4.12)
+# for test02 on node2.
 # Ports are bound in ofport order, which fixes the local VLANs and the gateway MAC br-int
 # table 1 writes for dual-stack ports (reference §6.1 and §6.11).
 nodes:
@@ -156,8 +157,10 @@ vms:
 
 # The two DHCP ports on node1: not in the seed: chosen.
 dhcp_ports:
-  - {network: private, node: node1, ips: [10.0.0.2], mac: "fa:16:3e:e4:0a:13", port_id: c8a2d4e6-0b}
-  - {network: private2, node: node1, ips: [10.1.0.2], mac: "fa:16:3e:72:c5:9f", port_id: d7e9f1a3-5c}
+  - {network: private, node: node1, ips: [10.0.0.2], mac: "fa:16:3e:e4:0a:13",
+     port_id: c8a2d4e6-0b}
+  - {network: private2, node: node1, ips: [10.1.0.2], mac: "fa:16:3e:72:c5:9f",
+     port_id: d7e9f1a3-5c}
 
 floating_ips:
   - ip: 172.24.4.12

@@ -108,7 +108,8 @@ export function arpResponderActions(mac: string, addr: string): string {
 
 /** Strip the local VLAN, set the VNI and send to one or more tunnel ports. */
 export function tunnelActions(vni: number, ofports: number[]): string {
-  return `strip_vlan,load:${hex(vni)}->NXM_NX_TUN_ID[],${ofports.map((p) => `output:${p}`).join(',')}`;
+  const outputs = ofports.map((p) => `output:${p}`).join(',');
+  return `strip_vlan,load:${hex(vni)}->NXM_NX_TUN_ID[],${outputs}`;
 }
 
 /** The generated rules of one node. */

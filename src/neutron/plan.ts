@@ -71,7 +71,7 @@ export function tunnelPortName(remoteIp: string): string {
     .join('')}`;
 }
 
-/** Assigns ofports on one bridge: explicit values, then preferred defaults, then the lowest free. */
+/** Assigns ofports on one bridge: explicit ones, then preferred defaults, then the lowest free. */
 class OfportAllocator {
   private readonly taken = new Map<number, string>();
   private readonly result = new Map<string, number>();

@@ -604,7 +604,8 @@ class Resolver {
   }
 
   private unknown(what: string, name: string, known: string[]): string {
-    return `no ${what} named "${name}" (${known.length > 0 ? `known: ${known.join(', ')}` : `no ${what}s defined`})`;
+    const list = known.length > 0 ? `known: ${known.join(', ')}` : `no ${what}s defined`;
+    return `no ${what} named "${name}" (${list})`;
   }
 
   /** Router ports whose address or MAC is left out; filled in by `allocate`. */
@@ -880,7 +881,8 @@ class Resolver {
             const what = p.vm ? `VM ${p.vm.name}` : `the DHCP port of ${p.network.name}`;
             this.fail(
               here,
-              `distributed router "${r.name}" serves ${what} on node "${p.node}", whose agent_mode is legacy`,
+              `distributed router "${r.name}" serves ${what} on node "${p.node}", ` +
+                'whose agent_mode is legacy',
             );
           }
         }
@@ -936,7 +938,8 @@ class Resolver {
       if (!router) {
         return this.fail(
           [...here, 'vm'],
-          `no router connects subnet "${fixed.subnet.name}" of VM ${vm.name} to external network "${ext.name}"`,
+          `no router connects subnet "${fixed.subnet.name}" of VM ${vm.name} ` +
+            `to external network "${ext.name}"`,
         );
       }
       const sub = ext.subnets.find((s) => contains(s.prefix, a))!;
