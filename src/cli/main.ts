@@ -15,6 +15,7 @@ import {
   Option,
 } from '@commander-js/extra-typings';
 import { DvrlabError, oneLine } from '../errors.js';
+import { compileCommand } from './compile.js';
 import { type CliIo, type EngineFactory, nativeEngine, replayCommand } from './replay.js';
 import { dpctlCommand, dumpFlowsCommand, showCommand } from './inspect.js';
 import { traceCommand } from './trace.js';
@@ -80,7 +81,11 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
         'Writes DIR/NODE/NAME.pcap (DIR/PORT.pcap for a one-node scenario) for every port\n' +
         'that emitted, and DIR/stats.json, then prints a tcpreplay-style summary.',
     )
-    .argument('<scenario>', 'scenario file (JSON or YAML): one-node (bridges[]) or nodes[]')
+    .argument(
+      '<scenario>',
+      'scenario file (JSON or YAML): one-node (bridges[]), nodes[], or a Neutron topology ' +
+        '(networks[]; or the built-in devstack-dvr), which is compiled first',
+    )
     .requiredOption(
       '--in <portref=file>',
       'inject FILE on port PORTREF (NODE/BRIDGE/PORT, a VM name, NODE/underlay, ' +
@@ -178,6 +183,22 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
     .option('--json', 'print the megaflows as a JSON array of lines')
     .action(async (scenario, opts) => {
       result.code = await dpctlCommand(scenario, { ...opts, in: opts.in ?? [] }, io);
+    });
+
+  program
+    .command('compile')
+    .summary('compile a Neutron topology into a raw multi-node scenario')
+    .description(
+      'Compile a Neutron topology (nodes, networks, routers, VMs, floating IPs)\n' +
+        'into the raw multi-node scenario the Ocata OVS and L3 agents set up:\n' +
+        'br-int, br-tun and br-ex with their ports and flows (as ovs-ofctl\n' +
+        'dump-flows prints them) and the qrouter, snat and fip namespaces.\n' +
+        'TOPOLOGY is a file or the built-in devstack-dvr.',
+    )
+    .argument('<topology>', 'topology file (JSON or YAML), or devstack-dvr')
+    .option('-o, --output <file>', 'write to FILE (.yaml, .yml or .json) instead of stdout')
+    .action((topology, opts) => {
+      result.code = compileCommand(topology, opts, io);
     });
 
   return program;

@@ -18,7 +18,8 @@ import {
   type Progress,
   type StatsJson,
 } from '../native.js';
-import { describeFsError, loadScenario } from '../scenario/load.js';
+import { loadScenarioOrTopology } from '../neutron/load.js';
+import { describeFsError } from '../scenario/load.js';
 import { PortIndex } from '../scenario/ports.js';
 import { startProgress } from './progress.js';
 import { checkInvariant, formatReplaySummary } from './summary.js';
@@ -83,7 +84,7 @@ export interface ReplayPlan {
 
 /** Checks the arguments against the scenario and the file system and builds the run. */
 export function planReplay(scenarioFile: string, args: ReplayArgs): ReplayPlan {
-  const loaded = loadScenario(scenarioFile);
+  const loaded = loadScenarioOrTopology(scenarioFile);
   const index = new PortIndex(loaded.scenario);
 
   const inputs: PortFile[] = args.in.map((spec) => {
