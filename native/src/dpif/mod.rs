@@ -207,7 +207,8 @@ impl Datapath {
                 k.in_port = key.in_port;
                 let w = k.words_mut();
                 let kw = key.words();
-                w[..crate::flow::key::STAGE_ENDS[0]].copy_from_slice(&kw[..crate::flow::key::STAGE_ENDS[0]]);
+                w[..crate::flow::key::STAGE_ENDS[0]]
+                    .copy_from_slice(&kw[..crate::flow::key::STAGE_ENDS[0]]);
                 key = k;
             }
             let (actions, drop) = self.traced_upcall(&key, &md, bytes);
@@ -238,14 +239,8 @@ impl Datapath {
                 if let Some(d) = f.drop {
                     out.drop = Some(d);
                 }
-                let mut ctx = exec::ExecCtx {
-                    ct,
-                    now_ms: of.now_ms,
-                    sink,
-                    work,
-                    outputs: 0,
-                    drop: None,
-                };
+                let mut ctx =
+                    exec::ExecCtx { ct, now_ms: of.now_ms, sink, work, outputs: 0, drop: None };
                 ctx.execute(pkt, &mut md, &key, layers, &f.actions);
                 out.outputs += ctx.outputs;
                 if let Some(d) = ctx.drop {
@@ -357,8 +352,10 @@ impl Datapath {
         } else {
             bridge.or_else(|| {
                 self.of.bridges.iter().position(|b| {
-                    b.ports.iter().any(|p| p.ofport == xo.initial_flow.in_port
-                        && matches!(p.kind, crate::xlate::PortKind::Vxlan(_)))
+                    b.ports.iter().any(|p| {
+                        p.ofport == xo.initial_flow.in_port
+                            && matches!(p.kind, crate::xlate::PortKind::Vxlan(_))
+                    })
                 })
             })
         };

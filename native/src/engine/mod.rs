@@ -494,7 +494,8 @@ impl Engine {
                     let o = dp.receive(&mut pkt, p, &mut sink);
                     if let Some(t) = dp.tracing.as_mut() {
                         let rep = stats.trace.get_or_insert_with(trace::TraceReport::default);
-                        rep.passes.extend(t.drain(..).map(|pass| trace::TracedPass { node: n, pass }));
+                        rep.passes
+                            .extend(t.drain(..).map(|pass| trace::TracedPass { node: n, pass }));
                     }
                     stats.packets_out += sink.packets_out;
                     stats.bytes_out += sink.bytes_out;

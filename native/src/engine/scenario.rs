@@ -167,7 +167,6 @@ pub struct Node {
     pub virtual_refs: Vec<String>,
 }
 
-
 fn tunnel_config(node: &str, br: &str, p: &NativePort) -> Result<TunnelConfig, ScenarioError> {
     let at =
         format!("{node}{}bridge {br}, port {}", if node.is_empty() { "" } else { ": " }, p.name);
@@ -393,7 +392,10 @@ fn build_node(
             });
         }
         let local_no = dps.add(
-            DpPort { name: b.name.clone(), kind: DpPortKind::Bridge { bridge: bi, ofport: port::LOCAL } },
+            DpPort {
+                name: b.name.clone(),
+                kind: DpPortKind::Bridge { bridge: bi, ofport: port::LOCAL },
+            },
             Some(format!("{prefix}{}/{}", b.name, b.name)),
         );
         ports.push(BridgePort {
@@ -445,7 +447,10 @@ fn build_node(
     }
     for d in &tunnel_dst_ports {
         dps.add(
-            DpPort { name: format!("vxlan_sys_{d}"), kind: DpPortKind::TunnelVport { dst_port: *d } },
+            DpPort {
+                name: format!("vxlan_sys_{d}"),
+                kind: DpPortKind::TunnelVport { dst_port: *d },
+            },
             None,
         );
     }

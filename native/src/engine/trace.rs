@@ -10,12 +10,12 @@
 //! replay had built by then.
 
 use super::Engine;
-use crate::ofproto::dump::{format_trace_flow, format_trace_megaflow};
 use crate::dpif::odp::{format_actions, DpPortNames};
 use crate::dpif::{PassKind, PassTrace, Sink};
-use crate::flow::{FieldId, FlowKey};
 use crate::flow::compose::compose;
+use crate::flow::{FieldId, FlowKey};
 use crate::ofproto::action::FlowModCommand;
+use crate::ofproto::dump::{format_trace_flow, format_trace_megaflow};
 use crate::ofproto::parse::parse_flow;
 use crate::wire::Packet;
 use crate::xlate::trace::{NodeType, TraceNode};
@@ -69,12 +69,15 @@ pub struct TraceReport {
     pub explain: bool,
 }
 
+/// Finds the node (and its underlay port) that owns an underlay IP.
+type OwnerFn<'a> = &'a dyn Fn(u32) -> Option<(usize, u32)>;
+
 struct TraceSink<'a> {
     node: usize,
     refs: &'a [Option<String>],
     outputs: &'a mut Vec<(String, Vec<u8>)>,
     fabric: &'a mut VecDeque<(usize, u32, Packet)>,
-    underlay: Option<(u32, &'a dyn Fn(u32) -> Option<(usize, u32)>)>,
+    underlay: Option<(u32, OwnerFn<'a>)>,
 }
 
 impl Sink for TraceSink<'_> {
@@ -110,17 +113,13 @@ impl Engine {
             .iter()
             .position(|n| n.name == node)
             .ok_or_else(|| format!("no node named \"{node}\""))?;
-        let bi = self.nodes[ni]
-            .dp
-            .of
-            .bridges
-            .iter()
-            .position(|b| b.name == bridge)
-            .ok_or_else(|| {
+        let bi = self.nodes[ni].dp.of.bridges.iter().position(|b| b.name == bridge).ok_or_else(
+            || {
                 let known: Vec<_> =
                     self.nodes[ni].dp.of.bridges.iter().map(|b| b.name.clone()).collect();
                 format!("no bridge named \"{bridge}\" (bridges: {})", known.join(", "))
-            })?;
+            },
+        )?;
         Ok((ni, bi))
     }
 
@@ -159,7 +158,10 @@ impl Engine {
             (None, None) => compose(&key),
         };
         if frame.len() < 14 {
-            return Err(format!("the packet has {} bytes, less than an Ethernet header", frame.len()));
+            return Err(format!(
+                "the packet has {} bytes, less than an Ethernet header",
+                frame.len()
+            ));
         }
         let underlay_ports: Vec<Option<u32>> =
             self.nodes.iter().map(|n| n.underlay_dp_port).collect();
@@ -197,7 +199,7 @@ impl Engine {
                 refs: &node.port_refs,
                 outputs: &mut report.outputs,
                 fabric: &mut fabric,
-                underlay: node.underlay_dp_port.map(|u| (u, &owner as &dyn Fn(u32) -> _)),
+                underlay: node.underlay_dp_port.map(|u| (u, &owner as OwnerFn)),
             };
             node.dp.receive(&mut pkt, p, &mut sink);
             if let Some(t) = node.dp.tracing.as_mut() {
@@ -224,9 +226,14 @@ fn read_nth(path: &std::path::Path, index: u64) -> Result<Vec<u8>, String> {
     while let Some(rec) = r.next_record().map_err(|e| format!("{}: {e}", path.display()))? {
         n += 1;
         if n == index {
-            return crate::port::capture::to_ethernet(rec.linktype, rec.data, rec.orig_len, &mut scratch)
-                .map(|e| e.to_vec())
-                .map_err(|e| format!("{}: packet {index}: {e}", path.display()));
+            return crate::port::capture::to_ethernet(
+                rec.linktype,
+                rec.data,
+                rec.orig_len,
+                &mut scratch,
+            )
+            .map(|e| e.to_vec())
+            .map_err(|e| format!("{}: packet {index}: {e}", path.display()));
         }
     }
     Err(format!("{}: has {n} packets, no packet {index}", path.display()))
@@ -320,18 +327,21 @@ impl Engine {
         let start = r.passes.first().map(|p| p.node);
         for (i, tp) in r.passes.iter().enumerate() {
             let p = &tp.pass;
-            if !r.follow && (Some(tp.node) != start || matches!(p.kind, PassKind::Decapsulated { .. }))
+            if !r.follow
+                && (Some(tp.node) != start || matches!(p.kind, PassKind::Decapsulated { .. }))
             {
                 continue;
             }
             let of = &self.nodes[tp.node].dp.of;
             let bridge = p.bridge.map(|b| &of.bridges[b]);
-            let names = bridge.filter(|_| r.names).map(|b| b as &dyn crate::ofproto::parse::PortNames);
+            let names =
+                bridge.filter(|_| r.names).map(|b| b as &dyn crate::ofproto::parse::PortNames);
             if i > 0 {
                 out.push('\n');
                 out.push_str(RULE);
                 out.push('\n');
-                let node = if r.one_node { String::new() } else { format!("{}: ", r.node_names[tp.node]) };
+                let node =
+                    if r.one_node { String::new() } else { format!("{}: ", r.node_names[tp.node]) };
                 match p.kind {
                     PassKind::Recirculated { id, ct_state, ct_zone } => out.push_str(&format!(
                         "{node}recirc({id:#x}) - resume conntrack with ct_state={} ct_zone={ct_zone} \
@@ -497,8 +507,8 @@ impl Engine {
         let (ni, bi) = self.resolve_bridge(&o.bridge)?;
         let of = &self.nodes[ni].dp.of;
         let b = &of.bridges[bi];
-        let fm = parse_flow(&o.filter, FlowModCommand::Delete, b)
-            .map_err(|e| format!("filter: {e}"))?;
+        let fm =
+            parse_flow(&o.filter, FlowModCommand::Delete, b).map_err(|e| format!("filter: {e}"))?;
         let filter = DumpFilter::from_flow_mod(&fm);
         let lines = dump_flows(&b.tables, &filter, of.now_ms, b, o.names, of.action_style, o.stats);
         let mut text = String::new();

@@ -149,8 +149,9 @@ impl JsEngine {
     /// `ovs-ofctl dump-flows`: JSON `{text, flows}`.
     #[napi]
     pub fn dump_flows(&self, options_json: String) -> Result<String> {
-        let options: crate::engine::trace::DumpFlowsOptions = serde_json::from_str(&options_json)
-            .map_err(|e| Error::from_reason(format!("internal dump-flows options: {e}")))?;
+        let options: crate::engine::trace::DumpFlowsOptions =
+            serde_json::from_str(&options_json)
+                .map_err(|e| Error::from_reason(format!("internal dump-flows options: {e}")))?;
         let core = self
             .core
             .lock()

@@ -26,13 +26,13 @@ use crate::flow::{FieldId, FlowKey, Subfield};
 use crate::ofproto::action::{
     port, Action, CtAction, CtZone, FlowMod, FlowModCommand, LearnPart, LearnSpec, Match, Spelling,
 };
-use crate::ofproto::table::{Rule, Tables};
-use crate::ofproto::format::{format_actions, format_match, ActionStyle};
+use crate::ofproto::format::{format_match, ActionStyle};
 use crate::ofproto::parse::PortNames;
+use crate::ofproto::table::{Rule, Tables};
 use normal::MacTable;
-use trace::{NodeType, Trace};
 use std::collections::HashMap;
 use std::sync::Arc;
+use trace::{NodeType, Trace};
 use tunnel::TunnelConfig;
 
 /// Open vSwitch's limits: translation depth and total resubmits.
@@ -582,7 +582,9 @@ impl<'a> Ctx<'a> {
                 }
                 None => "lookup, no match".to_string(),
             };
-            self.note_wc(&wc_before, since, |_| format!("bridge(\"{bname}\") table {table} {what}"));
+            self.note_wc(&wc_before, since, |_| {
+                format!("bridge(\"{bname}\") table {table} {what}")
+            });
         }
         let Some(rule) = rule else {
             // Table miss: with no controller, OVS drops (secure fail mode) — a standalone
@@ -983,9 +985,7 @@ impl<'a> Ctx<'a> {
         if self.trace.is_some() {
             let h = plan.header;
             let ip = |b: &[u8]| std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string();
-            let mac = |b: &[u8]| {
-                b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":")
-            };
+            let mac = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":");
             let via = match plan.via_bridge {
                 Some(ub) => self.of.bridges[ub].name.clone(),
                 None => "underlay".to_string(),

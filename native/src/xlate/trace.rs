@@ -137,7 +137,8 @@ mod tests {
         t.leave(t1);
         t.leave(t0);
         t.leave(b);
-        let want = "\nbridge(\"br0\")\n-------------\n 0. in_port=1, priority 100, cookie 0x5\n    \
+        let want =
+            "\nbridge(\"br0\")\n-------------\n 0. in_port=1, priority 100, cookie 0x5\n    \
                     resubmit(,10)\n    10. tcp,tp_dst=80, priority 200\n            \
                     set_field:aa:bb:cc:dd:ee:ff->eth_dst\n    resubmit(,1)\n 1. priority 0\n    \
                     output:2\n     -> forwarding to learned port\n";
