@@ -266,8 +266,8 @@ impl Datapath {
                     pushed_packets: 0,
                     pushed_bytes: 0,
                 };
-                let masked = key.masked(&xo.wc);
-                if self.megaflows.insert(&masked, &xo.wc, flow).is_err() {
+                let masked = key.masked(&xo.dp_mask);
+                if self.megaflows.insert(&masked, &xo.dp_mask, flow).is_err() {
                     self.stats.upcall_failures += 1;
                 }
                 self.finish_pass(pkt, md, &key, layers, &actions, xo.drop, sink, out);
@@ -383,8 +383,8 @@ impl Datapath {
             pushed_packets: 0,
             pushed_bytes: 0,
         };
-        let masked = key.masked(&xo.wc);
-        let _ = self.megaflows.insert(&masked, &xo.wc, flow);
+        let masked = key.masked(&xo.dp_mask);
+        let _ = self.megaflows.insert(&masked, &xo.dp_mask, flow);
         (actions, xo.drop)
     }
 
@@ -402,7 +402,8 @@ impl Datapath {
             let mask = m.mask;
             let xo = translate(&mut self.of, &key, XlateIn { side_effects: false });
             let f = &self.megaflows.get(id).expect("present").actions;
-            let narrower = xo.wc.words().iter().zip(mask.words().iter()).any(|(n, o)| n & !o != 0);
+            let narrower =
+                xo.dp_mask.words().iter().zip(mask.words().iter()).any(|(n, o)| n & !o != 0);
             if narrower || xo.actions != f.actions || xo.drop != f.drop {
                 stale.push(id);
             } else if xo.rules.len() != f.rules.len()
@@ -634,7 +635,9 @@ mod tests {
             let mut flows = Vec::new();
             for _ in 0..12 {
                 let prio = 1 + next(5) * 10;
-                let m = match next(6) {
+                let m = match next(8) {
+                    6 => format!("dl_vlan={}", 10 + next(2)),
+                    7 => "vlan_tci=0x0000/0x1000".to_string(),
                     0 => format!("in_port={}", 1 + next(2)),
                     1 => format!("dl_dst=52:54:00:00:00:{:02x}", next(4)),
                     2 => format!("ip,nw_dst=10.0.{}.0/{}", next(3), [16, 24, 30][next(3) as usize]),
@@ -642,7 +645,9 @@ mod tests {
                     4 => format!("udp,tp_dst=0x{:x}/0xff00", next(3) << 8),
                     _ => format!("ip,nw_dst=10.0.{}.{}", next(3), next(4)),
                 };
-                let a = match next(5) {
+                let a = match next(7) {
+                    5 => format!("strip_vlan,output:{}", 2 + next(3)),
+                    6 => "NORMAL".to_string(),
                     0 => format!("output:{}", 2 + next(3)),
                     1 => format!(
                         "mod_dl_src:02:00:00:00:00:{:02x},output:{}",
@@ -658,11 +663,17 @@ mod tests {
             let mut cached = scenario(&flows, 100_000);
             let mut slow = scenario(&flows, 0);
             for i in 0..300 {
-                let f = udp(
+                let mut f = udp(
                     next(4) as u8,
                     [10, 0, next(3) as u8, next(4) as u8],
                     [53, 80, 4789, 0x0102][next(4) as usize],
                 );
+                if next(3) == 0 {
+                    // A VLAN tag (VID 10 or 11): tagged and untagged packets must never share
+                    // a megaflow that treats them alike when the rules do not.
+                    let vid = 10 + next(2) as u8;
+                    f.splice(12..12, [0x81, 0x00, 0x00, vid]);
+                }
                 let port = ["br0/p1", "br0/p2"][next(2) as usize];
                 let a = send(&mut cached, port, &f);
                 let b = send(&mut slow, port, &f);

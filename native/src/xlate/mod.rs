@@ -202,7 +202,12 @@ pub struct Ofproto {
 #[derive(Debug, Default)]
 pub struct XlateOut {
     pub actions: Vec<DpAction>,
+    /// The fields translation examined (what ofproto/trace prints as `Megaflow:`).
     pub wc: FlowKey,
+    /// The mask the datapath installs: `wc`, plus an exact match on "no tag" for each VLAN
+    /// tag the packet does not have (as the datapath key format implies: a flow key without
+    /// a vlan() attribute matches untagged packets only).
+    pub dp_mask: FlowKey,
     /// Rules the packet went through (their counters get the megaflow's statistics).
     pub rules: Vec<Arc<Rule>>,
     /// Set when the actions output nothing: why.
@@ -525,6 +530,15 @@ impl<'a> Ctx<'a> {
         }
         self.out.actions = std::mem::take(&mut self.odp);
         self.out.wc = self.wc;
+        let mut dp = self.wc;
+        if u.vlan_tci & VLAN_CFI == 0 {
+            dp.vlan_tci = 0xffff;
+            dp.vlan_tpid = 0xffff;
+        } else if u.vlan2_tci & VLAN_CFI == 0 {
+            dp.vlan2_tci = 0xffff;
+            dp.vlan2_tpid = 0xffff;
+        }
+        self.out.dp_mask = dp;
         self.out
     }
 
