@@ -88,8 +88,7 @@ export interface NativeReplayOptions {
   tracePacket?: number; // trace the Nth input packet (1-based) with the run's state
   traceNames?: boolean;
   dumpMegaflows?: boolean; // return the megaflows left at the end (true = the -m form)
-  writeFlows?: boolean; // write DIR/[NODE/]BRIDGE.flows with the run's counters
-  outDir?: string;
+  flowsDir?: string; // write DIR/[NODE/]BRIDGE.flows there, with the run's counters
 }
 
 /** What a replay reports; the CLI writes it as DIR/stats.json. */

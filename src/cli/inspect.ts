@@ -69,7 +69,13 @@ export async function dpctlCommand(scenarioFile: string, args: DpctlArgs, io: Cl
     });
     for (const w of plan.warnings) io.stderr.write(`dvrlab: warning: ${w}\n`);
     const engine = new Engine(plan.engineScenario);
-    const options = { ...plan.options, outputs: [], dumpMegaflows: args.m ?? false, traceNames: args.names ?? false };
+    const options = {
+      ...plan.options,
+      outputs: [],
+      flowsDir: undefined,
+      dumpMegaflows: args.m ?? false,
+      traceNames: args.names ?? false,
+    };
     const stats = (await engine.replay(options)) as unknown as { megaflows_text: string };
     if (args.json) {
       const lines = stats.megaflows_text.split('\n').filter((l) => l !== '');

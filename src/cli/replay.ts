@@ -111,6 +111,7 @@ export function planReplay(scenarioFile: string, args: ReplayArgs): ReplayPlan {
     loop: args.loop,
     speed: speedOf(args),
     nsec: args.nsec ?? false,
+    flowsDir: args.out,
   };
   if (args.limit !== undefined) options.limit = args.limit;
   if (args.tracePacket !== undefined) {

@@ -400,6 +400,71 @@ export function compareOutputs(
   }
 }
 
+/** Dump-flows lines without the volatile parts (duration, idle_age, hard_age). */
+function scrubFlowLine(l: string): string {
+  return l
+    .replace(/ duration=[0-9.]+s,/, '')
+    .replace(/ idle_age=\d+,/, '')
+    .replace(/ hard_age=\d+,/, '')
+    .trim();
+}
+
+/**
+ * The OpenFlow rules with the counters the run produced: dvrlab's DIR/BRIDGE.flows against the
+ * oracle's dump-flows.txt (`ovs-ofctl -O OpenFlow15 dump-flows`, after revalidation), bridge by
+ * bridge, as sets of lines (OVS's order inside a mask group is its hash order).
+ */
+export function compareFlows(s: OracleScenario, ovsDir: string, dvrDir: string): void {
+  const ovsText = readFileSync(join(ovsDir, 'dump-flows.txt'), 'utf8');
+  const sections = ovsText.split(/^## bridge /m).slice(1);
+  for (const sec of sections) {
+    const [bridge, ...rest] = sec.split('\n');
+    const want = rest.filter((l) => l.startsWith(' cookie=')).map(scrubFlowLine).sort();
+    const file = join(dvrDir, `${bridge!.trim()}.flows`);
+    assert.ok(existsSync(file), `[${s.name}] dvrlab wrote no ${file}`);
+    const got = readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith(' cookie='))
+      .map(scrubFlowLine)
+      .sort();
+    assert.deepEqual(got, want, `[${s.name}] bridge ${bridge}: flows and their counters differ`);
+  }
+}
+
+/** A dpctl -m line without the volatile parts (ufid, used, dp-extra-info). */
+function scrubMegaflow(l: string): string {
+  return l
+    .replace(/^ufid:[0-9a-f-]+, /, '')
+    .replace(/, used:(never|[0-9.]+s)/, '')
+    .replace(/, dp-extra-info:.*$/, '')
+    .trim();
+}
+
+/**
+ * The megaflows left after the run (`dpctl/dump-flows -m`, with port names), against the
+ * oracle's, as sets. The datapath port numbers of OVS change from run to run, names do not.
+ */
+export function compareMegaflows(
+  s: OracleScenario,
+  loc: Locations,
+  cfg: string,
+  inputs: WrittenInput[],
+  ovsDir: string,
+): void {
+  const want = readFileSync(join(ovsDir, 'dpctl-flows-m.txt'), 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('ufid:'))
+    .map(scrubMegaflow)
+    .sort();
+  const cli = join(loc.repoRoot, 'dist', 'src', 'cli.js');
+  const args = [cli, 'dpctl', cfg, '-m'];
+  for (const i of inputs) args.push('--in', `${i.port}=${i.file}`);
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(r.status, 0, `[${s.name}] dvrlab dpctl failed: ${r.stderr}`);
+  const got = r.stdout.split('\n').filter((l) => l !== '').map(scrubMegaflow).sort();
+  assert.deepEqual(got, want, `[${s.name}] megaflows differ`);
+}
+
 export interface RunOptions {
   oracleOnly: boolean;
   keep?: boolean; // leave the temporary directory behind (for debugging)
@@ -470,6 +535,8 @@ export function runScenario(s: OracleScenario, loc: Locations, opts: RunOptions)
       dvr.out,
       inputs.map((i) => i.data),
     );
+    compareFlows(s, ovsDir, dvrDir);
+    if (s.compareMegaflows !== false) compareMegaflows(s, loc, cfg, inputs, ovsDir);
     report.dvrlab = { packetsIn: dvr.packetsIn, dropped: dvr.stats.dropped };
     return report;
   } finally {

@@ -43,6 +43,11 @@ export interface Expectation {
 
 export interface OracleScenario {
   name: string;
+  /**
+   * Compare the megaflows left after the run with OVS's (default true). Set to false, with
+   * the reason next to it, only for a known and documented difference.
+   */
+  compareMegaflows?: boolean;
   /** One line: what the scenario exercises. */
   summary: string;
   /** Absolute path of the scenario JSON. */

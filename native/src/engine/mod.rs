@@ -85,6 +85,9 @@ pub struct ReplayOptions {
     /// Return the megaflows left at the end in dpctl/dump-flows form (`Some(verbose)`).
     #[serde(default)]
     pub dump_megaflows: Option<bool>,
+    /// Write `DIR/[NODE/]BRIDGE.flows` with the run's counters into this directory.
+    #[serde(default)]
+    pub flows_dir: Option<PathBuf>,
 }
 
 fn one() -> u32 {
@@ -344,6 +347,7 @@ impl Engine {
         let mut sent: u64 = 0;
         let mut last_expire_ms = 0u64;
         let mut time_base = 0u64; // added to capture time on later loops, so the clock moves on
+        let clock0 = self.nodes.iter().map(|n| n.dp.of.now_ms).max().unwrap_or(0);
         let mut input_stats: Vec<(String, String, u64, u64)> = Vec::new();
         let mut scratch: Vec<u8> = Vec::new();
         'outer: for lp in 0..loops {
@@ -420,7 +424,9 @@ impl Engine {
                     c.rx += 1;
                     c.rx_bytes += frame.len() as u64;
                 }
-                let now_ms = ts_run / 1_000_000;
+                // The datapath clock runs with the capture: it starts where it was and advances
+                // by the capture's time since the run's first packet.
+                let now_ms = clock0 + ts_run.saturating_sub(t0) / 1_000_000;
                 for n in &mut self.nodes {
                     n.dp.of.now_ms = now_ms;
                 }
@@ -570,6 +576,9 @@ impl Engine {
         }
         stats.inputs = input_stats;
         stats.flows = flows_seen.len() as u64;
+        if let Some(d) = &opts.flows_dir {
+            self.write_flows(d)?;
+        }
         let dropped: u64 = stats.dropped.values().sum();
         if stats.delivered + dropped != stats.packets_in {
             return Err(format!(

@@ -465,8 +465,10 @@ impl Engine {
             let pn = NodePorts(&dp.of);
             let pn = (names || verbose).then_some(&pn as &dyn DpPortNames);
             for (_, m) in dp.megaflows.iter() {
+                // The first packet's whole key, as OVS prints it (masked-out bits show as
+                // `value/0` with `-m`).
                 out.push_str(&crate::dpif::dump::format_dpctl_flow(
-                    &m.key,
+                    &m.actions.key,
                     &m.mask,
                     &m.stats,
                     &m.actions.actions,
@@ -578,5 +580,34 @@ impl Engine {
             }
         };
         Ok((text, serde_json::Value::Array(ports)))
+    }
+}
+
+impl Engine {
+    /// After a replay: writes `DIR/[NODE/]BRIDGE.flows`, every bridge's flows with the
+    /// counters the run produced, as `ovs-ofctl dump-flows` prints them.
+    pub fn write_flows(&mut self, dir: &std::path::Path) -> Result<(), String> {
+        use crate::ofproto::dump::{dump_flows, DumpFilter, DUMP_FLOWS_HEADER};
+        for n in &mut self.nodes {
+            n.dp.push_stats();
+        }
+        for n in &self.nodes {
+            let of = &n.dp.of;
+            let ndir = if self.one_node { dir.to_path_buf() } else { dir.join(&n.name) };
+            std::fs::create_dir_all(&ndir).map_err(|e| format!("{}: {e}", ndir.display()))?;
+            for b in &of.bridges {
+                let filter = DumpFilter::from_flow_mod(&crate::ofproto::action::FlowMod::default());
+                let lines =
+                    dump_flows(&b.tables, &filter, of.now_ms, b, false, of.action_style, true);
+                let mut text = format!("{DUMP_FLOWS_HEADER}\n");
+                for l in lines {
+                    text.push_str(&l);
+                    text.push('\n');
+                }
+                let path = ndir.join(format!("{}.flows", b.name));
+                std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+        }
+        Ok(())
     }
 }
