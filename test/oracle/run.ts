@@ -431,13 +431,61 @@ export function compareFlows(s: OracleScenario, ovsDir: string, dvrDir: string):
   }
 }
 
-/** A dpctl -m line without the volatile parts (ufid, used, dp-extra-info). */
+/** Splits datapath actions at top-level commas. */
+function splitActions(text: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let cur = '';
+  for (const ch of text) {
+    if (ch === '(') depth++;
+    if (ch === ')') depth--;
+    if (ch === ',' && depth === 0) {
+      out.push(cur);
+      cur = '';
+    } else {
+      cur += ch;
+    }
+  }
+  if (cur !== '') out.push(cur);
+  return out;
+}
+
+/**
+ * Datapath actions with flood order made irrelevant: every output becomes "port@edits in
+ * effect", sorted. OVS floods in the order of its port hash map and bundle list, which follow
+ * the order its ports were created in, and that changes from one OVS run to the next.
+ */
+export function canonicalActions(text: string): string {
+  const edits: string[] = [];
+  const outs: string[] = [];
+  for (const a of splitActions(text)) {
+    if (/^[A-Za-z0-9_"-]+$/.test(a) && a !== 'drop' && a !== 'pop_vlan') {
+      outs.push(`${a}@${edits.join(',')}`);
+    } else if (a === 'pop_vlan' && edits.at(-1)?.startsWith('push_vlan')) {
+      edits.pop();
+    } else {
+      edits.push(a);
+    }
+  }
+  if (outs.length === 0) return text;
+  return `${outs.sort().join(' ')} [${edits.filter((e) => !e.includes('vlan')).join(',')}]`;
+}
+
+/**
+ * A dpctl -m line without the volatile parts (ufid, used, dp-extra-info), without the
+ * conntrack original-tuple metadata (`ct_tuple4(...)`, which dvrlab's flow key does not
+ * carry: see README), and with its actions in canonical order.
+ */
 function scrubMegaflow(l: string): string {
-  return l
+  const line = l
     .replace(/^ufid:[0-9a-f-]+, /, '')
     .replace(/, used:(never|[0-9.]+s)/, '')
     .replace(/, dp-extra-info:.*$/, '')
+    .replace(/ct_tuple[46]\([^)]*\),/, '')
     .trim();
+  const i = line.indexOf(', actions:');
+  if (i < 0) return line;
+  return `${line.slice(0, i)}, actions:${canonicalActions(line.slice(i + ', actions:'.length))}`;
 }
 
 /**

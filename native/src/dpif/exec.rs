@@ -97,6 +97,8 @@ impl ExecCtx<'_> {
         let last = actions.len().saturating_sub(1);
         for (i, a) in actions.iter().enumerate() {
             match a {
+                // No controller is connected: the packet-in goes nowhere.
+                DpAction::Controller { .. } => {}
                 DpAction::Output(p) => {
                     self.sink.output(*p, pkt);
                     self.outputs += 1;

@@ -36,7 +36,9 @@ pub const MAX_RECIRC_DEPTH: u32 = 6;
 pub struct DpFlow {
     pub actions: Vec<DpAction>,
     pub drop: Option<DropReason>,
-    pub rules: Vec<Arc<Rule>>,
+    pub rules: Vec<(Arc<Rule>, u16)>, // with the extra bytes per packet (see XlateOut)
+    /// Shown as OVS's slow-path action in dumps (see XlateOut::slow_path).
+    pub slow_path: bool,
     /// Flows its packets learn; refreshed when it is hit.
     pub learned: Vec<(usize, crate::ofproto::action::FlowMod)>,
     /// The key of the packet that created it (re-translated on revalidation).
@@ -250,8 +252,8 @@ impl Datapath {
             None => {
                 self.stats.upcalls += 1;
                 let xo = translate(&mut self.of, &key, XlateIn { side_effects: true });
-                for r in &xo.rules {
-                    r.credit(1, bytes, self.of.now_ms);
+                for (r, extra) in &xo.rules {
+                    r.credit(1, bytes + *extra as u64, self.of.now_ms);
                 }
                 if xo.tables_changed || xo.macs_changed {
                     self.need_revalidate = true;
@@ -261,6 +263,7 @@ impl Datapath {
                     actions: xo.actions,
                     drop: xo.drop,
                     rules: xo.rules,
+                    slow_path: xo.slow_path,
                     learned: xo.learned,
                     key,
                     pushed_packets: 0,
@@ -330,8 +333,8 @@ impl Datapath {
             Some(&mut tree),
             names,
         );
-        for r in &xo.rules {
-            r.credit(1, bytes, self.of.now_ms);
+        for (r, extra) in &xo.rules {
+            r.credit(1, bytes + *extra as u64, self.of.now_ms);
         }
         if xo.tables_changed || xo.macs_changed {
             self.need_revalidate = true;
@@ -378,6 +381,7 @@ impl Datapath {
             actions: xo.actions,
             drop: xo.drop,
             rules: xo.rules,
+            slow_path: xo.slow_path,
             learned: xo.learned,
             key: *key,
             pushed_packets: 0,
@@ -407,7 +411,7 @@ impl Datapath {
             if narrower || xo.actions != f.actions || xo.drop != f.drop {
                 stale.push(id);
             } else if xo.rules.len() != f.rules.len()
-                || xo.rules.iter().zip(f.rules.iter()).any(|(a, b)| !Arc::ptr_eq(a, b))
+                || xo.rules.iter().zip(f.rules.iter()).any(|(a, b)| !Arc::ptr_eq(&a.0, &b.0))
             {
                 // Same behaviour, but through different rules: keep counting right.
                 stale.push(id);
@@ -431,8 +435,8 @@ impl Datapath {
             let Some(f) = self.megaflows.actions_mut(id) else { continue };
             let (dp, db) = (packets - f.pushed_packets, bytes - f.pushed_bytes);
             if dp > 0 {
-                for r in &f.rules {
-                    r.credit(dp, db, now);
+                for (r, extra) in &f.rules {
+                    r.credit(dp, db + dp * *extra as u64, now);
                 }
                 f.pushed_packets = packets;
                 f.pushed_bytes = bytes;

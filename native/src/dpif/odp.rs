@@ -97,6 +97,10 @@ pub struct TnlPush {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DpAction {
     Output(u32),
+    /// `userspace(...controller(...))`: a packet-in for the controller (dec_ttl on an expired
+    /// TTL). There is no controller, so executing it does nothing; it is kept so that the
+    /// datapath actions print as OVS's.
+    Controller { reason: u8, recirc_id: u32, cookie: u64 },
     /// `set(eth(src=..,dst=..))`: only the fields given change.
     SetEth {
         src: Option<[u8; 6]>,
@@ -295,6 +299,10 @@ fn format_nat(n: &NatSpec) -> String {
 fn format_one(a: &DpAction, names: Option<&dyn DpPortNames>) -> String {
     match a {
         DpAction::Output(p) => port_str(*p, names),
+        DpAction::Controller { reason, recirc_id, cookie } => format!(
+            "userspace(pid=0,controller(reason={reason},dont_send=0,continuation=0,\
+             recirc_id={recirc_id},rule_cookie={cookie:#x},controller_id=0,max_len=65535))"
+        ),
         // Set actions are masked sets in the userspace datapath: only the fields that
         // change print.
         DpAction::SetEth { src, dst } => {

@@ -516,10 +516,15 @@ fn build_node(
     // Flows.
     for (bi, b) in n.bridges.iter().enumerate() {
         for fl in &b.flows {
-            let fm = {
+            let mut fm = {
                 parse_flow(&fl.text, FlowModCommand::Add, &of.bridges[bi])
                     .map_err(|e| ScenarioError(format!("{}:{}: {}", fl.source, fl.line, e)))?
             };
+            if sc.openflow10 {
+                // An OpenFlow 1.0 flow_mod resets counters when it replaces a flow; OVS keeps
+                // that as the flow's `reset_counts` flag.
+                fm.flags.reset_counts = true;
+            }
             let t = &mut of.bridges[bi].tables;
             t.apply(&fm, &mut of.next_rule_id, 0)
                 .map_err(|e| ScenarioError(format!("{}:{}: {e}", fl.source, fl.line)))?;

@@ -467,7 +467,7 @@ impl Engine {
             for (_, m) in dp.megaflows.iter() {
                 // The first packet's whole key, as OVS prints it (masked-out bits show as
                 // `value/0` with `-m`).
-                out.push_str(&crate::dpif::dump::format_dpctl_flow(
+                let mut line = crate::dpif::dump::format_dpctl_flow(
                     &m.actions.key,
                     &m.mask,
                     &m.stats,
@@ -475,7 +475,14 @@ impl Engine {
                     dp.of.now_ms,
                     pn,
                     verbose,
-                ));
+                );
+                if m.actions.slow_path {
+                    if let Some(i) = line.find(", actions:") {
+                        line.truncate(i);
+                        line.push_str(", actions:userspace(pid=0,slow_path(action))");
+                    }
+                }
+                out.push_str(&line);
                 out.push('\n');
             }
         }
@@ -512,7 +519,9 @@ impl Engine {
         let fm =
             parse_flow(&o.filter, FlowModCommand::Delete, b).map_err(|e| format!("filter: {e}"))?;
         let filter = DumpFilter::from_flow_mod(&fm);
-        let lines = dump_flows(&b.tables, &filter, of.now_ms, b, o.names, of.action_style, o.stats);
+        // Dumped over OpenFlow 1.5, as the oracle does: actions in their normalised form.
+        let style = crate::ofproto::format::ActionStyle::Normalized;
+        let lines = dump_flows(&b.tables, &filter, of.now_ms, b, o.names, style, o.stats);
         let mut text = String::new();
         for l in &lines {
             text.push_str(l);
@@ -527,7 +536,7 @@ impl Engine {
                     "priority": r.priority,
                     "cookie": format!("{:#x}", r.cookie),
                     "match": format_match(&r.mat, 32768, b, o.names),
-                    "actions": format_actions(&r.actions, b, o.names, of.action_style),
+                    "actions": format_actions(&r.actions, b, o.names, style),
                     "n_packets": r.n_packets.load(Relaxed),
                     "n_bytes": r.n_bytes.load(Relaxed),
                     "idle_timeout": r.idle_timeout,
@@ -597,8 +606,8 @@ impl Engine {
             std::fs::create_dir_all(&ndir).map_err(|e| format!("{}: {e}", ndir.display()))?;
             for b in &of.bridges {
                 let filter = DumpFilter::from_flow_mod(&crate::ofproto::action::FlowMod::default());
-                let lines =
-                    dump_flows(&b.tables, &filter, of.now_ms, b, false, of.action_style, true);
+                let style = crate::ofproto::format::ActionStyle::Normalized;
+                let lines = dump_flows(&b.tables, &filter, of.now_ms, b, false, style, true);
                 let mut text = format!("{DUMP_FLOWS_HEADER}\n");
                 for l in lines {
                     text.push_str(&l);

@@ -35,6 +35,17 @@ use std::sync::Arc;
 use trace::{NodeType, Trace};
 use tunnel::TunnelConfig;
 
+/// How a table lookup was reached, which decides whether it counts against the translation
+/// limits (xlate_table_action(): resource check, `resubmits`, and `depth` only for a lookup
+/// in the same or an earlier table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lookup {
+    /// The first lookup of a translation (or of a thawed one): no limits.
+    Top,
+    /// resubmit, goto_table, a patch port, a tunnel's underlay bridge.
+    Nested,
+}
+
 /// Open vSwitch's limits: translation depth and total resubmits.
 pub const MAX_DEPTH: u32 = 64;
 pub const MAX_RESUBMITS: u32 = 64 * 64;
@@ -158,6 +169,9 @@ pub struct Frozen {
     pub tun_src: u32,
     pub tun_dst: u32,
     pub tun_flags: u8,
+    /// For a controller continuation: the rule whose remaining actions are frozen (0 for a
+    /// conntrack recirculation).
+    pub continuation: u64,
 }
 
 /// Recirculation ids, one per distinct frozen state, numbered from 1 as OVS does.
@@ -208,8 +222,10 @@ pub struct XlateOut {
     /// tag the packet does not have (as the datapath key format implies: a flow key without
     /// a vlan() attribute matches untagged packets only).
     pub dp_mask: FlowKey,
-    /// Rules the packet went through (their counters get the megaflow's statistics).
-    pub rules: Vec<Arc<Rule>>,
+    /// Rules the packet went through (their counters get the megaflow's statistics), each
+    /// with the bytes its packets carry beyond the input packet (the VXLAN header, for the
+    /// underlay bridge's rules).
+    pub rules: Vec<(Arc<Rule>, u16)>,
     /// Set when the actions output nothing: why.
     pub drop: Option<DropReason>,
     /// The OpenFlow tables changed (learn): cached megaflows must be revalidated.
@@ -221,6 +237,9 @@ pub struct XlateOut {
     pub learned: Vec<(usize, FlowMod)>,
     /// Recirculation ids this translation freezes (ct with a table), in order.
     pub recircs: Vec<u32>,
+    /// OVS would run this flow in its userspace slow path (it rewrites ARP fields, which its
+    /// datapath cannot): dumps show `userspace(pid=0,slow_path(action))` as its actions.
+    pub slow_path: bool,
     /// When tracing: which step made translation read which key bits (`--explain`), as
     /// (the bits that step added to the megaflow mask, the step).
     pub explain: Vec<(FlowKey, String)>,
@@ -265,6 +284,14 @@ pub(crate) struct Ctx<'a> {
     upcall: FlowKey,
     /// The match of the rule whose actions run (OVS prints some actions according to it).
     rule_match: Match,
+    /// Bytes the packet carries beyond the input packet while in this part of the pipeline
+    /// (50 inside a tunnel's underlay bridge).
+    extra_bytes: u16,
+    /// The rule whose actions run: id and cookie.
+    rule_id: u64,
+    rule_cookie: u64,
+    /// A key for the actions after the current one (a controller continuation freezes them).
+    continuation: u64,
 }
 
 /// Translates a packet with datapath key `key` (in_port = datapath port).
@@ -301,6 +328,10 @@ pub fn translate_traced(
         ttl_stop: false,
         upcall: *key,
         rule_match: Match::catchall(),
+        extra_bytes: 0,
+        rule_id: 0,
+        rule_cookie: 0,
+        continuation: 0,
     };
     ctx.wc_init();
     ctx.run();
@@ -424,7 +455,7 @@ impl<'a> Ctx<'a> {
             let th = self.enter(NodeType::Thaw, || "thaw".to_string());
             self.report(NodeType::Thaw, || format!("Resuming from table {}", fz.table));
             self.leave(th);
-            self.xlate_table(fz.table, true);
+            self.xlate_table_top(fz.table);
             self.leave(b);
             return;
         }
@@ -440,7 +471,7 @@ impl<'a> Ctx<'a> {
                 self.out.initial_flow = self.flow;
                 let name = self.of.bridges[bridge].name.clone();
                 let b = self.enter(NodeType::Bridge, || format!("bridge(\"{name}\")"));
-                self.xlate_table(0, true);
+                self.xlate_table_top(0);
                 self.leave(b);
             }
             DpPortKind::TunnelVport { dst_port } => {
@@ -455,7 +486,7 @@ impl<'a> Ctx<'a> {
                 self.out.initial_flow = self.flow;
                 let name = self.of.bridges[bridge].name.clone();
                 let b = self.enter(NodeType::Bridge, || format!("bridge(\"{name}\")"));
-                self.xlate_table(0, true);
+                self.xlate_table_top(0);
                 self.leave(b);
             }
             DpPortKind::Unused => {
@@ -556,22 +587,30 @@ impl<'a> Ctx<'a> {
     }
 
     /// Looks up `table` and runs the winning rule's actions.
-    fn xlate_table(&mut self, table: u8, deepens: bool) {
-        self.xlate_table_from(table, deepens, None)
+    fn xlate_table(&mut self, table: u8) {
+        self.xlate_table_from(table, Lookup::Nested, None)
+    }
+
+    /// The first lookup of a translation.
+    fn xlate_table_top(&mut self, table: u8) {
+        self.xlate_table_from(table, Lookup::Top, None)
     }
 
     /// As `xlate_table`, looking up with `lookup_port` as the input port when given.
-    fn xlate_table_from(&mut self, table: u8, deepens: bool, lookup_port: Option<u32>) {
+    fn xlate_table_from(&mut self, table: u8, how: Lookup, lookup_port: Option<u32>) {
         if self.error.is_some() {
             return;
         }
-        if self.depth >= MAX_DEPTH {
+        let nested = how == Lookup::Nested;
+        // xlate_recursively(): only a lookup in the same or an earlier table goes deeper.
+        let deepens = nested && table <= self.table_id;
+        if nested && self.depth >= MAX_DEPTH {
             // "over max translation depth 64": translation fails, the packet is dropped.
             self.error = Some(DropReason::RecursionTooDeep);
             self.exit = true;
             return;
         }
-        if self.resubmits >= MAX_RESUBMITS {
+        if nested && self.resubmits >= MAX_RESUBMITS {
             self.error = Some(DropReason::TooManyResubmits);
             self.exit = true;
             return;
@@ -628,15 +667,20 @@ impl<'a> Ctx<'a> {
         } else {
             None
         };
-        self.out.rules.push(rule.clone());
-        self.resubmits += 1;
+        self.out.rules.push((rule.clone(), self.extra_bytes));
+        if nested {
+            self.resubmits += 1;
+        }
         if deepens {
             self.depth += 1;
         }
         let old_table = self.table_id;
         self.table_id = table;
         let old_match = std::mem::replace(&mut self.rule_match, rule.mat);
+        let old_rule = (self.rule_id, self.rule_cookie);
+        (self.rule_id, self.rule_cookie) = (rule.id, rule.cookie);
         self.do_actions(&rule.actions);
+        (self.rule_id, self.rule_cookie) = old_rule;
         self.rule_match = old_match;
         if rule.actions.is_empty() {
             self.report(NodeType::Action, || "drop".to_string());
@@ -649,9 +693,17 @@ impl<'a> Ctx<'a> {
     }
 
     fn do_actions(&mut self, actions: &[Action]) {
-        for a in actions {
+        for (i, a) in actions.iter().enumerate() {
             if self.exit {
                 break;
+            }
+            if matches!(a, Action::DecTtl) {
+                // What a continuation would resume with: equal remaining actions freeze to
+                // the same state, as in OVS.
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                format!("{:?}", &actions[i + 1..]).hash(&mut h);
+                self.continuation = h.finish() | 1;
             }
             let explain_from = if self.trace.is_some() {
                 let text = self.action_text(a);
@@ -682,7 +734,7 @@ impl<'a> Ctx<'a> {
                     self.xlate_output(p);
                 }
                 Action::GotoTable(t) => {
-                    self.xlate_table(*t, false);
+                    self.xlate_table(*t);
                 }
                 Action::Resubmit { in_port, table, ct } => {
                     let _ = ct;
@@ -690,7 +742,7 @@ impl<'a> Ctx<'a> {
                     // actions run with the real in_port, so NORMAL and IN_PORT behave.
                     let lookup_port = in_port.filter(|p| *p != port::IN_PORT);
                     let t = table.unwrap_or(self.table_id);
-                    self.xlate_table_from(t, true, lookup_port);
+                    self.xlate_table_from(t, Lookup::Nested, lookup_port);
                 }
                 Action::SetField { field, value, mask, spelling } => {
                     self.set_field(*field, *value, *mask, *spelling);
@@ -772,6 +824,29 @@ impl<'a> Ctx<'a> {
                             if self.outputs == 0 {
                                 self.note_drop(DropReason::TtlExpired);
                             }
+                            // execute_controller_action(): pending changes are committed
+                            // and a packet-in with reason "invalid TTL" (2) is composed,
+                            // its continuation frozen.
+                            self.commit();
+                            self.wc.nw_proto = 0xff;
+                            let fz = Frozen {
+                                bridge: self.bridge,
+                                table: self.table_id,
+                                in_port: self.flow.in_port,
+                                regs: self.flow.regs,
+                                metadata: self.flow.metadata,
+                                tun_id: self.flow.tun_id,
+                                tun_src: self.flow.tun_src,
+                                tun_dst: self.flow.tun_dst,
+                                tun_flags: self.flow.tun_flags,
+                                continuation: self.continuation,
+                            };
+                            let id = self.of.recirc.id_for(fz);
+                            self.odp.push(DpAction::Controller {
+                                reason: 2,
+                                recirc_id: id,
+                                cookie: self.rule_cookie,
+                            });
                             let v = if self.flow.is_ipv4() { 4 } else { 6 };
                             self.report(NodeType::Warn, || {
                                 format!("IPv{v} decrement TTL exception")
@@ -969,7 +1044,7 @@ impl<'a> Ctx<'a> {
         self.bridge = peer_bridge;
         let name = self.of.bridges[peer_bridge].name.clone();
         let b = self.enter(NodeType::Bridge, || format!("bridge(\"{name}\")"));
-        self.xlate_table(0, true);
+        self.xlate_table(0);
         self.leave(b);
         self.flow = old_flow;
         self.bridge = old_bridge;
@@ -1040,7 +1115,9 @@ impl<'a> Ctx<'a> {
                 self.odp.push(push);
                 let name = self.of.bridges[ub].name.clone();
                 let b = self.enter(NodeType::Bridge, || format!("bridge(\"{name}\")"));
-                self.xlate_table(0, true);
+                self.extra_bytes += 50;
+                self.xlate_table(0);
+                self.extra_bytes -= 50;
                 self.leave(b);
                 let inner_outputs = self.outputs;
                 let sub = std::mem::replace(&mut self.odp, saved_odp);
@@ -1102,6 +1179,7 @@ impl<'a> Ctx<'a> {
                 tun_src: self.flow.tun_src,
                 tun_dst: self.flow.tun_dst,
                 tun_flags: self.flow.tun_flags,
+                continuation: 0,
             };
             let id = self.of.recirc.id_for(fz);
             self.odp.push(DpAction::Recirc(id));
@@ -1221,6 +1299,7 @@ impl<'a> Ctx<'a> {
                 || f.arp_sha != b.arp_sha
                 || f.arp_tha != b.arp_tha)
         {
+            self.out.slow_path = true;
             self.odp.push(DpAction::SetArp {
                 op: (f.nw_proto != b.nw_proto).then_some(f.nw_proto as u16),
                 sip: (f.nw_src != b.nw_src).then_some(f.nw_src),
@@ -1275,8 +1354,16 @@ impl<'a> Ctx<'a> {
             }
             common += 1;
         }
-        for _ in common..nb {
+        for level in 0..nb - common {
             self.odp.push(DpAction::PopVlan);
+            // commit_vlan_action(): a popped tag is matched whole (TPID and TCI).
+            if level == 0 {
+                self.wc.vlan_tci = 0xffff;
+                self.wc.vlan_tpid = 0xffff;
+            } else {
+                self.wc.vlan2_tci = 0xffff;
+                self.wc.vlan2_tpid = 0xffff;
+            }
         }
         for i in (0..nf - common).rev() {
             let (tpid, tci) = f[i];
