@@ -474,7 +474,7 @@ export function canonicalActions(text: string): string {
 /**
  * A dpctl -m line without the volatile parts (ufid, used, dp-extra-info), without the
  * conntrack original-tuple metadata (`ct_tuple4(...)`, which dvrlab's flow key does not
- * carry: see README), and with its actions in canonical order.
+ * carry), and with its actions in canonical order.
  */
 function scrubMegaflow(l: string): string {
   const line = l
@@ -482,6 +482,9 @@ function scrubMegaflow(l: string): string {
     .replace(/, used:(never|[0-9.]+s)/, '')
     .replace(/, dp-extra-info:.*$/, '')
     .replace(/ct_tuple[46]\([^)]*\),/, '')
+    // Nor does it keep a decapsulated packet's outer TTL and UDP ports, which OVS's verbose
+    // dump shows as wildcarded fields of tunnel(...).
+    .replace(/,ttl=\d+\/0,tp_src=\d+\/0,tp_dst=\d+\/0/, '')
     .trim();
   const i = line.indexOf(', actions:');
   if (i < 0) return line;

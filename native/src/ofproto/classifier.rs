@@ -482,6 +482,9 @@ pub struct Classifier<T> {
     /// Live subtable indices in lookup order: max priority down, then creation order.
     order: Vec<u32>,
     tries: [Trie; 2],
+    /// Prefix tracking on (OpenFlow tables) or off (OVS's internal classifiers, such as the
+    /// tunnel-port one, which set no prefix fields).
+    prefixes: bool,
     n_rules: usize,
     next_seq: u64,
     next_subtable_seq: u64,
@@ -506,12 +509,20 @@ impl<T> Classifier<T> {
             by_mask: HashMap::new(),
             order: Vec::new(),
             tries: [Trie::default(), Trie::default()],
+            prefixes: true,
             n_rules: 0,
             next_seq: 0,
             next_subtable_seq: 0,
             n_lookups: AtomicU64::new(0),
             n_visited: AtomicU64::new(0),
         }
+    }
+
+    /// An empty classifier without prefix tracking.
+    pub fn without_prefixes() -> Classifier<T> {
+        let mut c = Classifier::new();
+        c.prefixes = false;
+        c
     }
 
     /// Number of rules.
@@ -820,6 +831,9 @@ impl<T> Classifier<T> {
         ctx: &mut [TrieCtx; 2],
         wc: &mut FlowKey,
     ) -> bool {
+        if !self.prefixes {
+            return false;
+        }
         for (t, field) in TRIE_FIELDS.iter().enumerate() {
             let plen = st.trie_plen[t];
             if plen == 0 {

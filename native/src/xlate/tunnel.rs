@@ -93,26 +93,39 @@ fn tunnel_ports(of: &Ofproto) -> impl Iterator<Item = u16> + '_ {
     })
 }
 
-/// The megaflow fields the tunnel-port classifier of OVS examines (tnl-ports.c map_insert):
-/// destination MAC, EtherType, untagged, destination IP, protocol, fragment bits, UDP port.
-fn unwildcard_tunnel_match(wc: &mut FlowKey) {
-    wc.dl_dst = [0xff; 6];
-    wc.dl_type = 0xffff;
-    wc.vlan_tci = 0xffff;
-    wc.nw_dst = u32::MAX;
-    wc.nw_proto = 0xff;
-    wc.nw_frag = nw_frag::MASK;
-    wc.tp_dst = 0xffff;
+/// The match of one tunnel termination point (tnl-ports.c map_insert): destination MAC,
+/// EtherType IPv4, untagged, destination IP, UDP, not a fragment, UDP destination port.
+fn termination_match(mac: &[u8; 6], ip: u32, dst_port: u16) -> crate::ofproto::action::Match {
+    use crate::flow::FieldId as F;
+    let mut m = crate::ofproto::action::Match::catchall();
+    m.set_field(F::DlDst, u128::from_be_bytes({
+        let mut b = [0u8; 16];
+        b[10..].copy_from_slice(mac);
+        b
+    }));
+    m.set_field(F::DlType, 0x0800);
+    m.set_field(F::VlanTci, 0);
+    m.set_field(F::NwDst, ip as u128);
+    m.set_field(F::NwProto, 17);
+    m.set_field_masked(F::NwFrag, 0, nw_frag::MASK as u128);
+    m.set_field(F::UdpDst, dst_port as u128);
+    m
 }
 
-fn is_tunnel_to(flow: &FlowKey, mac: &[u8; 6], ip: u32, dst_port: u16) -> bool {
-    flow.dl_dst == *mac
-        && flow.is_ipv4()
-        && flow.vlan_tci == 0
-        && flow.nw_dst == ip
-        && flow.nw_proto == 17
-        && flow.nw_frag == 0
-        && flow.tp_dst == dst_port
+/// tnl_port_map_lookup(): the tunnel vport a packet sent to (`mac`, `ip`) terminates on, by a
+/// lookup in a classifier of every (address, tunnel UDP port) pair, so that exactly the bits
+/// OVS's staged lookup examines are un-wildcarded.
+fn terminate_at(of: &Ofproto, mac: &[u8; 6], ip: u32, flow: &FlowKey, wc: &mut FlowKey) -> Option<u32> {
+    let mut cls = crate::ofproto::classifier::Classifier::without_prefixes();
+    let mut seen = Vec::new();
+    for dst_port in tunnel_ports(of) {
+        if !seen.contains(&dst_port) {
+            seen.push(dst_port);
+            cls.insert(termination_match(mac, ip, dst_port), 0, dst_port);
+        }
+    }
+    let dst_port = cls.lookup(flow, Some(wc)).map(|e| e.value)?;
+    vport_for(of, dst_port)
 }
 
 /// terminate_native_tunnel(): output to a port that holds an IP (the LOCAL port of an
@@ -129,25 +142,13 @@ pub fn terminate(
         return None;
     }
     let (ip, _) = b.ip?;
-    unwildcard_tunnel_match(wc);
-    for dst_port in tunnel_ports(of) {
-        if is_tunnel_to(flow, &b.mac, ip, dst_port) {
-            return vport_for(of, dst_port);
-        }
-    }
-    None
+    terminate_at(of, &b.mac, ip, flow, wc)
 }
 
 /// A packet received on a multi-node underlay NIC: VXLAN for this node is decapsulated.
 pub fn underlay_terminate(of: &Ofproto, flow: &FlowKey, wc: &mut FlowKey) -> Option<u32> {
     let node = of.underlay.node.as_ref()?;
-    unwildcard_tunnel_match(wc);
-    for dst_port in tunnel_ports(of) {
-        if is_tunnel_to(flow, &node.mac, node.ip, dst_port) {
-            return vport_for(of, dst_port);
-        }
-    }
-    None
+    terminate_at(of, &node.mac, node.ip, flow, wc)
 }
 
 /// How a tunnel output leaves the node.
