@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT, sharedDir } from './helpers.js';
+import { canonicalActions } from './oracle/canonical.js';
 
 const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
 const SCENARIOS = path.join(ROOT, 'test', 'oracle', 'scenarios');
@@ -81,46 +82,14 @@ function line(text: string, prefix: string): string | undefined {
   return text.split('\n').find((l) => l.startsWith(prefix));
 }
 
-/** Splits datapath actions at top-level commas. */
-function splitActions(text: string): string[] {
-  const out: string[] = [];
-  let depth = 0;
-  let cur = '';
-  for (const ch of text) {
-    if (ch === '(') depth++;
-    if (ch === ')') depth--;
-    if (ch === ',' && depth === 0) {
-      out.push(cur);
-      cur = '';
-    } else {
-      cur += ch;
-    }
-  }
-  if (cur !== '') out.push(cur);
-  return out;
-}
-
-/**
- * Datapath actions with the order of outputs made irrelevant: each output becomes
- * "port@(the edits in effect)", and the list is sorted. OVS floods in the order of its port
- * hash map and bundle list, which depend on the order its ports were created in, and that
- * order differs from one OVS run to the next.
- */
-function canonicalActions(line: string | undefined): string | undefined {
-  if (line === undefined) return undefined;
-  const text = line.replace(/^Datapath actions: /, '');
-  const edits: string[] = [];
-  const outs: string[] = [];
-  for (const a of splitActions(text)) {
-    if (/^[A-Za-z0-9_"-]+$/.test(a) && a !== 'drop' && a !== 'pop_vlan') {
-      outs.push(`${a}@${edits.join(',')}`);
-    } else if (a === 'pop_vlan' && edits.at(-1)?.startsWith('push_vlan')) {
-      edits.pop();
-    } else {
-      edits.push(a);
-    }
-  }
-  return `Datapath actions: ${outs.sort().join(' ')} [${edits.filter((e) => !e.includes('vlan')).join(',')}]`;
+/** A `Datapath actions:` line in canonical form (see oracle/canonical.ts). */
+function canonicalLine(text: string, trace: string): string | undefined {
+  const l = line(text, 'Datapath actions:');
+  if (l === undefined) return undefined;
+  const flow = line(trace, 'Flow:') ?? '';
+  const vid = /dl_vlan=(\d+)/.exec(flow)?.[1];
+  const pcp = /dl_vlan_pcp=(\d+)/.exec(flow)?.[1] ?? '0';
+  return canonicalActions(l.replace(/^Datapath actions: /, ''), vid === undefined ? undefined : `vid=${vid},pcp=${pcp}`);
 }
 
 /** The bridge/table/action section, with cookies scrubbed. */
@@ -151,11 +120,7 @@ describe('trace against real OVS', () => {
       const ctx = `\n--- OVS\n${ovs}\n--- dvrlab\n${got}`;
       assert.equal(line(got, 'Flow:'), line(ovs, 'Flow:'), `Flow:${ctx}`);
       assert.equal(line(got, 'Megaflow:'), line(ovs, 'Megaflow:'), `Megaflow:${ctx}`);
-      assert.equal(
-        canonicalActions(line(got, 'Datapath actions:')),
-        canonicalActions(line(ovs, 'Datapath actions:')),
-        `Datapath actions:${ctx}`,
-      );
+      assert.equal(canonicalLine(got, got), canonicalLine(ovs, ovs), `Datapath actions:${ctx}`);
       assert.equal(sections(got), sections(ovs), `bridge sections${ctx}`);
     });
   }

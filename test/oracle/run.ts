@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readPcap, writePcap, type PcapRecord } from './packets.js';
+import { canonicalActions } from './canonical.js';
 import type { Locations, OracleScenario, PortFrames } from './scenario.js';
 
 /** Time of the first input frame (µs); input k starts k seconds later (well inside every
@@ -431,46 +432,6 @@ export function compareFlows(s: OracleScenario, ovsDir: string, dvrDir: string):
   }
 }
 
-/** Splits datapath actions at top-level commas. */
-function splitActions(text: string): string[] {
-  const out: string[] = [];
-  let depth = 0;
-  let cur = '';
-  for (const ch of text) {
-    if (ch === '(') depth++;
-    if (ch === ')') depth--;
-    if (ch === ',' && depth === 0) {
-      out.push(cur);
-      cur = '';
-    } else {
-      cur += ch;
-    }
-  }
-  if (cur !== '') out.push(cur);
-  return out;
-}
-
-/**
- * Datapath actions with flood order made irrelevant: every output becomes "port@edits in
- * effect", sorted. OVS floods in the order of its port hash map and bundle list, which follow
- * the order its ports were created in, and that changes from one OVS run to the next.
- */
-export function canonicalActions(text: string): string {
-  const edits: string[] = [];
-  const outs: string[] = [];
-  for (const a of splitActions(text)) {
-    if (/^[A-Za-z0-9_"-]+$/.test(a) && a !== 'drop' && a !== 'pop_vlan') {
-      outs.push(`${a}@${edits.join(',')}`);
-    } else if (a === 'pop_vlan' && edits.at(-1)?.startsWith('push_vlan')) {
-      edits.pop();
-    } else {
-      edits.push(a);
-    }
-  }
-  if (outs.length === 0) return text;
-  return `${outs.sort().join(' ')} [${edits.filter((e) => !e.includes('vlan')).join(',')}]`;
-}
-
 /**
  * A dpctl -m line without the volatile parts (ufid, used, dp-extra-info), without the
  * conntrack original-tuple metadata (`ct_tuple4(...)`, which dvrlab's flow key does not
@@ -488,7 +449,8 @@ function scrubMegaflow(l: string): string {
     .trim();
   const i = line.indexOf(', actions:');
   if (i < 0) return line;
-  return `${line.slice(0, i)}, actions:${canonicalActions(line.slice(i + ', actions:'.length))}`;
+  const vlan = /vlan\((vid=\d+,pcp=\d+)/.exec(line)?.[1];
+  return `${line.slice(0, i)}, actions:${canonicalActions(line.slice(i + ', actions:'.length), vlan)}`;
 }
 
 /**

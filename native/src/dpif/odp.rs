@@ -301,7 +301,8 @@ fn format_one(a: &DpAction, names: Option<&dyn DpPortNames>) -> String {
         DpAction::Output(p) => port_str(*p, names),
         DpAction::Controller { reason, recirc_id, cookie } => format!(
             "userspace(pid=0,controller(reason={reason},dont_send=0,continuation=0,\
-             recirc_id={recirc_id},rule_cookie={cookie:#x},controller_id=0,max_len=65535))"
+             recirc_id={recirc_id},rule_cookie={},controller_id=0,max_len=65535))",
+            c_alt_hex(*cookie)
         ),
         // Set actions are masked sets in the userspace datapath: only the fields that
         // change print.
