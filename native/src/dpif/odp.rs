@@ -100,7 +100,11 @@ pub enum DpAction {
     /// `userspace(...controller(...))`: a packet-in for the controller (dec_ttl on an expired
     /// TTL). There is no controller, so executing it does nothing; it is kept so that the
     /// datapath actions print as OVS's.
-    Controller { reason: u8, recirc_id: u32, cookie: u64 },
+    Controller {
+        reason: u8,
+        recirc_id: u32,
+        cookie: u64,
+    },
     /// `set(eth(src=..,dst=..))`: only the fields given change.
     SetEth {
         src: Option<[u8; 6]>,

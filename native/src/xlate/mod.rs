@@ -290,8 +290,6 @@ pub(crate) struct Ctx<'a> {
     /// The rule whose actions run: id and cookie.
     rule_id: u64,
     rule_cookie: u64,
-    /// A key for the actions after the current one (a controller continuation freezes them).
-    continuation: u64,
 }
 
 /// Translates a packet with datapath key `key` (in_port = datapath port).
@@ -331,7 +329,6 @@ pub fn translate_traced(
         extra_bytes: 0,
         rule_id: 0,
         rule_cookie: 0,
-        continuation: 0,
     };
     ctx.wc_init();
     ctx.run();
@@ -693,17 +690,9 @@ impl<'a> Ctx<'a> {
     }
 
     fn do_actions(&mut self, actions: &[Action]) {
-        for (i, a) in actions.iter().enumerate() {
+        for a in actions {
             if self.exit {
                 break;
-            }
-            if matches!(a, Action::DecTtl) {
-                // What a continuation would resume with: equal remaining actions freeze to
-                // the same state, as in OVS.
-                use std::hash::{Hash, Hasher};
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                format!("{:?}", &actions[i + 1..]).hash(&mut h);
-                self.continuation = h.finish() | 1;
             }
             let explain_from = if self.trace.is_some() {
                 let text = self.action_text(a);
@@ -839,7 +828,9 @@ impl<'a> Ctx<'a> {
                                 tun_src: self.flow.tun_src,
                                 tun_dst: self.flow.tun_dst,
                                 tun_flags: self.flow.tun_flags,
-                                continuation: self.continuation,
+                                // A packet-in freezes no actions: one state per table and
+                                // metadata, told apart from conntrack's by this marker.
+                                continuation: 1,
                             };
                             let id = self.of.recirc.id_for(fz);
                             self.odp.push(DpAction::Controller {

@@ -97,6 +97,14 @@ impl Ctx<'_> {
                 vid
             }
         };
+        // is_gratuitous_arp(): learning looks at whether an ARP is gratuitous.
+        if self.flow.is_arp() && self.flow.dl_dst == [0xff; 6] {
+            self.wc.nw_proto = 0xff;
+            if self.flow.nw_proto == 1 {
+                self.wc.nw_src = u32::MAX;
+                self.wc.nw_dst = u32::MAX;
+            }
+        }
         let src = self.flow.dl_src;
         if self.side_effects && !is_multicast(&src) {
             let b = &mut self.of.bridges[self.bridge];

@@ -98,11 +98,14 @@ fn tunnel_ports(of: &Ofproto) -> impl Iterator<Item = u16> + '_ {
 fn termination_match(mac: &[u8; 6], ip: u32, dst_port: u16) -> crate::ofproto::action::Match {
     use crate::flow::FieldId as F;
     let mut m = crate::ofproto::action::Match::catchall();
-    m.set_field(F::DlDst, u128::from_be_bytes({
-        let mut b = [0u8; 16];
-        b[10..].copy_from_slice(mac);
-        b
-    }));
+    m.set_field(
+        F::DlDst,
+        u128::from_be_bytes({
+            let mut b = [0u8; 16];
+            b[10..].copy_from_slice(mac);
+            b
+        }),
+    );
     m.set_field(F::DlType, 0x0800);
     m.set_field(F::VlanTci, 0);
     m.set_field(F::NwDst, ip as u128);
@@ -115,7 +118,13 @@ fn termination_match(mac: &[u8; 6], ip: u32, dst_port: u16) -> crate::ofproto::a
 /// tnl_port_map_lookup(): the tunnel vport a packet sent to (`mac`, `ip`) terminates on, by a
 /// lookup in a classifier of every (address, tunnel UDP port) pair, so that exactly the bits
 /// OVS's staged lookup examines are un-wildcarded.
-fn terminate_at(of: &Ofproto, mac: &[u8; 6], ip: u32, flow: &FlowKey, wc: &mut FlowKey) -> Option<u32> {
+fn terminate_at(
+    of: &Ofproto,
+    mac: &[u8; 6],
+    ip: u32,
+    flow: &FlowKey,
+    wc: &mut FlowKey,
+) -> Option<u32> {
     let mut cls = crate::ofproto::classifier::Classifier::without_prefixes();
     let mut seen = Vec::new();
     for dst_port in tunnel_ports(of) {
