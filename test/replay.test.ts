@@ -121,4 +121,41 @@ describe('replay on the engine', { skip: !ADDON && 'the addon is not built' }, (
     assert.equal(stats.emc_hits + stats.megaflow_hits, 9);
     assert.deepEqual(stats.per_port['br0/p2'], { rx: 0, tx: 10 });
   });
+
+  it('--trace-packet traces a packet with the conntrack state the run built', () => {
+    const ex = path.join(shared, 'tools', 'ovs-oracle-examples', 'snat-ct');
+    const out = path.join(tempDir(), 'out');
+    // Packets 1-3 are the VM's queries (committed, SNATed); packet 4 is the first reply.
+    const r = replay([
+      path.join(ex, 'scenario.json'), '--in', `int0=${path.join(ex, 'int0-in.pcap')}`,
+      '--in', `ext0=${path.join(ex, 'ext0-in.pcap')}`, '--out', out, '--trace-packet', '4',
+      '--names', '-q',
+    ]);
+    assert.equal(r.status, 0, r.stderr);
+    const trace = readFileSync(path.join(out, 'trace.txt'), 'utf8');
+    // The reply is un-NATed by the real connection and resumes as established, in reply.
+    assert.match(trace, /^Datapath actions: ct\(zone=1,nat\),recirc\(0x2\)$/m);
+    assert.match(trace, /recirc\(0x2\) - resume conntrack with ct_state=est\|rpl\|trk\|dnat ct_zone=1/);
+    assert.match(trace, /^Flow: recirc_id=0x2,ct_state=est\|rpl\|trk\|dnat,ct_zone=1,eth,udp,in_port=ext0,.*nw_dst=10\.0\.0\.1,/m);
+    assert.match(trace, / 2\. ct_state=\+est\+trk,ip, priority 10/);
+    assert.match(trace, /^Emitted on br-ex\/int0: 60 bytes$/m);
+    assert.ok(existsSync(path.join(out, 'trace.json')));
+    // The stats stay the run's own.
+    const stats = JSON.parse(readFileSync(path.join(out, 'stats.json'), 'utf8'));
+    assert.equal(stats.trace, undefined);
+    assert.equal(stats.packets_in, 7);
+  });
+
+  it('writes every bridge\'s flows with the counters of the run', () => {
+    const ex = path.join(shared, 'tools', 'ovs-oracle-examples', 'snat-ct');
+    const out = path.join(tempDir(), 'out');
+    const r = replay([
+      path.join(ex, 'scenario.json'), '--in', `int0=${path.join(ex, 'int0-in.pcap')}`,
+      '--in', `ext0=${path.join(ex, 'ext0-in.pcap')}`, '--out', out, '-q',
+    ]);
+    assert.equal(r.status, 0, r.stderr);
+    const flows = readFileSync(path.join(out, 'br-ex.flows'), 'utf8');
+    assert.match(flows, /table=2, n_packets=3, n_bytes=180, .*priority=10,ct_state=\+est\+trk,ip actions=/);
+    assert.match(flows, /table=2, n_packets=1, n_bytes=60, .*priority=0 actions=drop/);
+  });
 });
