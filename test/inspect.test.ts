@@ -59,4 +59,23 @@ describe('inspection commands', { skip: !ADDON && 'the addon is not built' }, ()
     assert.equal(t.status, 1);
     assert.equal(t.stderr.trim().split('\n').length, 1);
   });
+
+  it('traces a packet from a capture, and explains the megaflow', () => {
+    const ex = path.join(sharedDir(), 'tools', 'ovs-oracle-examples', 'snat-ct');
+    // The 4th packet of ext0-in.pcap is the unsolicited reply: no connection, so table 2's
+    // catch-all drops it, and ct_state is in the megaflow because table 2 matches on it.
+    const r = run([
+      'trace', '--explain', snat, 'br-ex', 'in_port=2',
+      '--pcap', path.join(ex, 'ext0-in.pcap'), '--index', '4',
+    ]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^Flow: udp,in_port=2,.*nw_src=8\.8\.8\.8,nw_dst=172\.24\.4\.10,.*tp_src=53,tp_dst=4444$/m);
+    assert.match(r.stdout, /resume conntrack with ct_state=new\|trk ct_zone=1/);
+    assert.match(r.stdout, /^Megaflow: recirc_id=0x1,ct_state=-est\+trk,eth,ip,in_port=2,nw_frag=no$/m);
+    assert.match(r.stdout, /^  ct_state: bridge\("br-ex"\) table 2 lookup, matched "priority=0"$/m);
+    const missing = run(['trace', snat, 'br-ex', 'in_port=2', '--pcap', path.join(ex, 'ext0-in.pcap'), '--index', '9']);
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /ext0-in\.pcap: has 4 packets, no packet 9/);
+  });
 });
+
