@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Engine } from '../native.js';
-import { loadScenario } from '../scenario/load.js';
+import { loadScenarioOrTopology as loadScenario } from '../neutron/load.js';
 import { planReplay, type CliIo } from './replay.js';
 
 function engineFor(scenarioFile: string, io: CliIo): Engine {

@@ -6,7 +6,7 @@
  */
 import { Engine } from '../native.js';
 import { UsageError } from '../errors.js';
-import { loadScenario } from '../scenario/load.js';
+import { loadScenarioOrTopology as loadScenario } from '../neutron/load.js';
 import type { CliIo } from './replay.js';
 
 export interface TraceArgs {

@@ -160,15 +160,7 @@ class Loader {
           false,
         );
         if (n.underlay) node.underlay = { ip: n.underlay.ip, mac: n.underlay.mac.toLowerCase() };
-        if (n.namespaces !== undefined) {
-          node.namespaces = n.namespaces;
-          if (n.namespaces.length > 0) {
-            this.warn(
-              ['nodes', i, 'namespaces'],
-              `router namespaces are not emulated yet; ${n.namespaces.length} ignored`,
-            );
-          }
-        }
+        if (n.namespaces !== undefined) node.namespaces = n.namespaces;
         return node;
       });
       this.checkVmNames(nodes);

@@ -50,6 +50,16 @@ pub enum DropReason {
     RecirculationTooDeep,
     /// An output to a port that does not exist.
     NoSuchPort,
+    /// A namespace interface got a frame not addressed to it.
+    NsNotForUs,
+    /// A namespace got a frame it does not handle (not ARP or IPv4).
+    NsUnsupported,
+    /// A namespace took the frame for itself (an ARP reply, local traffic with no listener).
+    NsConsumed,
+    /// A namespace found no neighbour (MAC) for the next hop; no ARP request is sent.
+    NsNoNeighbor,
+    /// A namespace found no route (no ICMP error is sent).
+    NsUnreachable,
 }
 
 impl DropReason {
@@ -75,6 +85,11 @@ impl DropReason {
             DropReason::CtTableFull => "ct_table_full",
             DropReason::RecirculationTooDeep => "recirculation_too_deep",
             DropReason::NoSuchPort => "no_such_port",
+            DropReason::NsNotForUs => "namespace_not_for_us",
+            DropReason::NsUnsupported => "namespace_unsupported",
+            DropReason::NsConsumed => "namespace_consumed",
+            DropReason::NsNoNeighbor => "namespace_no_neighbor",
+            DropReason::NsUnreachable => "namespace_unreachable",
         }
     }
 }

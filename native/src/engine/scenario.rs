@@ -51,6 +51,9 @@ pub struct NativeNode {
     pub routes: Vec<NativeRoute>,
     #[serde(default)]
     pub neighbors: Vec<NativeNeighbor>,
+    /// Emulated router namespaces, in the contract's form (crate::netns::NamespaceSpec).
+    #[serde(default)]
+    pub namespaces: Vec<serde_json::Value>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -314,6 +317,25 @@ fn build_node(
     peers: &HashMap<u32, [u8; 6]>,
 ) -> Result<Node, ScenarioError> {
     let prefix = if sc.one_node { String::new() } else { format!("{}/", n.name) };
+    let mut namespaces = Vec::new();
+    for (i, v) in n.namespaces.iter().enumerate() {
+        let spec: crate::netns::NamespaceSpec = serde_json::from_value(v.clone())
+            .map_err(|e| ScenarioError(format!("{prefix}namespaces[{i}]: {e}")))?;
+        let ns = crate::netns::Namespace::from_spec(&spec)
+            .map_err(|e| ScenarioError(format!("{prefix}namespaces[{i}]: {e}")))?;
+        namespaces.push(ns);
+    }
+    crate::netns::validate_veths(&namespaces)
+        .map_err(|e| ScenarioError(format!("{prefix}namespaces: {e}")))?;
+    // Bridge ports that carry a namespace interface: (bridge, port) -> (namespace, interface).
+    let mut ns_ports: HashMap<(String, String), (usize, String)> = HashMap::new();
+    for (ni, ns) in namespaces.iter().enumerate() {
+        for i in &ns.interfaces {
+            if let crate::netns::Binding::Port { bridge, port } = &i.binding {
+                ns_ports.insert((bridge.clone(), port.clone()), (ni, i.name.clone()));
+            }
+        }
+    }
     let mut bridges: Vec<Bridge> = Vec::new();
     let mut dps = DpAlloc::default();
     // Datapath port 0 is the datapath's own internal port, as in OVS.
@@ -368,7 +390,10 @@ fn build_node(
                     b.name, p.name, p.kind
                 ))
                 }
-                _ => PortKind::Netdev,
+                _ => match ns_ports.get(&(b.name.clone(), p.name.clone())) {
+                    Some((ns, iface)) => PortKind::NsIface { ns: *ns, iface: iface.clone() },
+                    None => PortKind::Netdev,
+                },
             };
             let dp_port = if matches!(kind, PortKind::Netdev) {
                 Some(dps.add(
@@ -507,6 +532,7 @@ fn build_node(
         next_rule_id: 1,
         underlay,
         now_ms: 0,
+        namespaces,
         action_style: if sc.openflow10 {
             crate::ofproto::format::ActionStyle::Installed
         } else {

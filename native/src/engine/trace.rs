@@ -559,6 +559,7 @@ impl Engine {
                         PortKind::Local => "internal",
                         PortKind::Patch { .. } => "patch",
                         PortKind::Vxlan(_) => "vxlan",
+                        PortKind::NsIface { .. } => "namespace",
                     };
                     ports.push(serde_json::json!({
                         "node": n.name, "bridge": b.name, "port": p.name, "ofport": p.ofport,

@@ -791,6 +791,7 @@ pub fn format_vsctl_show(bridges: &[Bridge], uuid: &str, version: &str) -> Strin
             let iface = match &p.kind {
                 PortKind::Local => continue,
                 PortKind::Netdev => None,
+                PortKind::NsIface { .. } => Some(("internal", Vec::new())),
                 PortKind::Patch { peer_bridge, peer_ofport } => {
                     let peer = bridges
                         .get(*peer_bridge)

@@ -16,6 +16,7 @@
 //! The structure follows ofproto-dpif-xlate.c of Open vSwitch 3.1; behaviour that users can
 //! see cites it at the line that depends on it.
 
+pub mod netns;
 pub mod normal;
 pub mod trace;
 pub mod tunnel;
@@ -61,6 +62,9 @@ pub enum PortKind {
     Patch { peer_bridge: usize, peer_ofport: u32 },
     /// A VXLAN tunnel port.
     Vxlan(TunnelConfig),
+    /// A port carrying interface `iface` of emulated namespace `ns` (a qr-, sg-, qg- or fg-
+    /// port): frames sent to it enter the namespace, in the same translation.
+    NsIface { ns: usize, iface: String },
 }
 
 /// One port of a bridge.
@@ -210,6 +214,8 @@ pub struct Ofproto {
     /// How actions print in traces and dumps: OpenFlow 1.5 normalised, or as installed over
     /// OpenFlow 1.0.
     pub action_style: ActionStyle,
+    /// Emulated router namespaces (qrouter-, snat-, fip-).
+    pub namespaces: Vec<crate::netns::Namespace>,
 }
 
 /// The result of one translation.
@@ -992,6 +998,11 @@ impl<'a> Ctx<'a> {
         match bp.kind {
             PortKind::Patch { peer_bridge, peer_ofport } => {
                 self.patch_output(peer_bridge, peer_ofport);
+            }
+            PortKind::NsIface { ns, iface } => {
+                let old_flow = self.flow;
+                self.ns_receive(ns, &iface);
+                self.flow = old_flow;
             }
             PortKind::Vxlan(cfg) => {
                 let saved_tos = self.flow.nw_tos;

@@ -1,0 +1,265 @@
+//! Translation through an emulated router namespace (qrouter-, snat-, fip-), inside the same
+//! pass as the bridges around it, so that one megaflow carries everything the node does to a
+//! packet: the frame leaves a bridge on a port bound to a namespace interface, the namespace
+//! decides as Linux would (ARP for its own and proxied addresses, local delivery, the policy
+//! rules and routes, the TTL, the neighbour), and the frame it sends continues in the bridge
+//! of its output interface, or in the namespace at the other end of a veth pair.
+//!
+//! Decisions come from `crate::netns`; this module turns them into flow edits (committed as
+//! datapath set actions) and mask bits. The decisions report which bits of the source and
+//! destination addresses they examined, and those are exactly what the megaflow matches.
+//!
+//! Not done here (each is counted under its own drop reason): iptables NAT, which needs
+//! conntrack recirculation in namespace context; ICMP errors and ARP requests, which are new
+//! packets rather than edits of this one.
+
+use super::trace::NodeType;
+use super::Ctx;
+use crate::dpif::odp::DropReason;
+use crate::flow::key::nw_frag;
+use crate::netns::{Binding, RouteDecision};
+use std::net::Ipv4Addr;
+
+fn mask_bits(bits: u8) -> u32 {
+    if bits == 0 {
+        0
+    } else {
+        u32::MAX << (32 - bits.min(32) as u32)
+    }
+}
+
+impl Ctx<'_> {
+    /// The frame arrives on interface `iface` of namespace `ns`.
+    pub(crate) fn ns_receive(&mut self, ns: usize, iface: &str) {
+        if self.depth >= super::MAX_DEPTH {
+            self.error = Some(DropReason::RecursionTooDeep);
+            return;
+        }
+        self.depth += 1;
+        let name = self.of.namespaces[ns].name.clone();
+        let node = self.enter(NodeType::Bridge, || format!("namespace(\"{name}\")"));
+        self.report(NodeType::Detail, || format!("received on {iface}"));
+        self.ns_input(ns, iface);
+        self.leave(node);
+        self.depth -= 1;
+    }
+
+    fn ns_drop(&mut self, r: DropReason, why: &str) {
+        self.report(NodeType::Warn, || why.to_string());
+        if self.outputs == 0 {
+            self.note_drop(r);
+        }
+    }
+
+    fn ns_input(&mut self, ns: usize, iface: &str) {
+        let Some(dev) = self.of.namespaces[ns].iface(iface).cloned() else {
+            self.ns_drop(DropReason::NoSuchPort, "no such interface in the namespace");
+            return;
+        };
+        // A NIC takes frames for its own address, broadcast and multicast.
+        self.wc.dl_dst = [0xff; 6];
+        let dst = self.flow.dl_dst;
+        if dst != dev.mac && dst[0] & 1 == 0 {
+            self.ns_drop(DropReason::NsNotForUs, "frame not addressed to the interface");
+            return;
+        }
+        if self.flow.is_arp() {
+            self.ns_arp(ns, &dev.name, dev.mac);
+        } else if self.flow.is_ipv4() {
+            self.ns_ipv4(ns, &dev.name, dev.mac);
+        } else {
+            self.ns_drop(
+                DropReason::NsUnsupported,
+                "not ARP or IPv4: not handled by the namespace",
+            );
+        }
+    }
+
+    fn ns_arp(&mut self, ns: usize, iif: &str, mac: [u8; 6]) {
+        self.wc.nw_proto = 0xff;
+        self.wc.nw_src = u32::MAX;
+        self.wc.nw_dst = u32::MAX;
+        self.wc.arp_sha = [0xff; 6];
+        let (op, spa, tpa, sha) =
+            (self.flow.nw_proto, self.flow.nw_src, self.flow.nw_dst, self.flow.arp_sha);
+        // The kernel learns the sender of an ARP request for one of its addresses, and of a
+        // reply (neigh_event_ns / arp_process).
+        let learn = |ctx: &mut Self| {
+            if ctx.side_effects && spa != 0 {
+                let n = &mut ctx.of.namespaces[ns];
+                let before = n.neighbor(iif, Ipv4Addr::from(spa));
+                n.neigh_update(iif, Ipv4Addr::from(spa), sha);
+                if before != Some(sha) {
+                    ctx.out.macs_changed = true;
+                }
+            }
+        };
+        match op {
+            1 => {
+                let reply =
+                    self.of.namespaces[ns].arp_reply(iif, Ipv4Addr::from(spa), Ipv4Addr::from(tpa));
+                let Some(answer) = reply else {
+                    self.ns_drop(DropReason::NsNotForUs, "ARP request for an address not here");
+                    return;
+                };
+                if self.of.namespaces[ns].is_local(Ipv4Addr::from(tpa)) {
+                    learn(self);
+                }
+                let tpa_ip = Ipv4Addr::from(tpa);
+                self.report(NodeType::Detail, || {
+                    format!("ARP reply: {tpa_ip} is at {}", mac_str(&answer))
+                });
+                // The reply is the request turned around.
+                self.wc.dl_src = [0xff; 6];
+                self.flow.dl_dst = self.flow.dl_src;
+                self.flow.dl_src = mac;
+                self.flow.nw_proto = 2;
+                self.flow.arp_tha = sha;
+                self.flow.arp_sha = answer;
+                self.flow.nw_src = tpa;
+                self.flow.nw_dst = spa;
+                self.ns_transmit(ns, iif);
+            }
+            2 => {
+                learn(self);
+                self.report(NodeType::Detail, || "ARP reply: neighbour learned".to_string());
+                if self.outputs == 0 {
+                    self.note_drop(DropReason::NsConsumed);
+                }
+            }
+            _ => self.ns_drop(DropReason::NsUnsupported, "ARP opcode not handled"),
+        }
+    }
+
+    fn ns_ipv4(&mut self, ns: usize, iif: &str, mac: [u8; 6]) {
+        let (src, dst, ttl) = (self.flow.nw_src, self.flow.nw_dst, self.flow.nw_ttl);
+        let (dec, out, neigh) = {
+            let n = &self.of.namespaces[ns];
+            let dec = n.forward(iif, Ipv4Addr::from(src), Ipv4Addr::from(dst), ttl, 0);
+            let (out, neigh) = match &dec {
+                RouteDecision::Forward { oif, next_hop, .. } => {
+                    (n.iface(oif).cloned(), n.neighbor(oif, *next_hop))
+                }
+                _ => (None, None),
+            };
+            (dec, out, neigh)
+        };
+        let deps = dec.deps();
+        self.wc.nw_src |= mask_bits(deps.src_bits);
+        self.wc.nw_dst |= mask_bits(deps.dst_bits);
+        self.wc.nw_ttl = 0xff;
+        match dec {
+            RouteDecision::Forward { oif, next_hop, rule, table, .. } => {
+                let Some(out) = out else {
+                    self.ns_drop(DropReason::NsUnreachable, "route to an unknown interface");
+                    return;
+                };
+                self.report(NodeType::Detail, || {
+                    format!("ip rule {rule}: table {table}: via {next_hop} dev {oif}")
+                });
+                let Some(nmac) = neigh else {
+                    self.ns_drop(
+                        DropReason::NsNoNeighbor,
+                        &format!("no neighbour entry for {next_hop} on {oif}"),
+                    );
+                    return;
+                };
+                self.report(NodeType::Detail, || {
+                    format!("TTL {ttl} -> {}, {next_hop} is at {}", ttl - 1, mac_str(&nmac))
+                });
+                self.flow.nw_ttl = ttl - 1;
+                self.flow.dl_src = out.mac;
+                self.flow.dl_dst = nmac;
+                self.ns_transmit(ns, &out.name);
+            }
+            RouteDecision::Local { .. } => self.ns_local(ns, iif, mac),
+            RouteDecision::TtlExceeded { .. } => {
+                self.ns_drop(DropReason::TtlExpired, "TTL exceeded (ICMP error not sent)");
+            }
+            RouteDecision::Unreachable { code, .. } => {
+                self.ns_drop(
+                    DropReason::NsUnreachable,
+                    &format!("unreachable (code {code}; ICMP error not sent)"),
+                );
+            }
+            RouteDecision::Drop { reason, .. } => {
+                self.ns_drop(DropReason::NsUnreachable, &format!("dropped by routing: {reason:?}"));
+            }
+        }
+    }
+
+    /// Local delivery: ICMP echo requests to a namespace address are answered; anything else
+    /// has no listener.
+    fn ns_local(&mut self, ns: usize, iif: &str, mac: [u8; 6]) {
+        self.wc.nw_proto = 0xff;
+        let is_echo = self.flow.nw_proto == 1 && self.flow.nw_frag & nw_frag::ANY == 0 && {
+            self.wc.tp_src = 0xff;
+            self.wc.nw_frag |= nw_frag::MASK;
+            self.flow.tp_src == 8
+        };
+        if !is_echo {
+            self.ns_drop(DropReason::NsConsumed, "delivered locally: no listener");
+            return;
+        }
+        // icmp_echo(): the reply goes back to the sender, from the address it pinged.
+        self.wc.dl_src = [0xff; 6];
+        let (src, dst) = (self.flow.nw_src, self.flow.nw_dst);
+        self.report(NodeType::Detail, || {
+            format!("ICMP echo reply from {} to {}", Ipv4Addr::from(dst), Ipv4Addr::from(src))
+        });
+        self.flow.nw_src = dst;
+        self.flow.nw_dst = src;
+        self.flow.nw_ttl = 64;
+        self.flow.tp_src = 0;
+        self.flow.dl_dst = self.flow.dl_src;
+        self.flow.dl_src = mac;
+        let _ = ns;
+        self.ns_transmit(ns, iif);
+    }
+
+    /// Sends the current frame out of `iface` of namespace `ns`.
+    fn ns_transmit(&mut self, ns: usize, iface: &str) {
+        let Some(dev) = self.of.namespaces[ns].iface(iface).cloned() else { return };
+        match dev.binding {
+            Binding::Port { bridge, port } => {
+                let Some(bi) = self.of.bridges.iter().position(|b| b.name == bridge) else {
+                    return;
+                };
+                let Some(ofport) = self.of.bridges[bi].port_by_name(&port).map(|p| p.ofport) else {
+                    return;
+                };
+                self.report(NodeType::Detail, || format!("sent out of {iface}"));
+                // As a patch port: the bridge sees a new packet from that port.
+                let old_flow = self.flow;
+                let old_bridge = self.bridge;
+                let old_table = self.table_id;
+                self.flow.in_port = ofport;
+                self.flow.metadata = 0;
+                self.flow.regs = [0; 8];
+                self.flow.ct_state = 0;
+                self.flow.ct_zone = 0;
+                self.flow.ct_mark = 0;
+                self.bridge = bi;
+                let b = self.enter(NodeType::Bridge, || format!("bridge(\"{bridge}\")"));
+                self.xlate_table(0);
+                self.leave(b);
+                self.flow = old_flow;
+                self.bridge = old_bridge;
+                self.table_id = old_table;
+                self.exit = self.error.is_some();
+            }
+            Binding::Veth { namespace, interface } => {
+                let Some(peer) = self.of.namespaces.iter().position(|n| n.name == namespace) else {
+                    return;
+                };
+                self.report(NodeType::Detail, || format!("sent out of {iface} (veth)"));
+                self.ns_receive(peer, &interface);
+            }
+            Binding::Loopback => {}
+        }
+    }
+}
+
+fn mac_str(m: &[u8; 6]) -> String {
+    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+}
