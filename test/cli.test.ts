@@ -315,6 +315,7 @@ describe('replay command with a test engine', () => {
       loop: 2,
       speed: { mode: 'pps', value: 0.25 },
       nsec: true,
+      flowsDir: r.out,
       limit: 10,
     });
     assert.equal(r.seen.scenario?.oneNode, true);
