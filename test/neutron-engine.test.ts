@@ -207,13 +207,10 @@ describe(
     const replay = () => (result ??= run());
     const frames = (p: string) => readPcap(path.join(out, p)).map((r) => r.data);
 
-    it('runs on the built-in topology, warning that namespaces are not emulated', () => {
+    it('runs on the built-in topology, namespaces included', () => {
       const r = replay();
       assert.equal(r.code, 0, r.stderr);
-      assert.match(
-        r.stderr,
-        /^dvrlab: warning: devstack-dvr \(compiled\): nodes\[1\]\.namespaces: router namespaces are not emulated yet; 2 ignored$/m,
-      );
+      assert.equal(r.stderr, '');
       const stats = JSON.parse(r.stdout);
       assert.equal(stats.packets_in, 3);
       assert.equal(stats.delivered, 3);
@@ -245,10 +242,12 @@ describe(
         'arp_tha = test02',
       );
       assert.equal(reply.subarray(38, 42).toString('hex'), '0a000008', 'arp_tpa = 10.0.0.8');
-      // The request reached node2's own VLAN-1 ports (the qr- ports ignore it), not the wire.
-      assert.equal(frames('node2/qr-aae8ab78-22.pcap').length, 1);
-      assert.deepEqual(frames('node2/qr-aae8ab78-22.pcap')[0], request);
+      // The request reached node2's own VLAN-1 ports: the qr- port is the qrouter namespace's
+      // interface, which ignores a request for an address it does not have; nothing goes on
+      // the wire but the ICMP frame.
+      assert.equal(existsSync(path.join(out, 'node2', 'qr-aae8ab78-22.pcap')), false);
       assert.equal(frames('node2/underlay.pcap').length, 1, 'only the ICMP frame leaves node2');
+      void request;
     });
 
     it('steps 1-3: the frame leaves node2 as VXLAN VNI 66, 192.168.1.12 → .13, inner unchanged', () => {
