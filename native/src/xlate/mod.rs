@@ -176,6 +176,8 @@ pub struct Frozen {
     /// For a controller continuation: the rule whose remaining actions are frozen (0 for a
     /// conntrack recirculation).
     pub continuation: u64,
+    /// A namespace's conntrack recirculation: resume in namespace `.0`, received on `.1`.
+    pub ns: Option<(usize, String)>,
 }
 
 /// Recirculation ids, one per distinct frozen state, numbered from 1 as OVS does.
@@ -453,6 +455,10 @@ impl<'a> Ctx<'a> {
             self.base = self.flow;
             self.table_id = fz.table;
             self.out.initial_flow = self.flow;
+            if let Some((ns, iif)) = &fz.ns {
+                self.ns_thaw(*ns, iif);
+                return;
+            }
             let name = self.of.bridges[self.bridge].name.clone();
             let b = self.enter(NodeType::Bridge, || format!("bridge(\"{name}\")"));
             let th = self.enter(NodeType::Thaw, || "thaw".to_string());
@@ -837,6 +843,7 @@ impl<'a> Ctx<'a> {
                                 // A packet-in freezes no actions: one state per table and
                                 // metadata, told apart from conntrack's by this marker.
                                 continuation: 1,
+                                ns: None,
                             };
                             let id = self.of.recirc.id_for(fz);
                             self.odp.push(DpAction::Controller {
@@ -1182,6 +1189,7 @@ impl<'a> Ctx<'a> {
                 tun_dst: self.flow.tun_dst,
                 tun_flags: self.flow.tun_flags,
                 continuation: 0,
+                ns: None,
             };
             let id = self.of.recirc.id_for(fz);
             self.odp.push(DpAction::Recirc(id));

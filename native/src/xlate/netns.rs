@@ -9,16 +9,30 @@
 //! datapath set actions) and mask bits. The decisions report which bits of the source and
 //! destination addresses they examined, and those are exactly what the megaflow matches.
 //!
-//! Not done here (each is counted under its own drop reason): iptables NAT, which needs
-//! conntrack recirculation in namespace context; ICMP errors and ARP requests, which are new
-//! packets rather than edits of this one.
+//! iptables NAT runs on the datapath's connection tracker, as the kernel's runs on its own:
+//! a namespace with NAT rules sends each IPv4 packet through `ct(zone=Z,nat)` (one zone per
+//! namespace) and recirculates; the thawed translation then knows the connection state and
+//! the existing mapping has been applied. The first packet of a connection walks the nat
+//! table: a DNAT/REDIRECT verdict in PREROUTING or an SNAT/MASQUERADE verdict in POSTROUTING
+//! becomes `ct(commit,zone=Z,nat(...))`, and every other new connection is committed plain,
+//! so that its replies are `+est`.
+//!
+//! Not done here (each is counted under its own drop reason): ICMP errors and ARP requests,
+//! which are new packets rather than edits of this one.
 
 use super::trace::NodeType;
-use super::Ctx;
-use crate::dpif::odp::DropReason;
-use crate::flow::key::nw_frag;
-use crate::netns::{Binding, RouteDecision};
+use super::{Ctx, Frozen};
+use crate::dpif::odp::{DpAction, DropReason};
+use crate::flow::key::{ct_state as cts, nw_frag};
+use crate::netns::netfilter::{CtInfo, NfDeps, Pkt5};
+use crate::netns::{Binding, NatVerdict, RouteDecision};
+use crate::ofproto::action::{NatKind, NatSpec};
 use std::net::Ipv4Addr;
+
+/// The conntrack zone of namespace `ns` (zones above 0xfe00 are left to namespaces).
+pub fn ns_zone(ns: usize) -> u16 {
+    0xfe00u16.wrapping_add(ns as u16)
+}
 
 fn mask_bits(bits: u8) -> u32 {
     if bits == 0 {
@@ -102,9 +116,9 @@ impl Ctx<'_> {
                     self.ns_drop(DropReason::NsNotForUs, "ARP request for an address not here");
                     return;
                 };
-                if self.of.namespaces[ns].is_local(Ipv4Addr::from(tpa)) {
-                    learn(self);
-                }
+                // arp_process(): answering, for itself or as a proxy, the kernel records the
+                // sender (neigh_event_ns).
+                learn(self);
                 let tpa_ip = Ipv4Addr::from(tpa);
                 self.report(NodeType::Detail, || {
                     format!("ARP reply: {tpa_ip} is at {}", mac_str(&answer))
@@ -131,14 +145,164 @@ impl Ctx<'_> {
         }
     }
 
+    fn pkt5(&self) -> Pkt5 {
+        let f = &self.flow;
+        let ports = matches!(f.nw_proto, 6 | 17 | 132) && f.nw_frag & nw_frag::LATER == 0;
+        Pkt5::new(
+            Ipv4Addr::from(f.nw_src),
+            Ipv4Addr::from(f.nw_dst),
+            f.nw_proto,
+            if ports { f.tp_src } else { 0 },
+            if ports { f.tp_dst } else { 0 },
+        )
+    }
+
+    fn nf_mask(&mut self, d: &NfDeps) {
+        self.wc.nw_src |= mask_bits(d.src_bits);
+        self.wc.nw_dst |= mask_bits(d.dst_bits);
+        if d.proto {
+            self.wc.nw_proto = 0xff;
+        }
+        if d.sport {
+            self.wc.tp_src = 0xffff;
+        }
+        if d.dport {
+            self.wc.tp_dst = 0xffff;
+        }
+    }
+
+    /// IPv4 in a namespace: through the connection tracker first when the namespace has NAT
+    /// rules (recirculating back into `ns_route`), else straight to routing.
     fn ns_ipv4(&mut self, ns: usize, iif: &str, mac: [u8; 6]) {
+        let n = &self.of.namespaces[ns];
+        let has_nat = n.nat.chains.iter().any(|c| !c.rules.is_empty());
+        let notrack = n.notrack(iif, &self.pkt5());
+        let tracked = has_nat && !notrack.verdict;
+        if has_nat {
+            self.nf_mask(&notrack.deps);
+        }
+        if !tracked {
+            return self.ns_route(ns, iif, mac, None);
+        }
+        // ct(zone=Z,nat), then continue in this namespace after recirculation.
+        self.commit();
+        let zone = ns_zone(ns);
+        let any = NatSpec {
+            kind: NatKind::Any,
+            addrs: None,
+            ports: (0, 0),
+            random: false,
+            hash: false,
+            persistent: false,
+        };
+        self.odp.push(DpAction::Ct { zone, commit: false, force: false, nat: Some(Box::new(any)), mark: None });
+        let fz = Frozen {
+            bridge: self.bridge,
+            table: 0,
+            in_port: self.flow.in_port,
+            regs: [0; 8],
+            metadata: 0,
+            tun_id: 0,
+            tun_src: 0,
+            tun_dst: 0,
+            tun_flags: 0,
+            continuation: 0,
+            ns: Some((ns, iif.to_string())),
+        };
+        let id = self.of.recirc.id_for(fz);
+        self.odp.push(DpAction::Recirc(id));
+        self.report(NodeType::Detail, || {
+            format!("conntrack zone {zone}: recirculates as {id:#x} to resume in the namespace")
+        });
+        self.out.recircs.push(id);
+        self.outputs += 1;
+    }
+
+    /// Resumes a namespace's IPv4 processing after conntrack (a thawed recirculation).
+    pub(crate) fn ns_thaw(&mut self, ns: usize, iif: &str) {
+        let name = self.of.namespaces[ns].name.clone();
+        let Some(mac) = self.of.namespaces[ns].iface(iif).map(|d| d.mac) else { return };
+        let node = self.enter(NodeType::Bridge, || format!("namespace(\"{name}\")"));
+        let st = self.flow.ct_state;
+        self.report(NodeType::Detail, || format!("resumed after conntrack on {iif}, ct_state={st:#x}"));
+        self.ns_route(ns, iif, mac, Some(st));
+        self.leave(node);
+    }
+
+    /// Commits the connection, with `nat` when given; the datapath applies it to the packet,
+    /// so the flow and the committed base both take the translated addresses.
+    fn ns_commit(&mut self, ns: usize, nat: Option<NatSpec>) {
+        self.commit();
+        let zone = ns_zone(ns);
+        if let Some(n) = &nat {
+            if let Some((a, _)) = n.addrs {
+                if let std::net::IpAddr::V4(v4) = a {
+                    let v = u32::from(v4);
+                    match n.kind {
+                        NatKind::Src => {
+                            self.flow.nw_src = v;
+                            self.base.nw_src = v;
+                        }
+                        NatKind::Dst => {
+                            self.flow.nw_dst = v;
+                            self.base.nw_dst = v;
+                        }
+                        NatKind::Any => {}
+                    }
+                }
+            }
+            if n.ports.0 != 0 && n.kind == NatKind::Dst {
+                self.flow.tp_dst = n.ports.0;
+                self.base.tp_dst = n.ports.0;
+            }
+            let text = crate::ofproto::action::format_nat(n);
+            self.report(NodeType::Detail, || format!("commits the connection with {text}"));
+        } else {
+            self.report(NodeType::Detail, || "commits the connection".to_string());
+        }
+        self.odp.push(DpAction::Ct { zone, commit: true, force: false, nat: nat.map(Box::new), mark: None });
+    }
+
+    fn ns_route(&mut self, ns: usize, iif: &str, mac: [u8; 6], ct: Option<u8>) {
+        // The first packet of a connection walks the nat table (NEW, not yet established).
+        let new = ct.is_some_and(|s| s & cts::NEW != 0 && s & cts::EST == 0);
+        if ct.is_some() {
+            self.wc.ct_state |= cts::TRK | cts::NEW | cts::EST;
+        }
+        let mut dnat = false;
+        if new {
+            let pre = self.of.namespaces[ns].nat_prerouting(iif, &self.pkt5(), CtInfo::NEW, 0);
+            self.nf_mask(&pre.deps);
+            if matches!(pre.verdict, NatVerdict::Dnat(_) | NatVerdict::Redirect { .. }) {
+                let spec = pre.verdict.nat_spec(&self.pkt5());
+                self.ns_commit(ns, spec);
+                dnat = true;
+            } else if pre.verdict == NatVerdict::Drop {
+                self.ns_drop(DropReason::NsUnreachable, "dropped by the nat table");
+                return;
+            }
+        }
+        self.ns_forward(ns, iif, mac, new, dnat);
+    }
+
+    fn ns_forward(&mut self, ns: usize, iif: &str, mac: [u8; 6], new: bool, dnat: bool) {
         let (src, dst, ttl) = (self.flow.nw_src, self.flow.nw_dst, self.flow.nw_ttl);
         let (dec, out, neigh) = {
             let n = &self.of.namespaces[ns];
             let dec = n.forward(iif, Ipv4Addr::from(src), Ipv4Addr::from(dst), ttl, 0);
             let (out, neigh) = match &dec {
                 RouteDecision::Forward { oif, next_hop, .. } => {
-                    (n.iface(oif).cloned(), n.neighbor(oif, *next_hop))
+                    let out = n.iface(oif).cloned();
+                    let neigh = n.neighbor(oif, *next_hop).or_else(|| {
+                        // Across a veth pair, ARP is answered at once by the other end.
+                        let Binding::Veth { namespace, interface } = &out.as_ref()?.binding else {
+                            return None;
+                        };
+                        let peer = self.of.namespaces.iter().find(|p| &p.name == namespace)?;
+                        let src = out.as_ref()?.addresses.first().map(|a| a.addr)?;
+                        peer.arp_reply(interface, src, *next_hop)
+                    });
+                    (out, neigh)
                 }
                 _ => (None, None),
             };
@@ -167,12 +331,40 @@ impl Ctx<'_> {
                 self.report(NodeType::Detail, || {
                     format!("TTL {ttl} -> {}, {next_hop} is at {}", ttl - 1, mac_str(&nmac))
                 });
+                if new && !dnat {
+                    let ctinfo = CtInfo::NEW;
+                    let post = self.of.namespaces[ns].nat_postrouting(
+                        Some(iif),
+                        &oif,
+                        next_hop,
+                        &self.pkt5(),
+                        ctinfo,
+                        0,
+                    );
+                    self.nf_mask(&post.deps);
+                    match post.verdict {
+                        NatVerdict::Snat(_) | NatVerdict::Masquerade { .. } => {
+                            let spec = post.verdict.nat_spec(&self.pkt5());
+                            self.ns_commit(ns, spec);
+                        }
+                        NatVerdict::Drop => {
+                            self.ns_drop(DropReason::NsUnreachable, "dropped by the nat table");
+                            return;
+                        }
+                        _ => self.ns_commit(ns, None),
+                    }
+                }
                 self.flow.nw_ttl = ttl - 1;
                 self.flow.dl_src = out.mac;
                 self.flow.dl_dst = nmac;
                 self.ns_transmit(ns, &out.name);
             }
-            RouteDecision::Local { .. } => self.ns_local(ns, iif, mac),
+            RouteDecision::Local { .. } => {
+                if new && !dnat {
+                    self.ns_commit(ns, None);
+                }
+                self.ns_local(ns, iif, mac)
+            }
             RouteDecision::TtlExceeded { .. } => {
                 self.ns_drop(DropReason::TtlExpired, "TTL exceeded (ICMP error not sent)");
             }
