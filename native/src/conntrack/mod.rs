@@ -48,7 +48,7 @@ pub use format::{format_conn, ipv6_ntop};
 
 use crate::flow::key::ct_state;
 use crate::flow::FlowKey;
-use crate::ofproto::action::NatSpec;
+use crate::ofproto::action::{NatKind, NatSpec};
 use key::{ConnKey, Extracted, ETH_TYPE_IP, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 use nat::{Hdrs, NatInfo};
 use std::collections::HashMap;
@@ -161,6 +161,8 @@ pub struct CtParams<'a> {
     pub nat: Option<&'a NatSpec>,
     /// `exec(set_field:V/M->ct_mark)`: value and mask.
     pub mark: Option<(u32, u32)>,
+    /// For an existing connection, apply only its source (or destination) manip.
+    pub nat_only: Option<NatKind>,
 }
 
 /// Why a committed packet did not get a connection.
@@ -387,8 +389,9 @@ impl Conntrack {
                 conn = None;
             } else if ni.is_some() {
                 let related = ext.related;
+                let only = p.nat_only;
                 verdict.rewritten =
-                    self.handle_nat(frame, h, id, reply, related, prev_zone, zone, &mut st);
+                    self.handle_nat(frame, h, id, reply, related, prev_zone, zone, only, &mut st);
             }
         } else if ext.related {
             // An ICMP error for an unknown connection never creates one.
@@ -513,6 +516,7 @@ impl Conntrack {
         related: bool,
         prev_zone: u16,
         zone: u16,
+        only: Option<NatKind>,
         st: &mut u8,
     ) -> bool {
         let Some(c) = self.conns.get(&id) else {
@@ -522,9 +526,17 @@ impl Conntrack {
         if c.nat_action == 0 || (*st & nat_bits != 0 && zone == prev_zone) {
             return false;
         }
-        *st &= !nat_bits;
         let (k, action) =
             if reply { (c.fwd, nat::reverse_action(c.nat_action)) } else { (c.rev, c.nat_action) };
+        let wanted = match only {
+            Some(NatKind::Src) => nat::SRC,
+            Some(NatKind::Dst) => nat::DST,
+            _ => nat::SRC | nat::DST,
+        };
+        if action & wanted == 0 {
+            return false;
+        }
+        *st &= !nat_bits;
         *st |= nat::nat_packet(frame, h, &k, action, related);
         action & (nat::SRC | nat::DST) != 0
     }
@@ -937,6 +949,55 @@ mod tests {
         ];
         assert_eq!(dump_lines(&ct, 3000), want);
         assert_eq!(ct.stats().created, 3);
+    }
+
+    #[test]
+    fn nat_only_applies_one_side_before_and_after_routing() {
+        // A namespace's netfilter: destination manips before routing, source manips after.
+        let mut ct = Conntrack::new(CtConfig::default());
+        let nat = snat_spec(FIP);
+        let commit = CtParams { zone: 1, commit: true, nat: Some(&nat), ..Default::default() };
+        let mut f = udp(VM, DNS, 1000, 53, b"query", false);
+        run(&mut ct, &mut f, &commit, 0);
+        let bare = bare_nat();
+        let pre = CtParams {
+            zone: 1,
+            nat: Some(&bare),
+            nat_only: Some(NatKind::Dst),
+            ..Default::default()
+        };
+        let post = CtParams {
+            zone: 1,
+            nat: Some(&bare),
+            nat_only: Some(NatKind::Src),
+            ..Default::default()
+        };
+
+        // Reply: the un-SNAT (a destination manip) before routing, nothing after.
+        let mut f = udp(DNS, FIP, 53, 1000, b"answer", false);
+        let (v, _) = run(&mut ct, &mut f, &post, 20);
+        assert_eq!((v.ct_state, v.rewritten), (EST | RPL | TRK, false), "no source manip");
+        let (v, _) = run(&mut ct, &mut f, &pre, 20);
+        assert_eq!(v.ct_state, EST | RPL | TRK | DNAT);
+        assert_eq!(&f[30..34], &VM);
+        let mut k2 = key_of(&f);
+        k2.ct_state = v.ct_state;
+        k2.ct_zone = 1;
+        let after = f.clone();
+        let v = ct.execute(&mut f, 14, 34, &mut k2, &post, 20);
+        assert_eq!(v.ct_state, EST | RPL | TRK | DNAT, "found again through the NATted tuple");
+        assert_eq!(f, after);
+
+        // Original direction: nothing before routing, the SNAT after it.
+        let mut f = udp(VM, DNS, 1000, 53, b"query", false);
+        let before = f.clone();
+        let (v, mut k) = run(&mut ct, &mut f, &pre, 10);
+        assert_eq!((v.ct_state, v.rewritten), (EST | TRK, false));
+        assert_eq!(f, before);
+        let v = ct.execute(&mut f, 14, 34, &mut k, &post, 10);
+        assert_eq!((v.ct_state, v.rewritten), (EST | TRK | SNAT, true));
+        assert_eq!(k.nw_src, u32::from(Ipv4Addr::from(FIP)));
+        assert_v4_checksums(&f);
     }
 
     #[test]

@@ -207,7 +207,7 @@ impl ExecCtx<'_> {
                         return;
                     }
                 }
-                DpAction::Ct { zone, commit, force, nat, mark } => {
+                DpAction::Ct { zone, commit, force, nat, mark, nat_only } => {
                     let mut k = *key;
                     k.ct_state = md.ct_state;
                     k.ct_zone = md.ct_zone;
@@ -218,6 +218,7 @@ impl ExecCtx<'_> {
                         force: *force,
                         nat: nat.as_deref(),
                         mark: *mark,
+                        nat_only: *nat_only,
                     };
                     let l3 = layers.l3 as usize;
                     let l4 = layers.l4 as usize;

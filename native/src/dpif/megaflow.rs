@@ -753,34 +753,4 @@ mod tests {
             assert_eq!(c.lookup(&key(p)).map(|(_, a)| *a), want, "port {p}");
         }
     }
-
-    /// A rough sanity check of hit cost; measurements belong in bench/.
-    #[test]
-    #[ignore]
-    fn timing_sanity() {
-        let mut rng = Rng(1);
-        let mut c = MegaflowCache::new(100_000);
-        let mut keys = Vec::new();
-        for _ in 0..4000 {
-            let k = packet(&mut rng);
-            let m = mask(&mut rng);
-            if c.insert(&k, &m, 0u32).is_ok() {
-                keys.push(k);
-            }
-        }
-        let mut out = vec![None; 32];
-        let t = std::time::Instant::now();
-        let rounds = 20_000;
-        for r in 0..rounds {
-            let start = (r * 32) % (keys.len() - 32);
-            c.lookup_batch(&keys[start..start + 32], &mut out);
-        }
-        let ns = t.elapsed().as_nanos() as f64 / (rounds * 32) as f64;
-        eprintln!(
-            "{} subtables, {} flows: {ns:.1} ns per batched lookup",
-            c.n_subtables(),
-            c.len()
-        );
-        assert!(out.iter().all(|o| o.is_some()));
-    }
 }

@@ -4,7 +4,7 @@
 //!
 //! Translation produces these once per megaflow; the fast path only executes them.
 
-use crate::ofproto::action::NatSpec;
+use crate::ofproto::action::{NatKind, NatSpec};
 use std::fmt::Write as _;
 
 /// Why a packet went nowhere. Every input packet that is not emitted is counted under
@@ -175,6 +175,10 @@ pub enum DpAction {
         force: bool,
         nat: Option<Box<NatSpec>>,
         mark: Option<(u32, u32)>, // value, mask
+        /// Applies only the source or only the destination part of an existing
+        /// connection's NAT: a namespace's netfilter does destination manips before routing
+        /// and source manips after it. `None` (all OpenFlow `ct()` actions) applies both.
+        nat_only: Option<NatKind>,
     },
     Recirc(u32),
     /// Runs the nested actions on a copy of the packet.
@@ -416,7 +420,7 @@ fn format_one(a: &DpAction, names: Option<&dyn DpPortNames>) -> String {
             )
         }
         DpAction::TnlPop(p) => format!("tnl_pop({})", port_str(*p, names)),
-        DpAction::Ct { zone, commit, force, nat, mark } => {
+        DpAction::Ct { zone, commit, force, nat, mark, nat_only } => {
             // `format_odp_conntrack_action`: `ct` alone when nothing is set.
             let mut parts: Vec<String> = Vec::new();
             if *commit {
@@ -431,8 +435,11 @@ fn format_one(a: &DpAction, names: Option<&dyn DpPortNames>) -> String {
             if let Some((v, m)) = mark {
                 parts.push(format!("mark={}/{}", c_alt_hex((*v).into()), c_alt_hex((*m).into())));
             }
-            if let Some(n) = nat {
-                parts.push(format_nat(n));
+            match (nat, nat_only) {
+                (Some(_), Some(NatKind::Src)) => parts.push("nat(src)".into()),
+                (Some(_), Some(NatKind::Dst)) => parts.push("nat(dst)".into()),
+                (Some(n), _) => parts.push(format_nat(n)),
+                (None, _) => {}
             }
             if parts.is_empty() {
                 "ct".to_string()
@@ -588,6 +595,7 @@ mod tests {
             force: false,
             nat: nat.map(Box::new),
             mark,
+            nat_only: None,
         };
         // ct-tcp and snat-ct.
         assert_eq!(

@@ -176,8 +176,17 @@ pub struct Frozen {
     /// For a controller continuation: the rule whose remaining actions are frozen (0 for a
     /// conntrack recirculation).
     pub continuation: u64,
-    /// A namespace's conntrack recirculation: resume in namespace `.0`, received on `.1`.
-    pub ns: Option<(usize, String)>,
+    /// A namespace's conntrack recirculation: where it resumes.
+    pub ns: Option<NsResume>,
+}
+
+/// Where a namespace's conntrack recirculation resumes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum NsResume {
+    /// Routing (after the destination manips of PREROUTING) of a packet received on `iif`.
+    Route { ns: usize, iif: String },
+    /// Transmission out of `oif` (after the source manips of POSTROUTING).
+    Transmit { ns: usize, oif: String },
 }
 
 /// Recirculation ids, one per distinct frozen state, numbered from 1 as OVS does.
@@ -455,8 +464,8 @@ impl<'a> Ctx<'a> {
             self.base = self.flow;
             self.table_id = fz.table;
             self.out.initial_flow = self.flow;
-            if let Some((ns, iif)) = &fz.ns {
-                self.ns_thaw(*ns, iif);
+            if let Some(resume) = &fz.ns {
+                self.ns_thaw(resume);
                 return;
             }
             let name = self.of.bridges[self.bridge].name.clone();
@@ -1167,6 +1176,7 @@ impl<'a> Ctx<'a> {
             force: ct.force,
             nat: ct.nat.clone().map(Box::new),
             mark,
+            nat_only: None,
         });
         if let (Some(n), true) = (&ct.nat, self.trace.is_some()) {
             let text = crate::ofproto::action::format_nat(n);

@@ -21,7 +21,7 @@
 //! which are new packets rather than edits of this one.
 
 use super::trace::NodeType;
-use super::{Ctx, Frozen};
+use super::{Ctx, Frozen, NsResume};
 use crate::dpif::odp::{DpAction, DropReason};
 use crate::flow::key::{ct_state as cts, nw_frag};
 use crate::netns::netfilter::{CtInfo, NfDeps, Pkt5};
@@ -184,7 +184,15 @@ impl Ctx<'_> {
         if !tracked {
             return self.ns_route(ns, iif, mac, None);
         }
-        // ct(zone=Z,nat), then continue in this namespace after recirculation.
+        // ct(zone=Z,nat(dst)): PREROUTING's destination manips, then routing resumes in this
+        // namespace after recirculation.
+        let resume = NsResume::Route { ns, iif: iif.to_string() };
+        self.ns_conntrack(ns, NatKind::Dst, resume, "resume routing in the namespace");
+    }
+
+    /// Runs the namespace's conntrack zone with the existing connections' `manip` (source or
+    /// destination) NAT, and recirculates to `resume`.
+    fn ns_conntrack(&mut self, ns: usize, manip: NatKind, resume: NsResume, what: &str) {
         self.commit();
         let zone = ns_zone(ns);
         let any = NatSpec {
@@ -195,7 +203,14 @@ impl Ctx<'_> {
             hash: false,
             persistent: false,
         };
-        self.odp.push(DpAction::Ct { zone, commit: false, force: false, nat: Some(Box::new(any)), mark: None });
+        self.odp.push(DpAction::Ct {
+            zone,
+            commit: false,
+            force: false,
+            nat: Some(Box::new(any)),
+            mark: None,
+            nat_only: Some(manip),
+        });
         let fz = Frozen {
             bridge: self.bridge,
             table: 0,
@@ -207,25 +222,39 @@ impl Ctx<'_> {
             tun_dst: 0,
             tun_flags: 0,
             continuation: 0,
-            ns: Some((ns, iif.to_string())),
+            ns: Some(resume),
         };
         let id = self.of.recirc.id_for(fz);
         self.odp.push(DpAction::Recirc(id));
         self.report(NodeType::Detail, || {
-            format!("conntrack zone {zone}: recirculates as {id:#x} to resume in the namespace")
+            format!("conntrack zone {zone}: recirculates as {id:#x} to {what}")
         });
         self.out.recircs.push(id);
         self.outputs += 1;
     }
 
     /// Resumes a namespace's IPv4 processing after conntrack (a thawed recirculation).
-    pub(crate) fn ns_thaw(&mut self, ns: usize, iif: &str) {
+    pub(crate) fn ns_thaw(&mut self, resume: &NsResume) {
+        let (NsResume::Route { ns, iif: dev } | NsResume::Transmit { ns, oif: dev }) = resume;
+        let (ns, dev) = (*ns, dev.clone());
         let name = self.of.namespaces[ns].name.clone();
-        let Some(mac) = self.of.namespaces[ns].iface(iif).map(|d| d.mac) else { return };
+        let Some(mac) = self.of.namespaces[ns].iface(&dev).map(|d| d.mac) else { return };
         let node = self.enter(NodeType::Bridge, || format!("namespace(\"{name}\")"));
         let st = self.flow.ct_state;
-        self.report(NodeType::Detail, || format!("resumed after conntrack on {iif}, ct_state={st:#x}"));
-        self.ns_route(ns, iif, mac, Some(st));
+        match resume {
+            NsResume::Route { .. } => {
+                self.report(NodeType::Detail, || {
+                    format!("resumed after conntrack on {dev}, ct_state={st:#x}")
+                });
+                self.ns_route(ns, &dev, mac, Some(st));
+            }
+            NsResume::Transmit { .. } => {
+                self.report(NodeType::Detail, || {
+                    format!("resumed after conntrack (source NAT), ct_state={st:#x}")
+                });
+                self.ns_transmit(ns, &dev);
+            }
+        }
         self.leave(node);
     }
 
@@ -235,20 +264,18 @@ impl Ctx<'_> {
         self.commit();
         let zone = ns_zone(ns);
         if let Some(n) = &nat {
-            if let Some((a, _)) = n.addrs {
-                if let std::net::IpAddr::V4(v4) = a {
-                    let v = u32::from(v4);
-                    match n.kind {
-                        NatKind::Src => {
-                            self.flow.nw_src = v;
-                            self.base.nw_src = v;
-                        }
-                        NatKind::Dst => {
-                            self.flow.nw_dst = v;
-                            self.base.nw_dst = v;
-                        }
-                        NatKind::Any => {}
+            if let Some((std::net::IpAddr::V4(v4), _)) = n.addrs {
+                let v = u32::from(v4);
+                match n.kind {
+                    NatKind::Src => {
+                        self.flow.nw_src = v;
+                        self.base.nw_src = v;
                     }
+                    NatKind::Dst => {
+                        self.flow.nw_dst = v;
+                        self.base.nw_dst = v;
+                    }
+                    NatKind::Any => {}
                 }
             }
             if n.ports.0 != 0 && n.kind == NatKind::Dst {
@@ -260,7 +287,14 @@ impl Ctx<'_> {
         } else {
             self.report(NodeType::Detail, || "commits the connection".to_string());
         }
-        self.odp.push(DpAction::Ct { zone, commit: true, force: false, nat: nat.map(Box::new), mark: None });
+        self.odp.push(DpAction::Ct {
+            zone,
+            commit: true,
+            force: false,
+            nat: nat.map(Box::new),
+            mark: None,
+            nat_only: None,
+        });
     }
 
     fn ns_route(&mut self, ns: usize, iif: &str, mac: [u8; 6], ct: Option<u8>) {
@@ -282,10 +316,19 @@ impl Ctx<'_> {
                 return;
             }
         }
-        self.ns_forward(ns, iif, mac, new, dnat);
+        let established = ct.is_some() && !new;
+        self.ns_forward(ns, iif, mac, new, dnat, established);
     }
 
-    fn ns_forward(&mut self, ns: usize, iif: &str, mac: [u8; 6], new: bool, dnat: bool) {
+    fn ns_forward(
+        &mut self,
+        ns: usize,
+        iif: &str,
+        mac: [u8; 6],
+        new: bool,
+        dnat: bool,
+        established: bool,
+    ) {
         let (src, dst, ttl) = (self.flow.nw_src, self.flow.nw_dst, self.flow.nw_ttl);
         let (dec, out, neigh) = {
             let n = &self.of.namespaces[ns];
@@ -357,6 +400,12 @@ impl Ctx<'_> {
                 self.flow.nw_ttl = ttl - 1;
                 self.flow.dl_src = out.mac;
                 self.flow.dl_dst = nmac;
+                if established {
+                    // POSTROUTING: the connection's source manips, after routing.
+                    let resume = NsResume::Transmit { ns, oif: out.name.clone() };
+                    self.ns_conntrack(ns, NatKind::Src, resume, "send it out");
+                    return;
+                }
                 self.ns_transmit(ns, &out.name);
             }
             RouteDecision::Local { .. } => {
