@@ -87,6 +87,8 @@ export interface NativeReplayOptions {
   limit?: number; // stop after N input packets
   tracePacket?: number; // trace the Nth input packet (1-based) with the run's state
   traceNames?: boolean;
+  /** Trace each of these input packets (1-based) in the same run; see `PacketTraceJson`. */
+  tracePackets?: number[];
   dumpMegaflows?: boolean; // return the megaflows left at the end (true = the -m form)
   flowsDir?: string; // write DIR/[NODE/]BRIDGE.flows there, with the run's counters
 }
@@ -145,6 +147,67 @@ export interface NativeTraceOptions {
 export interface TraceJson {
   text: string;
   trace: { passes: unknown[]; outputs: { port: string; bytes: number; hex: string }[] };
+}
+
+/** The fields of a flow the trace keeps where it enters a bridge or namespace. */
+export interface TraceFlowJson {
+  in_port: number;
+  dl_src: string;
+  dl_dst: string;
+  dl_vlan: number | null; // outer VLAN ID, null when untagged
+  dl_type: number;
+  nw_src: string; // IPv4 source, or the ARP sender address
+  nw_dst: string;
+  nw_ttl: number;
+  nw_proto: number; // IP protocol, or the ARP opcode
+  tp_src: number; // L4 source port, or the ICMP type
+  tp_dst: number;
+  arp_sha: string;
+  arp_tha: string;
+  tun_id: number | null; // null when the packet did not come through a tunnel
+  tun_src: string | null;
+  tun_dst: string | null;
+  ct_state: string;
+}
+
+/** One node of a trace tree (`dvrlab trace --json`). */
+export interface TraceNodeJson {
+  type: 'bridge' | 'table' | 'thaw' | 'action' | 'detail' | 'warn' | 'error';
+  text: string;
+  children: TraceNodeJson[];
+  flow?: TraceFlowJson; // bridges and namespaces: the flow they were entered with
+  emitted?: { port: string; flow: TraceFlowJson }[]; // bridges: ports the packet left by
+}
+
+/** One pass of a traced packet through a node's datapath. */
+export interface TracePassJson {
+  node: string;
+  pass:
+    | { kind: 'received' }
+    | { kind: 'recirculated'; recirc_id: number; ct_state: string; ct_zone: number }
+    | { kind: 'decapsulated'; tun_id: number; tun_src: string; tun_dst: string };
+  flow: string;
+  final_flow: string;
+  megaflow: string;
+  datapath_actions: string;
+  datapath_actions_names: string;
+  drop: string | null;
+  explain: string[];
+  trace: TraceNodeJson[];
+}
+
+/** The structured form of a trace: every pass, and the frames that left. */
+export interface TraceReportJson {
+  passes: TracePassJson[];
+  outputs: { port: string; bytes: number; hex: string }[];
+}
+
+/** The trace of one input packet of a replay (`tracePackets`) and what became of it. */
+export interface PacketTraceJson {
+  packet: number; // 1-based index in the run
+  port: string; // the input port, canonical
+  drop: string | null; // the drop reason, or null when it was emitted somewhere
+  trace: TraceReportJson;
 }
 
 /** What a benchmark run reports (timed passes only). */

@@ -16,6 +16,7 @@ import {
 } from '@commander-js/extra-typings';
 import { DvrlabError, oneLine } from '../errors.js';
 import { compileCommand } from './compile.js';
+import { DEMO_OUT, demoCommand } from './demo.js';
 import { type CliIo, type EngineFactory, nativeEngine, replayCommand } from './replay.js';
 import { dpctlCommand, dumpFlowsCommand, showCommand } from './inspect.js';
 import { traceCommand } from './trace.js';
@@ -70,6 +71,23 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
       writeErr: (s) => io.stderr.write(s),
       // Usage errors are printed by `run` as one line.
       outputError: () => undefined,
+    });
+
+  program
+    .command('demo')
+    .summary('replay the four DVR packet paths on the seed devstack and print them hop by hop')
+    .description(
+      'Build the built-in devstack-dvr topology, write a capture of the four packet paths\n' +
+        'of the DVR reference (same subnet and different subnets across nodes, SNAT through\n' +
+        'the network node, a floating IP), each way and with its ARP, replay it once with\n' +
+        'every packet traced, and print each packet hop by hop: node, bridge or namespace,\n' +
+        'what changed and where it left. Writes DIR/input/*.pcap (the capture), the replay\n' +
+        'outputs DIR/NODE/NAME.pcap and DIR/stats.json, then prints the replay summary.',
+    )
+    .option('--out <dir>', 'output directory (created if needed)', DEMO_OUT)
+    .option('--json', 'print the paths, hops and statistics as JSON')
+    .action(async (opts) => {
+      result.code = await demoCommand(opts, io);
     });
 
   program

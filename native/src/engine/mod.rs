@@ -82,6 +82,10 @@ pub struct ReplayOptions {
     /// Print port names in that trace.
     #[serde(default)]
     pub trace_names: bool,
+    /// Trace each of these input packets (1-based) too, in the same run; each trace comes
+    /// back with the packet's fate (`ReplayStats::traces`).
+    #[serde(default)]
+    pub trace_packets: Vec<u64>,
     /// Return the megaflows left at the end in dpctl/dump-flows form (`Some(verbose)`).
     #[serde(default)]
     pub dump_megaflows: Option<bool>,
@@ -132,6 +136,17 @@ pub struct ReplayStats {
     pub conntrack_entries: u64,
     /// The trace of `trace_packet`, when asked for.
     pub trace: Option<trace::TraceReport>,
+    /// The traces of `trace_packets`, in input order.
+    pub traces: Vec<PacketTrace>,
+}
+
+/// The trace of one input packet of a run, and what became of it.
+#[derive(Debug)]
+pub struct PacketTrace {
+    pub packet: u64,              // 1-based index in the run
+    pub port: String,             // the input port (canonical reference)
+    pub drop: Option<DropReason>, // None when it was emitted somewhere
+    pub report: trace::TraceReport,
 }
 
 impl ReplayStats {
@@ -453,7 +468,7 @@ impl Engine {
                     continue;
                 }
                 note_flow(eth, &mut flows_seen, &mut stats);
-                let tracing = opts.trace_packet == Some(sent);
+                let tracing = opts.trace_packet == Some(sent) || opts.trace_packets.contains(&sent);
                 if tracing {
                     for n in &mut self.nodes {
                         n.dp.tracing = Some(Vec::new());
@@ -464,6 +479,7 @@ impl Engine {
                 fabric.push_back((node, dp_port, Packet::from_slice(eth)));
                 let mut outputs = 0u64;
                 let mut traced_out: Vec<(usize, u32, Vec<u8>)> = Vec::new();
+                let mut traced: Option<trace::TraceReport> = None;
                 let mut last_drop: Option<DropReason> = None;
                 let mut hops = 0;
                 while let Some((n, p, pkt)) = fabric.pop_front() {
@@ -499,7 +515,7 @@ impl Engine {
                     let mut pkt = pkt;
                     let o = dp.receive(&mut pkt, p, &mut sink);
                     if let Some(t) = dp.tracing.as_mut() {
-                        let rep = stats.trace.get_or_insert_with(trace::TraceReport::default);
+                        let rep = traced.get_or_insert_with(trace::TraceReport::default);
                         rep.passes
                             .extend(t.drain(..).map(|pass| trace::TracedPass { node: n, pass }));
                     }
@@ -515,7 +531,7 @@ impl Engine {
                         n.dp.tracing = None;
                     }
                     let names: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
-                    let rep = stats.trace.get_or_insert_with(trace::TraceReport::default);
+                    let mut rep = traced.take().unwrap_or_default();
                     rep.one_node = self.one_node;
                     rep.node_names = names;
                     rep.follow = true;
@@ -523,6 +539,20 @@ impl Engine {
                     for (n, p, f) in traced_out.drain(..) {
                         let r = self.nodes[n].port_refs.get(p as usize).cloned().flatten();
                         rep.outputs.push((r.unwrap_or_else(|| p.to_string()), f));
+                    }
+                    if opts.trace_packets.contains(&sent) {
+                        let drop =
+                            (outputs == 0).then(|| last_drop.unwrap_or(DropReason::ActionDrop));
+                        let port = inputs[ix].port.clone();
+                        let report = if opts.trace_packet == Some(sent) {
+                            rep.clone()
+                        } else {
+                            std::mem::take(&mut rep)
+                        };
+                        stats.traces.push(PacketTrace { packet: sent, port, drop, report });
+                    }
+                    if opts.trace_packet == Some(sent) {
+                        stats.trace = Some(rep);
                     }
                 }
                 if let Some(e) = error.take() {

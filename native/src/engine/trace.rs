@@ -409,7 +409,19 @@ impl Engine {
                 NodeType::Warn => "warn",
                 NodeType::Error => "error",
             };
-            json!({"type": ty, "text": n.text, "children": n.subs.iter().map(node).collect::<Vec<_>>()})
+            let mut v = json!({"type": ty, "text": n.text,
+                "children": n.subs.iter().map(node).collect::<Vec<_>>()});
+            if let Some(f) = &n.flow {
+                v["flow"] = flow_fields(f);
+            }
+            if !n.emitted.is_empty() {
+                v["emitted"] = n
+                    .emitted
+                    .iter()
+                    .map(|(port, f)| json!({"port": port, "flow": flow_fields(f)}))
+                    .collect();
+            }
+            v
         }
         let passes: Vec<_> = r
             .passes
@@ -450,6 +462,35 @@ impl Engine {
                 "hex": f.iter().map(|b| format!("{b:02x}")).collect::<String>()})).collect::<Vec<_>>(),
         })
     }
+}
+
+/// The header fields of a flow that a reader follows from hop to hop, as JSON: Ethernet
+/// addresses, the outer VLAN (`null` when untagged), the IPv4 or ARP addresses, TTL, protocol
+/// (or ARP opcode), L4 ports (or ICMP type and code) and the tunnel metadata.
+fn flow_fields(k: &FlowKey) -> serde_json::Value {
+    use std::net::Ipv4Addr;
+    let mac = |m: &[u8; 6]| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+    let vlan = (k.vlan_tci & crate::flow::key::VLAN_CFI != 0).then_some(k.vlan_tci & 0xfff);
+    let tunnelled = k.tun_flags & crate::flow::key::tun_flags::PRESENT != 0;
+    serde_json::json!({
+        "in_port": k.in_port,
+        "dl_src": mac(&k.dl_src),
+        "dl_dst": mac(&k.dl_dst),
+        "dl_vlan": vlan,
+        "dl_type": k.dl_type,
+        "nw_src": Ipv4Addr::from(k.nw_src).to_string(),
+        "nw_dst": Ipv4Addr::from(k.nw_dst).to_string(),
+        "nw_ttl": k.nw_ttl,
+        "nw_proto": k.nw_proto,
+        "tp_src": k.tp_src,
+        "tp_dst": k.tp_dst,
+        "arp_sha": mac(&k.arp_sha),
+        "arp_tha": mac(&k.arp_tha),
+        "tun_id": tunnelled.then_some(k.tun_id),
+        "tun_src": tunnelled.then(|| Ipv4Addr::from(k.tun_src).to_string()),
+        "tun_dst": tunnelled.then(|| Ipv4Addr::from(k.tun_dst).to_string()),
+        "ct_state": ct_state_text(k.ct_state),
+    })
 }
 
 impl Engine {

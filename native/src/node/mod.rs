@@ -45,6 +45,21 @@ impl Task for ReplayTask {
             json["trace_text"] = serde_json::Value::String(core.format_trace(t));
             json["trace"] = core.trace_json(t);
         }
+        if !self.options.trace_packets.is_empty() {
+            let traces: Vec<serde_json::Value> = stats
+                .traces
+                .iter()
+                .map(|t| {
+                    serde_json::json!({
+                        "packet": t.packet,
+                        "port": t.port,
+                        "drop": t.drop.map(|d| d.name()),
+                        "trace": core.trace_json(&t.report),
+                    })
+                })
+                .collect();
+            json["traces"] = serde_json::Value::Array(traces);
+        }
         if let Some(verbose) = self.options.dump_megaflows {
             let names = self.options.trace_names;
             json["megaflows_text"] = serde_json::Value::String(core.dump_megaflows(verbose, names));

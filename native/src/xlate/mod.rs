@@ -364,7 +364,12 @@ impl<'a> Ctx<'a> {
     /// Opens a node whose children become the current list, if tracing.
     #[inline]
     fn enter(&mut self, ty: NodeType, text: impl FnOnce() -> String) -> Option<Vec<usize>> {
-        self.trace.as_deref_mut().map(|t| t.enter(ty, text()))
+        let flow = &self.flow;
+        self.trace.as_deref_mut().map(|t| {
+            // A bridge (or namespace) keeps the flow it was entered with.
+            let entered = (ty == NodeType::Bridge).then(|| Box::new(*flow));
+            t.enter_with_flow(ty, text(), entered)
+        })
     }
 
     #[inline]
@@ -1036,6 +1041,9 @@ impl<'a> Ctx<'a> {
                     self.odp.push(DpAction::TnlPop(vport));
                 } else {
                     self.odp.push(DpAction::Output(dp));
+                    if let Some(t) = self.trace.as_deref_mut() {
+                        t.note_emitted(bp.name.clone(), self.flow);
+                    }
                 }
                 self.outputs += 1;
             }
@@ -1117,6 +1125,15 @@ impl<'a> Ctx<'a> {
             None => {
                 self.odp.push(DpAction::Clone(vec![push, DpAction::Output(plan.out_dp_port)]));
                 self.outputs += 1;
+                if let Some(t) = self.trace.as_deref_mut() {
+                    // The inner flow, with the outer addresses it leaves with.
+                    let h = &plan.header;
+                    let mut f = self.flow;
+                    f.tun_src = u32::from_be_bytes([h[26], h[27], h[28], h[29]]);
+                    f.tun_dst = u32::from_be_bytes([h[30], h[31], h[32], h[33]]);
+                    f.tun_flags |= crate::flow::key::tun_flags::PRESENT;
+                    t.note_emitted("underlay".to_string(), f);
+                }
             }
             Some(ub) => {
                 // Translate the outer packet through the underlay bridge, with its own

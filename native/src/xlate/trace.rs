@@ -34,6 +34,12 @@ pub struct TraceNode {
     pub ty: NodeType,
     pub text: String,
     pub subs: Vec<TraceNode>,
+    /// For a bridge or namespace node: the flow as it entered (not printed; in the JSON form,
+    /// so that a reader can say what each hop changed).
+    pub flow: Option<Box<crate::flow::FlowKey>>,
+    /// For a bridge node: the ports it sent the packet out of (a VM's or a NIC's port, or
+    /// `underlay` for a tunnel), each with the flow as it left. Not printed either.
+    pub emitted: Vec<(String, crate::flow::FlowKey)>,
 }
 
 /// A trace being recorded.
@@ -60,18 +66,53 @@ impl Trace {
 
     /// Appends a node to the current list.
     pub fn report(&mut self, ty: NodeType, text: impl Into<String>) {
-        self.current().push(TraceNode { ty, text: text.into(), subs: Vec::new() });
+        self.current().push(TraceNode {
+            ty,
+            text: text.into(),
+            subs: Vec::new(),
+            flow: None,
+            emitted: Vec::new(),
+        });
     }
 
     /// Appends a node and makes its children the current list. Returns the cursor to restore
     /// with `leave` when the node's activity is over.
     pub fn enter(&mut self, ty: NodeType, text: impl Into<String>) -> Vec<usize> {
+        self.enter_with_flow(ty, text, None)
+    }
+
+    /// As `enter`, keeping the flow the node starts with.
+    pub fn enter_with_flow(
+        &mut self,
+        ty: NodeType,
+        text: impl Into<String>,
+        flow: Option<Box<crate::flow::FlowKey>>,
+    ) -> Vec<usize> {
         let saved = self.cursor.clone();
         let list = self.current();
-        list.push(TraceNode { ty, text: text.into(), subs: Vec::new() });
+        list.push(TraceNode { ty, text: text.into(), subs: Vec::new(), flow, emitted: Vec::new() });
         let i = list.len() - 1;
         self.cursor.push(i);
         saved
+    }
+
+    /// Notes that the innermost open bridge sent the packet out of `port`, as `flow`.
+    pub fn note_emitted(&mut self, port: String, flow: crate::flow::FlowKey) {
+        // The depth, on the cursor's path, of the last bridge node.
+        let mut at: Option<usize> = None;
+        let mut l = &self.root;
+        for (depth, &i) in self.cursor.iter().enumerate() {
+            if l[i].ty == NodeType::Bridge {
+                at = Some(depth);
+            }
+            l = &l[i].subs;
+        }
+        let Some(depth) = at else { return };
+        let mut l = &mut self.root;
+        for &i in &self.cursor[..depth] {
+            l = &mut l[i].subs;
+        }
+        l[self.cursor[depth]].emitted.push((port, flow));
     }
 
     /// Restores the current list saved by `enter`.
