@@ -311,7 +311,10 @@ export class Engine {
     flows: unknown[];
   } {
     try {
-      return JSON.parse(this.raw.dumpFlows(JSON.stringify(options))) as { text: string; flows: unknown[] };
+      return JSON.parse(this.raw.dumpFlows(JSON.stringify(options))) as {
+        text: string;
+        flows: unknown[];
+      };
     } catch (e) {
       throw new EngineError((e as Error).message);
     }
@@ -320,7 +323,10 @@ export class Engine {
   /** ovs-vsctl show (or ovs-ofctl show BRIDGE with `ofctl`). */
   show(options: { ofctl?: string }): { text: string; ports: unknown[] } {
     try {
-      return JSON.parse(this.raw.show(JSON.stringify(options))) as { text: string; ports: unknown[] };
+      return JSON.parse(this.raw.show(JSON.stringify(options))) as {
+        text: string;
+        ports: unknown[];
+      };
     } catch (e) {
       throw new EngineError((e as Error).message);
     }

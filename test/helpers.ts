@@ -14,10 +14,16 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
  * `<repo>/../shared`, else `/work/shared` — the first that exists.
  */
 export function sharedDir(): string {
-  const candidates = [process.env.DVRLAB_SHARED, path.resolve(ROOT, '..', 'shared'), '/work/shared'];
+  const candidates = [
+    process.env.DVRLAB_SHARED,
+    path.resolve(ROOT, '..', 'shared'),
+    '/work/shared',
+  ];
   const found = candidates.find((c): c is string => !!c && existsSync(path.join(c, 'tools')));
   if (!found) {
-    throw new Error(`no shared directory (looked in ${candidates.filter(Boolean).join(', ')}); set DVRLAB_SHARED`);
+    throw new Error(
+      `no shared directory (looked in ${candidates.filter(Boolean).join(', ')}); set DVRLAB_SHARED`,
+    );
   }
   return found;
 }

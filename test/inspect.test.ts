@@ -29,7 +29,10 @@ describe('inspection commands', { skip: !ADDON && 'the addon is not built' }, ()
         ' table=2, priority=0 actions=drop\n',
     );
     const s = run(['dump-flows', snat, 'br-ex']);
-    assert.match(s.stdout, /^ cookie=0x0, duration=0s, table=0, n_packets=0, n_bytes=0, idle_age=0, priority=10,ip,in_port=1 actions=ct\(commit,table=1,zone=1,nat\(src=172\.24\.4\.10\)\)$/m);
+    assert.match(
+      s.stdout,
+      /^ cookie=0x0, duration=0s, table=0, n_packets=0, n_bytes=0, idle_age=0, priority=10,ip,in_port=1 actions=ct\(commit,table=1,zone=1,nat\(src=172\.24\.4\.10\)\)$/m,
+    );
     const j = run(['dump-flows', snat, 'br-ex', 'ip,in_port=2', '--json']);
     const flows = JSON.parse(j.stdout) as { table: number; match: string; actions: string }[];
     assert.deepEqual(
@@ -54,7 +57,10 @@ describe('inspection commands', { skip: !ADDON && 'the addon is not built' }, ()
     assert.equal(b.stderr, 'dvrlab: no bridge named "br-nope" (bridges: br-ex)\n');
     const f = run(['dump-flows', snat, 'br-ex', 'nw_sorc=1.2.3.4']);
     assert.equal(f.status, 1);
-    assert.match(f.stderr, /^dvrlab: filter: unknown field "nw_sorc" \(column 1\); did you mean "nw_src"\?\n$/);
+    assert.match(
+      f.stderr,
+      /^dvrlab: filter: unknown field "nw_sorc" \(column 1\); did you mean "nw_src"\?\n$/,
+    );
     const t = run(['trace', snat, 'br-ex', 'in_port=9']);
     assert.equal(t.status, 1);
     assert.equal(t.stderr.trim().split('\n').length, 1);
@@ -65,17 +71,41 @@ describe('inspection commands', { skip: !ADDON && 'the addon is not built' }, ()
     // The 4th packet of ext0-in.pcap is the unsolicited reply: no connection, so table 2's
     // catch-all drops it, and ct_state is in the megaflow because table 2 matches on it.
     const r = run([
-      'trace', '--explain', snat, 'br-ex', 'in_port=2',
-      '--pcap', path.join(ex, 'ext0-in.pcap'), '--index', '4',
+      'trace',
+      '--explain',
+      snat,
+      'br-ex',
+      'in_port=2',
+      '--pcap',
+      path.join(ex, 'ext0-in.pcap'),
+      '--index',
+      '4',
     ]);
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /^Flow: udp,in_port=2,.*nw_src=8\.8\.8\.8,nw_dst=172\.24\.4\.10,.*tp_src=53,tp_dst=4444$/m);
+    assert.match(
+      r.stdout,
+      /^Flow: udp,in_port=2,.*nw_src=8\.8\.8\.8,nw_dst=172\.24\.4\.10,.*tp_src=53,tp_dst=4444$/m,
+    );
     assert.match(r.stdout, /resume conntrack with ct_state=new\|trk ct_zone=1/);
-    assert.match(r.stdout, /^Megaflow: recirc_id=0x1,ct_state=-est\+trk,eth,ip,in_port=2,nw_frag=no$/m);
-    assert.match(r.stdout, /^  ct_state: bridge\("br-ex"\) table 2 lookup, matched "priority=0"$/m);
-    const missing = run(['trace', snat, 'br-ex', 'in_port=2', '--pcap', path.join(ex, 'ext0-in.pcap'), '--index', '9']);
+    assert.match(
+      r.stdout,
+      /^Megaflow: recirc_id=0x1,ct_state=-est\+trk,eth,ip,in_port=2,nw_frag=no$/m,
+    );
+    assert.match(
+      r.stdout,
+      /^  ct_state: bridge\("br-ex"\) table 2 lookup, matched "priority=0"$/m,
+    );
+    const missing = run([
+      'trace',
+      snat,
+      'br-ex',
+      'in_port=2',
+      '--pcap',
+      path.join(ex, 'ext0-in.pcap'),
+      '--index',
+      '9',
+    ]);
     assert.equal(missing.status, 1);
     assert.match(missing.stderr, /ext0-in\.pcap: has 4 packets, no packet 9/);
   });
 });
-

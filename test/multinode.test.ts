@@ -70,14 +70,27 @@ describe('multi-node replay', { skip: !ADDON && 'the addon is not built' }, () =
       frames.map((data, i) => ({ tsUsec: 1_700_000_000_000_000n + BigInt(i), data })),
     );
     const out = path.join(dir, 'out');
-    execFileSync('node', [CLI, 'replay', path.join(dir, 'cloud.json'), '--in', `vm1=${input}`, '--out', out, '-q']);
+    execFileSync('node', [
+      CLI,
+      'replay',
+      path.join(dir, 'cloud.json'),
+      '--in',
+      `vm1=${input}`,
+      '--out',
+      out,
+      '-q',
+    ]);
 
     const underlay = readPcap(path.join(out, 'node1', 'underlay.pcap')).map((r) => r.data);
     assert.equal(underlay.length, 3);
     for (const [i, o] of underlay.entries()) {
       assert.equal(o.subarray(0, 6).toString('hex'), 'aa55aa550012', 'outer dst MAC = node2');
       assert.equal(o.subarray(6, 12).toString('hex'), 'aa55aa550011', 'outer src MAC = node1');
-      assert.equal(o.subarray(26, 34).toString('hex'), 'c0a8010bc0a8010c', 'outer 192.168.1.11 > .12');
+      assert.equal(
+        o.subarray(26, 34).toString('hex'),
+        'c0a8010bc0a8010c',
+        'outer 192.168.1.11 > .12',
+      );
       assert.equal(o.readUInt16BE(36), 4789);
       assert.equal(o.subarray(42, 50).toString('hex'), '0800000000004200', 'VNI 0x42');
       assert.deepEqual(o.subarray(50), frames[i]);
@@ -115,7 +128,14 @@ describe('multi-node replay', { skip: !ADDON && 'the addon is not built' }, () =
     writePcap(input, [{ tsUsec: 1_700_000_000_000_000n, data: frame }]);
     const out = path.join(dir, 'out');
     const summary = execFileSync('node', [
-      CLI, 'replay', path.join(dir, 'cloud.json'), '--in', `vm1=${input}`, '--out', out, '--json',
+      CLI,
+      'replay',
+      path.join(dir, 'cloud.json'),
+      '--in',
+      `vm1=${input}`,
+      '--out',
+      out,
+      '--json',
     ]).toString();
     const stats = JSON.parse(summary);
     // It did leave node1, so it was emitted; node2 dropped the copy it received.
@@ -124,7 +144,7 @@ describe('multi-node replay', { skip: !ADDON && 'the addon is not built' }, () =
     assert.equal(existsSync(path.join(out, 'node2', 'vm2.pcap')), false);
   });
 
-  it('trace --follow crosses the underlay and shows the other node\'s tables', () => {
+  it("trace --follow crosses the underlay and shows the other node's tables", () => {
     const scenario = {
       nodes: [
         node('node1', '192.168.1.11', 'aa:55:aa:55:00:11', 'vm1', '192.168.1.12'),
@@ -135,27 +155,52 @@ describe('multi-node replay', { skip: !ADDON && 'the addon is not built' }, () =
     const flow =
       'in_port=1,udp,dl_src=52:54:00:00:00:01,dl_dst=52:54:00:00:00:02,' +
       'nw_src=10.0.0.1,nw_dst=10.0.0.2,nw_ttl=64,udp_dst=5000';
-    const plain = execFileSync('node', [CLI, 'trace', path.join(dir, 'cloud.json'), 'node1/br-int', flow])
-      .toString();
+    const plain = execFileSync('node', [
+      CLI,
+      'trace',
+      path.join(dir, 'cloud.json'),
+      'node1/br-int',
+      flow,
+    ]).toString();
     // Without --follow the trace stops where OVS's would: at the tunnel push on node1.
-    assert.match(plain, /^Datapath actions: .*tnl_push\(tnl_port\(\d+\),header\(size=50,type=4,eth\(dst=aa:55:aa:55:00:12,src=aa:55:aa:55:00:11/m);
+    assert.match(
+      plain,
+      /^Datapath actions: .*tnl_push\(tnl_port\(\d+\),header\(size=50,type=4,eth\(dst=aa:55:aa:55:00:12,src=aa:55:aa:55:00:11/m,
+    );
     assert.doesNotMatch(plain, /node2/);
     const out = execFileSync('node', [
-      CLI, 'trace', '--follow', '--names', path.join(dir, 'cloud.json'), 'node1/br-int', flow,
+      CLI,
+      'trace',
+      '--follow',
+      '--names',
+      path.join(dir, 'cloud.json'),
+      'node1/br-int',
+      flow,
     ]).toString();
     // node1: br-int, then br-tun over the patch port, then the tunnel output.
     assert.match(out, /^node node1$/m);
     assert.match(out, /bridge\("br-tun"\)/);
     assert.match(out, /-> output to native tunnel/);
     // node2: the decapsulated packet enters br-tun on its tunnel port with tun_id 0x42 ...
-    assert.match(out, /^node2: tnl_pop - decapsulated: tun_id=0x42,tun_src=192\.168\.1\.11,tun_dst=192\.168\.1\.12$/m);
+    assert.match(
+      out,
+      /^node2: tnl_pop - decapsulated: tun_id=0x42,tun_src=192\.168\.1\.11,tun_dst=192\.168\.1\.12$/m,
+    );
     assert.match(out, /Flow: udp,tun_id=0x42,tun_src=192\.168\.1\.11,tun_dst=192\.168\.1\.12,/);
     assert.match(out, /tun_id=0x42,in_port="?vxlan-peer"?, priority 32768/);
     // ... and ends on vm2's port.
     assert.match(out, /^Emitted on node1\/underlay: \d+ bytes$/m);
     assert.match(out, /^Emitted on node2\/br-int\/tap-vm2: \d+ bytes$/m);
     const json = JSON.parse(
-      execFileSync('node', [CLI, 'trace', '--follow', '--json', path.join(dir, 'cloud.json'), 'node1/br-int', flow]).toString(),
+      execFileSync('node', [
+        CLI,
+        'trace',
+        '--follow',
+        '--json',
+        path.join(dir, 'cloud.json'),
+        'node1/br-int',
+        flow,
+      ]).toString(),
     );
     assert.deepEqual(
       json.passes.map((p: { node: string; pass: { kind: string } }) => `${p.node}:${p.pass.kind}`),

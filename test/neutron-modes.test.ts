@@ -17,7 +17,11 @@ const hex = (m: string) => m.replace(/:/g, '');
 const EXT = '02:24:04:00:00:01'; // an external gateway outside the cloud
 const t0 = 1_700_000_000_000_000n;
 
-function replay(dir: string, scenario: string, inputs: Record<string, { tsUsec: bigint; data: Buffer }[]>) {
+function replay(
+  dir: string,
+  scenario: string,
+  inputs: Record<string, { tsUsec: bigint; data: Buffer }[]>,
+) {
   const args = [CLI, 'replay', scenario, '--out', path.join(dir, 'out'), '--json'];
   for (const [port, recs] of Object.entries(inputs)) {
     const file = path.join(dir, `${port.replace('/', '-')}.pcap`);
@@ -38,31 +42,39 @@ const gatewayArp = (tpa: string, spa: string) =>
     arp({ op: 1, sha: EXT, spa, tha: '00:00:00:00:00:00', tpa }),
   );
 
-describe('a combined compute and network node (dvr_snat with VMs)', { skip: !ADDON && 'the addon is not built' }, () => {
-  it("test01 on node1 reaches 8.8.8.8 through node1's own snat namespace", () => {
-    const T1 = 'fa:16:3e:5a:6e:54';
-    const GW1 = 'fa:16:3e:9c:cf:de';
-    const QG = 'fa:16:3e:af:c7:ce';
-    const query = udpFrame(
-      { src: T1, dst: GW1 },
-      { src: '10.0.0.7', dst: '8.8.8.8', id: 1, ttl: 64 },
-      { sport: 41000, dport: 53, payload: Buffer.from('query') },
-    );
-    const run = replay(tempDir(), 'devstack-dvr', {
-      'node1/uplink': [{ tsUsec: t0, data: gatewayArp('172.24.4.3', '172.24.4.1') }],
-      test01: [{ tsUsec: t0 + 1000n, data: query }],
+describe(
+  'a combined compute and network node (dvr_snat with VMs)',
+  { skip: !ADDON && 'the addon is not built' },
+  () => {
+    it("test01 on node1 reaches 8.8.8.8 through node1's own snat namespace", () => {
+      const T1 = 'fa:16:3e:5a:6e:54';
+      const GW1 = 'fa:16:3e:9c:cf:de';
+      const QG = 'fa:16:3e:af:c7:ce';
+      const query = udpFrame(
+        { src: T1, dst: GW1 },
+        { src: '10.0.0.7', dst: '8.8.8.8', id: 1, ttl: 64 },
+        { sport: 41000, dport: 53, payload: Buffer.from('query') },
+      );
+      const run = replay(tempDir(), 'devstack-dvr', {
+        'node1/uplink': [{ tsUsec: t0, data: gatewayArp('172.24.4.3', '172.24.4.1') }],
+        test01: [{ tsUsec: t0 + 1000n, data: query }],
+      });
+      const up = run.frames('node1/uplink.pcap').filter((f) => f.readUInt16BE(12) === 0x0800);
+      assert.equal(up.length, 1, 'the query leaves on node1 uplink');
+      const q = up[0]!;
+      assert.equal(q.subarray(0, 12).toString('hex'), hex(EXT) + hex(QG));
+      // Routed twice on the same node: by the local qrouter to SG1, then by the snat namespace.
+      assert.equal(q[22], 62);
+      assert.equal(
+        q.subarray(26, 34).toString('hex'),
+        'ac18040308080808',
+        '172.24.4.3 -> 8.8.8.8',
+      );
+      assert.equal(q.readUInt16BE(34), 41000);
+      assert.equal(run.stats.packets_in, 2);
     });
-    const up = run.frames('node1/uplink.pcap').filter((f) => f.readUInt16BE(12) === 0x0800);
-    assert.equal(up.length, 1, 'the query leaves on node1 uplink');
-    const q = up[0]!;
-    assert.equal(q.subarray(0, 12).toString('hex'), hex(EXT) + hex(QG));
-    // Routed twice on the same node: by the local qrouter to SG1, then by the snat namespace.
-    assert.equal(q[22], 62);
-    assert.equal(q.subarray(26, 34).toString('hex'), 'ac18040308080808', '172.24.4.3 -> 8.8.8.8');
-    assert.equal(q.readUInt16BE(34), 41000);
-    assert.equal(run.stats.packets_in, 2);
-  });
-});
+  },
+);
 
 const LEGACY = `
 nodes:
@@ -84,71 +96,87 @@ floating_ips:
   - {ip: 192.0.2.51, vm: d}
 `;
 
-describe('a legacy router on the network node', { skip: !ADDON && 'the addon is not built' }, () => {
-  const dir = tempDir();
-  const topo = path.join(dir, 'legacy.yaml');
-  writeFileSync(topo, LEGACY);
-  const QR = 'fa:16:3e:00:00:01';
-  const QG = 'fa:16:3e:00:00:03';
-  const C = 'fa:16:3e:00:00:05';
-  const D = 'fa:16:3e:00:00:06';
-  let run: ReturnType<typeof replay> | undefined;
-  const get = () =>
-    (run ??= replay(dir, topo, {
-      'net1/uplink': [
-        { tsUsec: t0, data: gatewayArp('192.0.2.3', '192.0.2.1') },
-      ],
-      c: [
-        {
-          tsUsec: t0 + 1000n,
-          data: udpFrame(
-            { src: C, dst: QR },
-            { src: '10.6.0.5', dst: '198.51.100.9', id: 1, ttl: 64 },
-            { sport: 42000, dport: 53, payload: Buffer.from('query') },
-          ),
-        },
-      ],
-      d: [
-        {
-          tsUsec: t0 + 2000n,
-          data: udpFrame(
-            { src: D, dst: QR },
-            { src: '10.6.0.6', dst: '198.51.100.9', id: 2, ttl: 64 },
-            { sport: 43000, dport: 53, payload: Buffer.from('query') },
-          ),
-        },
-      ],
-    }));
+describe(
+  'a legacy router on the network node',
+  { skip: !ADDON && 'the addon is not built' },
+  () => {
+    const dir = tempDir();
+    const topo = path.join(dir, 'legacy.yaml');
+    writeFileSync(topo, LEGACY);
+    const QR = 'fa:16:3e:00:00:01';
+    const QG = 'fa:16:3e:00:00:03';
+    const C = 'fa:16:3e:00:00:05';
+    const D = 'fa:16:3e:00:00:06';
+    let run: ReturnType<typeof replay> | undefined;
+    const get = () =>
+      (run ??= replay(dir, topo, {
+        'net1/uplink': [{ tsUsec: t0, data: gatewayArp('192.0.2.3', '192.0.2.1') }],
+        c: [
+          {
+            tsUsec: t0 + 1000n,
+            data: udpFrame(
+              { src: C, dst: QR },
+              { src: '10.6.0.5', dst: '198.51.100.9', id: 1, ttl: 64 },
+              { sport: 42000, dport: 53, payload: Buffer.from('query') },
+            ),
+          },
+        ],
+        d: [
+          {
+            tsUsec: t0 + 2000n,
+            data: udpFrame(
+              { src: D, dst: QR },
+              { src: '10.6.0.6', dst: '198.51.100.9', id: 2, ttl: 64 },
+              { sport: 43000, dport: 53, payload: Buffer.from('query') },
+            ),
+          },
+        ],
+      }));
 
-  it('routed frames cross to the network node over VXLAN with the VM MAC, no DVR MAC', () => {
-    const vx = get()
-      .frames('cmp1/underlay.pcap')
-      .filter((f) => f.readUInt16BE(36) === 4789 && f.subarray(50, 56).toString('hex') === hex(QR));
-    assert.equal(vx.length, 2);
-    for (const f of vx) {
-      assert.equal(f.subarray(26, 34).toString('hex'), '0a0900020a090001', '10.9.0.2 -> 10.9.0.1');
-      assert.equal(f.readUIntBE(46, 3), 8, 'VNI 8');
-      assert.ok([hex(C), hex(D)].includes(f.subarray(56, 62).toString('hex')));
-      assert.equal(f[72], 64, 'not routed yet');
-    }
-  });
+    it('routed frames cross to the network node over VXLAN with the VM MAC, no DVR MAC', () => {
+      const vx = get()
+        .frames('cmp1/underlay.pcap')
+        .filter(
+          (f) => f.readUInt16BE(36) === 4789 && f.subarray(50, 56).toString('hex') === hex(QR),
+        );
+      assert.equal(vx.length, 2);
+      for (const f of vx) {
+        assert.equal(
+          f.subarray(26, 34).toString('hex'),
+          '0a0900020a090001',
+          '10.9.0.2 -> 10.9.0.1',
+        );
+        assert.equal(f.readUIntBE(46, 3), 8, 'VNI 8');
+        assert.ok([hex(C), hex(D)].includes(f.subarray(56, 62).toString('hex')));
+        assert.equal(f[72], 64, 'not routed yet');
+      }
+    });
 
-  it('the qrouter SNATs the VM without a floating IP to the gateway address', () => {
-    const up = get()
-      .frames('net1/uplink.pcap')
-      .filter((f) => f.readUInt16BE(12) === 0x0800 && f.readUInt16BE(34) === 42000);
-    assert.equal(up.length, 1);
-    const q = up[0]!;
-    assert.equal(q.subarray(0, 12).toString('hex'), hex(EXT) + hex(QG));
-    assert.equal(q[22], 63, 'routed once, by the qrouter');
-    assert.equal(q.subarray(26, 34).toString('hex'), 'c0000203c6336409', '192.0.2.3 -> 198.51.100.9');
-  });
+    it('the qrouter SNATs the VM without a floating IP to the gateway address', () => {
+      const up = get()
+        .frames('net1/uplink.pcap')
+        .filter((f) => f.readUInt16BE(12) === 0x0800 && f.readUInt16BE(34) === 42000);
+      assert.equal(up.length, 1);
+      const q = up[0]!;
+      assert.equal(q.subarray(0, 12).toString('hex'), hex(EXT) + hex(QG));
+      assert.equal(q[22], 63, 'routed once, by the qrouter');
+      assert.equal(
+        q.subarray(26, 34).toString('hex'),
+        'c0000203c6336409',
+        '192.0.2.3 -> 198.51.100.9',
+      );
+    });
 
-  it('the VM with a floating IP leaves as its floating IP', () => {
-    const up = get()
-      .frames('net1/uplink.pcap')
-      .filter((f) => f.readUInt16BE(12) === 0x0800 && f.readUInt16BE(34) === 43000);
-    assert.equal(up.length, 1);
-    assert.equal(up[0]!.subarray(26, 34).toString('hex'), 'c0000233c6336409', '192.0.2.51 -> 198.51.100.9');
-  });
-});
+    it('the VM with a floating IP leaves as its floating IP', () => {
+      const up = get()
+        .frames('net1/uplink.pcap')
+        .filter((f) => f.readUInt16BE(12) === 0x0800 && f.readUInt16BE(34) === 43000);
+      assert.equal(up.length, 1);
+      assert.equal(
+        up[0]!.subarray(26, 34).toString('hex'),
+        'c0000233c6336409',
+        '192.0.2.51 -> 198.51.100.9',
+      );
+    });
+  },
+);

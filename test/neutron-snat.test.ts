@@ -24,92 +24,116 @@ const D3 = 'fa:16:3f:59:35:b1'; // node3's DVR MAC
 const EXT = '02:24:04:00:00:01'; // the external gateway 172.24.4.1, outside the cloud
 const hex = (m: string) => m.replace(/:/g, '');
 
-describe('replay of the SNAT path without a floating IP (reference §5.3)', { skip: !ADDON && 'the addon is not built' }, () => {
-  const dir = tempDir();
-  const t0 = 1_700_000_000_000_000n;
-  const who = eth(
-    { dst: 'ff:ff:ff:ff:ff:ff', src: EXT, type: ETH_ARP },
-    arp({ op: 1, sha: EXT, spa: '172.24.4.1', tha: '00:00:00:00:00:00', tpa: '172.24.4.3' }),
-  );
-  const arpGw = eth(
-    { dst: 'ff:ff:ff:ff:ff:ff', src: T5, type: ETH_ARP },
-    arp({ op: 1, sha: T5, spa: '10.0.0.4', tha: '00:00:00:00:00:00', tpa: '10.0.0.1' }),
-  );
-  const query = udpFrame(
-    { src: T5, dst: GW1 },
-    { src: '10.0.0.4', dst: '8.8.8.8', id: 1, ttl: 64 },
-    { sport: 40000, dport: 53, payload: Buffer.from('query') },
-  );
-  const answer = udpFrame(
-    { src: EXT, dst: QG },
-    { src: '8.8.8.8', dst: '172.24.4.3', id: 2, ttl: 64 },
-    { sport: 53, dport: 40000, payload: Buffer.from('answer') },
-  );
-  writePcap(path.join(dir, 'uplink.pcap'), [
-    { tsUsec: t0, data: who },
-    { tsUsec: t0 + 3000n, data: answer },
-  ]);
-  writePcap(path.join(dir, 'test05.pcap'), [
-    { tsUsec: t0 + 1000n, data: arpGw },
-    { tsUsec: t0 + 2000n, data: query },
-  ]);
-  const out = path.join(dir, 'out');
-  let ran: { status: number | null; stdout: string; stderr: string } | undefined;
-  const replay = () =>
-    (ran ??= spawnSync(
-      process.execPath,
-      [CLI, 'replay', 'devstack-dvr', '--in', `node1/uplink=${path.join(dir, 'uplink.pcap')}`,
-        '--in', `test05=${path.join(dir, 'test05.pcap')}`, '--out', out, '--json'],
-      { cwd: ROOT, encoding: 'utf8' },
-    ));
-  const frames = (p: string) => readPcap(path.join(out, p)).map((r) => r.data);
-  const ipv4 = (fs: Buffer[]) => fs.filter((f) => f.readUInt16BE(12) === 0x0800);
-
-  it("the snat namespace answers the gateway's ARP for 172.24.4.3 from the qg- port", () => {
-    const r = replay();
-    assert.equal(r.status, 0, r.stderr);
-    const reply = frames('node1/uplink.pcap').find((f) => f.readUInt16BE(12) === ETH_ARP);
-    assert.ok(reply, 'an ARP reply leaves node1 on its uplink');
-    assert.equal(reply.subarray(0, 6).toString('hex'), hex(EXT));
-    assert.equal(reply.subarray(6, 12).toString('hex'), hex(QG));
-    assert.equal(reply.readUInt16BE(20), 2);
-    assert.equal(reply.subarray(22, 28).toString('hex'), hex(QG), '172.24.4.3 is-at qg-');
-  });
-
-  it("test05's ARP for its gateway is answered on node3 by the qr- port", () => {
-    replay();
-    const reply = frames('node3/test05.pcap').find((f) => f.readUInt16BE(12) === ETH_ARP);
-    assert.ok(reply, 'test05 gets an ARP reply');
-    assert.equal(reply.readUInt16BE(20), 2);
-    assert.equal(reply.subarray(22, 28).toString('hex'), hex(GW1), '10.0.0.1 is-at GW1');
-    assert.equal(reply.subarray(0, 6).toString('hex'), hex(T5));
-  });
-
-  it('the query crosses to node1 over VXLAN 66 with the DVR MAC of node3, TTL 63', () => {
-    replay();
-    const vx = frames('node3/underlay.pcap').filter((f) => f.readUInt16BE(36) === 4789);
-    const toN1 = vx.filter(
-      (f) => f.subarray(30, 34).toString('hex') === 'c0a8010b' && f.subarray(50, 56).toString('hex') === hex(SG1),
+describe(
+  'replay of the SNAT path without a floating IP (reference §5.3)',
+  { skip: !ADDON && 'the addon is not built' },
+  () => {
+    const dir = tempDir();
+    const t0 = 1_700_000_000_000_000n;
+    const who = eth(
+      { dst: 'ff:ff:ff:ff:ff:ff', src: EXT, type: ETH_ARP },
+      arp({ op: 1, sha: EXT, spa: '172.24.4.1', tha: '00:00:00:00:00:00', tpa: '172.24.4.3' }),
     );
-    assert.equal(toN1.length, 1, 'one copy to the SNAT node');
-    const f = toN1[0]!;
-    assert.equal(f.subarray(0, 12).toString('hex'), '080027a6c602' + '080027aad428');
-    assert.equal(f.subarray(26, 30).toString('hex'), 'c0a8010d', 'from 192.168.1.13');
-    assert.equal(f.readUIntBE(46, 3), 66, 'VNI 66');
-    assert.equal(f.subarray(56, 62).toString('hex'), hex(D3), 'the DVR MAC of node3');
-    assert.equal(f[72], 63, 'TTL decremented by the qrouter on node3');
-    assert.equal(f.subarray(76, 84).toString('hex'), '0a00000408080808', '10.0.0.4 -> 8.8.8.8');
-  });
+    const arpGw = eth(
+      { dst: 'ff:ff:ff:ff:ff:ff', src: T5, type: ETH_ARP },
+      arp({ op: 1, sha: T5, spa: '10.0.0.4', tha: '00:00:00:00:00:00', tpa: '10.0.0.1' }),
+    );
+    const query = udpFrame(
+      { src: T5, dst: GW1 },
+      { src: '10.0.0.4', dst: '8.8.8.8', id: 1, ttl: 64 },
+      { sport: 40000, dport: 53, payload: Buffer.from('query') },
+    );
+    const answer = udpFrame(
+      { src: EXT, dst: QG },
+      { src: '8.8.8.8', dst: '172.24.4.3', id: 2, ttl: 64 },
+      { sport: 53, dport: 40000, payload: Buffer.from('answer') },
+    );
+    writePcap(path.join(dir, 'uplink.pcap'), [
+      { tsUsec: t0, data: who },
+      { tsUsec: t0 + 3000n, data: answer },
+    ]);
+    writePcap(path.join(dir, 'test05.pcap'), [
+      { tsUsec: t0 + 1000n, data: arpGw },
+      { tsUsec: t0 + 2000n, data: query },
+    ]);
+    const out = path.join(dir, 'out');
+    let ran: { status: number | null; stdout: string; stderr: string } | undefined;
+    const replay = () =>
+      (ran ??= spawnSync(
+        process.execPath,
+        [
+          CLI,
+          'replay',
+          'devstack-dvr',
+          '--in',
+          `node1/uplink=${path.join(dir, 'uplink.pcap')}`,
+          '--in',
+          `test05=${path.join(dir, 'test05.pcap')}`,
+          '--out',
+          out,
+          '--json',
+        ],
+        { cwd: ROOT, encoding: 'utf8' },
+      ));
+    const frames = (p: string) => readPcap(path.join(out, p)).map((r) => r.data);
+    const ipv4 = (fs: Buffer[]) => fs.filter((f) => f.readUInt16BE(12) === 0x0800);
 
-  it('the query leaves node1 SNATed to 172.24.4.3 from the qg- port, TTL 62', () => {
-    replay();
-    const q = ipv4(frames('node1/uplink.pcap')).find((f) => f[23] === 17);
-    assert.ok(q, 'the UDP query leaves on the uplink');
-    assert.equal(q.subarray(0, 6).toString('hex'), hex(EXT), 'to the gateway, learned from its ARP');
-    assert.equal(q.subarray(6, 12).toString('hex'), hex(QG));
-    assert.equal(q.readUInt16BE(12), 0x0800, 'untagged');
-    assert.equal(q[22], 62, 'decremented by node3 qrouter and node1 snat namespace');
-    assert.equal(q.subarray(26, 34).toString('hex'), 'ac18040308080808', '172.24.4.3 -> 8.8.8.8');
-    assert.equal(q.readUInt16BE(34), 40000, 'no collision: the source port is kept');
-  });
-});
+    it("the snat namespace answers the gateway's ARP for 172.24.4.3 from the qg- port", () => {
+      const r = replay();
+      assert.equal(r.status, 0, r.stderr);
+      const reply = frames('node1/uplink.pcap').find((f) => f.readUInt16BE(12) === ETH_ARP);
+      assert.ok(reply, 'an ARP reply leaves node1 on its uplink');
+      assert.equal(reply.subarray(0, 6).toString('hex'), hex(EXT));
+      assert.equal(reply.subarray(6, 12).toString('hex'), hex(QG));
+      assert.equal(reply.readUInt16BE(20), 2);
+      assert.equal(reply.subarray(22, 28).toString('hex'), hex(QG), '172.24.4.3 is-at qg-');
+    });
+
+    it("test05's ARP for its gateway is answered on node3 by the qr- port", () => {
+      replay();
+      const reply = frames('node3/test05.pcap').find((f) => f.readUInt16BE(12) === ETH_ARP);
+      assert.ok(reply, 'test05 gets an ARP reply');
+      assert.equal(reply.readUInt16BE(20), 2);
+      assert.equal(reply.subarray(22, 28).toString('hex'), hex(GW1), '10.0.0.1 is-at GW1');
+      assert.equal(reply.subarray(0, 6).toString('hex'), hex(T5));
+    });
+
+    it('the query crosses to node1 over VXLAN 66 with the DVR MAC of node3, TTL 63', () => {
+      replay();
+      const vx = frames('node3/underlay.pcap').filter((f) => f.readUInt16BE(36) === 4789);
+      const toN1 = vx.filter(
+        (f) =>
+          f.subarray(30, 34).toString('hex') === 'c0a8010b' &&
+          f.subarray(50, 56).toString('hex') === hex(SG1),
+      );
+      assert.equal(toN1.length, 1, 'one copy to the SNAT node');
+      const f = toN1[0]!;
+      assert.equal(f.subarray(0, 12).toString('hex'), '080027a6c602' + '080027aad428');
+      assert.equal(f.subarray(26, 30).toString('hex'), 'c0a8010d', 'from 192.168.1.13');
+      assert.equal(f.readUIntBE(46, 3), 66, 'VNI 66');
+      assert.equal(f.subarray(56, 62).toString('hex'), hex(D3), 'the DVR MAC of node3');
+      assert.equal(f[72], 63, 'TTL decremented by the qrouter on node3');
+      assert.equal(f.subarray(76, 84).toString('hex'), '0a00000408080808', '10.0.0.4 -> 8.8.8.8');
+    });
+
+    it('the query leaves node1 SNATed to 172.24.4.3 from the qg- port, TTL 62', () => {
+      replay();
+      const q = ipv4(frames('node1/uplink.pcap')).find((f) => f[23] === 17);
+      assert.ok(q, 'the UDP query leaves on the uplink');
+      assert.equal(
+        q.subarray(0, 6).toString('hex'),
+        hex(EXT),
+        'to the gateway, learned from its ARP',
+      );
+      assert.equal(q.subarray(6, 12).toString('hex'), hex(QG));
+      assert.equal(q.readUInt16BE(12), 0x0800, 'untagged');
+      assert.equal(q[22], 62, 'decremented by node3 qrouter and node1 snat namespace');
+      assert.equal(
+        q.subarray(26, 34).toString('hex'),
+        'ac18040308080808',
+        '172.24.4.3 -> 8.8.8.8',
+      );
+      assert.equal(q.readUInt16BE(34), 40000, 'no collision: the source port is kept');
+    });
+  },
+);

@@ -49,12 +49,32 @@ const CASES: Case[] = [
   },
   { scenario: ours('l2-match'), bridge: 'br0', flow: 'in_port=1,dl_dst=01:00:5e:00:00:01' },
   { scenario: ours('l2-match'), bridge: 'br0', flow: 'in_port=2,arp,arp_op=1' },
-  { scenario: ours('ipv4-match'), bridge: 'br0', flow: 'in_port=1,tcp,nw_src=10.0.0.1,nw_dst=192.168.1.77,tcp_dst=443' },
-  { scenario: ours('ipv4-match'), bridge: 'br0', flow: 'in_port=1,udp,nw_src=172.16.5.5,nw_dst=10.1.2.3,udp_src=53,udp_dst=5353' },
-  { scenario: ours('regs-resubmit'), bridge: 'br0', flow: 'in_port=1,udp,dl_src=02:00:00:00:00:01,nw_src=10.0.0.1,nw_dst=10.0.0.2,udp_dst=53' },
-  { scenario: ours('normal-vlan'), bridge: 'br0', flow: 'in_port=1,dl_src=02:00:00:00:00:01,dl_dst=ff:ff:ff:ff:ff:ff' },
+  {
+    scenario: ours('ipv4-match'),
+    bridge: 'br0',
+    flow: 'in_port=1,tcp,nw_src=10.0.0.1,nw_dst=192.168.1.77,tcp_dst=443',
+  },
+  {
+    scenario: ours('ipv4-match'),
+    bridge: 'br0',
+    flow: 'in_port=1,udp,nw_src=172.16.5.5,nw_dst=10.1.2.3,udp_src=53,udp_dst=5353',
+  },
+  {
+    scenario: ours('regs-resubmit'),
+    bridge: 'br0',
+    flow: 'in_port=1,udp,dl_src=02:00:00:00:00:01,nw_src=10.0.0.1,nw_dst=10.0.0.2,udp_dst=53',
+  },
+  {
+    scenario: ours('normal-vlan'),
+    bridge: 'br0',
+    flow: 'in_port=1,dl_src=02:00:00:00:00:01,dl_dst=ff:ff:ff:ff:ff:ff',
+  },
   { scenario: ours('vlan-ops'), bridge: 'br0', flow: 'in_port=1,dl_vlan=10,udp' },
-  { scenario: ours('patch-three'), bridge: 'br-a', flow: 'in_port=1,udp,nw_ttl=64,nw_dst=10.0.0.2' },
+  {
+    scenario: ours('patch-three'),
+    bridge: 'br-a',
+    flow: 'in_port=1,udp,nw_ttl=64,nw_dst=10.0.0.2',
+  },
 ];
 
 /** The OVS side: one oracle run per scenario, every case traced in it. */
@@ -73,7 +93,9 @@ function oracleTraces(scenario: string, cases: Case[]): string[] {
 }
 
 function dvrlabTrace(c: Case): string {
-  const r = spawnSync('node', [CLI, 'trace', '--names', c.scenario, c.bridge, c.flow], { encoding: 'utf8' });
+  const r = spawnSync('node', [CLI, 'trace', '--names', c.scenario, c.bridge, c.flow], {
+    encoding: 'utf8',
+  });
   assert.equal(r.status, 0, `dvrlab trace failed: ${r.stderr}`);
   return r.stdout;
 }
@@ -89,7 +111,10 @@ function canonicalLine(text: string, trace: string): string | undefined {
   const flow = line(trace, 'Flow:') ?? '';
   const vid = /dl_vlan=(\d+)/.exec(flow)?.[1];
   const pcp = /dl_vlan_pcp=(\d+)/.exec(flow)?.[1] ?? '0';
-  return canonicalActions(l.replace(/^Datapath actions: /, ''), vid === undefined ? undefined : `vid=${vid},pcp=${pcp}`);
+  return canonicalActions(
+    l.replace(/^Datapath actions: /, ''),
+    vid === undefined ? undefined : `vid=${vid},pcp=${pcp}`,
+  );
 }
 
 /** The bridge/table/action section, with cookies scrubbed. */

@@ -30,7 +30,12 @@ export function dumpFlowsCommand(
   io: CliIo,
 ): number {
   const engine = engineFor(scenarioFile, io);
-  const r = engine.dumpFlows({ bridge, filter: filter ?? '', stats: args.stats, names: args.names ?? false });
+  const r = engine.dumpFlows({
+    bridge,
+    filter: filter ?? '',
+    stats: args.stats,
+    names: args.names ?? false,
+  });
   if (args.json) io.stdout.write(`${JSON.stringify(r.flows, null, 2)}\n`);
   else io.stdout.write(r.text);
   return 0;
@@ -57,7 +62,11 @@ export interface DpctlArgs {
 }
 
 /** Replays the inputs (writing no pcaps) and prints the megaflows the datapath cached. */
-export async function dpctlCommand(scenarioFile: string, args: DpctlArgs, io: CliIo): Promise<number> {
+export async function dpctlCommand(
+  scenarioFile: string,
+  args: DpctlArgs,
+  io: CliIo,
+): Promise<number> {
   const scratch = mkdtempSync(path.join(tmpdir(), 'dvrlab-dpctl-'));
   try {
     const plan = planReplay(scenarioFile, {

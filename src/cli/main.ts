@@ -149,7 +149,7 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
     .command('trace')
     .summary('trace a packet through the tables, as ovs-appctl ofproto/trace does')
     .description(
-      'Trace a packet through the scenario\'s real datapath and print each table, rule and\n' +
+      "Trace a packet through the scenario's real datapath and print each table, rule and\n" +
         'action in the ofproto/trace layout, ending with the Megaflow: and Datapath\n' +
         'actions: lines. FLOW is in ovs-ofctl syntax (in_port=1,udp,nw_dst=10.0.0.2,...;\n' +
         'unspecified fields are zero); with --packet or --pcap only its in_port is used.',
@@ -170,7 +170,7 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
 
   program
     .command('dump-flows')
-    .summary('print a bridge\'s OpenFlow tables as ovs-ofctl dump-flows does')
+    .summary("print a bridge's OpenFlow tables as ovs-ofctl dump-flows does")
     .argument('<scenario>', 'scenario file (JSON or YAML)')
     .argument('<bridge>', 'NODE/BRIDGE (BRIDGE in a one-node scenario)')
     .argument('[filter]', 'only flows matching this, e.g. table=10 or "cookie=0x1/-1,ip"')

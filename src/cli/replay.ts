@@ -181,7 +181,11 @@ export async function replayCommand(
 
   // A trace of one packet (--trace-packet) is printed, and written next to the stats, but is
   // not part of stats.json.
-  const { trace_text: traceText, trace: traceJson, ...counters } = stats as StatsJson & {
+  const {
+    trace_text: traceText,
+    trace: traceJson,
+    ...counters
+  } = stats as StatsJson & {
     trace_text?: string;
     trace?: unknown;
   };
@@ -190,13 +194,18 @@ export async function replayCommand(
     const tracePath = path.join(plan.outDir, 'trace.txt');
     try {
       writeFileSync(tracePath, traceText);
-      writeFileSync(path.join(plan.outDir, 'trace.json'), `${JSON.stringify(traceJson, null, 2)}\n`);
+      writeFileSync(
+        path.join(plan.outDir, 'trace.json'),
+        `${JSON.stringify(traceJson, null, 2)}\n`,
+      );
     } catch (e) {
       throw new FileError(`cannot write ${tracePath}: ${describeFsError(e)}`);
     }
     if (!args.json) io.stdout.write(`${traceText}\n`);
   } else if (args.tracePacket !== undefined) {
-    io.stderr.write(`dvrlab: warning: --trace-packet ${args.tracePacket}: the run had fewer packets\n`);
+    io.stderr.write(
+      `dvrlab: warning: --trace-packet ${args.tracePacket}: the run had fewer packets\n`,
+    );
   }
 
   const statsPath = path.join(plan.outDir, 'stats.json');

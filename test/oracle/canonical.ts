@@ -44,7 +44,11 @@ function tagOf(push: string): string {
 function walk(actions: string[], st: State, outs: string[]): void {
   for (const a of actions) {
     if (a.startsWith('clone(') && a.endsWith(')')) {
-      walk(splitActions(a.slice('clone('.length, -1)), { tags: [...st.tags], edits: [...st.edits] }, outs);
+      walk(
+        splitActions(a.slice('clone('.length, -1)),
+        { tags: [...st.tags], edits: [...st.edits] },
+        outs,
+      );
     } else if (a === 'pop_vlan') {
       st.tags.pop();
     } else if (a.startsWith('push_vlan(')) {

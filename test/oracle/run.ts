@@ -420,7 +420,10 @@ export function compareFlows(s: OracleScenario, ovsDir: string, dvrDir: string):
   const sections = ovsText.split(/^## bridge /m).slice(1);
   for (const sec of sections) {
     const [bridge, ...rest] = sec.split('\n');
-    const want = rest.filter((l) => l.startsWith(' cookie=')).map(scrubFlowLine).sort();
+    const want = rest
+      .filter((l) => l.startsWith(' cookie='))
+      .map(scrubFlowLine)
+      .sort();
     const file = join(dvrDir, `${bridge!.trim()}.flows`);
     assert.ok(existsSync(file), `[${s.name}] dvrlab wrote no ${file}`);
     const got = readFileSync(file, 'utf8')
@@ -474,7 +477,11 @@ export function compareMegaflows(
   for (const i of inputs) args.push('--in', `${i.port}=${i.file}`);
   const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 120_000 });
   assert.equal(r.status, 0, `[${s.name}] dvrlab dpctl failed: ${r.stderr}`);
-  const got = r.stdout.split('\n').filter((l) => l !== '').map(scrubMegaflow).sort();
+  const got = r.stdout
+    .split('\n')
+    .filter((l) => l !== '')
+    .map(scrubMegaflow)
+    .sort();
   assert.deepEqual(got, want, `[${s.name}] megaflows differ`);
 }
 

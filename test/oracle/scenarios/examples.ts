@@ -29,7 +29,7 @@ export const vxlanEncap: OracleScenario = {
   name: 'vxlan-encap',
   summary:
     'shared example: br-int -> patch -> br-tun set_field tun_id -> native VXLAN via br-phy; ' +
-      'decap back',
+    'decap back',
   config: (loc) => join(dir(loc, 'vxlan-encap'), 'scenario.json'),
   inputs: () => [
     { port: 'vm1', pcap: (l) => join(dir(l, 'vxlan-encap'), 'vm1-in.pcap') },
@@ -53,7 +53,7 @@ export const snatCt: OracleScenario = {
   name: 'snat-ct',
   summary:
     'shared example: ct(commit,zone=1,nat(src=...)) SNAT out, ct(nat) un-NAT back, unsolicited ' +
-      'dropped',
+    'dropped',
   config: (loc) => join(dir(loc, 'snat-ct'), 'scenario.json'),
   inputs: () => [
     { port: 'int0', pcap: (l) => join(dir(l, 'snat-ct'), 'int0-in.pcap') },

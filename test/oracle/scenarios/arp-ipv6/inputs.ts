@@ -54,7 +54,7 @@ export const scenario: OracleScenario = {
   name: 'arp-ipv6',
   summary:
     'arp_op/spa/tpa/sha/tha, Neutron ARP responder (load/move, IN_PORT); ipv6_src/dst, icmp6, ' +
-      'tcp6/udp6, ext headers, v6 fragments',
+    'tcp6/udp6, ext headers, v6 fragments',
   config: configOf('arp-ipv6'),
   inputs: () => [
     {

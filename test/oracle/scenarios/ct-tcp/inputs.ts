@@ -61,7 +61,7 @@ export const scenario: OracleScenario = {
   name: 'ct-tcp',
   summary:
     'TCP handshake/data/FIN through ct zone 5, ct_mark via exec, +new/+est/+inv/+rpl, UDP DNAT ' +
-      'and un-DNAT',
+    'and un-DNAT',
   config: configOf('ct-tcp'),
   inputs: () => [
     one('p1', c2s(TCP_SYN, 1000, 0)),

@@ -62,7 +62,7 @@ export const scenario: OracleScenario = {
   name: 'frag-malformed',
   summary:
     'nw_frag no/yes/first/later/not_later, ports of first vs later fragments, IPv4 options, ' +
-      'malformed IPv4, runts',
+    'malformed IPv4, runts',
   config: configOf('frag-malformed'),
   inputs: () => [
     {

@@ -63,7 +63,7 @@ export const scenario: OracleScenario = {
   name: 'ipv4-match',
   summary:
     'nw_src/nw_dst CIDR, dotted, non-contiguous; nw_proto/tos/ecn/ttl; tp masks; icmp type/code; ' +
-      'OXM; sctp',
+    'OXM; sctp',
   config: configOf('ipv4-match'),
   inputs: () => [
     {

@@ -33,7 +33,7 @@ export const scenario: OracleScenario = {
   name: 'l2-match',
   summary:
     'in_port numbers/names, dl_src/dl_dst masks, dl_type, eth_* OXM; output lists, IN_PORT, ' +
-      'FLOOD, ALL, LOCAL, drop',
+    'FLOOD, ALL, LOCAL, drop',
   config: configOf('l2-match'),
   inputs: () => [
     {

@@ -83,7 +83,7 @@ export const scenario: OracleScenario = {
   name: 'neutron-onenode',
   summary:
     'Neutron br-int/br-tun/br-phy: local VLAN tags + NORMAL, anti-spoofing, learn in table 10, ' +
-      'ARP responder, flood to tunnels',
+    'ARP responder, flood to tunnels',
   config: configOf('neutron-onenode'),
   inputs: () => [
     // 1. test02 asks for test05's MAC: answered by br-tun's ARP responder.

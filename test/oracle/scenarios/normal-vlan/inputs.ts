@@ -39,7 +39,7 @@ export const scenario: OracleScenario = {
   name: 'normal-vlan',
   summary:
     'NORMAL: access tag, trunk, trunks=10, LOCAL as trunk, per-VLAN learning, tagged on access ' +
-      'port',
+    'port',
   config: configOf('normal-vlan'),
   inputs: () => [
     // 1: A broadcasts in VLAN 10: a2 untagged; t1, t2, br0 tagged 10.

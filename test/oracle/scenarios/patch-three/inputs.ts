@@ -25,7 +25,7 @@ export const scenario: OracleScenario = {
   name: 'patch-three',
   summary:
     'patch ports across three bridges; regs/metadata cleared at a patch; FLOOD over patches and ' +
-      'to LOCAL; LOCAL',
+    'to LOCAL; LOCAL',
   config: configOf('patch-three'),
   inputs: () => [
     { port: 'pa1', frames: [udp('02:00:00:00:00:a1', '02:00:00:00:00:c1', 1)] },

@@ -28,7 +28,7 @@ export const scenario: OracleScenario = {
   name: 'regs-resubmit',
   summary:
     'reg0..reg7, metadata, load/move/set_field (subfields, into packet fields), goto_table, ' +
-      'resubmit forms, nesting, loop',
+    'resubmit forms, nesting, loop',
   config: configOf('regs-resubmit'),
   inputs: () => [
     {

@@ -136,7 +136,7 @@ export const scenario: OracleScenario = {
   name: 'rewrite-csum',
   summary:
     'mod_nw_*/mod_tp_*/set_field/load rewrites with TCP, UDP, ICMP, ICMPv6 checksums; ' +
-      'nw_tos/ecn; dec_ttl 64/2/1/0',
+    'nw_tos/ecn; dec_ttl 64/2/1/0',
   config: configOf('rewrite-csum'),
   inputs: () => [
     {

@@ -42,7 +42,7 @@ export const scenario: OracleScenario = {
   name: 'vlan-ops',
   summary:
     'dl_vlan/dl_vlan_pcp/vlan_tci masks/vlan_vid; push/pop/strip/mod_vlan_* incl. untagged and ' +
-      'QinQ',
+    'QinQ',
   config: configOf('vlan-ops'),
   inputs: () => [
     {

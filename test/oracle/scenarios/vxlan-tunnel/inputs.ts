@@ -58,7 +58,7 @@ export const scenario: OracleScenario = {
   name: 'vxlan-tunnel',
   summary:
     'VXLAN encap (set_tunnel, tun_id set_field/load, tun_dst, csum) and decap (tun_id/src/dst, ' +
-      'bad VNI/port/flags/csum)',
+    'bad VNI/port/flags/csum)',
   config: configOf('vxlan-tunnel'),
   inputs: () => {
     const badCsum = fromRemote(13, 0x42, 11, { udpChecksum: true });
