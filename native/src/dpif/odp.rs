@@ -45,8 +45,7 @@ pub enum DropReason {
     BadTunnelChecksum,
     /// Conntrack refused a new connection because the table is full.
     CtTableFull,
-    /// The megaflow cache is full and the packet could not be cached (not used to drop:
-    /// kept for accounting of refused installs).
+    /// More than `MAX_RECIRC_DEPTH` (6) recirculations of one packet, as OVS limits them.
     RecirculationTooDeep,
     /// An output to a port that does not exist.
     NoSuchPort,
