@@ -7,6 +7,7 @@ pub mod conntrack;
 pub mod dpif;
 pub mod engine;
 pub mod flow;
+pub(crate) mod fmt;
 pub mod netns;
 pub mod ofproto;
 pub mod port;

@@ -27,35 +27,12 @@
 use super::megaflow::FlowStats;
 use super::odp::{format_actions, DpAction, DpPortNames};
 use crate::flow::key::{nw_frag, tun_flags, FlowKey, VLAN_CFI};
+use crate::fmt::{c_hex, flags, flags_masked, ipv6, mac, CT_NAMES, TCP_NAMES, TUN_NAMES};
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::Ipv4Addr;
 
 /// The line OVS prints before the flows of the (single) PMD thread.
 pub const DPCTL_DUMP_HEADER: &str = "flow-dump from pmd on cpu core: 1";
-
-/// C's `%#x`: `0` for zero, `0x..` otherwise.
-fn c_hex(v: u64) -> String {
-    if v == 0 {
-        "0".into()
-    } else {
-        format!("{v:#x}")
-    }
-}
-
-fn mac(m: &[u8; 6]) -> String {
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
-}
-
-/// An IPv6 address as glibc's `inet_ntop` writes it.
-fn ipv6(a: &[u8; 16]) -> String {
-    let v = u128::from_be_bytes(*a);
-    let addr = Ipv6Addr::from(v);
-    let w = addr.segments();
-    if w[..6].iter().all(|x| *x == 0) && w[6] != 0 {
-        return format!("::{}", Ipv4Addr::from(v as u32));
-    }
-    addr.to_string()
-}
 
 /// The fields of one attribute, joined by commas.
 struct Fields {
@@ -168,54 +145,6 @@ fn odp_frag_name(k: u8) -> &'static str {
     } else {
         "first"
     }
-}
-
-const CT_NAMES: [&str; 8] = ["new", "est", "rel", "rpl", "inv", "trk", "snat", "dnat"];
-const TCP_NAMES: [&str; 12] =
-    ["fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr", "ns", "[200]", "[400]", "[800]"];
-/// OVS's tunnel flag bits, in its order: oam, df, csum, key.
-const TUN_NAMES: [&str; 4] = ["oam", "df", "csum", "key"];
-
-/// OVS's `format_flags`: names joined by `|`, `0` for none.
-fn flags(names: &[&str], v: u32) -> String {
-    if v == 0 {
-        return "0".into();
-    }
-    let mut parts: Vec<String> = Vec::new();
-    let mut bad = 0u32;
-    for bit in 0..32 {
-        if v & (1 << bit) != 0 {
-            match names.get(bit) {
-                Some(n) => parts.push((*n).to_string()),
-                None => bad |= 1 << bit,
-            }
-        }
-    }
-    if bad != 0 {
-        parts.push(format!("0x{bad:x}"));
-    }
-    parts.join("|")
-}
-
-/// OVS's `format_flags_masked`: `a|b` under the full mask, `0/0` under none, else `+a-b`.
-fn flags_masked(names: &[&str], v: u32, m: u32, full: u32) -> String {
-    if m == full {
-        return flags(names, v);
-    }
-    if m == 0 {
-        return "0/0".into();
-    }
-    let mut s = String::new();
-    for bit in 0..32 {
-        if m & (1 << bit) != 0 {
-            s.push(if v & (1 << bit) != 0 { '+' } else { '-' });
-            match names.get(bit) {
-                Some(n) => s.push_str(n),
-                None => s.push_str("[unknown]"),
-            }
-        }
-    }
-    s
 }
 
 /// Appends `name(content)`.
@@ -611,7 +540,7 @@ mod tests {
     }
 
     fn ip6(s: &str) -> [u8; 16] {
-        s.parse::<Ipv6Addr>().unwrap().octets()
+        s.parse::<std::net::Ipv6Addr>().unwrap().octets()
     }
 
     struct Names;

@@ -4,6 +4,7 @@
 //!
 //! Translation produces these once per megaflow; the fast path only executes them.
 
+use crate::fmt::{c_hex, ipv6, mac};
 use crate::ofproto::action::{NatKind, NatSpec};
 use std::fmt::Write as _;
 
@@ -189,32 +190,8 @@ pub trait DpPortNames {
     fn dp_port_name(&self, port: u32) -> Option<String>;
 }
 
-fn mac(m: &[u8; 6]) -> String {
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
-}
-
-/// An IPv6 address as glibc's `inet_ntop` writes it (`::a.b.c.d` for IPv4-compatible).
-fn ipv6(a: &[u8; 16]) -> String {
-    let v = u128::from_be_bytes(*a);
-    let addr = std::net::Ipv6Addr::from(v);
-    let w = addr.segments();
-    if w[..6].iter().all(|x| *x == 0) && w[6] != 0 {
-        return format!("::{}", std::net::Ipv4Addr::from(v as u32));
-    }
-    addr.to_string()
-}
-
 fn ip4(v: u32) -> String {
     std::net::Ipv4Addr::from(v).to_string()
-}
-
-/// C's `%#x`: no `0x` prefix for zero.
-fn c_alt_hex(v: u64) -> String {
-    if v == 0 {
-        "0".to_string()
-    } else {
-        format!("{v:#x}")
-    }
 }
 
 fn port_str(p: u32, names: Option<&dyn DpPortNames>) -> String {
@@ -262,9 +239,9 @@ fn opt_list(parts: &[(&str, Option<String>)]) -> String {
 fn masked_u8(v: u8, m: u8) -> String {
     let m = if m == 0 { 0xff } else { m };
     if m == 0xff {
-        c_alt_hex(v.into())
+        c_hex(v.into())
     } else {
-        format!("{}/{}", c_alt_hex((v & m).into()), c_alt_hex(m.into()))
+        format!("{}/{}", c_hex((v & m).into()), c_hex(m.into()))
     }
 }
 
@@ -324,7 +301,7 @@ fn format_one(a: &DpAction, names: Option<&dyn DpPortNames>) -> String {
         DpAction::Controller { reason, recirc_id, cookie } => format!(
             "userspace(pid=0,controller(reason={reason},dont_send=0,continuation=0,\
              recirc_id={recirc_id},rule_cookie={},controller_id=0,max_len=65535))",
-            c_alt_hex(*cookie)
+            c_hex(*cookie)
         ),
         // Set actions are masked sets in the userspace datapath: only the fields that
         // change print.
@@ -354,7 +331,7 @@ fn format_one(a: &DpAction, names: Option<&dyn DpPortNames>) -> String {
             let f = opt_list(&[
                 ("src", src.map(|a| ipv6(&a))),
                 ("dst", dst.map(|a| ipv6(&a))),
-                ("label", label.map(|l| c_alt_hex(l.into()))),
+                ("label", label.map(|l| c_hex(l.into()))),
                 ("tclass", tclass.map(|t| masked_u8(t, *tclass_mask))),
                 ("hlimit", hlimit.map(|t| t.to_string())),
             ]);
@@ -408,7 +385,7 @@ fn format_one(a: &DpAction, names: Option<&dyn DpPortNames>) -> String {
                 mac(&eth_src),
                 ip4(src),
                 ip4(dst),
-                c_alt_hex(h[15] as u64),
+                c_hex(h[15] as u64),
                 h[22],
                 frag,
                 dport,
@@ -432,7 +409,7 @@ fn format_one(a: &DpAction, names: Option<&dyn DpPortNames>) -> String {
                 parts.push(format!("zone={zone}"));
             }
             if let Some((v, m)) = mark {
-                parts.push(format!("mark={}/{}", c_alt_hex((*v).into()), c_alt_hex((*m).into())));
+                parts.push(format!("mark={}/{}", c_hex((*v).into()), c_hex((*m).into())));
             }
             match (nat, nat_only) {
                 (Some(_), Some(NatKind::Src)) => parts.push("nat(src)".into()),
@@ -446,7 +423,7 @@ fn format_one(a: &DpAction, names: Option<&dyn DpPortNames>) -> String {
                 format!("ct({})", parts.join(","))
             }
         }
-        DpAction::Recirc(id) => format!("recirc({})", c_alt_hex((*id).into())),
+        DpAction::Recirc(id) => format!("recirc({})", c_hex((*id).into())),
         DpAction::Clone(inner) => {
             let body = if inner.is_empty() {
                 String::new()

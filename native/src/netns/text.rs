@@ -208,7 +208,7 @@ pub fn parse_mac(s: &str) -> Option<Mac> {
 }
 
 pub fn format_mac(m: &Mac) -> String {
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    crate::fmt::mac(m)
 }
 
 /// A decimal or `0x` hexadecimal u32, as iproute2 and iptables accept marks.

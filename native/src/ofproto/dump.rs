@@ -22,78 +22,12 @@ use super::format::{format_actions_with_match, format_match, format_port, Action
 use super::parse::{NoNames, PortNames};
 use super::table::{Rule, Tables};
 use crate::flow::key::{nw_frag, tun_flags, FlowKey, VLAN_CFI};
+use crate::fmt::{c_hex, flags, flags_masked, ipv6, mac, CT_NAMES, TCP_NAMES, TUN_NAMES};
 use crate::xlate::{Bridge, PortKind};
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-
-const CT_NAMES: [&str; 8] = ["new", "est", "rel", "rpl", "inv", "trk", "snat", "dnat"];
-const TCP_NAMES: [&str; 12] =
-    ["fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr", "ns", "[200]", "[400]", "[800]"];
-/// OVS's tunnel flag bits, in its order: oam (1), df (2), csum (4), key (8).
-const TUN_NAMES: [&str; 4] = ["oam", "df", "csum", "key"];
-
-/// `format_flags`: names joined by `|`, `0` for none.
-fn flags(names: &[&str], v: u32) -> String {
-    if v == 0 {
-        return "0".into();
-    }
-    let mut parts: Vec<String> = Vec::new();
-    let mut bad = 0u32;
-    for bit in 0..32 {
-        if v & (1 << bit) != 0 {
-            match names.get(bit) {
-                Some(n) => parts.push((*n).to_string()),
-                None => bad |= 1 << bit,
-            }
-        }
-    }
-    if bad != 0 {
-        parts.push(format!("0x{bad:x}"));
-    }
-    parts.join("|")
-}
-
-/// `format_flags_masked`.
-fn flags_masked(names: &[&str], v: u32, m: u32, full: u32) -> String {
-    if m == full {
-        return flags(names, v);
-    }
-    if m == 0 {
-        return "0/0".into();
-    }
-    let mut s = String::new();
-    for bit in 0..32 {
-        if m & (1 << bit) != 0 {
-            s.push(if v & (1 << bit) != 0 { '+' } else { '-' });
-            s.push_str(names.get(bit).copied().unwrap_or("[unknown]"));
-        }
-    }
-    s
-}
-
-fn c_hex(v: u64) -> String {
-    if v == 0 {
-        "0".into()
-    } else {
-        format!("{v:#x}")
-    }
-}
-
-fn mac(m: &[u8; 6]) -> String {
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
-}
-
-fn ipv6(a: &[u8; 16]) -> String {
-    let v = u128::from_be_bytes(*a);
-    let addr = Ipv6Addr::from(v);
-    let w = addr.segments();
-    if w[..6].iter().all(|x| *x == 0) && w[6] != 0 {
-        return format!("::{}", Ipv4Addr::from(v as u32));
-    }
-    addr.to_string()
-}
 
 /// The pieces of a match, comma-separated, each `name=value`.
 struct Out(String);
@@ -878,7 +812,7 @@ mod tests {
     }
 
     fn ip6(s: &str) -> [u8; 16] {
-        s.parse::<Ipv6Addr>().unwrap().octets()
+        s.parse::<std::net::Ipv6Addr>().unwrap().octets()
     }
 
     fn packet(dl_type: u16) -> FlowKey {

@@ -20,7 +20,7 @@ use crate::flow::field::Fmt;
 use crate::flow::key::{nw_frag, VLAN_CFI};
 use crate::flow::{FieldId, FlowKey, Subfield};
 use std::fmt::Write;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
 /// How actions print.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,21 +80,15 @@ fn hex(v: u128) -> String {
 
 fn mac(v: u128) -> String {
     let b = (v as u64).to_be_bytes();
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[2], b[3], b[4], b[5], b[6], b[7])
+    crate::fmt::mac(&[b[2], b[3], b[4], b[5], b[6], b[7]])
 }
 
 fn ipv4(v: u32) -> String {
     Ipv4Addr::from(v).to_string()
 }
 
-/// An IPv6 address as glibc's `inet_ntop` writes it (which also embeds IPv4 in `::a.b.c.d`).
 fn ipv6(v: u128) -> String {
-    let a = Ipv6Addr::from(v);
-    let w = a.segments();
-    if w[..6].iter().all(|x| *x == 0) && w[6] != 0 {
-        return format!("::{}", Ipv4Addr::from(v as u32));
-    }
-    a.to_string()
+    crate::fmt::ipv6(&v.to_be_bytes())
 }
 
 fn ipv4_masked(v: u32, m: u32) -> String {

@@ -24,6 +24,7 @@ use super::trace::NodeType;
 use super::{Ctx, Frozen, NsResume};
 use crate::dpif::odp::{DpAction, DropReason};
 use crate::flow::key::{ct_state as cts, nw_frag};
+use crate::fmt::mac as mac_str;
 use crate::netns::netfilter::{CtInfo, NfDeps, Pkt5};
 use crate::netns::{Binding, NatVerdict, RouteDecision};
 use crate::ofproto::action::{NatKind, NatSpec};
@@ -499,8 +500,4 @@ impl Ctx<'_> {
             Binding::Loopback => {}
         }
     }
-}
-
-fn mac_str(m: &[u8; 6]) -> String {
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
 }
