@@ -1,10 +1,12 @@
 /**
  * Shared test helpers: temporary directories and capturing the message of a thrown error.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type PcapRecord, readPcap, writePcap } from '../src/packets.js';
 
 /** The repository root (tests run from dist/test/). */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -41,6 +43,47 @@ export function tempDir(files: Record<string, string> = {}): string {
     writeFileSync(full, content);
   }
   return dir;
+}
+
+/** What `dvrlab replay --json` did, with the frames of its output pcaps at hand. */
+export interface ReplayRun {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  /** The frames of output pcap `file` (relative to the output directory). */
+  frames(file: string): Buffer[];
+}
+
+/**
+ * Writes each port's records to a pcap and returns a function that replays them all through
+ * `scenario` with the CLI in one run (on its first call; later calls return the same run).
+ */
+export function lazyReplay(
+  scenario: string,
+  inputs: Record<string, PcapRecord[]>,
+): () => ReplayRun {
+  const dir = tempDir();
+  const out = path.join(dir, 'out');
+  const args = [path.join(ROOT, 'dist', 'src', 'cli.js'), 'replay', scenario];
+  for (const [port, records] of Object.entries(inputs)) {
+    const file = path.join(dir, `${port.replace(/\//g, '-')}.pcap`);
+    writePcap(file, records);
+    args.push('--in', `${port}=${file}`);
+  }
+  args.push('--out', out, '--json');
+  let run: ReplayRun | undefined;
+  return () => {
+    if (!run) {
+      const r = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8' });
+      run = {
+        status: r.status,
+        stdout: r.stdout,
+        stderr: r.stderr,
+        frames: (file) => readPcap(path.join(out, file)).map((x) => x.data),
+      };
+    }
+    return run;
+  };
 }
 
 /** Runs `fn` and returns the message of what it threw; fails when it throws nothing. */

@@ -6,14 +6,12 @@
  * and a new connection from test02 is SNATed to the FIP.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { ROOT, tempDir } from './helpers.js';
-import { ETH_ARP, arp, eth, icmpFrame, readPcap, udpFrame, writePcap } from './oracle/packets.js';
+import { ROOT, lazyReplay } from './helpers.js';
+import { ETH_ARP, arp, eth, icmpFrame, udpFrame } from './oracle/packets.js';
 
-const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
 const ADDON = existsSync(path.join(ROOT, 'native', 'index.js'));
 
 const T2 = 'fa:16:3e:76:47:75'; // test02, 10.0.0.8
@@ -27,7 +25,6 @@ describe(
   'replay of the floating IP path (reference §5.4)',
   { skip: !ADDON && 'the addon is not built' },
   () => {
-    const dir = tempDir();
     const t0 = 1_700_000_000_000_000n;
     const who = eth(
       { dst: 'ff:ff:ff:ff:ff:ff', src: EXT, type: ETH_ARP },
@@ -48,34 +45,17 @@ describe(
       { src: '10.0.0.8', dst: '8.8.8.8', id: 9, ttl: 64 },
       { sport: 33333, dport: 53, payload: Buffer.from('query') },
     );
-    writePcap(path.join(dir, 'uplink.pcap'), [
-      { tsUsec: t0, data: who },
-      { tsUsec: t0 + 1000n, data: ping },
-    ]);
-    writePcap(path.join(dir, 'test02.pcap'), [
-      { tsUsec: t0 + 2000n, data: pong },
-      { tsUsec: t0 + 3000n, data: dns },
-    ]);
-    const out = path.join(dir, 'out');
-    let ran: { status: number | null; stdout: string; stderr: string } | undefined;
-    const replay = () =>
-      (ran ??= spawnSync(
-        process.execPath,
-        [
-          CLI,
-          'replay',
-          'devstack-dvr',
-          '--in',
-          `node2/uplink=${path.join(dir, 'uplink.pcap')}`,
-          '--in',
-          `test02=${path.join(dir, 'test02.pcap')}`,
-          '--out',
-          out,
-          '--json',
-        ],
-        { cwd: ROOT, encoding: 'utf8' },
-      ));
-    const frames = (p: string) => readPcap(path.join(out, p)).map((r) => r.data);
+    const replay = lazyReplay('devstack-dvr', {
+      'node2/uplink': [
+        { tsUsec: t0, data: who },
+        { tsUsec: t0 + 1000n, data: ping },
+      ],
+      test02: [
+        { tsUsec: t0 + 2000n, data: pong },
+        { tsUsec: t0 + 3000n, data: dns },
+      ],
+    });
+    const frames = (p: string) => replay().frames(p);
 
     it('the fip namespace answers the ARP for the FIP by proxy, with the fg- MAC', () => {
       const r = replay();

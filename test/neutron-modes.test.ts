@@ -4,36 +4,22 @@
  * qrouter namespace on the network node routes and NATs for a VM on a compute node.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { ROOT, tempDir } from './helpers.js';
-import { ETH_ARP, arp, eth, readPcap, udpFrame, writePcap } from './oracle/packets.js';
+import { ROOT, lazyReplay, tempDir } from './helpers.js';
+import { ETH_ARP, arp, eth, udpFrame } from './oracle/packets.js';
 
-const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
 const ADDON = existsSync(path.join(ROOT, 'native', 'index.js'));
 const hex = (m: string) => m.replace(/:/g, '');
 const EXT = '02:24:04:00:00:01'; // an external gateway outside the cloud
 const t0 = 1_700_000_000_000_000n;
 
-function replay(
-  dir: string,
-  scenario: string,
-  inputs: Record<string, { tsUsec: bigint; data: Buffer }[]>,
-) {
-  const args = [CLI, 'replay', scenario, '--out', path.join(dir, 'out'), '--json'];
-  for (const [port, recs] of Object.entries(inputs)) {
-    const file = path.join(dir, `${port.replace('/', '-')}.pcap`);
-    writePcap(file, recs);
-    args.push('--in', `${port}=${file}`);
-  }
-  const r = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  return {
-    stats: JSON.parse(r.stdout) as { packets_in: number; delivered: number },
-    frames: (p: string) => readPcap(path.join(dir, 'out', p)).map((x) => x.data),
-  };
+/** Replays `inputs` through `scenario` and checks that the run succeeded. */
+function replay(scenario: string, inputs: Parameters<typeof lazyReplay>[1]) {
+  const run = lazyReplay(scenario, inputs)();
+  assert.equal(run.status, 0, run.stderr);
+  return { ...run, stats: JSON.parse(run.stdout) as { packets_in: number; delivered: number } };
 }
 
 const gatewayArp = (tpa: string, spa: string) =>
@@ -55,7 +41,7 @@ describe(
         { src: '10.0.0.7', dst: '8.8.8.8', id: 1, ttl: 64 },
         { sport: 41000, dport: 53, payload: Buffer.from('query') },
       );
-      const run = replay(tempDir(), 'devstack-dvr', {
+      const run = replay('devstack-dvr', {
         'node1/uplink': [{ tsUsec: t0, data: gatewayArp('172.24.4.3', '172.24.4.1') }],
         test01: [{ tsUsec: t0 + 1000n, data: query }],
       });
@@ -109,7 +95,7 @@ describe(
     const D = 'fa:16:3e:00:00:06';
     let run: ReturnType<typeof replay> | undefined;
     const get = () =>
-      (run ??= replay(dir, topo, {
+      (run ??= replay(topo, {
         'net1/uplink': [{ tsUsec: t0, data: gatewayArp('192.0.2.3', '192.0.2.1') }],
         c: [
           {

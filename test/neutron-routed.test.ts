@@ -5,14 +5,12 @@
  * reference names is checked on the wire and at the VMs.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { ROOT, tempDir } from './helpers.js';
-import { ETH_ARP, arp, eth, icmpFrame, readPcap, writePcap } from './oracle/packets.js';
+import { ROOT, lazyReplay } from './helpers.js';
+import { ETH_ARP, arp, eth, icmpFrame } from './oracle/packets.js';
 
-const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
 const ADDON = existsSync(path.join(ROOT, 'native', 'index.js'));
 
 const T2 = 'fa:16:3e:76:47:75'; // test02
@@ -41,33 +39,15 @@ describe(
       { src: '10.1.0.10', dst: '10.0.0.8', id: 0x2222, ttl: 64 },
       { type: 0, rest: (9 << 16) | 1, payload: Buffer.from('dvrlab routed path') },
     );
-    const dir = tempDir();
     const t0 = 1_700_000_000_000_000n;
-    writePcap(path.join(dir, 'test02.pcap'), [
-      { tsUsec: t0, data: arpGw },
-      { tsUsec: t0 + 1000n, data: ping },
-    ]);
-    writePcap(path.join(dir, 'test04.pcap'), [{ tsUsec: t0 + 2000n, data: pong }]);
-    const out = path.join(dir, 'out');
-    let ran: { status: number | null; stdout: string; stderr: string } | undefined;
-    const replay = () =>
-      (ran ??= spawnSync(
-        process.execPath,
-        [
-          CLI,
-          'replay',
-          'devstack-dvr',
-          '--in',
-          `test02=${path.join(dir, 'test02.pcap')}`,
-          '--in',
-          `test04=${path.join(dir, 'test04.pcap')}`,
-          '--out',
-          out,
-          '--json',
-        ],
-        { cwd: ROOT, encoding: 'utf8' },
-      ));
-    const frames = (p: string) => readPcap(path.join(out, p)).map((r) => r.data);
+    const replay = lazyReplay('devstack-dvr', {
+      test02: [
+        { tsUsec: t0, data: arpGw },
+        { tsUsec: t0 + 1000n, data: ping },
+      ],
+      test04: [{ tsUsec: t0 + 2000n, data: pong }],
+    });
+    const frames = (p: string) => replay().frames(p);
 
     it("step 1: test02's ARP for its gateway is answered by node2's own qr- port", () => {
       const r = replay();

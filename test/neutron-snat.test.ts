@@ -6,14 +6,12 @@
  * SNATed to 172.24.4.3 in the snat namespace and leaves node1's uplink.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { ROOT, tempDir } from './helpers.js';
-import { ETH_ARP, arp, eth, readPcap, udpFrame, writePcap } from './oracle/packets.js';
+import { ROOT, lazyReplay } from './helpers.js';
+import { ETH_ARP, arp, eth, udpFrame } from './oracle/packets.js';
 
-const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
 const ADDON = existsSync(path.join(ROOT, 'native', 'index.js'));
 
 const T5 = 'fa:16:3e:96:e2:a4'; // test05, 10.0.0.4, on node3
@@ -28,7 +26,6 @@ describe(
   'replay of the SNAT path without a floating IP (reference §5.3)',
   { skip: !ADDON && 'the addon is not built' },
   () => {
-    const dir = tempDir();
     const t0 = 1_700_000_000_000_000n;
     const who = eth(
       { dst: 'ff:ff:ff:ff:ff:ff', src: EXT, type: ETH_ARP },
@@ -48,34 +45,17 @@ describe(
       { src: '8.8.8.8', dst: '172.24.4.3', id: 2, ttl: 64 },
       { sport: 53, dport: 40000, payload: Buffer.from('answer') },
     );
-    writePcap(path.join(dir, 'uplink.pcap'), [
-      { tsUsec: t0, data: who },
-      { tsUsec: t0 + 3000n, data: answer },
-    ]);
-    writePcap(path.join(dir, 'test05.pcap'), [
-      { tsUsec: t0 + 1000n, data: arpGw },
-      { tsUsec: t0 + 2000n, data: query },
-    ]);
-    const out = path.join(dir, 'out');
-    let ran: { status: number | null; stdout: string; stderr: string } | undefined;
-    const replay = () =>
-      (ran ??= spawnSync(
-        process.execPath,
-        [
-          CLI,
-          'replay',
-          'devstack-dvr',
-          '--in',
-          `node1/uplink=${path.join(dir, 'uplink.pcap')}`,
-          '--in',
-          `test05=${path.join(dir, 'test05.pcap')}`,
-          '--out',
-          out,
-          '--json',
-        ],
-        { cwd: ROOT, encoding: 'utf8' },
-      ));
-    const frames = (p: string) => readPcap(path.join(out, p)).map((r) => r.data);
+    const replay = lazyReplay('devstack-dvr', {
+      'node1/uplink': [
+        { tsUsec: t0, data: who },
+        { tsUsec: t0 + 3000n, data: answer },
+      ],
+      test05: [
+        { tsUsec: t0 + 1000n, data: arpGw },
+        { tsUsec: t0 + 2000n, data: query },
+      ],
+    });
+    const frames = (p: string) => replay().frames(p);
     const ipv4 = (fs: Buffer[]) => fs.filter((f) => f.readUInt16BE(12) === 0x0800);
 
     it("the snat namespace answers the gateway's ARP for 172.24.4.3 from the qg- port", () => {
