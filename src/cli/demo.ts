@@ -8,9 +8,10 @@
  * prints each packet's hops: node, bridge or namespace, what changed and where it left.
  * Nothing printed is known in advance: it is all read from the run.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { FileError } from '../errors.js';
+import { makeDirs } from '../fsutil.js';
 import { Engine, type PacketTraceJson, type StatsJson } from '../native.js';
 import { DEVSTACK_DVR } from '../neutron/devstack-dvr.js';
 import { loadTopologyArgument } from '../neutron/load.js';
@@ -156,7 +157,7 @@ export async function demoCommand(args: DemoArgs, io: CliIo): Promise<number> {
   const t0 = 1_700_000_000_000_000n;
   const inputs: { port: string; path: string; packets: number }[] = [];
   try {
-    mkdirSync(inputDir, { recursive: true });
+    makeDirs(inputDir);
     for (const [port, ks] of byPort) {
       const file = path.join(inputDir, `${port.replace(/\//g, '-')}.pcap`);
       writePcap(

@@ -7,9 +7,10 @@
  * files left by an earlier run at the paths this run uses are removed first: a port that
  * emits nothing this time must not leave last run's capture behind.
  */
-import { accessSync, constants, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { FileError, PortRefError, UsageError } from '../errors.js';
+import { makeDirs } from '../fsutil.js';
 import {
   Engine,
   type NativeReplayOptions,
@@ -133,7 +134,7 @@ export function prepareOutputs(plan: ReplayPlan): void {
   for (const o of plan.options.outputs) dirs.add(path.dirname(o.path));
   for (const dir of dirs) {
     try {
-      mkdirSync(dir, { recursive: true });
+      makeDirs(dir);
     } catch (e) {
       throw new FileError(`--out ${plan.outDir}: cannot create ${dir}: ${describeFsError(e)}`);
     }
