@@ -100,6 +100,8 @@ export interface StatsJson {
   bytes_in: number;
   bytes_out: number;
   dropped: Record<string, number>; // reason -> packets
+  queued?: number; // input packets waiting for a namespace's neighbour at the end (0 in replay)
+  generated?: number; // frames the datapath made (ARP requests, ICMP errors), in packets_out
   seconds: number;
   pps: number;
   emc_hits: number;
@@ -185,7 +187,9 @@ export interface TracePassJson {
   pass:
     | { kind: 'received' }
     | { kind: 'recirculated'; recirc_id: number; ct_state: string; ct_zone: number }
-    | { kind: 'decapsulated'; tun_id: number; tun_src: string; tun_dst: string };
+    | { kind: 'decapsulated'; tun_id: number; tun_src: string; tun_dst: string }
+    | { kind: 'generated'; recirc_id: number }
+    | { kind: 'released'; recirc_id: number };
   flow: string;
   final_flow: string;
   megaflow: string;

@@ -3,7 +3,10 @@
  * through node1's central SNAT. The external gateway (172.24.4.1, an input on node1's uplink)
  * first resolves the router gateway 172.24.4.3, which the snat namespace answers from the qg-
  * port; test05's UDP query then crosses to node1 over VXLAN with node3's DVR MAC, is routed and
- * SNATed to 172.24.4.3 in the snat namespace and leaves node1's uplink.
+ * SNATed to 172.24.4.3 in the snat namespace and leaves node1's uplink. The answer is de-NATed
+ * to 10.0.0.4 in the snat namespace, which does not know test05's MAC: it queues the answer and
+ * ARPs from its sg- port; node1's br-tun ARP responder answers, and the answer crosses to node3
+ * over VXLAN with the sg- port's MAC.
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -114,6 +117,72 @@ describe(
         '172.24.4.3 -> 8.8.8.8',
       );
       assert.equal(q.readUInt16BE(34), 40000, 'no collision: the source port is kept');
+    });
+
+    it('the snat namespace ARPs for 10.0.0.4 from its sg- port; br-tun answers on node1', () => {
+      replay();
+      const reqs = frames('node1/test01.pcap').filter(
+        (f) => f.readUInt16BE(12) === ETH_ARP && f.readUInt16BE(20) === 1,
+      );
+      assert.equal(reqs.length, 1, 'one request, flooded to the local ports of the network');
+      const r = reqs[0]!;
+      assert.equal(r.subarray(0, 6).toString('hex'), 'ffffffffffff');
+      assert.equal(r.subarray(6, 12).toString('hex'), hex(SG1));
+      assert.equal(r.subarray(22, 28).toString('hex'), hex(SG1), 'sha: the sg- port');
+      assert.equal(r.subarray(28, 32).toString('hex'), '0a000003', 'spa: 10.0.0.3, on the link');
+      assert.equal(r.subarray(38, 42).toString('hex'), '0a000004', 'tpa: 10.0.0.4');
+      // The responder answers locally: nothing is flooded over the tunnels for it.
+      const arpOverVxlan = frames('node1/underlay.pcap').filter(
+        (f) => f.length >= 64 && f.readUInt16BE(62) === ETH_ARP,
+      );
+      assert.deepEqual(arpOverVxlan, []);
+    });
+
+    it('the answer crosses back to node3 over VXLAN 66 from the sg- port, DNATed to 10.0.0.4', () => {
+      replay();
+      const vx = frames('node1/underlay.pcap').filter(
+        (f) => f.readUInt16BE(36) === 4789 && f.subarray(30, 34).toString('hex') === 'c0a8010d',
+      );
+      assert.equal(vx.length, 1, 'one VXLAN frame to node3');
+      const f = vx[0]!;
+      assert.equal(f.subarray(26, 30).toString('hex'), 'c0a8010b', 'from 192.168.1.11');
+      assert.equal(f.readUIntBE(46, 3), 66, 'VNI 66');
+      assert.equal(f.subarray(50, 56).toString('hex'), hex(T5), 'inner dst test05');
+      assert.equal(f.subarray(56, 62).toString('hex'), hex(SG1), 'inner src the sg- port');
+      assert.equal(f.subarray(76, 84).toString('hex'), '080808080a000004', '8.8.8.8 -> 10.0.0.4');
+
+      const got = ipv4(frames('node3/test05.pcap')).filter(
+        (x) => x[23] === 17 && x.subarray(26, 30).toString('hex') === '08080808',
+      );
+      assert.equal(got.length, 1, 'test05 receives the answer');
+      const a = got[0]!;
+      assert.equal(a.subarray(0, 6).toString('hex'), hex(T5));
+      assert.equal(a.subarray(6, 12).toString('hex'), hex(SG1));
+      assert.equal(a[22], 63, 'decremented once, by the snat namespace');
+      assert.equal(a.subarray(26, 34).toString('hex'), '080808080a000004');
+      assert.equal(a.readUInt16BE(34), 53);
+      assert.equal(a.readUInt16BE(36), 40000, 'the original port');
+      assert.equal(a.subarray(42, 48).toString(), 'answer');
+    });
+
+    it('every input is delivered; the ARP request is counted as generated', () => {
+      const r = replay();
+      const stats = JSON.parse(r.stdout) as {
+        packets_in: number;
+        delivered: number;
+        dropped: Record<string, number>;
+        generated: number;
+        queued: number;
+      };
+      assert.equal(stats.packets_in, 4);
+      assert.equal(stats.delivered, 4);
+      assert.deepEqual(stats.dropped, {});
+      assert.equal(stats.queued, 0);
+      assert.equal(
+        stats.generated,
+        3,
+        "the request, flooded to test01, the DHCP port and br-int's own port",
+      );
     });
   },
 );

@@ -156,6 +156,17 @@ describe('invariant check', () => {
       ok: true,
       delivered: 0,
       dropped: 1000,
+      queued: 0,
+      problems: [],
+    });
+    // Generated frames (ARP requests, ICMP errors) leave although nothing was delivered;
+    // packets waiting for a neighbour are neither delivered nor dropped.
+    const arp = stats({ dropped: { no_match: 990 }, queued: 10, packets_out: 4, generated: 4 });
+    assert.deepEqual(checkInvariant(arp), {
+      ok: true,
+      delivered: 0,
+      dropped: 990,
+      queued: 10,
       problems: [],
     });
   });
@@ -170,6 +181,14 @@ describe('invariant check', () => {
     );
     assert.deepEqual(checkInvariant(stats({ packets_in: 1001, packets_out: 2000 })).problems, [
       'inputs add up to 1000 packets, packets_in is 1001',
+    ]);
+    assert.deepEqual(
+      checkInvariant(stats({ dropped: { no_match: 1000 }, packets_out: 5, generated: 2 }))
+        .problems,
+      ['3 frames forwarded but no packet delivered'],
+    );
+    assert.deepEqual(checkInvariant(stats({ dropped: { x: 999 }, queued: 2 })).problems, [
+      '999 dropped + 2 queued > 1000 in',
     ]);
     assert.deepEqual(checkInvariant(stats({ dropped: { bad: -1 } })).problems, [
       'dropped.bad is -1, not a count',

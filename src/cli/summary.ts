@@ -93,14 +93,16 @@ export interface InvariantCheck {
   ok: boolean;
   delivered: number; // input packets emitted on at least one port
   dropped: number; // input packets counted in a drop reason
+  queued: number; // input packets still waiting for a neighbour
   problems: string[];
 }
 
 /**
- * Checks that every input packet was emitted or counted in exactly one drop reason. With the
- * counters available: drops cannot exceed inputs; each delivered packet leaves as at least one
- * frame, and no frame leaves when nothing was delivered; the per-input counts add up to
- * `packets_in` (once, or once per loop).
+ * Checks that every input packet was emitted, is still queued, or was counted in exactly one
+ * drop reason. With the counters available: drops cannot exceed inputs; each delivered packet
+ * leaves as at least one frame, and no frame but generated ones (ARP requests, ICMP errors)
+ * leaves when nothing was delivered; the per-input counts add up to `packets_in` (once, or
+ * once per loop).
  */
 export function checkInvariant(stats: StatsJson, loop = 1): InvariantCheck {
   const problems: string[] = [];
@@ -113,21 +115,29 @@ export function checkInvariant(stats: StatsJson, loop = 1): InvariantCheck {
     if (!Number.isSafeInteger(n) || n < 0) problems.push(`${name} is ${n}, not a count`);
   }
   const dropped = Object.values(stats.dropped ?? {}).reduce((a, b) => a + b, 0);
-  const delivered = stats.packets_in - dropped;
-  if (delivered < 0) problems.push(`${dropped} dropped > ${stats.packets_in} in`);
-  if (delivered > stats.packets_out) {
-    problems.push(`${delivered} delivered > ${stats.packets_out} frames out`);
-  }
-  if (delivered === 0 && stats.packets_out > 0) {
-    problems.push(`${stats.packets_out} frames out but no packet delivered`);
-  }
+  const queued = stats.queued ?? 0;
+  const generated = stats.generated ?? 0;
+  const delivered = stats.packets_in - dropped - queued;
+  const forwarded = stats.packets_out - generated;
+  const lost = queued > 0 ? `${dropped} dropped + ${queued} queued` : `${dropped} dropped`;
+  if (delivered < 0) problems.push(`${lost} > ${stats.packets_in} in`);
+  if (forwarded < 0) problems.push(`${generated} generated > ${stats.packets_out} frames out`);
+  const out = generated > 0 ? `${forwarded} frames forwarded` : `${forwarded} frames out`;
+  if (delivered > forwarded) problems.push(`${delivered} delivered > ${out}`);
+  if (delivered === 0 && forwarded > 0) problems.push(`${out} but no packet delivered`);
   if (Array.isArray(stats.inputs) && stats.inputs.length > 0) {
     const read = stats.inputs.reduce((a, i) => a + i.packets, 0);
     if (read !== stats.packets_in && read * loop !== stats.packets_in) {
       problems.push(`inputs add up to ${read} packets, packets_in is ${stats.packets_in}`);
     }
   }
-  return { ok: problems.length === 0, delivered: Math.max(0, delivered), dropped, problems };
+  return {
+    ok: problems.length === 0,
+    delivered: Math.max(0, delivered),
+    dropped,
+    queued,
+    problems,
+  };
 }
 
 /** tcpreplay's `sendpacket_getstat` aligns values after a 27-column label. */
@@ -154,7 +164,11 @@ export function formatReplaySummary(stats: StatsJson, loop = 1): string[] {
     .filter(([, n]) => n > 0)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   for (const [reason, n] of reasons) lines.push(statLine(reason, n, '    '));
+  if (check.queued > 0) lines.push(statLine('Queued packets', check.queued));
   lines.push(statLine('Frames out', stats.packets_out));
+  if ((stats.generated ?? 0) > 0) {
+    lines.push(statLine('generated (ARP, ICMP)', stats.generated ?? 0, '    '));
+  }
   lines.push(
     statLine(
       'Invariant',

@@ -7,8 +7,10 @@
  * flow it was entered with and the ports it sent the packet out of; a hop's changes are the
  * difference between the flow it was entered with and the flow it handed on. Passes are
  * joined where the trace says they continue: a recirculation resumes the hop that sent the
- * packet to conntrack, and a decapsulation continues the tunnel output whose outer addresses
- * it carries.
+ * packet to conntrack, a packet released from a neighbour queue resumes the hop that queued
+ * it, and a decapsulation continues the tunnel output whose outer addresses it carries.
+ * Packets a namespace generated (ARP requests, ICMP errors) are not hops of the packet: the
+ * hop that caused them notes them.
  *
  * A flood gives a tree with several branches. The hops printed follow the branch that ends
  * on the port the packet was meant for (or, when none does, the longest one); the other
@@ -101,7 +103,10 @@ function buildGraph(passes: TracePassJson[]): HopNode | undefined {
         }
         if (c.type === 'table') table = c.text.replace(/\..*$/, '').trim();
         const text = c.text.trim().replace(/^-> /, '');
-        if (c.type === 'detail' && /^(ip rule|commits the connection)/.test(text)) {
+        if (
+          c.type === 'detail' &&
+          /^(ip rule|commits the connection|no neighbour entry|ICMP type)/.test(text)
+        ) {
           hop.notes.push(text);
         }
         if (c.type === 'warn' || c.type === 'error') hop.notes.push(text);
@@ -132,9 +137,20 @@ function buildGraph(passes: TracePassJson[]): HopNode | undefined {
   for (const { pass, hop } of roots.slice(1)) {
     const k = pass.pass;
     let parent: HopNode | undefined;
+    const before = (text: string) =>
+      all.find((h) => h.node === pass.node && h.pass < hop.pass && hasText(h.tree, text));
+    if (k.kind === 'generated') {
+      const id = k.recirc_id.toString(16);
+      const cause = before(`resume as 0x${id}`) ?? before(`resumes as 0x${id}`);
+      if (cause && hasText(hop.tree, 'neighbour learned', true)) {
+        cause.notes.push('the ARP request was answered: neighbour learned');
+      }
+      continue;
+    }
     if (k.kind === 'recirculated') {
-      const id = `recirculates as 0x${k.recirc_id.toString(16)}`;
-      parent = all.find((h) => h.node === pass.node && h.pass < hop.pass && hasText(h.tree, id));
+      parent = before(`recirculates as 0x${k.recirc_id.toString(16)}`);
+    } else if (k.kind === 'released') {
+      parent = before(`resume as 0x${k.recirc_id.toString(16)}`);
     } else if (k.kind === 'decapsulated') {
       parent = all.find((h) =>
         h.exits.some(
@@ -153,8 +169,12 @@ function buildGraph(passes: TracePassJson[]): HopNode | undefined {
   return roots[0]!.hop;
 }
 
-function hasText(t: TraceNodeJson, s: string): boolean {
-  return t.text.includes(s) || t.children.some((c) => c.type !== 'bridge' && hasText(c, s));
+/** Whether `t` says `s`, in itself or its details (in the hops below too with `deep`). */
+function hasText(t: TraceNodeJson, s: string, deep = false): boolean {
+  return (
+    t.text.includes(s) ||
+    t.children.some((c) => (deep || c.type !== 'bridge') && hasText(c, s, deep))
+  );
 }
 
 /** The canonical reference of a port a bridge sent the packet out of. */

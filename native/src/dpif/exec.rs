@@ -17,6 +17,7 @@ pub(crate) struct ExecCtx<'a> {
     pub now_ms: u64,
     pub sink: &'a mut dyn Sink,
     pub work: &'a mut Vec<(Packet, PacketMd)>,
+    pub gen: &'a mut super::generated::Generated,
     pub outputs: u32,
     pub drop: Option<DropReason>,
 }
@@ -230,6 +231,7 @@ impl ExecCtx<'_> {
                 }
                 DpAction::Recirc(id) => {
                     let mut nmd = *md;
+                    nmd.start = super::PassStart::Port;
                     nmd.recirc_id = *id;
                     nmd.depth = md.depth + 1;
                     let p = if i == last { std::mem::take(pkt) } else { pkt.clone() };
@@ -242,6 +244,45 @@ impl ExecCtx<'_> {
                     let mut copy = pkt.clone();
                     let mut cmd = *md;
                     self.execute(&mut copy, &mut cmd, key, layers, inner);
+                }
+                DpAction::NeighQueue(q) => {
+                    let mut qmd = *md;
+                    qmd.start = super::PassStart::Port;
+                    qmd.recirc_id = q.resume;
+                    qmd.depth = md.depth + 1;
+                    let p = if i == last { std::mem::take(pkt) } else { pkt.clone() };
+                    if let Some(arp) = self.gen.enqueue(q, p, qmd, self.now_ms) {
+                        let mut amd = PacketMd::new(md.in_port);
+                        amd.recirc_id = q.resume;
+                        amd.origin = super::Origin::Generated;
+                        amd.start = super::PassStart::Generated;
+                        self.work.push((Packet::from_slice(&arp), amd));
+                    }
+                    if i == last {
+                        return;
+                    }
+                }
+                DpAction::IcmpError { ns, typ, code, src, resume } => {
+                    let l3 = layers.l3 as usize;
+                    let Some(ip) = pkt.data().get(l3..).filter(|_| layers.l3 != u16::MAX) else {
+                        continue;
+                    };
+                    if ip.len() < 20 {
+                        continue;
+                    }
+                    let dst = u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]);
+                    if !self.gen.icmp_allow(*ns, dst, self.now_ms) {
+                        continue;
+                    }
+                    let id = self.gen.next_ip_id(*ns);
+                    if let Some(f) = super::generated::icmp_error(ip, *typ, *code, *src, id) {
+                        self.gen.frames += 1;
+                        let mut emd = PacketMd::new(md.in_port);
+                        emd.recirc_id = *resume;
+                        emd.origin = super::Origin::Generated;
+                        emd.start = super::PassStart::Generated;
+                        self.work.push((Packet::from_slice(&f), emd));
+                    }
                 }
             }
         }

@@ -13,6 +13,7 @@
 pub mod dump;
 pub mod emc;
 pub mod exec;
+pub mod generated;
 pub mod megaflow;
 pub mod odp;
 
@@ -56,6 +57,10 @@ pub enum PassKind {
     Recirculated { id: u32, ct_state: u8, ct_zone: u16 },
     /// It was decapsulated (`tnl_pop`) and arrived on the tunnel vport.
     Decapsulated { tun_id: u64, tun_src: u32, tun_dst: u32 },
+    /// A namespace generated it (an ARP request, an ICMP error); it resumes as `id`.
+    Generated { id: u32 },
+    /// It waited for a neighbour and was released: it resumes as `id`.
+    Released { id: u32 },
 }
 
 /// One traced pass: the translation of one packet through one datapath.
@@ -76,6 +81,20 @@ pub struct PassTrace {
     pub explain: Vec<(FlowKey, String)>,
 }
 
+/// Whose packet a pass carries, for the accounting of inputs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Origin {
+    /// The input being received (or a copy of it): its outputs and drops are the input's.
+    #[default]
+    Input,
+    /// A packet of input `seq` that waited for a neighbour and was released later.
+    Deferred(u64),
+    /// A packet the datapath made itself (an ARP request, an ICMP error).
+    Generated,
+    /// The continuation on another node of a packet already accounted for.
+    Settled,
+}
+
 /// Per-packet metadata that survives recirculation and decapsulation.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PacketMd {
@@ -91,6 +110,18 @@ pub struct PacketMd {
     pub depth: u32,
     /// OVS's RSS hash of the packet (hash of the 5-tuple), computed on first need.
     pub rss_hash: Option<u32>,
+    pub origin: Origin,
+    /// This pass starts a generated packet, or one released from a neighbour queue.
+    pub start: PassStart,
+}
+
+/// How a packet's life in the datapath started, when not by arriving on a port.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PassStart {
+    #[default]
+    Port,
+    Generated,
+    Released,
 }
 
 impl PacketMd {
@@ -120,6 +151,8 @@ impl PacketMd {
 pub trait Sink {
     /// `port` transmitted `pkt`.
     fn output(&mut self, port: u32, pkt: &Packet);
+    /// The packets output from now on are of `origin` (told before each pass).
+    fn origin(&mut self, _origin: Origin) {}
 }
 
 /// Counters of one datapath.
@@ -139,6 +172,8 @@ pub struct DpStats {
 pub struct Outcome {
     pub outputs: u32,
     pub drop: Option<DropReason>,
+    /// Packets of the input left waiting for a namespace's neighbour (deferred).
+    pub queued: u32,
 }
 
 /// One node's datapath.
@@ -150,6 +185,8 @@ pub struct Datapath {
     pub stats: DpStats,
     need_revalidate: bool,
     work: Vec<(Packet, PacketMd)>,
+    /// ARP requests, ICMP errors and the packets waiting for a neighbour.
+    pub gen: generated::Generated,
     /// When set, every pass is translated afresh (bypassing the caches) with a recorder, and
     /// its trace appended here.
     pub tracing: Option<Vec<PassTrace>>,
@@ -171,6 +208,7 @@ impl Datapath {
             stats: DpStats::default(),
             need_revalidate: false,
             work: Vec::new(),
+            gen: generated::Generated::default(),
             tracing: None,
             trace_names: false,
             trace_key: None,
@@ -180,17 +218,111 @@ impl Datapath {
     /// Processes one packet received on datapath port `in_port` to completion (through
     /// every recirculation and decapsulation on this node).
     pub fn receive(&mut self, pkt: &mut Packet, in_port: u32, sink: &mut dyn Sink) -> Outcome {
+        self.receive_as(pkt, in_port, Origin::Input, 0, sink)
+    }
+
+    /// `receive` for a packet of `origin`; `seq` names the input when its packets are left
+    /// waiting for a neighbour (they become `Origin::Deferred(seq)`). Packets released from
+    /// neighbour queues and the packets the datapath generates are processed too; only the
+    /// input's own make up the outcome.
+    pub fn receive_as(
+        &mut self,
+        pkt: &mut Packet,
+        in_port: u32,
+        origin: Origin,
+        seq: u64,
+        sink: &mut dyn Sink,
+    ) -> Outcome {
         let mut outcome = Outcome::default();
-        self.pass(pkt, PacketMd::new(in_port), sink, &mut outcome);
-        while let Some((mut p, md)) = self.work.pop() {
-            self.pass(&mut p, md, sink, &mut outcome);
+        let mut other = Outcome::default();
+        self.gen.input_dropped = None;
+        for (resume, frame) in self.gen.tick(self.of.now_ms) {
+            let mut md = PacketMd::new(0);
+            md.recirc_id = resume;
+            md.origin = Origin::Generated;
+            md.start = PassStart::Generated;
+            self.work.push((Packet::from_slice(&frame), md));
         }
-        if outcome.outputs > 0 {
+        self.run_work(sink, &mut other);
+        let mut md = PacketMd::new(in_port);
+        md.origin = origin;
+        let o = if origin == Origin::Input { &mut outcome } else { &mut other };
+        self.pass(pkt, md, sink, o);
+        self.run_work(sink, &mut outcome);
+        // Packets whose neighbour was learned go on, until nothing more is released.
+        loop {
+            let released = self.release();
+            if released.is_empty() {
+                break;
+            }
+            for (mut p, md) in released {
+                match md.origin {
+                    Origin::Deferred(s) => {
+                        // A waiting packet of an earlier input: accounted on its own.
+                        let mut o = Outcome::default();
+                        let base = self.work.len();
+                        self.pass(&mut p, md, sink, &mut o);
+                        while self.work.len() > base {
+                            let (mut q, qmd) = self.work.pop().expect("above base");
+                            self.pass(&mut q, qmd, sink, &mut o);
+                        }
+                        let requeued = self.gen.count(md.origin) > 0;
+                        if o.outputs > 0 {
+                            self.gen.resolved.push((s, generated::Resolution::Delivered));
+                        } else if !requeued {
+                            let d = o.drop.unwrap_or(DropReason::ActionDrop);
+                            self.gen.resolved.push((s, generated::Resolution::Dropped(d)));
+                        }
+                    }
+                    _ => self.work.push((p, md)),
+                }
+            }
+            self.run_work(sink, &mut outcome);
+        }
+        outcome.queued = self.gen.defer_input(seq);
+        if let Some(d) = self.gen.input_dropped.take() {
+            outcome.drop.get_or_insert(d);
+        }
+        if outcome.outputs > 0 || outcome.queued > 0 {
             outcome.drop = None;
         } else if outcome.drop.is_none() {
             outcome.drop = Some(DropReason::ActionDrop);
         }
         outcome
+    }
+
+    /// Runs the work queue to empty; the input's passes add to `outcome`.
+    fn run_work(&mut self, sink: &mut dyn Sink, outcome: &mut Outcome) {
+        let mut other = Outcome::default();
+        while let Some((mut p, md)) = self.work.pop() {
+            let o = if md.origin == Origin::Input { &mut *outcome } else { &mut other };
+            self.pass(&mut p, md, sink, o);
+        }
+    }
+
+    /// Takes the queued packets whose neighbour is now known, with their destination MAC
+    /// set, ready to be sent out of the interface they waited on.
+    fn release(&mut self) -> Vec<(Packet, PacketMd)> {
+        let mut out = Vec::new();
+        let Datapath { gen, of, .. } = self;
+        gen.waits.retain_mut(|w| {
+            let Some(ns) = of.namespaces.get(w.req.ns as usize) else { return true };
+            let nh = std::net::Ipv4Addr::from(w.req.next_hop);
+            let Some(mac) = ns.neighbor(&w.req.oif, nh) else { return true };
+            for (mut p, mut md) in w.queue.drain(..) {
+                crate::wire::modify::set_eth_dst(&mut p, mac);
+                md.start = PassStart::Released;
+                out.push((p, md));
+            }
+            false
+        });
+        out
+    }
+
+    /// Ends the waits for neighbours (the end of a replay): the packets still queued are
+    /// dropped and reported in `gen.resolved`.
+    pub fn flush_neighbors(&mut self) {
+        self.gen.flush();
     }
 
     fn pass(&mut self, pkt: &mut Packet, mut md: PacketMd, sink: &mut dyn Sink, out: &mut Outcome) {
@@ -199,6 +331,7 @@ impl Datapath {
             return;
         }
         self.stats.packets += 1;
+        sink.origin(md.origin);
         let mut key = FlowKey::ZERO;
         md.load_into(&mut key);
         let layers = extract_with_vlan_limit(pkt.data(), &mut key, OVS_DEFAULT_VLAN_LIMIT);
@@ -236,13 +369,20 @@ impl Datapath {
             Some(id) => {
                 self.megaflows.credit(id, 1, bytes, self.of.now_ms, tcp_flags);
                 // Execute straight from the cached flow: no copy of its actions per packet.
-                let Datapath { megaflows, ct, work, of, .. } = self;
+                let Datapath { megaflows, ct, work, of, gen, .. } = self;
                 let f = &megaflows.get(id).expect("looked up above").actions;
                 if let Some(d) = f.drop {
                     out.drop = Some(d);
                 }
-                let mut ctx =
-                    exec::ExecCtx { ct, now_ms: of.now_ms, sink, work, outputs: 0, drop: None };
+                let mut ctx = exec::ExecCtx {
+                    ct,
+                    now_ms: of.now_ms,
+                    sink,
+                    work,
+                    gen,
+                    outputs: 0,
+                    drop: None,
+                };
                 ctx.execute(pkt, &mut md, &key, layers, &f.actions);
                 out.outputs += ctx.outputs;
                 if let Some(d) = ctx.drop {
@@ -302,6 +442,7 @@ impl Datapath {
             now_ms: self.of.now_ms,
             sink,
             work: &mut self.work,
+            gen: &mut self.gen,
             outputs: 0,
             drop: None,
         };
@@ -339,7 +480,11 @@ impl Datapath {
         if xo.tables_changed || xo.macs_changed {
             self.need_revalidate = true;
         }
-        let kind = if md.recirc_id != 0 {
+        let kind = if md.start == PassStart::Generated {
+            PassKind::Generated { id: md.recirc_id }
+        } else if md.start == PassStart::Released {
+            PassKind::Released { id: md.recirc_id }
+        } else if md.recirc_id != 0 {
             PassKind::Recirculated { id: md.recirc_id, ct_state: md.ct_state, ct_zone: md.ct_zone }
         } else if md.tun_flags & crate::flow::key::tun_flags::PRESENT != 0 {
             PassKind::Decapsulated { tun_id: md.tun_id, tun_src: md.tun_src, tun_dst: md.tun_dst }

@@ -56,10 +56,15 @@ pub enum DropReason {
     NsUnsupported,
     /// A namespace took the frame for itself (an ARP reply, local traffic with no listener).
     NsConsumed,
-    /// A namespace found no neighbour (MAC) for the next hop; no ARP request is sent.
+    /// A namespace's ARP requests for the next hop went unanswered (three, one second
+    /// apart, as Linux sends them), or the run ended while the packet waited for an answer.
     NsNoNeighbor,
-    /// A namespace found no route (no ICMP error is sent).
+    /// A namespace found no route, or its nat table dropped the packet (an ICMP error is
+    /// sent where Linux sends one).
     NsUnreachable,
+    /// A namespace's queue of packets waiting for one neighbour was full: the oldest is
+    /// dropped, as Linux drops it (`unres_qlen_bytes`).
+    NsNeighQueueFull,
 }
 
 impl DropReason {
@@ -90,6 +95,7 @@ impl DropReason {
             DropReason::NsConsumed => "namespace_consumed",
             DropReason::NsNoNeighbor => "namespace_no_neighbor",
             DropReason::NsUnreachable => "namespace_unreachable",
+            DropReason::NsNeighQueueFull => "namespace_neigh_queue_full",
         }
     }
 }
@@ -183,6 +189,34 @@ pub enum DpAction {
     Recirc(u32),
     /// Runs the nested actions on a copy of the packet.
     Clone(Vec<DpAction>),
+    /// A namespace has no neighbour entry for the next hop: the packet waits in the
+    /// neighbour's queue and, unless a request is already out, an ARP request is sent.
+    NeighQueue(Box<NeighQueue>),
+    /// A namespace answers the packet with an ICMP error (time exceeded, unreachable),
+    /// which is generated as a new packet and routed by the namespace.
+    IcmpError {
+        ns: u16,
+        typ: u8,
+        code: u8,
+        src: u32,
+        /// Recirculation that routes the error out of the namespace.
+        resume: u32,
+    },
+}
+
+/// Where a packet waits for a namespace's neighbour, and the ARP request that asks for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NeighQueue {
+    pub ns: u16,
+    pub oif: String,
+    pub next_hop: u32,
+    /// The request's sender hardware and protocol address (the interface's MAC, and the
+    /// address Linux picks: the packet's source when it is local, else one on the link).
+    pub sha: [u8; 6],
+    pub spa: u32,
+    /// Recirculation that sends a frame out of `oif` (the request, and each queued
+    /// packet once the neighbour is known).
+    pub resume: u32,
 }
 
 /// Port-number-to-name lookup for printing with `--names`.
@@ -433,6 +467,20 @@ fn format_one(a: &DpAction, names: Option<&dyn DpPortNames>) -> String {
             };
             format!("clone({body})")
         }
+        DpAction::NeighQueue(q) => format!(
+            "neigh_queue(ns={},dev={},via={},arp(sha={},spa={}),recirc({}))",
+            q.ns,
+            q.oif,
+            ip4(q.next_hop),
+            mac(&q.sha),
+            ip4(q.spa),
+            c_hex(q.resume.into())
+        ),
+        DpAction::IcmpError { ns, typ, code, src, resume } => format!(
+            "icmp_error(ns={ns},type={typ},code={code},src={},recirc({}))",
+            ip4(*src),
+            c_hex((*resume).into())
+        ),
     }
 }
 

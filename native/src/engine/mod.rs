@@ -2,14 +2,17 @@
 //! loop that carries each input frame to completion before the next one enters.
 //!
 //! Accounting invariant, checked at the end of every run: each input packet is delivered
-//! (emitted on at least one port, anywhere) or counted under exactly one drop reason;
-//! `packets_in == delivered + sum(dropped)`.
+//! (emitted on at least one port, anywhere), still queued (waiting in a namespace for a
+//! neighbour; none at the end of a replay) or counted under exactly one drop reason;
+//! `packets_in == delivered + sum(dropped) + queued`. Frames the datapath generates (ARP
+//! requests, ICMP errors) are outputs of no input: they are counted in `generated`.
 
 pub mod scenario;
 pub mod trace;
 
 use crate::dpif::odp::DropReason;
-use crate::dpif::Sink;
+use crate::dpif::generated::Resolution;
+use crate::dpif::{Origin, Sink};
 use crate::port::capture::{to_ethernet, CaptureReader};
 use crate::port::pcap::{PcapWriter, TsResolution};
 use crate::wire::Packet;
@@ -123,6 +126,10 @@ pub struct ReplayStats {
     pub bytes_out: u64,
     pub delivered: u64,
     pub dropped: BTreeMap<&'static str, u64>,
+    /// Input packets waiting for a neighbour at the end of the run.
+    pub queued: u64,
+    /// Frames the datapath generated (ARP requests, ICMP errors) that were output.
+    pub generated: u64,
     pub seconds: f64,
     pub emc_hits: u64,
     pub megaflow_hits: u64,
@@ -168,7 +175,8 @@ impl ReplayStats {
             "bytes_out": self.bytes_out,
             "delivered": self.delivered,
             "dropped": dropped,
-            "queued": 0,
+            "queued": self.queued,
+            "generated": self.generated,
             "seconds": self.seconds,
             "pps": pps,
             "emc_hits": self.emc_hits,
@@ -193,7 +201,9 @@ struct RunSink<'a> {
     writers: &'a mut HashMap<(usize, u32), Option<PcapWriter<File>>>,
     paths: &'a HashMap<(usize, u32), PathBuf>,
     counts: &'a mut HashMap<(usize, u32), PortCount>,
-    fabric: &'a mut VecDeque<(usize, u32, Packet)>,
+    fabric: &'a mut VecDeque<(usize, u32, Packet, Origin)>,
+    origin: Origin,
+    generated: u64,
     underlay_ports: &'a HashMap<usize, u32>,
     ip_owner: &'a HashMap<u32, usize>,
     error: &'a mut Option<String>,
@@ -204,8 +214,15 @@ struct RunSink<'a> {
 }
 
 impl Sink for RunSink<'_> {
+    fn origin(&mut self, origin: Origin) {
+        self.origin = origin;
+    }
+
     fn output(&mut self, port: u32, pkt: &Packet) {
         let k = (self.node, port);
+        if self.origin == Origin::Generated {
+            self.generated += 1;
+        }
         let c = self.counts.entry(k).or_default();
         c.tx += 1;
         c.tx_bytes += pkt.len() as u64;
@@ -248,7 +265,14 @@ impl Sink for RunSink<'_> {
                 if let Some(&n) = self.ip_owner.get(&dst) {
                     if n != self.node {
                         if let Some(&up) = self.underlay_ports.get(&n) {
-                            self.fabric.push_back((n, up, pkt.clone()));
+                            // A released packet was accounted for when it left: what it
+                            // does on the next node is no input's any more.
+                            let o = match self.origin {
+                                Origin::Input => Origin::Input,
+                                Origin::Generated => Origin::Generated,
+                                _ => Origin::Settled,
+                            };
+                            self.fabric.push_back((n, up, pkt.clone(), o));
                         }
                     }
                 }
@@ -355,7 +379,9 @@ impl Engine {
         let mut counts: HashMap<(usize, u32), PortCount> = HashMap::new();
         let mut stats = ReplayStats::default();
         let mut flows_seen: HashSet<FiveTuple> = HashSet::new();
-        let mut fabric: VecDeque<(usize, u32, Packet)> = VecDeque::new();
+        let mut fabric: VecDeque<(usize, u32, Packet, Origin)> = VecDeque::new();
+        // Inputs waiting for a neighbour: seq -> (their packets still queued, delivered).
+        let mut pending: HashMap<u64, (u32, bool, DropReason)> = HashMap::new();
         let mut error: Option<String> = None;
         let start = Instant::now();
         let mut first_ts: Option<u64> = None;
@@ -476,13 +502,14 @@ impl Engine {
                     }
                 }
                 // Carry the frame to completion across nodes.
-                fabric.push_back((node, dp_port, Packet::from_slice(eth)));
+                fabric.push_back((node, dp_port, Packet::from_slice(eth), Origin::Input));
                 let mut outputs = 0u64;
+                let mut queued = 0u32;
                 let mut traced_out: Vec<(usize, u32, Vec<u8>)> = Vec::new();
                 let mut traced: Option<trace::TraceReport> = None;
                 let mut last_drop: Option<DropReason> = None;
                 let mut hops = 0;
-                while let Some((n, p, pkt)) = fabric.pop_front() {
+                while let Some((n, p, pkt, origin)) = fabric.pop_front() {
                     hops += 1;
                     if hops > MAX_HOPS_PER_INPUT {
                         fabric.clear();
@@ -504,6 +531,8 @@ impl Engine {
                         paths: &paths,
                         counts: &mut counts,
                         fabric: &mut fabric,
+                        origin,
+                        generated: 0,
                         underlay_ports: &underlay_ports,
                         ip_owner: &self.ip_owner,
                         error: &mut error,
@@ -513,7 +542,7 @@ impl Engine {
                     };
                     let dp = &mut self.nodes[n].dp;
                     let mut pkt = pkt;
-                    let o = dp.receive(&mut pkt, p, &mut sink);
+                    let o = dp.receive_as(&mut pkt, p, origin, sent, &mut sink);
                     if let Some(t) = dp.tracing.as_mut() {
                         let rep = traced.get_or_insert_with(trace::TraceReport::default);
                         rep.passes
@@ -521,9 +550,13 @@ impl Engine {
                     }
                     stats.packets_out += sink.packets_out;
                     stats.bytes_out += sink.bytes_out;
-                    outputs += o.outputs as u64;
-                    if let Some(d) = o.drop {
-                        last_drop = Some(d);
+                    stats.generated += sink.generated;
+                    if origin == Origin::Input {
+                        outputs += o.outputs as u64;
+                        queued += o.queued;
+                        if let Some(d) = o.drop {
+                            last_drop = Some(d);
+                        }
                     }
                 }
                 if tracing {
@@ -560,10 +593,14 @@ impl Engine {
                 }
                 if outputs > 0 {
                     stats.delivered += 1;
+                } else if queued > 0 {
+                    pending.insert(sent, (queued, false, DropReason::NsNoNeighbor));
+                    stats.queued += 1;
                 } else {
                     let d = last_drop.unwrap_or(DropReason::ActionDrop);
                     *stats.dropped.entry(d.name()).or_default() += 1;
                 }
+                self.settle(&mut pending, &mut stats);
                 progress.done.store(sent, Relaxed);
             }
             for i in &inputs {
@@ -585,6 +622,12 @@ impl Engine {
             // The next pass starts 1 ms after this one ended, so the clock keeps moving forward.
             time_base += loop_last_ts.saturating_sub(loop_first_ts) + 1_000_000;
         }
+        // The replay's clock stops with its last packet: what still waits for a neighbour
+        // is dropped.
+        for n in &mut self.nodes {
+            n.dp.flush_neighbors();
+        }
+        self.settle(&mut pending, &mut stats);
         for (_, w) in writers.iter_mut() {
             if let Some(w) = w {
                 w.flush().map_err(|e| e.to_string())?;
@@ -610,13 +653,37 @@ impl Engine {
             self.write_flows(d)?;
         }
         let dropped: u64 = stats.dropped.values().sum();
-        if stats.delivered + dropped != stats.packets_in {
+        if stats.delivered + dropped + stats.queued != stats.packets_in {
             return Err(format!(
-                "accounting mismatch: {} in, {} delivered, {} dropped (internal error)",
-                stats.packets_in, stats.delivered, dropped
+                "accounting mismatch: {} in, {} delivered, {} dropped, {} queued (internal error)",
+                stats.packets_in, stats.delivered, dropped, stats.queued
             ));
         }
         Ok(stats)
+    }
+
+    /// Accounts the deferred inputs whose queued packets were released or dropped: an input
+    /// is settled when the last of its packets is, delivered if any of them was.
+    fn settle(&mut self, pending: &mut HashMap<u64, (u32, bool, DropReason)>, st: &mut ReplayStats) {
+        for n in &mut self.nodes {
+            for (seq, r) in n.dp.gen.resolved.drain(..) {
+                let Some(p) = pending.get_mut(&seq) else { continue };
+                p.0 = p.0.saturating_sub(1);
+                match r {
+                    Resolution::Delivered => p.1 = true,
+                    Resolution::Dropped(d) => p.2 = d,
+                }
+                if p.0 == 0 {
+                    let (_, delivered, d) = pending.remove(&seq).expect("present");
+                    st.queued -= 1;
+                    if delivered {
+                        st.delivered += 1;
+                    } else {
+                        *st.dropped.entry(d.name()).or_default() += 1;
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -354,6 +354,12 @@ impl Engine {
                         std::net::Ipv4Addr::from(tun_dst)
                     )),
                     PassKind::Received => out.push_str(&format!("{node}received\n")),
+                    PassKind::Generated { id } => out.push_str(&format!(
+                        "{node}recirc({id:#x}) - a packet the namespace generated\n"
+                    )),
+                    PassKind::Released { id } => out.push_str(&format!(
+                        "{node}recirc({id:#x}) - released: the neighbour it waited for is known\n"
+                    )),
                 }
                 out.push_str(RULE);
                 out.push_str("\n\n");
@@ -431,6 +437,8 @@ impl Engine {
                 let of = &self.nodes[tp.node].dp.of;
                 let kind = match p.kind {
                     PassKind::Received => json!({"kind": "received"}),
+                    PassKind::Generated { id } => json!({"kind": "generated", "recirc_id": id}),
+                    PassKind::Released { id } => json!({"kind": "released", "recirc_id": id}),
                     PassKind::Recirculated { id, ct_state, ct_zone } => json!({
                         "kind": "recirculated", "recirc_id": id,
                         "ct_state": ct_state_text(ct_state), "ct_zone": ct_zone}),

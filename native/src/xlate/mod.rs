@@ -185,8 +185,12 @@ pub struct Frozen {
 pub enum NsResume {
     /// Routing (after the destination manips of PREROUTING) of a packet received on `iif`.
     Route { ns: usize, iif: String },
-    /// Transmission out of `oif` (after the source manips of POSTROUTING).
+    /// Transmission out of `oif`, the destination MAC set (a packet released from a
+    /// neighbour queue, an ARP request the namespace sends).
     Transmit { ns: usize, oif: String },
+    /// Output to `next_hop` through `oif`: the neighbour is looked up (after the source
+    /// manips of POSTROUTING, or for an ICMP error the namespace generated).
+    Output { ns: usize, oif: String, next_hop: u32 },
 }
 
 /// Recirculation ids, one per distinct frozen state, numbered from 1 as OVS does.

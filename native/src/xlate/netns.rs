@@ -17,8 +17,12 @@
 //! becomes `ct(commit,zone=Z,nat(...))`, and every other new connection is committed plain,
 //! so that its replies are `+est`.
 //!
-//! Not done here (each is counted under its own drop reason): ICMP errors and ARP requests,
-//! which are new packets rather than edits of this one.
+//! Packets the namespace makes itself are actions too, executed by the datapath: a packet
+//! to a next hop without a neighbour entry waits in the neighbour's queue while an ARP
+//! request goes out of the interface (`neigh_queue`), and a packet that cannot be forwarded
+//! is answered with an ICMP error (`icmp_error`). Both continue as recirculations that
+//! resume here: the request and the released packets at transmission, the error at output
+//! routing; the datapath releases the queue once the namespace has learned the neighbour.
 
 use super::trace::NodeType;
 use super::{Ctx, Frozen, NsResume};
@@ -212,19 +216,7 @@ impl Ctx<'_> {
             mark: None,
             nat_only: Some(manip),
         });
-        let fz = Frozen {
-            bridge: self.bridge,
-            table: 0,
-            in_port: self.flow.in_port,
-            regs: [0; 8],
-            metadata: 0,
-            tun_id: 0,
-            tun_src: 0,
-            tun_dst: 0,
-            tun_flags: 0,
-            continuation: 0,
-            ns: Some(resume),
-        };
+        let fz = self.ns_frozen(resume);
         let id = self.of.recirc.id_for(fz);
         self.odp.push(DpAction::Recirc(id));
         self.report(NodeType::Detail, || {
@@ -234,9 +226,12 @@ impl Ctx<'_> {
         self.outputs += 1;
     }
 
-    /// Resumes a namespace's IPv4 processing after conntrack (a thawed recirculation).
+    /// Resumes a namespace's IPv4 processing after conntrack or for a packet the datapath
+    /// generated or released (a thawed recirculation).
     pub(crate) fn ns_thaw(&mut self, resume: &NsResume) {
-        let (NsResume::Route { ns, iif: dev } | NsResume::Transmit { ns, oif: dev }) = resume;
+        let (NsResume::Route { ns, iif: dev }
+        | NsResume::Transmit { ns, oif: dev }
+        | NsResume::Output { ns, oif: dev, .. }) = resume;
         let (ns, dev) = (*ns, dev.clone());
         let name = self.of.namespaces[ns].name.clone();
         let Some(mac) = self.of.namespaces[ns].iface(&dev).map(|d| d.mac) else { return };
@@ -250,13 +245,130 @@ impl Ctx<'_> {
                 self.ns_route(ns, &dev, mac, Some(st));
             }
             NsResume::Transmit { .. } => {
-                self.report(NodeType::Detail, || {
-                    format!("resumed after conntrack (source NAT), ct_state={st:#x}")
-                });
+                self.report(NodeType::Detail, || format!("resumed to send out of {dev}"));
                 self.ns_transmit(ns, &dev);
+            }
+            NsResume::Output { next_hop, .. } => {
+                self.report(NodeType::Detail, || {
+                    format!("resumed to send to {} on {dev}", Ipv4Addr::from(*next_hop))
+                });
+                self.wc.dl_src = [0xff; 6];
+                self.flow.dl_src = mac;
+                self.ns_neigh_output(ns, &dev, Ipv4Addr::from(*next_hop));
             }
         }
         self.leave(node);
+    }
+
+    /// Sends the current frame (source MAC set) to `next_hop` out of `oif`: with the
+    /// neighbour's MAC when the namespace knows it, else into the neighbour's queue while
+    /// an ARP request asks for it.
+    fn ns_neigh_output(&mut self, ns: usize, oif: &str, next_hop: Ipv4Addr) {
+        let known = {
+            let n = &self.of.namespaces[ns];
+            n.neighbor(oif, next_hop).or_else(|| {
+                // Across a veth pair, ARP is answered at once by the other end.
+                let out = n.iface(oif)?;
+                let Binding::Veth { namespace, interface } = &out.binding else { return None };
+                let peer = self.of.namespaces.iter().find(|p| &p.name == namespace)?;
+                let src = out.addresses.first().map(|a| a.addr)?;
+                peer.arp_reply(interface, src, next_hop)
+            })
+        };
+        if let Some(nmac) = known {
+            self.report(NodeType::Detail, || format!("{next_hop} is at {}", mac_str(&nmac)));
+            self.flow.dl_dst = nmac;
+            self.ns_transmit(ns, oif);
+            return;
+        }
+        let n = &self.of.namespaces[ns];
+        let Some(dev) = n.iface(oif) else { return };
+        // arp_solicit(): the packet's source when it is ours, else an address of the link.
+        self.wc.nw_src = u32::MAX;
+        let src = Ipv4Addr::from(self.flow.nw_src);
+        let spa = if n.is_local(src) {
+            src
+        } else {
+            n.select_src(oif, Some(next_hop), 253).unwrap_or(Ipv4Addr::UNSPECIFIED)
+        };
+        let q = crate::dpif::odp::NeighQueue {
+            ns: ns as u16,
+            oif: oif.to_string(),
+            next_hop: u32::from(next_hop),
+            sha: dev.mac,
+            spa: u32::from(spa),
+            resume: 0,
+        };
+        self.commit();
+        let fz = self.ns_frozen(NsResume::Transmit { ns, oif: oif.to_string() });
+        let id = self.of.recirc.id_for(fz);
+        self.report(NodeType::Detail, || {
+            format!(
+                "no neighbour entry for {next_hop} on {oif}: queued, ARP request who-has \
+                 {next_hop} tell {spa}; both resume as {id:#x}"
+            )
+        });
+        self.odp.push(DpAction::NeighQueue(Box::new(crate::dpif::odp::NeighQueue {
+            resume: id,
+            ..q
+        })));
+        self.out.recircs.push(id);
+        self.outputs += 1;
+    }
+
+    /// The frozen state of a recirculation that resumes in a namespace.
+    fn ns_frozen(&self, resume: NsResume) -> Frozen {
+        Frozen {
+            bridge: self.bridge,
+            table: 0,
+            in_port: self.flow.in_port,
+            regs: [0; 8],
+            metadata: 0,
+            tun_id: 0,
+            tun_src: 0,
+            tun_dst: 0,
+            tun_flags: 0,
+            continuation: 0,
+            ns: Some(resume),
+        }
+    }
+
+    /// Answers the current packet with ICMP `typ`/`code` from `icmp.src`, unless Linux
+    /// would not (`icmp_send()`): the packet is itself an ICMP error, or a fragment other
+    /// than the first.
+    fn ns_icmp_error(&mut self, ns: usize, typ: u8, code: u8, icmp: &crate::netns::IcmpSource) {
+        self.wc.nw_frag |= nw_frag::MASK;
+        self.wc.nw_proto = 0xff;
+        if self.flow.nw_frag & nw_frag::LATER != 0 {
+            self.report(NodeType::Detail, || "not the first fragment: no ICMP error".into());
+            return;
+        }
+        if self.flow.nw_proto == 1 {
+            self.wc.tp_src = 0xff;
+            if matches!(self.flow.tp_src, 3 | 4 | 5 | 11 | 12) {
+                self.report(NodeType::Detail, || "an ICMP error: no ICMP error about it".into());
+                return;
+            }
+        }
+        self.commit();
+        let fz = self.ns_frozen(NsResume::Output {
+            ns,
+            oif: icmp.oif.clone(),
+            next_hop: u32::from(icmp.next_hop),
+        });
+        let id = self.of.recirc.id_for(fz);
+        let src = icmp.src;
+        self.report(NodeType::Detail, || {
+            format!("ICMP type {typ} code {code} from {src} via {}: resumes as {id:#x}", icmp.oif)
+        });
+        self.odp.push(DpAction::IcmpError {
+            ns: ns_zone(ns),
+            typ,
+            code,
+            src: u32::from(src),
+            resume: id,
+        });
+        self.out.recircs.push(id);
     }
 
     /// Commits the connection, with `nat` when given; the datapath applies it to the packet,
@@ -331,26 +443,14 @@ impl Ctx<'_> {
         established: bool,
     ) {
         let (src, dst, ttl) = (self.flow.nw_src, self.flow.nw_dst, self.flow.nw_ttl);
-        let (dec, out, neigh) = {
+        let (dec, out) = {
             let n = &self.of.namespaces[ns];
             let dec = n.forward(iif, Ipv4Addr::from(src), Ipv4Addr::from(dst), ttl, 0);
-            let (out, neigh) = match &dec {
-                RouteDecision::Forward { oif, next_hop, .. } => {
-                    let out = n.iface(oif).cloned();
-                    let neigh = n.neighbor(oif, *next_hop).or_else(|| {
-                        // Across a veth pair, ARP is answered at once by the other end.
-                        let Binding::Veth { namespace, interface } = &out.as_ref()?.binding else {
-                            return None;
-                        };
-                        let peer = self.of.namespaces.iter().find(|p| &p.name == namespace)?;
-                        let src = out.as_ref()?.addresses.first().map(|a| a.addr)?;
-                        peer.arp_reply(interface, src, *next_hop)
-                    });
-                    (out, neigh)
-                }
-                _ => (None, None),
+            let out = match &dec {
+                RouteDecision::Forward { oif, .. } => n.iface(oif).cloned(),
+                _ => None,
             };
-            (dec, out, neigh)
+            (dec, out)
         };
         let deps = dec.deps();
         self.wc.nw_src |= mask_bits(deps.src_bits);
@@ -364,16 +464,6 @@ impl Ctx<'_> {
                 };
                 self.report(NodeType::Detail, || {
                     format!("ip rule {rule}: table {table}: via {next_hop} dev {oif}")
-                });
-                let Some(nmac) = neigh else {
-                    self.ns_drop(
-                        DropReason::NsNoNeighbor,
-                        &format!("no neighbour entry for {next_hop} on {oif}"),
-                    );
-                    return;
-                };
-                self.report(NodeType::Detail, || {
-                    format!("TTL {ttl} -> {}, {next_hop} is at {}", ttl - 1, mac_str(&nmac))
                 });
                 if new && !dnat {
                     let ctinfo = CtInfo::NEW;
@@ -398,16 +488,20 @@ impl Ctx<'_> {
                         _ => self.ns_commit(ns, None),
                     }
                 }
+                self.report(NodeType::Detail, || format!("TTL {ttl} -> {}", ttl - 1));
                 self.flow.nw_ttl = ttl - 1;
                 self.flow.dl_src = out.mac;
-                self.flow.dl_dst = nmac;
                 if established {
                     // POSTROUTING: the connection's source manips, after routing.
-                    let resume = NsResume::Transmit { ns, oif: out.name.clone() };
+                    let resume = NsResume::Output {
+                        ns,
+                        oif: out.name.clone(),
+                        next_hop: u32::from(next_hop),
+                    };
                     self.ns_conntrack(ns, NatKind::Src, resume, "send it out");
                     return;
                 }
-                self.ns_transmit(ns, &out.name);
+                self.ns_neigh_output(ns, &out.name, next_hop);
             }
             RouteDecision::Local { .. } => {
                 if new && !dnat {
@@ -415,14 +509,17 @@ impl Ctx<'_> {
                 }
                 self.ns_local(ns, iif, mac)
             }
-            RouteDecision::TtlExceeded { .. } => {
-                self.ns_drop(DropReason::TtlExpired, "TTL exceeded (ICMP error not sent)");
+            RouteDecision::TtlExceeded { icmp, .. } => {
+                if let Some(icmp) = &icmp {
+                    self.ns_icmp_error(ns, 11, 0, icmp);
+                }
+                self.ns_drop(DropReason::TtlExpired, "TTL exceeded");
             }
-            RouteDecision::Unreachable { code, .. } => {
-                self.ns_drop(
-                    DropReason::NsUnreachable,
-                    &format!("unreachable (code {code}; ICMP error not sent)"),
-                );
+            RouteDecision::Unreachable { code, icmp, .. } => {
+                if let Some(icmp) = &icmp {
+                    self.ns_icmp_error(ns, 3, code, icmp);
+                }
+                self.ns_drop(DropReason::NsUnreachable, &format!("unreachable (code {code})"));
             }
             RouteDecision::Drop { reason, .. } => {
                 self.ns_drop(DropReason::NsUnreachable, &format!("dropped by routing: {reason:?}"));
