@@ -102,6 +102,7 @@ export interface StatsJson {
   dropped: Record<string, number>; // reason -> packets
   queued?: number; // input packets waiting for a namespace's neighbour at the end (0 in replay)
   generated?: number; // frames the datapath made (ARP requests, ICMP errors), in packets_out
+  carried?: number; // frames the underlay carried to another node (hops), in packets_out
   seconds: number;
   pps: number;
   emc_hits: number;

@@ -96,7 +96,17 @@ describe(
     let run: ReturnType<typeof replay> | undefined;
     const get = () =>
       (run ??= replay(topo, {
-        'net1/uplink': [{ tsUsec: t0, data: gatewayArp('192.0.2.3', '192.0.2.1') }],
+        'net1/uplink': [
+          { tsUsec: t0, data: gatewayArp('192.0.2.3', '192.0.2.1') },
+          {
+            tsUsec: t0 + 3000n,
+            data: udpFrame(
+              { src: EXT, dst: QG },
+              { src: '198.51.100.9', dst: '192.0.2.3', id: 3, ttl: 64 },
+              { sport: 53, dport: 42000, payload: Buffer.from('answer') },
+            ),
+          },
+        ],
         c: [
           {
             tsUsec: t0 + 1000n,
@@ -104,6 +114,14 @@ describe(
               { src: C, dst: QR },
               { src: '10.6.0.5', dst: '198.51.100.9', id: 1, ttl: 64 },
               { sport: 42000, dport: 53, payload: Buffer.from('query') },
+            ),
+          },
+          {
+            tsUsec: t0 + 4000n,
+            data: udpFrame(
+              { src: C, dst: QR },
+              { src: '10.6.0.5', dst: '198.51.100.9', id: 4, ttl: 1 },
+              { sport: 42001, dport: 33434, payload: Buffer.from('probe') },
             ),
           },
         ],
@@ -123,7 +141,10 @@ describe(
       const vx = get()
         .frames('cmp1/underlay.pcap')
         .filter(
-          (f) => f.readUInt16BE(36) === 4789 && f.subarray(50, 56).toString('hex') === hex(QR),
+          (f) =>
+            f.readUInt16BE(36) === 4789 &&
+            f.subarray(50, 56).toString('hex') === hex(QR) &&
+            f.readUInt16BE(86) === 53,
         );
       assert.equal(vx.length, 2);
       for (const f of vx) {
@@ -163,6 +184,55 @@ describe(
         'c0000233c6336409',
         '192.0.2.51 -> 198.51.100.9',
       );
+    });
+
+    it('the answer is de-NATed, the qrouter ARPs for the VM, and it crosses back to cmp1', () => {
+      const r = get();
+      const reqs = r
+        .frames('net1/underlay.pcap')
+        .filter((f) => f.length >= 64 && f.readUInt16BE(62) === ETH_ARP);
+      assert.deepEqual(reqs, [], "net1's br-tun ARP responder answers: no ARP over VXLAN");
+      const got = r
+        .frames('cmp1/c.pcap')
+        .filter(
+          (f) =>
+            f.readUInt16BE(12) === 0x0800 &&
+            f[23] === 17 &&
+            f.subarray(26, 30).toString('hex') === 'c6336409',
+        );
+      assert.equal(got.length, 1, 'c receives the answer');
+      const a = got[0]!;
+      assert.equal(a.subarray(0, 12).toString('hex'), hex(C) + hex(QR));
+      assert.equal(a[22], 63, 'routed once, by the qrouter');
+      assert.equal(a.subarray(26, 34).toString('hex'), 'c63364090a060005', '-> 10.6.0.5');
+      assert.equal(a.readUInt16BE(36), 42000);
+    });
+
+    it('a TTL of 1 is answered with ICMP time exceeded from the router port', () => {
+      const r = get();
+      const icmp = r
+        .frames('cmp1/c.pcap')
+        .filter((f) => f.readUInt16BE(12) === 0x0800 && f[23] === 1);
+      assert.equal(icmp.length, 1, 'one ICMP error reaches c');
+      const e = icmp[0]!;
+      assert.equal(e.subarray(0, 12).toString('hex'), hex(C) + hex(QR));
+      assert.equal(e[15], 0xc0, 'TOS: internetwork control');
+      assert.equal(e[22], 64, 'a new packet of the qrouter');
+      assert.equal(e.subarray(26, 34).toString('hex'), '0a0600010a060005', '10.6.0.1 -> 10.6.0.5');
+      assert.equal(e[34], 11, 'time exceeded');
+      assert.equal(e[35], 0, 'in transit');
+      const quoted = e.subarray(42);
+      assert.equal(quoted.length, 20 + 8 + 5, 'the whole offending packet');
+      assert.equal(quoted[8], 1, 'quoted as it arrived, TTL 1');
+      assert.equal(quoted.readUInt16BE(22), 33434);
+      const stats = JSON.parse(r.stdout) as {
+        delivered: number;
+        dropped: Record<string, number>;
+        generated: number;
+      };
+      assert.deepEqual(stats.dropped, { ttl_expired: 1 }, 'the probe itself is dropped');
+      assert.equal(stats.delivered, 4);
+      assert.ok(stats.generated >= 2, 'the ARP request and the ICMP error');
     });
   },
 );

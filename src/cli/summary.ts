@@ -118,11 +118,14 @@ export function checkInvariant(stats: StatsJson, loop = 1): InvariantCheck {
   const queued = stats.queued ?? 0;
   const generated = stats.generated ?? 0;
   const delivered = stats.packets_in - dropped - queued;
-  const forwarded = stats.packets_out - generated;
+  const forwarded = stats.packets_out - generated - (stats.carried ?? 0);
   const lost = queued > 0 ? `${dropped} dropped + ${queued} queued` : `${dropped} dropped`;
   if (delivered < 0) problems.push(`${lost} > ${stats.packets_in} in`);
   if (forwarded < 0) problems.push(`${generated} generated > ${stats.packets_out} frames out`);
-  const out = generated > 0 ? `${forwarded} frames forwarded` : `${forwarded} frames out`;
+  const out =
+    generated + (stats.carried ?? 0) > 0
+      ? `${forwarded} frames forwarded`
+      : `${forwarded} frames out`;
   if (delivered > forwarded) problems.push(`${delivered} delivered > ${out}`);
   if (delivered === 0 && forwarded > 0) problems.push(`${out} but no packet delivered`);
   if (Array.isArray(stats.inputs) && stats.inputs.length > 0) {

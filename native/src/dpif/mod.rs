@@ -91,8 +91,6 @@ pub enum Origin {
     Deferred(u64),
     /// A packet the datapath made itself (an ARP request, an ICMP error).
     Generated,
-    /// The continuation on another node of a packet already accounted for.
-    Settled,
 }
 
 /// Per-packet metadata that survives recirculation and decapsulation.
@@ -153,6 +151,11 @@ pub trait Sink {
     fn output(&mut self, port: u32, pkt: &Packet);
     /// The packets output from now on are of `origin` (told before each pass).
     fn origin(&mut self, _origin: Origin) {}
+    /// How many of the frames output since the last call went on to another node (the
+    /// emulated underlay): they are hops, not outputs of the cloud.
+    fn take_carried(&mut self) -> u32 {
+        0
+    }
 }
 
 /// Counters of one datapath.
@@ -174,6 +177,8 @@ pub struct Outcome {
     pub drop: Option<DropReason>,
     /// Packets of the input left waiting for a namespace's neighbour (deferred).
     pub queued: u32,
+    /// Frames carried to another node by the underlay: hops, not outputs.
+    pub carried: u32,
 }
 
 /// One node's datapath.
@@ -224,7 +229,8 @@ impl Datapath {
     /// `receive` for a packet of `origin`; `seq` names the input when its packets are left
     /// waiting for a neighbour (they become `Origin::Deferred(seq)`). Packets released from
     /// neighbour queues and the packets the datapath generates are processed too; only the
-    /// input's own make up the outcome.
+    /// passes of `origin` make up the outcome. A deferred packet (released here, or arriving
+    /// from another node) is resolved in `gen.resolved` once its fate is known here.
     pub fn receive_as(
         &mut self,
         pkt: &mut Packet,
@@ -234,7 +240,6 @@ impl Datapath {
         sink: &mut dyn Sink,
     ) -> Outcome {
         let mut outcome = Outcome::default();
-        let mut other = Outcome::default();
         self.gen.input_dropped = None;
         for (resume, frame) in self.gen.tick(self.of.now_ms) {
             let mut md = PacketMd::new(0);
@@ -243,12 +248,11 @@ impl Datapath {
             md.start = PassStart::Generated;
             self.work.push((Packet::from_slice(&frame), md));
         }
-        self.run_work(sink, &mut other);
+        self.run_work(sink, origin, &mut Outcome::default());
         let mut md = PacketMd::new(in_port);
         md.origin = origin;
-        let o = if origin == Origin::Input { &mut outcome } else { &mut other };
-        self.pass(pkt, md, sink, o);
-        self.run_work(sink, &mut outcome);
+        self.pass(pkt, md, sink, &mut outcome);
+        self.run_work(sink, origin, &mut outcome);
         // Packets whose neighbour was learned go on, until nothing more is released.
         loop {
             let released = self.release();
@@ -256,34 +260,33 @@ impl Datapath {
                 break;
             }
             for (mut p, md) in released {
-                match md.origin {
-                    Origin::Deferred(s) => {
-                        // A waiting packet of an earlier input: accounted on its own.
-                        let mut o = Outcome::default();
-                        let base = self.work.len();
-                        self.pass(&mut p, md, sink, &mut o);
-                        while self.work.len() > base {
-                            let (mut q, qmd) = self.work.pop().expect("above base");
-                            self.pass(&mut q, qmd, sink, &mut o);
-                        }
-                        let requeued = self.gen.count(md.origin) > 0;
-                        if o.outputs > 0 {
-                            self.gen.resolved.push((s, generated::Resolution::Delivered));
-                        } else if !requeued {
-                            let d = o.drop.unwrap_or(DropReason::ActionDrop);
-                            self.gen.resolved.push((s, generated::Resolution::Dropped(d)));
-                        }
-                    }
-                    _ => self.work.push((p, md)),
+                if md.origin == origin || !matches!(md.origin, Origin::Deferred(_)) {
+                    self.work.push((p, md));
+                    continue;
                 }
+                // A waiting packet of an earlier input: accounted on its own.
+                let mut o = Outcome::default();
+                let base = self.work.len();
+                self.pass(&mut p, md, sink, &mut o);
+                while self.work.len() > base {
+                    let (mut q, qmd) = self.work.pop().expect("above base");
+                    let mut scratch = Outcome::default();
+                    let to = if qmd.origin == md.origin { &mut o } else { &mut scratch };
+                    self.pass(&mut q, qmd, sink, to);
+                }
+                self.resolve(md.origin, &o);
             }
-            self.run_work(sink, &mut outcome);
+            self.run_work(sink, origin, &mut outcome);
         }
-        outcome.queued = self.gen.defer_input(seq);
         if let Some(d) = self.gen.input_dropped.take() {
             outcome.drop.get_or_insert(d);
         }
-        if outcome.outputs > 0 || outcome.queued > 0 {
+        match origin {
+            Origin::Input => outcome.queued = self.gen.defer_input(seq),
+            Origin::Deferred(_) => self.resolve(origin, &outcome),
+            _ => {}
+        }
+        if outcome.outputs > 0 || outcome.queued > 0 || outcome.carried > 0 {
             outcome.drop = None;
         } else if outcome.drop.is_none() {
             outcome.drop = Some(DropReason::ActionDrop);
@@ -291,11 +294,23 @@ impl Datapath {
         outcome
     }
 
-    /// Runs the work queue to empty; the input's passes add to `outcome`.
-    fn run_work(&mut self, sink: &mut dyn Sink, outcome: &mut Outcome) {
+    /// Records the fate of a deferred packet on this node: delivered when it was output,
+    /// nothing yet when it waits again or went on to another node, else dropped.
+    fn resolve(&mut self, origin: Origin, o: &Outcome) {
+        let Origin::Deferred(s) = origin else { return };
+        if o.outputs > 0 {
+            self.gen.resolved.push((s, generated::Resolution::Delivered));
+        } else if o.carried == 0 && self.gen.count(origin) == 0 {
+            let d = o.drop.unwrap_or(DropReason::ActionDrop);
+            self.gen.resolved.push((s, generated::Resolution::Dropped(d)));
+        }
+    }
+
+    /// Runs the work queue to empty; the passes of `origin` add to `outcome`.
+    fn run_work(&mut self, sink: &mut dyn Sink, origin: Origin, outcome: &mut Outcome) {
         let mut other = Outcome::default();
         while let Some((mut p, md)) = self.work.pop() {
-            let o = if md.origin == Origin::Input { &mut *outcome } else { &mut other };
+            let o = if md.origin == origin { &mut *outcome } else { &mut other };
             self.pass(&mut p, md, sink, o);
         }
     }
@@ -325,7 +340,25 @@ impl Datapath {
         self.gen.flush();
     }
 
-    fn pass(&mut self, pkt: &mut Packet, mut md: PacketMd, sink: &mut dyn Sink, out: &mut Outcome) {
+    /// One pass, with the frames the sink carried to other nodes taken out of the outputs.
+    fn pass(&mut self, pkt: &mut Packet, md: PacketMd, sink: &mut dyn Sink, out: &mut Outcome) {
+        let before = out.outputs;
+        self.pass_inner(pkt, md, sink, out);
+        let carried = sink.take_carried();
+        if carried > 0 {
+            let c = carried.min(out.outputs - before);
+            out.outputs -= c;
+            out.carried += c;
+        }
+    }
+
+    fn pass_inner(
+        &mut self,
+        pkt: &mut Packet,
+        mut md: PacketMd,
+        sink: &mut dyn Sink,
+        out: &mut Outcome,
+    ) {
         if md.depth > MAX_RECIRC_DEPTH {
             out.drop = Some(DropReason::RecirculationTooDeep);
             return;

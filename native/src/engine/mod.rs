@@ -2,7 +2,8 @@
 //! loop that carries each input frame to completion before the next one enters.
 //!
 //! Accounting invariant, checked at the end of every run: each input packet is delivered
-//! (emitted on at least one port, anywhere), still queued (waiting in a namespace for a
+//! (emitted on at least one port, anywhere; a frame the underlay carries to another node is
+//! a hop, and the packet's fate is decided there), still queued (waiting in a namespace for a
 //! neighbour; none at the end of a replay) or counted under exactly one drop reason;
 //! `packets_in == delivered + sum(dropped) + queued`. Frames the datapath generates (ARP
 //! requests, ICMP errors) are outputs of no input: they are counted in `generated`.
@@ -130,6 +131,9 @@ pub struct ReplayStats {
     pub queued: u64,
     /// Frames the datapath generated (ARP requests, ICMP errors) that were output.
     pub generated: u64,
+    /// Frames (not generated ones) the underlay carried to another node: hops of a packet,
+    /// written to the underlay pcap and counted in `packets_out`, but not where it ended.
+    pub carried: u64,
     pub seconds: f64,
     pub emc_hits: u64,
     pub megaflow_hits: u64,
@@ -177,6 +181,7 @@ impl ReplayStats {
             "dropped": dropped,
             "queued": self.queued,
             "generated": self.generated,
+            "carried": self.carried,
             "seconds": self.seconds,
             "pps": pps,
             "emc_hits": self.emc_hits,
@@ -204,6 +209,8 @@ struct RunSink<'a> {
     fabric: &'a mut VecDeque<(usize, u32, Packet, Origin)>,
     origin: Origin,
     generated: u64,
+    carried: u32,
+    underlay_hops: u64,
     underlay_ports: &'a HashMap<usize, u32>,
     ip_owner: &'a HashMap<u32, usize>,
     error: &'a mut Option<String>,
@@ -216,6 +223,10 @@ struct RunSink<'a> {
 impl Sink for RunSink<'_> {
     fn origin(&mut self, origin: Origin) {
         self.origin = origin;
+    }
+
+    fn take_carried(&mut self) -> u32 {
+        std::mem::take(&mut self.carried)
     }
 
     fn output(&mut self, port: u32, pkt: &Packet) {
@@ -265,14 +276,11 @@ impl Sink for RunSink<'_> {
                 if let Some(&n) = self.ip_owner.get(&dst) {
                     if n != self.node {
                         if let Some(&up) = self.underlay_ports.get(&n) {
-                            // A released packet was accounted for when it left: what it
-                            // does on the next node is no input's any more.
-                            let o = match self.origin {
-                                Origin::Input => Origin::Input,
-                                Origin::Generated => Origin::Generated,
-                                _ => Origin::Settled,
-                            };
-                            self.fabric.push_back((n, up, pkt.clone(), o));
+                            self.fabric.push_back((n, up, pkt.clone(), self.origin));
+                            self.carried += 1;
+                            if self.origin != Origin::Generated {
+                                self.underlay_hops += 1;
+                            }
                         }
                     }
                 }
@@ -533,6 +541,8 @@ impl Engine {
                         fabric: &mut fabric,
                         origin,
                         generated: 0,
+                        carried: 0,
+                        underlay_hops: 0,
                         underlay_ports: &underlay_ports,
                         ip_owner: &self.ip_owner,
                         error: &mut error,
@@ -551,6 +561,7 @@ impl Engine {
                     stats.packets_out += sink.packets_out;
                     stats.bytes_out += sink.bytes_out;
                     stats.generated += sink.generated;
+                    stats.carried += sink.underlay_hops;
                     if origin == Origin::Input {
                         outputs += o.outputs as u64;
                         queued += o.queued;
