@@ -11,8 +11,8 @@
 pub mod scenario;
 pub mod trace;
 
-use crate::dpif::odp::DropReason;
 use crate::dpif::generated::Resolution;
+use crate::dpif::odp::DropReason;
 use crate::dpif::{Origin, Sink};
 use crate::port::capture::{to_ethernet, CaptureReader};
 use crate::port::pcap::{PcapWriter, TsResolution};
@@ -675,7 +675,11 @@ impl Engine {
 
     /// Accounts the deferred inputs whose queued packets were released or dropped: an input
     /// is settled when the last of its packets is, delivered if any of them was.
-    fn settle(&mut self, pending: &mut HashMap<u64, (u32, bool, DropReason)>, st: &mut ReplayStats) {
+    fn settle(
+        &mut self,
+        pending: &mut HashMap<u64, (u32, bool, DropReason)>,
+        st: &mut ReplayStats,
+    ) {
         for n in &mut self.nodes {
             for (seq, r) in n.dp.gen.resolved.drain(..) {
                 let Some(p) = pending.get_mut(&seq) else { continue };

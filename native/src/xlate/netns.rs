@@ -308,10 +308,8 @@ impl Ctx<'_> {
                  {next_hop} tell {spa}; both resume as {id:#x}"
             )
         });
-        self.odp.push(DpAction::NeighQueue(Box::new(crate::dpif::odp::NeighQueue {
-            resume: id,
-            ..q
-        })));
+        self.odp
+            .push(DpAction::NeighQueue(Box::new(crate::dpif::odp::NeighQueue { resume: id, ..q })));
         self.out.recircs.push(id);
         self.outputs += 1;
     }
