@@ -19,6 +19,8 @@ pub(crate) struct ExecCtx<'a> {
     pub work: &'a mut Vec<(Packet, PacketMd)>,
     pub gen: &'a mut super::generated::Generated,
     pub outputs: u32,
+    /// Outputs the sink carried on to another node.
+    pub carried: u32,
     pub drop: Option<DropReason>,
 }
 
@@ -101,8 +103,11 @@ impl ExecCtx<'_> {
                 // No controller is connected: the packet-in goes nowhere.
                 DpAction::Controller { .. } => {}
                 DpAction::Output(p) => {
-                    self.sink.output(*p, pkt);
-                    self.outputs += 1;
+                    if self.sink.output(*p, pkt, md.origin) {
+                        self.carried += 1;
+                    } else {
+                        self.outputs += 1;
+                    }
                 }
                 DpAction::SetEth { src, dst } => {
                     if let Some(m) = src {

@@ -147,15 +147,9 @@ impl PacketMd {
 
 /// Where output packets go.
 pub trait Sink {
-    /// `port` transmitted `pkt`.
-    fn output(&mut self, port: u32, pkt: &Packet);
-    /// The packets output from now on are of `origin` (told before each pass).
-    fn origin(&mut self, _origin: Origin) {}
-    /// How many of the frames output since the last call went on to another node (the
-    /// emulated underlay): they are hops, not outputs of the cloud.
-    fn take_carried(&mut self) -> u32 {
-        0
-    }
+    /// `port` transmitted `pkt`, a packet of `origin`. Returns true when the frame went on
+    /// to another node (the emulated underlay carried it): a hop, not an output of the cloud.
+    fn output(&mut self, port: u32, pkt: &Packet, origin: Origin) -> bool;
 }
 
 /// Counters of one datapath.
@@ -240,7 +234,28 @@ impl Datapath {
         sink: &mut dyn Sink,
     ) -> Outcome {
         let mut outcome = Outcome::default();
-        self.gen.input_dropped = None;
+        if !self.gen.waits.is_empty() {
+            self.neighbor_timers(origin, sink);
+        }
+        let mut md = PacketMd::new(in_port);
+        md.origin = origin;
+        self.pass(pkt, md, sink, &mut outcome);
+        self.run_work(sink, origin, &mut outcome);
+        if !self.gen.waits.is_empty() || origin != Origin::Input {
+            self.neighbors_after(origin, seq, sink, &mut outcome);
+        }
+        if outcome.outputs > 0 || outcome.queued > 0 || outcome.carried > 0 {
+            outcome.drop = None;
+        } else if outcome.drop.is_none() {
+            outcome.drop = Some(DropReason::ActionDrop);
+        }
+        outcome
+    }
+
+    /// ARP requests due again, and neighbours that failed.
+    #[cold]
+    #[inline(never)]
+    fn neighbor_timers(&mut self, origin: Origin, sink: &mut dyn Sink) {
         for (resume, frame) in self.gen.tick(self.of.now_ms) {
             let mut md = PacketMd::new(0);
             md.recirc_id = resume;
@@ -249,12 +264,21 @@ impl Datapath {
             self.work.push((Packet::from_slice(&frame), md));
         }
         self.run_work(sink, origin, &mut Outcome::default());
-        let mut md = PacketMd::new(in_port);
-        md.origin = origin;
-        self.pass(pkt, md, sink, &mut outcome);
-        self.run_work(sink, origin, &mut outcome);
-        // Packets whose neighbour was learned go on, until nothing more is released.
-        loop {
+    }
+
+    /// After a receive: packets whose neighbour was learned go on, until nothing more is
+    /// released; the input's packets still waiting are deferred, and a deferred packet's
+    /// fate here is recorded.
+    #[cold]
+    #[inline(never)]
+    fn neighbors_after(
+        &mut self,
+        origin: Origin,
+        seq: u64,
+        sink: &mut dyn Sink,
+        outcome: &mut Outcome,
+    ) {
+        while !self.gen.waits.is_empty() {
             let released = self.release();
             if released.is_empty() {
                 break;
@@ -276,22 +300,16 @@ impl Datapath {
                 }
                 self.resolve(md.origin, &o);
             }
-            self.run_work(sink, origin, &mut outcome);
+            self.run_work(sink, origin, outcome);
         }
         if let Some(d) = self.gen.input_dropped.take() {
             outcome.drop.get_or_insert(d);
         }
         match origin {
             Origin::Input => outcome.queued = self.gen.defer_input(seq),
-            Origin::Deferred(_) => self.resolve(origin, &outcome),
+            Origin::Deferred(_) => self.resolve(origin, outcome),
             _ => {}
         }
-        if outcome.outputs > 0 || outcome.queued > 0 || outcome.carried > 0 {
-            outcome.drop = None;
-        } else if outcome.drop.is_none() {
-            outcome.drop = Some(DropReason::ActionDrop);
-        }
-        outcome
     }
 
     /// Records the fate of a deferred packet on this node: delivered when it was output,
@@ -340,31 +358,12 @@ impl Datapath {
         self.gen.flush();
     }
 
-    /// One pass, with the frames the sink carried to other nodes taken out of the outputs.
-    fn pass(&mut self, pkt: &mut Packet, md: PacketMd, sink: &mut dyn Sink, out: &mut Outcome) {
-        let before = out.outputs;
-        self.pass_inner(pkt, md, sink, out);
-        let carried = sink.take_carried();
-        if carried > 0 {
-            let c = carried.min(out.outputs - before);
-            out.outputs -= c;
-            out.carried += c;
-        }
-    }
-
-    fn pass_inner(
-        &mut self,
-        pkt: &mut Packet,
-        mut md: PacketMd,
-        sink: &mut dyn Sink,
-        out: &mut Outcome,
-    ) {
+    fn pass(&mut self, pkt: &mut Packet, mut md: PacketMd, sink: &mut dyn Sink, out: &mut Outcome) {
         if md.depth > MAX_RECIRC_DEPTH {
             out.drop = Some(DropReason::RecirculationTooDeep);
             return;
         }
         self.stats.packets += 1;
-        sink.origin(md.origin);
         let mut key = FlowKey::ZERO;
         md.load_into(&mut key);
         let layers = extract_with_vlan_limit(pkt.data(), &mut key, OVS_DEFAULT_VLAN_LIMIT);
@@ -414,10 +413,12 @@ impl Datapath {
                     work,
                     gen,
                     outputs: 0,
+                    carried: 0,
                     drop: None,
                 };
                 ctx.execute(pkt, &mut md, &key, layers, &f.actions);
                 out.outputs += ctx.outputs;
+                out.carried += ctx.carried;
                 if let Some(d) = ctx.drop {
                     out.drop = Some(d);
                 }
@@ -477,10 +478,12 @@ impl Datapath {
             work: &mut self.work,
             gen: &mut self.gen,
             outputs: 0,
+            carried: 0,
             drop: None,
         };
         ctx.execute(pkt, &mut md, key, layers, actions);
         out.outputs += ctx.outputs;
+        out.carried += ctx.carried;
         if let Some(d) = ctx.drop {
             out.drop = Some(d);
         }
@@ -676,8 +679,9 @@ mod tests {
     }
 
     impl Sink for Rec {
-        fn output(&mut self, port: u32, pkt: &Packet) {
+        fn output(&mut self, port: u32, pkt: &Packet, _origin: Origin) -> bool {
             self.out.push((port, pkt.data().to_vec()));
+            false
         }
     }
 

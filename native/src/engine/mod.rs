@@ -207,9 +207,7 @@ struct RunSink<'a> {
     paths: &'a HashMap<(usize, u32), PathBuf>,
     counts: &'a mut HashMap<(usize, u32), PortCount>,
     fabric: &'a mut VecDeque<(usize, u32, Packet, Origin)>,
-    origin: Origin,
     generated: u64,
-    carried: u32,
     underlay_hops: u64,
     underlay_ports: &'a HashMap<usize, u32>,
     ip_owner: &'a HashMap<u32, usize>,
@@ -221,17 +219,9 @@ struct RunSink<'a> {
 }
 
 impl Sink for RunSink<'_> {
-    fn origin(&mut self, origin: Origin) {
-        self.origin = origin;
-    }
-
-    fn take_carried(&mut self) -> u32 {
-        std::mem::take(&mut self.carried)
-    }
-
-    fn output(&mut self, port: u32, pkt: &Packet) {
+    fn output(&mut self, port: u32, pkt: &Packet, origin: Origin) -> bool {
         let k = (self.node, port);
-        if self.origin == Origin::Generated {
+        if origin == Origin::Generated {
             self.generated += 1;
         }
         let c = self.counts.entry(k).or_default();
@@ -276,16 +266,17 @@ impl Sink for RunSink<'_> {
                 if let Some(&n) = self.ip_owner.get(&dst) {
                     if n != self.node {
                         if let Some(&up) = self.underlay_ports.get(&n) {
-                            self.fabric.push_back((n, up, pkt.clone(), self.origin));
-                            self.carried += 1;
-                            if self.origin != Origin::Generated {
+                            self.fabric.push_back((n, up, pkt.clone(), origin));
+                            if origin != Origin::Generated {
                                 self.underlay_hops += 1;
                             }
+                            return true;
                         }
                     }
                 }
             }
         }
+        false
     }
 }
 
@@ -539,9 +530,7 @@ impl Engine {
                         paths: &paths,
                         counts: &mut counts,
                         fabric: &mut fabric,
-                        origin,
                         generated: 0,
-                        carried: 0,
                         underlay_hops: 0,
                         underlay_ports: &underlay_ports,
                         ip_owner: &self.ip_owner,
@@ -769,8 +758,9 @@ struct CountSink {
 }
 
 impl Sink for CountSink {
-    fn output(&mut self, _port: u32, _pkt: &Packet) {
+    fn output(&mut self, _port: u32, _pkt: &Packet, _origin: Origin) -> bool {
         self.outputs += 1;
+        false
     }
 }
 

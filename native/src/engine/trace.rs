@@ -11,7 +11,7 @@
 
 use super::Engine;
 use crate::dpif::odp::{format_actions, DpPortNames};
-use crate::dpif::{PassKind, PassTrace, Sink};
+use crate::dpif::{Origin, PassKind, PassTrace, Sink};
 use crate::flow::compose::compose;
 use crate::flow::{FieldId, FlowKey};
 use crate::ofproto::action::FlowModCommand;
@@ -76,12 +76,12 @@ struct TraceSink<'a> {
     node: usize,
     refs: &'a [Option<String>],
     outputs: &'a mut Vec<(String, Vec<u8>)>,
-    fabric: &'a mut VecDeque<(usize, u32, Packet)>,
+    fabric: &'a mut VecDeque<(usize, u32, Packet, Origin)>,
     underlay: Option<(u32, OwnerFn<'a>)>,
 }
 
 impl Sink for TraceSink<'_> {
-    fn output(&mut self, port: u32, pkt: &Packet) {
+    fn output(&mut self, port: u32, pkt: &Packet, origin: Origin) -> bool {
         let r = self.refs.get(port as usize).cloned().flatten().unwrap_or_else(|| port.to_string());
         self.outputs.push((r, pkt.data().to_vec()));
         if let Some((up, owner)) = &self.underlay {
@@ -91,12 +91,14 @@ impl Sink for TraceSink<'_> {
                     let dst = u32::from_be_bytes([d[30], d[31], d[32], d[33]]);
                     if let Some((n, p)) = owner(dst) {
                         if n != self.node {
-                            self.fabric.push_back((n, p, pkt.clone()));
+                            self.fabric.push_back((n, p, pkt.clone(), origin));
+                            return true;
                         }
                     }
                 }
             }
         }
+        false
     }
 }
 
@@ -185,10 +187,10 @@ impl Engine {
             node_names: self.nodes.iter().map(|n| n.name.clone()).collect(),
             ..TraceReport::default()
         };
-        let mut fabric: VecDeque<(usize, u32, Packet)> = VecDeque::new();
-        fabric.push_back((ni, dp_port, Packet::from_slice(&frame)));
+        let mut fabric: VecDeque<(usize, u32, Packet, Origin)> = VecDeque::new();
+        fabric.push_back((ni, dp_port, Packet::from_slice(&frame), Origin::Input));
         let mut hops = 0;
-        while let Some((n, p, mut pkt)) = fabric.pop_front() {
+        while let Some((n, p, mut pkt, origin)) = fabric.pop_front() {
             hops += 1;
             if hops > 64 {
                 break;
@@ -201,7 +203,7 @@ impl Engine {
                 fabric: &mut fabric,
                 underlay: node.underlay_dp_port.map(|u| (u, &owner as OwnerFn)),
             };
-            node.dp.receive(&mut pkt, p, &mut sink);
+            node.dp.receive_as(&mut pkt, p, origin, 0, &mut sink);
             if let Some(t) = node.dp.tracing.as_mut() {
                 report.passes.extend(t.drain(..).map(|pass| TracedPass { node: n, pass }));
             }
