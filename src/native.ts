@@ -124,6 +124,10 @@ interface RawEngine {
   show(optionsJson: string): string;
   bench(optionsJson: string): Promise<string>;
   progress(): number[];
+  cancel(): void;
+  openTaps(tapsJson: string): string[];
+  closeTaps(): void;
+  live(): Promise<string>;
 }
 
 /** An in-memory benchmark: one capture, held in memory, replayed `passes` times through the
@@ -299,6 +303,40 @@ export class Engine {
       throw new EngineError((e as Error).message);
     }
     return JSON.parse(text) as StatsJson;
+  }
+
+  /**
+   * Opens TAP devices on ports (created in this network namespace; they may be moved to
+   * another and keep working) for the next `live` run. Returns each port's canonical
+   * reference.
+   */
+  openTaps(taps: { port: string; ifname: string }[]): string[] {
+    try {
+      return this.raw.openTaps(JSON.stringify(taps));
+    } catch (e) {
+      throw new EngineError((e as Error).message);
+    }
+  }
+
+  /** Closes TAP devices no live run took. */
+  closeTaps(): void {
+    this.raw.closeTaps();
+  }
+
+  /** Forwards between the open TAP devices until `stop()`; resolves with the counters. */
+  async live(): Promise<StatsJson & { errors?: string[] }> {
+    let text: string;
+    try {
+      text = await this.raw.live();
+    } catch (e) {
+      throw new EngineError((e as Error).message);
+    }
+    return JSON.parse(text) as StatsJson & { errors?: string[] };
+  }
+
+  /** Stops a running replay or live run. */
+  stop(): void {
+    this.raw.cancel();
   }
 
   /** Traces one packet through the real datapath (see NativeTraceOptions). */

@@ -19,6 +19,7 @@ import { compileCommand } from './compile.js';
 import { DEMO_OUT, demoCommand } from './demo.js';
 import { type CliIo, type EngineFactory, nativeEngine, replayCommand } from './replay.js';
 import { dpctlCommand, dumpFlowsCommand, showCommand } from './inspect.js';
+import { labDown, labUp, runCommand } from './live.js';
 import { traceCommand } from './trace.js';
 
 /** The package version, read from package.json (two levels up from dist/src/cli/). */
@@ -217,6 +218,46 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
     .option('-o, --output <file>', 'write to FILE (.yaml, .yml or .json) instead of stdout')
     .action((topology, opts) => {
       result.code = compileCommand(topology, opts, io);
+    });
+
+  program
+    .command('run')
+    .summary('forward live traffic between TAP devices attached to ports of a scenario')
+    .description(
+      'Create a TAP device (/dev/net/tun) on each given port and forward between them\n' +
+        'through the scenario in real time, until Ctrl-C or SIGTERM; then print the\n' +
+        'counters. The devices disappear when dvrlab stops. Needs root (CAP_NET_ADMIN).',
+    )
+    .argument('<scenario>', 'scenario file, a Neutron topology, or devstack-dvr')
+    .option('--tap <portref=ifname>', 'a TAP device IFNAME on port PORTREF; repeatable', collect)
+    .action(async (scenario, opts) => {
+      const args = { tap: opts.tap ?? [] };
+      result.code = await runCommand(scenario, args, io);
+    });
+
+  const lab = program
+    .command('lab')
+    .summary('a lab of network namespaces around a running Neutron topology');
+  lab
+    .command('up')
+    .summary('give every VM and the outside world a namespace, and forward until stopped')
+    .description(
+      'Give every VM a network namespace named after it, attached by TAP to its port,\n' +
+        'with its MAC, address, default route and MTU; and a namespace "outside" holding\n' +
+        "the external gateway (on a bridge joining the nodes' uplinks) and the hosts\n" +
+        '8.8.8.8, 1.1.1.1 and 198.51.100.9. Prints "ready" once traffic can flow; on\n' +
+        'Ctrl-C or SIGTERM stops, prints the counters and removes exactly what it created.',
+    )
+    .argument('<topology>', 'a Neutron topology file, or devstack-dvr')
+    .action(async (topology) => {
+      result.code = await labUp(topology, io);
+    });
+  lab
+    .command('down')
+    .summary('remove what a lab that did not stop cleanly left behind')
+    .argument('<topology>', 'the topology the lab was started with')
+    .action((topology) => {
+      result.code = labDown(topology, io);
     });
 
   return program;

@@ -252,6 +252,13 @@ impl Datapath {
         outcome
     }
 
+    /// Runs the neighbour timers now (an idle live run calls it every second).
+    pub fn neighbor_tick(&mut self, sink: &mut dyn Sink) {
+        if !self.gen.waits.is_empty() {
+            self.neighbor_timers(Origin::Generated, sink);
+        }
+    }
+
     /// ARP requests due again, and neighbours that failed.
     #[cold]
     #[inline(never)]

@@ -8,7 +8,9 @@
 //! `packets_in == delivered + sum(dropped) + queued`. Frames the datapath generates (ARP
 //! requests, ICMP errors) are outputs of no input: they are counted in `generated`.
 
+pub mod live;
 pub mod scenario;
+pub mod tap;
 pub mod trace;
 
 use crate::dpif::generated::Resolution;
@@ -131,6 +133,8 @@ pub struct ReplayStats {
     pub queued: u64,
     /// Frames the datapath generated (ARP requests, ICMP errors) that were output.
     pub generated: u64,
+    /// Faults met by a live run (a device that went away, a write that failed), in order.
+    pub errors: Vec<String>,
     /// Frames (not generated ones) the underlay carried to another node: hops of a packet,
     /// written to the underlay pcap and counted in `packets_out`, but not where it ended.
     pub carried: u64,
@@ -182,6 +186,7 @@ impl ReplayStats {
             "queued": self.queued,
             "generated": self.generated,
             "carried": self.carried,
+            "errors": self.errors,
             "seconds": self.seconds,
             "pps": pps,
             "emc_hits": self.emc_hits,

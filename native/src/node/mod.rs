@@ -20,6 +20,41 @@ pub fn version() -> String {
 pub struct JsEngine {
     core: Arc<Mutex<Core>>,
     progress: Arc<Progress>,
+    /// TAP devices opened for a live run (kept open between `openTaps` and `live`).
+    taps: Arc<Mutex<Option<crate::engine::live::LiveTaps>>>,
+}
+
+pub struct LiveTask {
+    core: Arc<Mutex<Core>>,
+    progress: Arc<Progress>,
+    taps: Arc<Mutex<Option<crate::engine::live::LiveTaps>>>,
+}
+
+impl Task for LiveTask {
+    type Output = String;
+    type JsValue = String;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let mut core = self
+            .core
+            .lock()
+            .map_err(|_| Error::from_reason("the engine is unusable after an earlier failure"))?;
+        let taps = self
+            .taps
+            .lock()
+            .map_err(|_| Error::from_reason("the TAP devices are unusable"))?
+            .take()
+            .ok_or_else(|| Error::from_reason("no TAP devices are open (openTaps first)"))?;
+        self.progress.done.store(0, Relaxed);
+        let stats = core.run_live(&taps, &self.progress).map_err(Error::from_reason)?;
+        // The devices close (and disappear) here.
+        drop(taps);
+        Ok(stats.to_json().to_string())
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(output)
+    }
 }
 
 pub struct ReplayTask {
@@ -78,7 +113,62 @@ impl JsEngine {
     #[napi(constructor)]
     pub fn new(scenario_json: String) -> Result<Self> {
         let core = Core::from_json(&scenario_json).map_err(|e| Error::from_reason(e.0))?;
-        Ok(JsEngine { core: Arc::new(Mutex::new(core)), progress: Arc::new(Progress::default()) })
+        Ok(JsEngine {
+            core: Arc::new(Mutex::new(core)),
+            progress: Arc::new(Progress::default()),
+            taps: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// Opens TAP devices on ports: JSON `[{"port": PORTREF, "ifname": NAME}]`. They exist
+    /// (in this network namespace, and may be moved) until the live run ends or
+    /// `closeTaps` is called. Returns the canonical reference of each port.
+    #[napi]
+    pub fn open_taps(&self, taps_json: String) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct One {
+            port: String,
+            ifname: String,
+        }
+        let list: Vec<One> = serde_json::from_str(&taps_json)
+            .map_err(|e| Error::from_reason(format!("internal TAP list: {e}")))?;
+        let core = self
+            .core
+            .lock()
+            .map_err(|_| Error::from_reason("the engine is unusable after an earlier failure"))?;
+        let mut taps = Vec::new();
+        let mut refs = Vec::new();
+        for o in &list {
+            let (tap, node, port) =
+                core.open_tap(&o.port, &o.ifname).map_err(Error::from_reason)?;
+            let r = core.nodes[node].port_refs.get(port as usize).cloned().flatten();
+            let r = r.unwrap_or_else(|| o.port.clone());
+            refs.push(r.clone());
+            taps.push((tap, node, port, r));
+        }
+        *self.taps.lock().map_err(|_| Error::from_reason("the TAP devices are unusable"))? =
+            Some(crate::engine::live::LiveTaps { taps });
+        Ok(refs)
+    }
+
+    /// Closes the TAP devices opened by `openTaps` that no live run took.
+    #[napi]
+    pub fn close_taps(&self) {
+        if let Ok(mut t) = self.taps.lock() {
+            *t = None;
+        }
+    }
+
+    /// Forwards between the open TAP devices on a worker thread until `cancel()`; resolves
+    /// with the run's stats JSON text.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn live(&self) -> AsyncTask<LiveTask> {
+        self.progress.cancel.store(false, Relaxed);
+        AsyncTask::new(LiveTask {
+            core: self.core.clone(),
+            progress: self.progress.clone(),
+            taps: self.taps.clone(),
+        })
     }
 
     /// Runs a replay on a worker thread; resolves with the stats JSON text.

@@ -1,0 +1,275 @@
+/**
+ * Live mode: `dvrlab run` forwards between TAP devices attached to ports of a scenario, and
+ * `dvrlab lab up` builds a lab around them: a network namespace per VM (named after the VM,
+ * with its MAC, address, default route and MTU) and one named `outside` holding the external
+ * network's gateway and a few hosts of the Internet, all attached by TAP. The forwarding loop
+ * runs in the engine (Rust); this module only sets the lab up, waits for a signal and takes
+ * down exactly what it made.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { DvrlabError, PortRefError, UsageError } from '../errors.js';
+import { Engine, type StatsJson } from '../native.js';
+import { loadScenarioOrTopology, loadTopologyArgument } from '../neutron/load.js';
+import type { Topology } from '../neutron/topology.js';
+import { PortIndex } from '../scenario/ports.js';
+import type { CliIo } from './replay.js';
+
+/** A failure of a system command the lab needs (`ip`, `sysctl`). */
+export class LabError extends DvrlabError {
+  constructor(message: string) {
+    super('E_LAB', message);
+  }
+}
+
+/** The external gateway's MAC in the `outside` namespace. */
+export const OUTSIDE_MAC = '02:24:04:00:00:01';
+/** Hosts of the Internet the `outside` namespace answers for. */
+export const OUTSIDE_HOSTS = ['8.8.8.8', '1.1.1.1', '198.51.100.9'];
+
+const STATE_DIR = '/run/dvrlab';
+
+function ip(args: string[]): void {
+  const r = spawnSync('ip', args, { encoding: 'utf8' });
+  if (r.error) throw new LabError(`ip ${args.join(' ')}: ${r.error.message}`);
+  if (r.status !== 0) {
+    throw new LabError(`ip ${args.join(' ')}: ${r.stderr.trim() || `exit ${r.status}`}`);
+  }
+}
+
+function nsExec(ns: string, cmd: string[]): void {
+  ip(['netns', 'exec', ns, ...cmd]);
+}
+
+function namespaceExists(ns: string): boolean {
+  return existsSync(path.join('/run/netns', ns));
+}
+
+/** One namespace of the lab and how it is attached. */
+interface LabHost {
+  ns: string;
+  taps: { port: string; ifname: string }[];
+  configure: () => void;
+}
+
+/** A TAP name unique on the host: `dl` + a short tag, at most 15 characters. */
+function tapName(tag: string): string {
+  return `dl-${tag}`.slice(0, 15);
+}
+
+function prefixLen(cidr: string): number {
+  return Number(cidr.split('/')[1]);
+}
+
+/** The namespaces and TAP devices of a lab for `topo`. */
+export function planLab(topo: Topology, index: PortIndex): LabHost[] {
+  const hosts: LabHost[] = [];
+  for (const vm of topo.vms) {
+    const v4 = vm.port.fixedIps.find((f) => f.subnet.family === 4);
+    if (!v4) continue;
+    const ifname = tapName(vm.name);
+    const mtu = vm.network.mtu;
+    const gw = v4.subnet.gatewayIp;
+    hosts.push({
+      ns: vm.name,
+      taps: [{ port: index.resolveInput(vm.name).ref, ifname }],
+      configure: () => {
+        const n = vm.name;
+        nsExec(n, ['sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
+        nsExec(n, ['sysctl', '-qw', 'net.ipv6.conf.default.disable_ipv6=1']);
+        ip(['-n', n, 'link', 'set', 'dev', ifname, 'name', 'eth0']);
+        ip(['-n', n, 'link', 'set', 'dev', 'eth0', 'address', vm.port.mac, 'mtu', String(mtu)]);
+        ip(['-n', n, 'addr', 'add', `${v4.ip}/${prefixLen(v4.subnet.cidr)}`, 'dev', 'eth0']);
+        ip(['-n', n, 'link', 'set', 'dev', 'lo', 'up']);
+        ip(['-n', n, 'link', 'set', 'dev', 'eth0', 'up']);
+        if (gw) ip(['-n', n, 'route', 'add', 'default', 'via', gw]);
+      },
+    });
+  }
+  const ext = topo.networks.find((n) => n.external);
+  const extSubnet = ext?.subnets.find((s) => s.family === 4);
+  if (ext && extSubnet?.gatewayIp) {
+    const uplinks: { port: string; ifname: string }[] = [];
+    for (const node of topo.nodes) {
+      const ref = `${node.name}/uplink`;
+      let canonical: string;
+      try {
+        canonical = index.resolveInput(ref).ref;
+      } catch (e) {
+        if (e instanceof PortRefError) continue;
+        throw e;
+      }
+      uplinks.push({ port: canonical, ifname: tapName(`up-${node.name}`) });
+    }
+    if (uplinks.length > 0) {
+      const gwAddr = `${extSubnet.gatewayIp}/${prefixLen(extSubnet.cidr)}`;
+      hosts.push({
+        ns: 'outside',
+        taps: uplinks,
+        configure: () => {
+          const n = 'outside';
+          nsExec(n, ['sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
+          nsExec(n, ['sysctl', '-qw', 'net.ipv6.conf.default.disable_ipv6=1']);
+          ip(['-n', n, 'link', 'add', 'br-ext', 'type', 'bridge']);
+          ip(['-n', n, 'link', 'set', 'dev', 'br-ext', 'address', OUTSIDE_MAC]);
+          for (const u of uplinks) {
+            ip(['-n', n, 'link', 'set', 'dev', u.ifname, 'master', 'br-ext', 'up']);
+          }
+          ip(['-n', n, 'addr', 'add', gwAddr, 'dev', 'br-ext']);
+          ip(['-n', n, 'link', 'set', 'dev', 'br-ext', 'up']);
+          ip(['-n', n, 'link', 'set', 'dev', 'lo', 'up']);
+          for (const h of OUTSIDE_HOSTS) ip(['-n', n, 'addr', 'add', `${h}/32`, 'dev', 'lo']);
+        },
+      });
+    }
+  }
+  return hosts;
+}
+
+function stateFile(scenario: string): string {
+  return path.join(STATE_DIR, `lab-${path.basename(scenario).replace(/[^\w.-]/g, '_')}.json`);
+}
+
+/** Removes the namespaces a lab recorded; returns those removed. */
+function teardown(namespaces: string[]): string[] {
+  const removed: string[] = [];
+  for (const ns of namespaces) {
+    if (!namespaceExists(ns)) continue;
+    ip(['netns', 'del', ns]);
+    removed.push(ns);
+  }
+  return removed;
+}
+
+/** Waits for SIGINT or SIGTERM (or `stop` resolving, for tests). */
+function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (sig: string) => () => {
+      process.off('SIGINT', int);
+      process.off('SIGTERM', term);
+      resolve(sig);
+    };
+    const int = on('SIGINT');
+    const term = on('SIGTERM');
+    process.on('SIGINT', int);
+    process.on('SIGTERM', term);
+  });
+}
+
+function printCounters(io: CliIo, stats: StatsJson & { errors?: string[] }): void {
+  const dropped = Object.entries(stats.dropped ?? {}).filter(([, n]) => n > 0);
+  io.stdout.write(
+    `stopped: ${stats.packets_in} frames in, ${(stats as { delivered?: number }).delivered ?? 0} delivered, ` +
+      `${dropped.reduce((a, [, n]) => a + n, 0)} dropped, ${stats.queued ?? 0} queued, ` +
+      `${stats.packets_out} frames out (${stats.generated ?? 0} generated)\n`,
+  );
+  for (const [r, n] of dropped.sort()) io.stdout.write(`  ${r}: ${n}\n`);
+  for (const [p, c] of Object.entries(stats.per_port ?? {}).sort()) {
+    io.stdout.write(`  ${p}: rx ${c.rx}, tx ${c.tx}\n`);
+  }
+  for (const e of stats.errors ?? []) io.stdout.write(`  fault: ${e}\n`);
+}
+
+/** `dvrlab run SCENARIO --tap PORTREF=IFNAME...`. */
+export async function runCommand(
+  scenario: string,
+  opts: { tap: string[] },
+  io: CliIo,
+): Promise<number> {
+  if (opts.tap.length === 0) throw new UsageError('run: give at least one --tap PORTREF=IFNAME');
+  const loaded = loadScenarioOrTopology(scenario);
+  const index = new PortIndex(loaded.scenario);
+  const taps = opts.tap.map((t) => {
+    const eq = t.indexOf('=');
+    if (eq <= 0 || eq === t.length - 1) {
+      throw new UsageError(`--tap ${t}: expected PORTREF=IFNAME`);
+    }
+    const port = index.resolveInput(t.slice(0, eq)).ref;
+    return { port, ifname: t.slice(eq + 1) };
+  });
+  const engine = new Engine(loaded.scenario);
+  engine.openTaps(taps);
+  const running = engine.live();
+  for (const t of taps) io.stdout.write(`${t.ifname} -> ${t.port}\n`);
+  io.stdout.write('ready\n');
+  const sig = await Promise.race([untilSignal(), running.then(() => 'ended')]);
+  if (sig !== 'ended') engine.stop();
+  const stats = await running;
+  printCounters(io, stats);
+  return 0;
+}
+
+/** `dvrlab lab up SCENARIO`: builds the lab, forwards until a signal, takes it down. */
+export async function labUp(scenario: string, io: CliIo): Promise<number> {
+  const topo = loadTopologyArgument(scenario);
+  const loaded = loadScenarioOrTopology(scenario);
+  const index = new PortIndex(loaded.scenario);
+  const hosts = planLab(topo, index);
+  const taken = hosts.filter((h) => namespaceExists(h.ns)).map((h) => h.ns);
+  if (taken.length > 0) {
+    throw new LabError(
+      `network namespaces ${taken.join(', ')} exist already ` +
+        `(\`dvrlab lab down ${scenario}\` removes a lab left behind)`,
+    );
+  }
+  const engine = new Engine(loaded.scenario);
+  const created: string[] = [];
+  const state = stateFile(scenario);
+  mkdirSync(STATE_DIR, { recursive: true, mode: 0o700 });
+  const record = () => writeFileSync(state, JSON.stringify({ namespaces: created }) + '\n');
+  try {
+    engine.openTaps(hosts.flatMap((h) => h.taps));
+    for (const h of hosts) {
+      ip(['netns', 'add', h.ns]);
+      created.push(h.ns);
+      record();
+      for (const t of h.taps) ip(['link', 'set', 'dev', t.ifname, 'netns', h.ns]);
+      h.configure();
+    }
+  } catch (e) {
+    engine.closeTaps();
+    teardown(created);
+    rmSync(state, { force: true });
+    throw e;
+  }
+  const running = engine.live();
+  for (const h of hosts) {
+    io.stdout.write(`${h.ns}: ${h.taps.map((t) => `${t.ifname} -> ${t.port}`).join(', ')}\n`);
+  }
+  io.stdout.write('ready\n');
+  let stats: StatsJson & { errors?: string[] };
+  try {
+    const sig = await Promise.race([untilSignal(), running.then(() => 'ended')]);
+    if (sig !== 'ended') engine.stop();
+    stats = await running;
+  } finally {
+    teardown(created);
+    rmSync(state, { force: true });
+  }
+  printCounters(io, stats);
+  io.stdout.write(`removed ${created.join(', ')}\n`);
+  return 0;
+}
+
+/** `dvrlab lab down SCENARIO`: removes what a lab that did not stop cleanly left. */
+export function labDown(scenario: string, io: CliIo): number {
+  const state = stateFile(scenario);
+  if (!existsSync(state)) {
+    io.stdout.write(`no lab of ${scenario} is recorded: nothing to remove\n`);
+    return 0;
+  }
+  let namespaces: string[];
+  try {
+    const doc = JSON.parse(readFileSync(state, 'utf8')) as { namespaces?: unknown };
+    namespaces = Array.isArray(doc.namespaces)
+      ? doc.namespaces.filter((n): n is string => typeof n === 'string')
+      : [];
+  } catch (e) {
+    throw new LabError(`${state}: unreadable lab record (${(e as Error).message})`);
+  }
+  const removed = teardown(namespaces);
+  rmSync(state, { force: true });
+  io.stdout.write(removed.length ? `removed ${removed.join(', ')}\n` : 'nothing left to remove\n');
+  return 0;
+}
