@@ -227,7 +227,10 @@ ${table}
 ${notes.map((n) => `- ${n}`).join('\n')}
 `;
   process.stdout.write(`${table}\n\n${notes.join('\n')}\n`);
-  writeFileSync(path.join(ROOT, 'bench', 'RESULTS.md'), doc);
+  // Live throughput is measured by bench/lab-iperf.sh (root), which writes bench/live.md.
+  const live = path.join(ROOT, 'bench', 'live.md');
+  const liveDoc = existsSync(live) ? `\n${readFileSync(live, 'utf8')}` : '';
+  writeFileSync(path.join(ROOT, 'bench', 'RESULTS.md'), doc + liveDoc);
   process.stderr.write('wrote bench/RESULTS.md\n');
 }
 
