@@ -42,6 +42,13 @@ function nsExec(ns: string, cmd: string[]): void {
   ip(['netns', 'exec', ns, ...cmd]);
 }
 
+/** Turns IPv6 off in `ns`: the lab is IPv4, and router solicitations would only be noise. */
+function disableIpv6(ns: string): void {
+  for (const scope of ['all', 'default']) {
+    nsExec(ns, ['sysctl', '-qw', `net.ipv6.conf.${scope}.disable_ipv6=1`]);
+  }
+}
+
 function namespaceExists(ns: string): boolean {
   return existsSync(path.join('/run/netns', ns));
 }
@@ -53,7 +60,7 @@ interface LabHost {
   configure: () => void;
 }
 
-/** A TAP name unique on the host: `dl` + a short tag, at most 15 characters. */
+/** A TAP name unique on the host: `dl-` + a short tag, at most 15 characters. */
 function tapName(tag: string): string {
   return `dl-${tag}`.slice(0, 15);
 }
@@ -76,8 +83,7 @@ export function planLab(topo: Topology, index: PortIndex): LabHost[] {
       taps: [{ port: index.resolveInput(vm.name).ref, ifname }],
       configure: () => {
         const n = vm.name;
-        nsExec(n, ['sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
-        nsExec(n, ['sysctl', '-qw', 'net.ipv6.conf.default.disable_ipv6=1']);
+        disableIpv6(n);
         ip(['-n', n, 'link', 'set', 'dev', ifname, 'name', 'eth0']);
         ip(['-n', n, 'link', 'set', 'dev', 'eth0', 'address', vm.port.mac, 'mtu', String(mtu)]);
         ip(['-n', n, 'addr', 'add', `${v4.ip}/${prefixLen(v4.subnet.cidr)}`, 'dev', 'eth0']);
@@ -109,8 +115,7 @@ export function planLab(topo: Topology, index: PortIndex): LabHost[] {
         taps: uplinks,
         configure: () => {
           const n = 'outside';
-          nsExec(n, ['sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
-          nsExec(n, ['sysctl', '-qw', 'net.ipv6.conf.default.disable_ipv6=1']);
+          disableIpv6(n);
           ip(['-n', n, 'link', 'add', 'br-ext', 'type', 'bridge']);
           ip(['-n', n, 'link', 'set', 'dev', 'br-ext', 'address', OUTSIDE_MAC]);
           for (const u of uplinks) {
@@ -142,7 +147,7 @@ function teardown(namespaces: string[]): string[] {
   return removed;
 }
 
-/** Waits for SIGINT or SIGTERM (or `stop` resolving, for tests). */
+/** Waits for SIGINT or SIGTERM. */
 function untilSignal(): Promise<string> {
   return new Promise((resolve) => {
     const on = (sig: string) => () => {
@@ -155,6 +160,16 @@ function untilSignal(): Promise<string> {
     process.on('SIGINT', int);
     process.on('SIGTERM', term);
   });
+}
+
+/** Waits until a signal (then stops the engine) or the end of the live run. */
+async function untilStopped(
+  engine: Engine,
+  running: Promise<StatsJson & { errors?: string[] }>,
+): Promise<StatsJson & { errors?: string[] }> {
+  const sig = await Promise.race([untilSignal(), running.then(() => 'ended')]);
+  if (sig !== 'ended') engine.stop();
+  return running;
 }
 
 function printCounters(io: CliIo, stats: StatsJson & { errors?: string[] }): void {
@@ -193,10 +208,7 @@ export async function runCommand(
   const running = engine.live();
   for (const t of taps) io.stdout.write(`${t.ifname} -> ${t.port}\n`);
   io.stdout.write('ready\n');
-  const sig = await Promise.race([untilSignal(), running.then(() => 'ended')]);
-  if (sig !== 'ended') engine.stop();
-  const stats = await running;
-  printCounters(io, stats);
+  printCounters(io, await untilStopped(engine, running));
   return 0;
 }
 
@@ -240,9 +252,7 @@ export async function labUp(scenario: string, io: CliIo): Promise<number> {
   io.stdout.write('ready\n');
   let stats: StatsJson & { errors?: string[] };
   try {
-    const sig = await Promise.race([untilSignal(), running.then(() => 'ended')]);
-    if (sig !== 'ended') engine.stop();
-    stats = await running;
+    stats = await untilStopped(engine, running);
   } finally {
     teardown(created);
     rmSync(state, { force: true });

@@ -77,17 +77,6 @@ pub fn tunnel_src_port(hash: u32, min: u16, max: u16) -> u16 {
     (((hash as u64 * range) >> 32) + min as u64) as u16
 }
 
-fn ipv4_checksum(h: &[u8]) -> u16 {
-    let mut sum = 0u32;
-    for c in h.chunks(2) {
-        sum += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
-    }
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 impl ExecCtx<'_> {
     pub fn execute(
         &mut self,
@@ -306,7 +295,7 @@ fn push_vxlan(pkt: &mut Packet, t: &TnlPush, hash: u32) {
     h.copy_from_slice(&t.header);
     let ip_len = (inner_len + 36) as u16;
     h[16..18].copy_from_slice(&ip_len.to_be_bytes());
-    let csum = ipv4_checksum(&h[14..34]);
+    let csum = checksum::checksum(&h[14..34]);
     h[24..26].copy_from_slice(&csum.to_be_bytes());
     let sport = tunnel_src_port(hash, t.sport_min, t.sport_max);
     h[34..36].copy_from_slice(&sport.to_be_bytes());

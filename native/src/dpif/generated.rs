@@ -19,6 +19,7 @@
 
 use super::odp::{DropReason, NeighQueue};
 use super::{Origin, PacketMd};
+use crate::wire::checksum::checksum as csum;
 use crate::wire::Packet;
 use std::collections::{HashMap, VecDeque};
 
@@ -85,17 +86,6 @@ pub fn arp_request(sha: [u8; 6], spa: u32, tpa: u32) -> Vec<u8> {
     f.extend_from_slice(&[0; 6]);
     f.extend_from_slice(&tpa.to_be_bytes());
     f
-}
-
-fn csum(data: &[u8]) -> u16 {
-    let mut sum = 0u32;
-    for c in data.chunks(2) {
-        sum += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
-    }
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 /// The ICMP error `typ`/`code` from `src` about the IPv4 packet `ip` (from its header on),

@@ -31,8 +31,7 @@ struct LiveSink<'a> {
     taps: &'a HashMap<(usize, u32), usize>,
     devs: &'a [(Tap, usize, u32, String)],
     fabric: &'a mut VecDeque<(usize, u32, Packet, Origin)>,
-    underlay_ports: &'a HashMap<usize, u32>,
-    ip_owner: &'a HashMap<u32, usize>,
+    underlay: &'a super::Underlay,
     tx: &'a mut HashMap<(usize, u32), u64>,
     stats: &'a mut ReplayStats,
     errors: &'a mut Vec<String>,
@@ -47,20 +46,12 @@ impl Sink for LiveSink<'_> {
         if origin == Origin::Generated {
             self.stats.generated += 1;
         }
-        if self.underlay_ports.get(&self.node) == Some(&port) {
-            let d = pkt.data();
-            if d.len() >= 34 && d[12..14] == [0x08, 0x00] {
-                let dst = u32::from_be_bytes([d[30], d[31], d[32], d[33]]);
-                if let Some(&n) = self.ip_owner.get(&dst) {
-                    if let Some(&up) = self.underlay_ports.get(&n).filter(|_| n != self.node) {
-                        self.fabric.push_back((n, up, pkt.clone(), origin));
-                        if origin != Origin::Generated {
-                            self.stats.carried += 1;
-                        }
-                        return true;
-                    }
-                }
+        if let Some((n, up)) = self.underlay.hop(self.node, port, pkt.data()) {
+            self.fabric.push_back((n, up, pkt.clone(), origin));
+            if origin != Origin::Generated {
+                self.stats.carried += 1;
             }
+            return true;
         }
         if let Some(&i) = self.taps.get(&k) {
             let (dev, ..) = &self.devs[i];
@@ -91,17 +82,11 @@ impl Engine {
     ) -> Result<ReplayStats, String> {
         let taps: HashMap<(usize, u32), usize> =
             live.taps.iter().enumerate().map(|(i, (_, n, p, _))| ((*n, *p), i)).collect();
-        let underlay_ports: HashMap<usize, u32> = self
-            .nodes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, n)| n.underlay_dp_port.map(|p| (i, p)))
-            .collect();
         let mut stats = ReplayStats::default();
         let mut tx: HashMap<(usize, u32), u64> = HashMap::new();
         let mut rx: HashMap<(usize, u32), u64> = HashMap::new();
         let mut fabric: VecDeque<(usize, u32, Packet, Origin)> = VecDeque::new();
-        let mut pending: HashMap<u64, (u32, bool, DropReason)> = HashMap::new();
+        let mut pending = super::Pending::new();
         let mut errors: Vec<String> = Vec::new();
         let mut fds: Vec<libc::pollfd> = live
             .taps
@@ -135,8 +120,7 @@ impl Engine {
                         taps: &taps,
                         devs: &live.taps,
                         fabric: &mut fabric,
-                        underlay_ports: &underlay_ports,
-                        ip_owner: &self.ip_owner,
+                        underlay: &self.underlay,
                         tx: &mut tx,
                         stats: &mut stats,
                         errors: &mut errors,
@@ -145,7 +129,7 @@ impl Engine {
                 }
                 self.carry_fabric(
                     &mut fabric,
-                    (&taps, &live.taps, &underlay_ports, &mut tx, &mut stats, &mut errors),
+                    (&taps, &live.taps, &mut tx, &mut stats, &mut errors),
                     0,
                 );
                 self.settle(&mut pending, &mut stats);
@@ -179,18 +163,10 @@ impl Engine {
                     fabric.push_back((*node, *port, Packet::from_slice(&buf[..n]), Origin::Input));
                     let (outputs, queued, drop) = self.carry_fabric(
                         &mut fabric,
-                        (&taps, &live.taps, &underlay_ports, &mut tx, &mut stats, &mut errors),
+                        (&taps, &live.taps, &mut tx, &mut stats, &mut errors),
                         seq,
                     );
-                    if outputs > 0 {
-                        stats.delivered += 1;
-                    } else if queued > 0 {
-                        pending.insert(seq, (queued, false, DropReason::NsNoNeighbor));
-                        stats.queued += 1;
-                    } else {
-                        let d = drop.unwrap_or(DropReason::ActionDrop);
-                        *stats.dropped.entry(d.name()).or_default() += 1;
-                    }
+                    stats.account_input(&mut pending, seq, outputs, queued, drop);
                     self.settle(&mut pending, &mut stats);
                 }
             }
@@ -204,14 +180,7 @@ impl Engine {
             }
         }
         stats.seconds = start.elapsed().as_secs_f64();
-        for n in &mut self.nodes {
-            n.dp.push_stats();
-            stats.emc_hits += n.dp.stats.emc_hits;
-            stats.megaflow_hits += n.dp.stats.megaflow_hits;
-            stats.upcalls += n.dp.stats.upcalls;
-            stats.megaflows += n.dp.megaflows.len() as u64;
-            stats.conntrack_entries += n.dp.ct.stats().entries as u64;
-        }
+        self.add_datapath_totals(&mut stats);
         let mut keys: Vec<(usize, u32)> = rx.keys().chain(tx.keys()).copied().collect();
         keys.sort_unstable();
         keys.dedup();
@@ -221,13 +190,7 @@ impl Engine {
                 stats.per_port.insert(r.clone(), v);
             }
         }
-        let dropped: u64 = stats.dropped.values().sum();
-        if stats.delivered + dropped + stats.queued != stats.packets_in {
-            return Err(format!(
-                "accounting mismatch: {} in, {} delivered, {} dropped, {} queued (internal error)",
-                stats.packets_in, stats.delivered, dropped, stats.queued
-            ));
-        }
+        stats.check_invariant()?;
         Ok(stats)
     }
 
@@ -240,14 +203,13 @@ impl Engine {
         ctx: (
             &HashMap<(usize, u32), usize>,
             &[(Tap, usize, u32, String)],
-            &HashMap<usize, u32>,
             &mut HashMap<(usize, u32), u64>,
             &mut ReplayStats,
             &mut Vec<String>,
         ),
         seq: u64,
     ) -> (u64, u32, Option<DropReason>) {
-        let (taps, devs, underlay_ports, tx, stats, errors) = ctx;
+        let (taps, devs, tx, stats, errors) = ctx;
         let (mut outputs, mut queued, mut drop) = (0u64, 0u32, None);
         let mut hops = 0;
         while let Some((n, p, mut pkt, origin)) = fabric.pop_front() {
@@ -262,8 +224,7 @@ impl Engine {
                 taps,
                 devs,
                 fabric,
-                underlay_ports,
-                ip_owner: &self.ip_owner,
+                underlay: &self.underlay,
                 tx,
                 stats,
                 errors,

@@ -42,7 +42,32 @@ pub struct Engine {
     pub nodes: Vec<Node>,
     pub one_node: bool,
     refs: HashMap<String, (usize, u32)>,
-    ip_owner: HashMap<u32, usize>,
+    underlay: Underlay,
+}
+
+/// The emulated underlay between the nodes of one process.
+struct Underlay {
+    /// Underlay IP -> the node that owns it.
+    owner: HashMap<u32, usize>,
+    /// Each node's underlay datapath port.
+    ports: Vec<Option<u32>>,
+}
+
+impl Underlay {
+    /// Where a frame `node` sends out of `port` goes next: the node that owns its IPv4
+    /// destination and that node's underlay port, when `port` is `node`'s underlay port and
+    /// the owner is another node of the process.
+    fn hop(&self, node: usize, port: u32, frame: &[u8]) -> Option<(usize, u32)> {
+        if self.ports.get(node).copied().flatten() != Some(port) {
+            return None;
+        }
+        if frame.len() < 34 || frame[12..14] != [0x08, 0x00] {
+            return None;
+        }
+        let dst = u32::from_be_bytes([frame[30], frame[31], frame[32], frame[33]]);
+        let n = *self.owner.get(&dst).filter(|&&n| n != node)?;
+        Some((n, self.ports[n]?))
+    }
 }
 
 /// How fast to replay.
@@ -164,7 +189,44 @@ pub struct PacketTrace {
     pub report: trace::TraceReport,
 }
 
+/// Inputs waiting for a neighbour: seq -> (their packets still queued, whether one was
+/// delivered, the drop reason of the last one dropped).
+type Pending = HashMap<u64, (u32, bool, DropReason)>;
+
 impl ReplayStats {
+    /// Accounts input `seq` once it has gone as far as it goes: delivered when it was output
+    /// somewhere, pending while some of it waits for a neighbour, else dropped.
+    fn account_input(
+        &mut self,
+        pending: &mut Pending,
+        seq: u64,
+        outputs: u64,
+        queued: u32,
+        drop: Option<DropReason>,
+    ) {
+        if outputs > 0 {
+            self.delivered += 1;
+        } else if queued > 0 {
+            pending.insert(seq, (queued, false, DropReason::NsNoNeighbor));
+            self.queued += 1;
+        } else {
+            let d = drop.unwrap_or(DropReason::ActionDrop);
+            *self.dropped.entry(d.name()).or_default() += 1;
+        }
+    }
+
+    /// The accounting invariant: in = delivered + dropped + queued.
+    fn check_invariant(&self) -> Result<(), String> {
+        let dropped: u64 = self.dropped.values().sum();
+        if self.delivered + dropped + self.queued != self.packets_in {
+            return Err(format!(
+                "accounting mismatch: {} in, {} delivered, {} dropped, {} queued (internal error)",
+                self.packets_in, self.delivered, dropped, self.queued
+            ));
+        }
+        Ok(())
+    }
+
     /// stats.json, as DESIGN.md specifies it.
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::json;
@@ -214,8 +276,7 @@ struct RunSink<'a> {
     fabric: &'a mut VecDeque<(usize, u32, Packet, Origin)>,
     generated: u64,
     underlay_hops: u64,
-    underlay_ports: &'a HashMap<usize, u32>,
-    ip_owner: &'a HashMap<u32, usize>,
+    underlay: &'a Underlay,
     error: &'a mut Option<String>,
     packets_out: u64,
     bytes_out: u64,
@@ -264,22 +325,12 @@ impl Sink for RunSink<'_> {
         }
         // A frame leaving a node's underlay NIC crosses the emulated fabric to the node that
         // owns its destination IP.
-        if self.underlay_ports.get(&self.node) == Some(&port) {
-            let d = pkt.data();
-            if d.len() >= 34 && d[12..14] == [0x08, 0x00] {
-                let dst = u32::from_be_bytes([d[30], d[31], d[32], d[33]]);
-                if let Some(&n) = self.ip_owner.get(&dst) {
-                    if n != self.node {
-                        if let Some(&up) = self.underlay_ports.get(&n) {
-                            self.fabric.push_back((n, up, pkt.clone(), origin));
-                            if origin != Origin::Generated {
-                                self.underlay_hops += 1;
-                            }
-                            return true;
-                        }
-                    }
-                }
+        if let Some((n, up)) = self.underlay.hop(self.node, port, pkt.data()) {
+            self.fabric.push_back((n, up, pkt.clone(), origin));
+            if origin != Origin::Generated {
+                self.underlay_hops += 1;
             }
+            return true;
         }
         false
     }
@@ -330,7 +381,7 @@ impl Engine {
             .map_err(|e| ScenarioError(format!("internal scenario format: {e}")))?;
         let nodes = build(&sc)?;
         let mut refs = HashMap::new();
-        let mut ip_owner = HashMap::new();
+        let mut owner = HashMap::new();
         for (ni, n) in nodes.iter().enumerate() {
             for (dp, r) in n.port_refs.iter().enumerate() {
                 if let Some(r) = r {
@@ -338,10 +389,12 @@ impl Engine {
                 }
             }
             if let Some(ip) = n.underlay_ip {
-                ip_owner.insert(ip, ni);
+                owner.insert(ip, ni);
             }
         }
-        Ok(Engine { nodes, one_node: sc.one_node, refs, ip_owner })
+        let ports = nodes.iter().map(|n| n.underlay_dp_port).collect();
+        let underlay = Underlay { owner, ports };
+        Ok(Engine { nodes, one_node: sc.one_node, refs, underlay })
     }
 
     /// The (node, datapath port) of a canonical port reference.
@@ -373,19 +426,13 @@ impl Engine {
         }
         let loops = opts.loops.max(1) as u64;
         progress.total.store(opts.limit.map_or(total * loops, |l| l.min(total * loops)), Relaxed);
-        let underlay_ports: HashMap<usize, u32> = self
-            .nodes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, n)| n.underlay_dp_port.map(|p| (i, p)))
-            .collect();
         let mut writers = HashMap::new();
         let mut counts: HashMap<(usize, u32), PortCount> = HashMap::new();
         let mut stats = ReplayStats::default();
         let mut flows_seen: HashSet<FiveTuple> = HashSet::new();
         let mut fabric: VecDeque<(usize, u32, Packet, Origin)> = VecDeque::new();
         // Inputs waiting for a neighbour: seq -> (their packets still queued, delivered).
-        let mut pending: HashMap<u64, (u32, bool, DropReason)> = HashMap::new();
+        let mut pending = Pending::new();
         let mut error: Option<String> = None;
         let start = Instant::now();
         let mut first_ts: Option<u64> = None;
@@ -537,8 +584,7 @@ impl Engine {
                         fabric: &mut fabric,
                         generated: 0,
                         underlay_hops: 0,
-                        underlay_ports: &underlay_ports,
-                        ip_owner: &self.ip_owner,
+                        underlay: &self.underlay,
                         error: &mut error,
                         packets_out: 0,
                         bytes_out: 0,
@@ -596,15 +642,7 @@ impl Engine {
                 if let Some(e) = error.take() {
                     return Err(e);
                 }
-                if outputs > 0 {
-                    stats.delivered += 1;
-                } else if queued > 0 {
-                    pending.insert(sent, (queued, false, DropReason::NsNoNeighbor));
-                    stats.queued += 1;
-                } else {
-                    let d = last_drop.unwrap_or(DropReason::ActionDrop);
-                    *stats.dropped.entry(d.name()).or_default() += 1;
-                }
+                stats.account_input(&mut pending, sent, outputs, queued, last_drop);
                 self.settle(&mut pending, &mut stats);
                 progress.done.store(sent, Relaxed);
             }
@@ -639,14 +677,7 @@ impl Engine {
             }
         }
         stats.seconds = start.elapsed().as_secs_f64();
-        for n in &mut self.nodes {
-            n.dp.push_stats();
-            stats.emc_hits += n.dp.stats.emc_hits;
-            stats.megaflow_hits += n.dp.stats.megaflow_hits;
-            stats.upcalls += n.dp.stats.upcalls;
-            stats.megaflows += n.dp.megaflows.len() as u64;
-            stats.conntrack_entries += n.dp.ct.stats().entries as u64;
-        }
+        self.add_datapath_totals(&mut stats);
         for ((n, p), c) in &counts {
             if let Some(Some(r)) = self.nodes[*n].port_refs.get(*p as usize) {
                 stats.per_port.insert(r.clone(), (c.rx, c.tx));
@@ -657,14 +688,21 @@ impl Engine {
         if let Some(d) = &opts.flows_dir {
             self.write_flows(d)?;
         }
-        let dropped: u64 = stats.dropped.values().sum();
-        if stats.delivered + dropped + stats.queued != stats.packets_in {
-            return Err(format!(
-                "accounting mismatch: {} in, {} delivered, {} dropped, {} queued (internal error)",
-                stats.packets_in, stats.delivered, dropped, stats.queued
-            ));
-        }
+        stats.check_invariant()?;
         Ok(stats)
+    }
+
+    /// Adds every node's cache and conntrack counters to `stats` (after pushing megaflow
+    /// hits into the rules).
+    fn add_datapath_totals(&mut self, stats: &mut ReplayStats) {
+        for n in &mut self.nodes {
+            n.dp.push_stats();
+            stats.emc_hits += n.dp.stats.emc_hits;
+            stats.megaflow_hits += n.dp.stats.megaflow_hits;
+            stats.upcalls += n.dp.stats.upcalls;
+            stats.megaflows += n.dp.megaflows.len() as u64;
+            stats.conntrack_entries += n.dp.ct.stats().entries as u64;
+        }
     }
 
     /// Accounts the deferred inputs whose queued packets were released or dropped: an input

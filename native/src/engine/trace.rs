@@ -69,34 +69,21 @@ pub struct TraceReport {
     pub explain: bool,
 }
 
-/// Finds the node (and its underlay port) that owns an underlay IP.
-type OwnerFn<'a> = &'a dyn Fn(u32) -> Option<(usize, u32)>;
-
 struct TraceSink<'a> {
     node: usize,
     refs: &'a [Option<String>],
     outputs: &'a mut Vec<(String, Vec<u8>)>,
     fabric: &'a mut VecDeque<(usize, u32, Packet, Origin)>,
-    underlay: Option<(u32, OwnerFn<'a>)>,
+    underlay: &'a super::Underlay,
 }
 
 impl Sink for TraceSink<'_> {
     fn output(&mut self, port: u32, pkt: &Packet, origin: Origin) -> bool {
         let r = self.refs.get(port as usize).cloned().flatten().unwrap_or_else(|| port.to_string());
         self.outputs.push((r, pkt.data().to_vec()));
-        if let Some((up, owner)) = &self.underlay {
-            if *up == port {
-                let d = pkt.data();
-                if d.len() >= 34 && d[12..14] == [0x08, 0x00] {
-                    let dst = u32::from_be_bytes([d[30], d[31], d[32], d[33]]);
-                    if let Some((n, p)) = owner(dst) {
-                        if n != self.node {
-                            self.fabric.push_back((n, p, pkt.clone(), origin));
-                            return true;
-                        }
-                    }
-                }
-            }
+        if let Some((n, p)) = self.underlay.hop(self.node, port, pkt.data()) {
+            self.fabric.push_back((n, p, pkt.clone(), origin));
+            return true;
         }
         false
     }
@@ -165,13 +152,6 @@ impl Engine {
                 frame.len()
             ));
         }
-        let underlay_ports: Vec<Option<u32>> =
-            self.nodes.iter().map(|n| n.underlay_dp_port).collect();
-        let ip_owner = self.ip_owner.clone();
-        let owner = move |ip: u32| -> Option<(usize, u32)> {
-            let n = *ip_owner.get(&ip)?;
-            Some((n, underlay_ports[n]?))
-        };
         for (i, n) in self.nodes.iter_mut().enumerate() {
             n.dp.tracing = (i == ni || o.follow).then(Vec::new);
             n.dp.trace_names = o.names;
@@ -201,7 +181,7 @@ impl Engine {
                 refs: &node.port_refs,
                 outputs: &mut report.outputs,
                 fabric: &mut fabric,
-                underlay: node.underlay_dp_port.map(|u| (u, &owner as OwnerFn)),
+                underlay: &self.underlay,
             };
             node.dp.receive_as(&mut pkt, p, origin, 0, &mut sink);
             if let Some(t) = node.dp.tracing.as_mut() {

@@ -282,23 +282,15 @@ impl Ctx<'_> {
             return;
         }
         let n = &self.of.namespaces[ns];
-        let Some(dev) = n.iface(oif) else { return };
+        let Some(sha) = n.iface(oif).map(|d| d.mac) else { return };
         // arp_solicit(): the packet's source when it is ours, else an address of the link.
-        self.wc.nw_src = u32::MAX;
         let src = Ipv4Addr::from(self.flow.nw_src);
         let spa = if n.is_local(src) {
             src
         } else {
             n.select_src(oif, Some(next_hop), 253).unwrap_or(Ipv4Addr::UNSPECIFIED)
         };
-        let q = crate::dpif::odp::NeighQueue {
-            ns: ns as u16,
-            oif: oif.to_string(),
-            next_hop: u32::from(next_hop),
-            sha: dev.mac,
-            spa: u32::from(spa),
-            resume: 0,
-        };
+        self.wc.nw_src = u32::MAX;
         self.commit();
         let fz = self.ns_frozen(NsResume::Transmit { ns, oif: oif.to_string() });
         let id = self.of.recirc.id_for(fz);
@@ -308,8 +300,14 @@ impl Ctx<'_> {
                  {next_hop} tell {spa}; both resume as {id:#x}"
             )
         });
-        self.odp
-            .push(DpAction::NeighQueue(Box::new(crate::dpif::odp::NeighQueue { resume: id, ..q })));
+        self.odp.push(DpAction::NeighQueue(Box::new(crate::dpif::odp::NeighQueue {
+            ns: ns as u16,
+            oif: oif.to_string(),
+            next_hop: u32::from(next_hop),
+            sha,
+            spa: u32::from(spa),
+            resume: id,
+        })));
         self.out.recircs.push(id);
         self.outputs += 1;
     }
