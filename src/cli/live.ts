@@ -132,6 +132,13 @@ export function planLab(topo: Topology, index: PortIndex): LabHost[] {
   return hosts;
 }
 
+/** Lab commands create and delete network namespaces: root only. */
+function needRoot(what: string): void {
+  if (process.getuid?.() !== 0) {
+    throw new LabError(`${what} needs root (it creates and removes network namespaces and TAP devices)`);
+  }
+}
+
 function stateFile(scenario: string): string {
   return path.join(STATE_DIR, `lab-${path.basename(scenario).replace(/[^\w.-]/g, '_')}.json`);
 }
@@ -214,6 +221,7 @@ export async function runCommand(
 
 /** `dvrlab lab up SCENARIO`: builds the lab, forwards until a signal, takes it down. */
 export async function labUp(scenario: string, io: CliIo): Promise<number> {
+  needRoot('lab up');
   const topo = loadTopologyArgument(scenario);
   const loaded = loadScenarioOrTopology(scenario);
   const index = new PortIndex(loaded.scenario);
@@ -264,6 +272,7 @@ export async function labUp(scenario: string, io: CliIo): Promise<number> {
 
 /** `dvrlab lab down SCENARIO`: removes what a lab that did not stop cleanly left. */
 export function labDown(scenario: string, io: CliIo): number {
+  needRoot('lab down');
   const state = stateFile(scenario);
   if (!existsSync(state)) {
     io.stdout.write(`no lab of ${scenario} is recorded: nothing to remove\n`);
