@@ -135,7 +135,9 @@ export function planLab(topo: Topology, index: PortIndex): LabHost[] {
 /** Lab commands create and delete network namespaces: root only. */
 function needRoot(what: string): void {
   if (process.getuid?.() !== 0) {
-    throw new LabError(`${what} needs root (it creates and removes network namespaces and TAP devices)`);
+    throw new LabError(
+      `${what} needs root (it creates and removes network namespaces and TAP devices)`,
+    );
   }
 }
 
