@@ -114,6 +114,37 @@ export interface StatsJson {
   flows: number; // distinct 5-tuples seen
   unique_flow_packets: number;
   non_flow_packets: number;
+  underlay?: UnderlayStatsJson; // live runs with a UDP underlay
+}
+
+/** What a live run forwards between (see `Engine.openLive`). */
+export interface LiveSpec {
+  taps: { port: string; ifname: string }[];
+  /** The node this process runs; the others are reached over the UDP underlay. */
+  node?: string;
+  /** Where this node's UDP underlay listens: IP:PORT, IP or PORT. */
+  bind?: string;
+  /** Where other nodes' underlays are. */
+  peers?: { node: string; address: string }[];
+  /** The control socket's path. */
+  ctl?: string;
+}
+
+/** A live run's UDP underlay, in its stats. */
+export interface UnderlayStatsJson {
+  bind: string;
+  datagrams_out: number;
+  datagrams_in: number;
+  not_udp: number;
+  send_failed: number;
+  peers: {
+    name: string;
+    tunnel_ip: string;
+    address: string;
+    sent: number;
+    received: number;
+    answering: boolean;
+  }[];
 }
 
 /** The raw addon exports, as the contract defines them. */
@@ -125,8 +156,9 @@ interface RawEngine {
   bench(optionsJson: string): Promise<string>;
   progress(): number[];
   cancel(): void;
-  openTaps(tapsJson: string): string[];
-  closeTaps(): void;
+  openLive(specJson: string): string;
+  closeLive(): void;
+  liveEvents(): string[];
   live(): Promise<string>;
 }
 
@@ -306,21 +338,30 @@ export class Engine {
   }
 
   /**
-   * Opens TAP devices on ports (created in this network namespace; they may be moved to
-   * another and keep working) for the next `live` run. Returns each port's canonical
-   * reference.
+   * Opens what the next `live` run forwards between: TAP devices on ports (created in this
+   * network namespace; they may be moved to another and keep working), the UDP underlay of
+   * the node this process runs, and the control socket. Returns each TAP's canonical port
+   * reference and the underlay's address and peers.
    */
-  openTaps(taps: { port: string; ifname: string }[]): string[] {
+  openLive(spec: LiveSpec): { taps: string[]; underlay: UnderlayStatsJson | null } {
     try {
-      return this.raw.openTaps(JSON.stringify(taps));
+      return JSON.parse(this.raw.openLive(JSON.stringify(spec))) as {
+        taps: string[];
+        underlay: UnderlayStatsJson | null;
+      };
     } catch (e) {
       throw new EngineError((e as Error).message);
     }
   }
 
-  /** Closes TAP devices no live run took. */
-  closeTaps(): void {
-    this.raw.closeTaps();
+  /** Closes what `openLive` opened and no live run took. */
+  closeLive(): void {
+    this.raw.closeLive();
+  }
+
+  /** Reports of the running live run (tunnel peers silent or unreachable) since the last call. */
+  liveEvents(): string[] {
+    return this.raw.liveEvents();
   }
 
   /** Forwards between the open TAP devices until `stop()`; resolves with the counters. */

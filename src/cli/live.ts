@@ -6,11 +6,11 @@
  * runs in the engine (Rust); this module only sets the lab up, waits for a signal and takes
  * down exactly what it made.
  */
-import { spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { DvrlabError, PortRefError, UsageError } from '../errors.js';
-import { Engine, type StatsJson } from '../native.js';
+import { Engine, type LiveSpec, type StatsJson } from '../native.js';
 import { loadScenarioOrTopology, loadTopologyArgument } from '../neutron/load.js';
 import type { Topology } from '../neutron/topology.js';
 import { PortIndex } from '../scenario/ports.js';
@@ -192,37 +192,199 @@ function printCounters(io: CliIo, stats: StatsJson & { errors?: string[] }): voi
   for (const [p, c] of Object.entries(stats.per_port ?? {}).sort()) {
     io.stdout.write(`  ${p}: rx ${c.rx}, tx ${c.tx}\n`);
   }
+  const u = stats.underlay;
+  if (u) {
+    io.stdout.write(
+      `  underlay ${u.bind}: ${u.datagrams_out} datagrams out, ${u.datagrams_in} in` +
+        (u.not_udp ? `, ${u.not_udp} frames not UDP (not sent)` : '') +
+        (u.send_failed ? `, ${u.send_failed} sends failed` : '') +
+        '\n',
+    );
+    for (const p of u.peers) {
+      io.stdout.write(
+        `    peer ${p.name} (${p.tunnel_ip}) at ${p.address}: sent ${p.sent}, received ` +
+          `${p.received}${p.answering ? '' : ', not answering'}\n`,
+      );
+    }
+  }
   for (const e of stats.errors ?? []) io.stdout.write(`  fault: ${e}\n`);
 }
 
-/** `dvrlab run SCENARIO --tap PORTREF=IFNAME...`. */
-export async function runCommand(
-  scenario: string,
-  opts: { tap: string[] },
-  io: CliIo,
-): Promise<number> {
-  if (opts.tap.length === 0) throw new UsageError('run: give at least one --tap PORTREF=IFNAME');
-  const loaded = loadScenarioOrTopology(scenario);
-  const index = new PortIndex(loaded.scenario);
-  const taps = opts.tap.map((t) => {
+/** Options of `dvrlab run`. */
+export interface RunOptions {
+  tap: string[];
+  node?: string;
+  /** `IP:PORT` (this node) or `NODE=IP:PORT` (where another node is). */
+  underlay: string[];
+  ctl?: string;
+}
+
+/** Splits `--tap PORTREF=IFNAME` values. */
+function portAssignments(flag: string, values: string[], index: PortIndex) {
+  return values.map((t) => {
     const eq = t.indexOf('=');
     if (eq <= 0 || eq === t.length - 1) {
-      throw new UsageError(`--tap ${t}: expected PORTREF=IFNAME`);
+      throw new UsageError(`${flag} ${t}: expected PORTREF=IFNAME`);
     }
     const port = index.resolveInput(t.slice(0, eq)).ref;
     return { port, ifname: t.slice(eq + 1) };
   });
+}
+
+/** The live spec of `dvrlab run`'s options. */
+export function liveSpec(opts: RunOptions, index: PortIndex): LiveSpec {
+  const spec: LiveSpec = { taps: portAssignments('--tap', opts.tap, index), peers: [] };
+  if (opts.node !== undefined) spec.node = opts.node;
+  if (opts.ctl !== undefined) spec.ctl = path.resolve(opts.ctl);
+  for (const u of opts.underlay) {
+    const eq = u.indexOf('=');
+    if (eq === 0 || eq === u.length - 1) {
+      throw new UsageError(`--underlay ${u}: expected IP:PORT or NODE=IP:PORT`);
+    }
+    if (eq < 0 || u.slice(0, eq) === opts.node) {
+      if (spec.bind !== undefined) {
+        throw new UsageError(`--underlay ${u}: this node's address is given twice`);
+      }
+      spec.bind = eq < 0 ? u : u.slice(eq + 1);
+    } else {
+      spec.peers!.push({ node: u.slice(0, eq), address: u.slice(eq + 1) });
+    }
+  }
+  return spec;
+}
+
+/** Prints the live run's reports (tunnel peers that stop answering) as they come. */
+function watchEvents(engine: Engine, io: CliIo): () => void {
+  const flush = () => {
+    for (const e of engine.liveEvents()) io.stderr.write(`dvrlab: ${e}\n`);
+  };
+  const timer = setInterval(flush, 500);
+  return () => {
+    clearInterval(timer);
+    flush();
+  };
+}
+
+/** `dvrlab run SCENARIO --tap PORTREF=IFNAME... [--node NAME --underlay ...] [--ctl S]`. */
+export async function runCommand(scenario: string, opts: RunOptions, io: CliIo): Promise<number> {
+  if (opts.tap.length === 0 && opts.node === undefined && opts.underlay.length === 0) {
+    throw new UsageError(
+      'run: give at least one --tap PORTREF=IFNAME, or --node NAME for a node on the UDP underlay',
+    );
+  }
+  const loaded = loadScenarioOrTopology(scenario);
+  const index = new PortIndex(loaded.scenario);
+  const spec = liveSpec(opts, index);
   const engine = new Engine(loaded.scenario);
-  engine.openTaps(taps);
+  const opened = engine.openLive(spec);
   const running = engine.live();
-  for (const t of taps) io.stdout.write(`${t.ifname} -> ${t.port}\n`);
+  const stopWatching = watchEvents(engine, io);
+  spec.taps.forEach((t, i) => io.stdout.write(`${t.ifname} -> ${opened.taps[i]}\n`));
+  if (opened.underlay) {
+    const u = opened.underlay;
+    const peers = u.peers.map((p) => `${p.name} (${p.tunnel_ip}) at ${p.address}`);
+    io.stdout.write(
+      `${spec.node ?? 'underlay'}: VXLAN over UDP on ${u.bind}` +
+        (peers.length ? `; peers ${peers.join(', ')}` : '') +
+        '\n',
+    );
+  }
+  if (spec.ctl) io.stdout.write(`control socket ${spec.ctl}\n`);
   io.stdout.write('ready\n');
-  printCounters(io, await untilStopped(engine, running));
+  let stats: StatsJson & { errors?: string[] };
+  try {
+    stats = await untilStopped(engine, running);
+  } finally {
+    stopWatching();
+  }
+  printCounters(io, stats);
   return 0;
 }
 
-/** `dvrlab lab up SCENARIO`: builds the lab, forwards until a signal, takes it down. */
-export async function labUp(scenario: string, io: CliIo): Promise<number> {
+/** The loopback address a node's process listens on in a lab of one process per node. */
+export function labUnderlayAddress(i: number): string {
+  return `127.0.1.${i + 1}:4789`;
+}
+
+/** One `dvrlab run --node` child of a lab with one process per node. */
+interface NodeProcess {
+  node: string;
+  child: ChildProcess;
+  out: string;
+  exited: Promise<number | null>;
+}
+
+/** Starts `dvrlab run --node NODE` for every node, each with the TAPs of its ports, on the
+ * UDP underlay over loopback; resolves once every one is ready. */
+async function startNodeProcesses(
+  scenario: string,
+  nodes: string[],
+  taps: { port: string; ifname: string }[],
+  io: CliIo,
+): Promise<NodeProcess[]> {
+  const procs: NodeProcess[] = [];
+  const cli = process.argv[1];
+  for (const [i, node] of nodes.entries()) {
+    const args = [cli, 'run', scenario, '--node', node, '--underlay', labUnderlayAddress(i)];
+    nodes.forEach((other, j) => {
+      if (j !== i) args.push('--underlay', `${other}=${labUnderlayAddress(j)}`);
+    });
+    for (const t of taps.filter((t) => t.port.startsWith(`${node}/`))) {
+      args.push('--tap', `${t.port}=${t.ifname}`);
+    }
+    // In its own process group: Ctrl-C reaches the lab, which stops the nodes in order.
+    const child = spawn(process.execPath, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    const p: NodeProcess = {
+      node,
+      child,
+      out: '',
+      exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))),
+    };
+    child.stdout!.on('data', (d: Buffer) => (p.out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => {
+      for (const line of d.toString().split('\n').filter(Boolean)) {
+        io.stderr.write(`${node}: ${line}\n`);
+      }
+    });
+    procs.push(p);
+  }
+  try {
+    await Promise.all(
+      procs.map(
+        (p) =>
+          new Promise<void>((resolve, reject) => {
+            const check = () => /^ready$/m.test(p.out) && resolve();
+            p.child.stdout!.on('data', check);
+            check();
+            void p.exited.then((c) =>
+              reject(new LabError(`the process of ${p.node} exited (${c}) before it was ready`)),
+            );
+          }),
+      ),
+    );
+  } catch (e) {
+    await stopNodeProcesses(procs);
+    throw e;
+  }
+  return procs;
+}
+
+async function stopNodeProcesses(procs: NodeProcess[]): Promise<void> {
+  for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGTERM');
+  await Promise.all(procs.map((p) => p.exited));
+}
+
+/** `dvrlab lab up SCENARIO [--processes]`: builds the lab, forwards until a signal, takes it
+ * down. With `processes`, every node runs in its own `dvrlab run --node` process and the
+ * nodes exchange real VXLAN over UDP on loopback. */
+export async function labUp(
+  scenario: string,
+  io: CliIo,
+  opts: { processes?: boolean } = {},
+): Promise<number> {
   needRoot('lab up');
   const topo = loadTopologyArgument(scenario);
   const loaded = loadScenarioOrTopology(scenario);
@@ -235,13 +397,24 @@ export async function labUp(scenario: string, io: CliIo): Promise<number> {
         `(\`dvrlab lab down ${scenario}\` removes a lab left behind)`,
     );
   }
-  const engine = new Engine(loaded.scenario);
+  const taps = hosts.flatMap((h) => h.taps);
+  const engine = opts.processes ? undefined : new Engine(loaded.scenario);
+  let procs: NodeProcess[] = [];
   const created: string[] = [];
   const state = stateFile(scenario);
   mkdirSync(STATE_DIR, { recursive: true, mode: 0o700 });
   const record = () => writeFileSync(state, JSON.stringify({ namespaces: created }) + '\n');
   try {
-    engine.openTaps(hosts.flatMap((h) => h.taps));
+    if (engine) {
+      engine.openLive({ taps });
+    } else {
+      procs = await startNodeProcesses(
+        scenario,
+        topo.nodes.map((n) => n.name),
+        taps,
+        io,
+      );
+    }
     for (const h of hosts) {
       ip(['netns', 'add', h.ns]);
       created.push(h.ns);
@@ -250,25 +423,47 @@ export async function labUp(scenario: string, io: CliIo): Promise<number> {
       h.configure();
     }
   } catch (e) {
-    engine.closeTaps();
+    engine?.closeLive();
+    await stopNodeProcesses(procs);
     teardown(created);
     rmSync(state, { force: true });
     throw e;
   }
-  const running = engine.live();
+  const running = engine?.live();
   for (const h of hosts) {
     io.stdout.write(`${h.ns}: ${h.taps.map((t) => `${t.ifname} -> ${t.port}`).join(', ')}\n`);
   }
+  topo.nodes.forEach((n, i) => {
+    if (procs.length)
+      io.stdout.write(
+        `${n.name}: process ${procs[i].child.pid}, VXLAN over UDP on ${labUnderlayAddress(i)}\n`,
+      );
+  });
   io.stdout.write('ready\n');
-  let stats: StatsJson & { errors?: string[] };
+  let stats: (StatsJson & { errors?: string[] }) | undefined;
+  let failed: string | undefined;
   try {
-    stats = await untilStopped(engine, running);
+    if (engine && running) {
+      stats = await untilStopped(engine, running);
+    } else {
+      const ended = procs.map((p) =>
+        p.exited.then((c) => `the process of ${p.node} exited (${c})`),
+      );
+      const why = await Promise.race([untilSignal().then(() => undefined), ...ended]);
+      failed = why;
+      await stopNodeProcesses(procs);
+    }
   } finally {
     teardown(created);
     rmSync(state, { force: true });
   }
-  printCounters(io, stats);
+  if (stats) printCounters(io, stats);
+  for (const p of procs) {
+    const after = p.out.slice(p.out.search(/^ready$/m) + 'ready\n'.length);
+    for (const line of after.split('\n').filter(Boolean)) io.stdout.write(`${p.node}: ${line}\n`);
+  }
   io.stdout.write(`removed ${created.join(', ')}\n`);
+  if (failed) throw new LabError(failed);
   return 0;
 }
 

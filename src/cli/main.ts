@@ -20,6 +20,7 @@ import { DEMO_OUT, demoCommand } from './demo.js';
 import { type CliIo, type EngineFactory, nativeEngine, replayCommand } from './replay.js';
 import { dpctlCommand, dumpFlowsCommand, showCommand } from './inspect.js';
 import { labDown, labUp, runCommand } from './live.js';
+import { CTL_COMMANDS, ctlCommand, ctlUsage } from './ctl.js';
 import { traceCommand } from './trace.js';
 
 /** The package version, read from package.json (two levels up from dist/src/cli/). */
@@ -222,17 +223,54 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
 
   program
     .command('run')
-    .summary('forward live traffic between TAP devices attached to ports of a scenario')
+    .summary('forward live traffic: TAP devices, one node per process over real VXLAN')
     .description(
       'Create a TAP device (/dev/net/tun) on each given port and forward between them\n' +
         'through the scenario in real time, until Ctrl-C or SIGTERM; then print the\n' +
-        'counters. The devices disappear when dvrlab stops. Needs root (CAP_NET_ADMIN).',
+        'counters. The devices disappear when dvrlab stops. Needs root (CAP_NET_ADMIN).\n\n' +
+        'With --node, this process runs that node only: what it sends out of its underlay\n' +
+        'goes as real VXLAN over UDP to the process, host or kernel VTEP that has the\n' +
+        "destination's address, and what arrives there enters its underlay. Peers that do\n" +
+        'not answer are reported. --ctl opens a control socket for `dvrlab ctl`.',
     )
     .argument('<scenario>', 'scenario file, a Neutron topology, or devstack-dvr')
     .option('--tap <portref=ifname>', 'a TAP device IFNAME on port PORTREF; repeatable', collect)
+    .option('--node <name>', 'run this node only; the others are reached over the UDP underlay')
+    .option(
+      '--underlay <[node=]ip:port>',
+      "this node's UDP address (default: its tunnel address, port 4789), or NODE=IP:PORT " +
+        'where another node is; repeatable',
+      collect,
+    )
+    .option('--ctl <socket>', 'listen for `dvrlab ctl` on this Unix socket (owner only)')
     .action(async (scenario, opts) => {
-      const args = { tap: opts.tap ?? [] };
+      const args = {
+        tap: opts.tap ?? [],
+        underlay: opts.underlay ?? [],
+        node: opts.node,
+        ctl: opts.ctl,
+      };
       result.code = await runCommand(scenario, args, io);
+    });
+
+  program
+    .command('ctl')
+    .summary('query or change a running `dvrlab run --ctl SOCKET`')
+    .description(
+      'Send one command to the instance listening on SOCKET and print its answer:\n' +
+        ctlUsage() +
+        '\nBRIDGE is NODE/BRIDGE (BRIDGE in a one-node scenario); flows and filters are in\n' +
+        'ovs-ofctl syntax. Flow changes apply to the next frame (the megaflows are\n' +
+        'revalidated at once).',
+    )
+    .argument('<socket>', 'the control socket')
+    .argument('<command>', CTL_COMMANDS.join(' | '))
+    .argument('[args...]', "the command's arguments")
+    .option('--json', 'print the whole answer as JSON')
+    .allowUnknownOption()
+    .helpOption('-h, --help')
+    .action(async (socket, command, args, opts) => {
+      result.code = await ctlCommand(socket, command, args ?? [], opts, io);
     });
 
   const lab = program
@@ -249,8 +287,13 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
         'Ctrl-C or SIGTERM stops, prints the counters and removes exactly what it created.',
     )
     .argument('<topology>', 'a Neutron topology file, or devstack-dvr')
-    .action(async (topology) => {
-      result.code = await labUp(topology, io);
+    .option(
+      '--processes',
+      'run every node in its own process (dvrlab run --node), exchanging real VXLAN over ' +
+        'UDP on loopback (127.0.1.N:4789)',
+    )
+    .action(async (topology, opts) => {
+      result.code = await labUp(topology, io, { processes: opts.processes ?? false });
     });
   lab
     .command('down')

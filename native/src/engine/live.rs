@@ -1,14 +1,18 @@
-//! Live mode: TAP devices attached to ports of the scenario, forwarded in real time by one
-//! I/O loop (poll, then up to `BATCH` frames read per device per wake-up), with the datapath
-//! clock on the wall clock. Every frame a device delivers is carried to completion across the
-//! nodes of the process, as in a replay; what a port with a TAP sends is written to it, and
-//! what other ports send is counted.
+//! Live mode: TAP devices attached to ports of the scenario, and optionally a UDP underlay
+//! (this process runs one node; the others are reached over real VXLAN) and a control socket,
+//! all served by one I/O loop (poll, then up to `BATCH` frames read per device per wake-up),
+//! with the datapath clock on the wall clock. Every frame read is carried to completion
+//! across the nodes of the process, as in a replay; what a port with a TAP sends is written
+//! to it, what the node sends out of its underlay goes to the UDP underlay when there is
+//! one, and what other ports send is counted.
 //!
 //! Accounting is the replay's: each frame read is delivered, queued (waiting for a
 //! namespace's neighbour) or dropped under one reason.
 
+use super::ctl::{answer, Ctl};
 use super::tap::Tap;
-use super::{Engine, Progress, ReplayStats};
+use super::udp::UdpUnderlay;
+use super::{Engine, Pending, Progress, ReplayStats};
 use crate::dpif::odp::DropReason;
 use crate::dpif::{Origin, Sink};
 use crate::wire::Packet;
@@ -21,20 +25,39 @@ const BATCH: usize = 64;
 /// Frames larger than this are not read whole (the TAP MTU is far below).
 const FRAME_MAX: usize = 65_550;
 
-/// The TAP devices of a live run, attached to scenario ports.
-pub struct LiveTaps {
-    pub taps: Vec<(Tap, usize, u32, String)>, // device, node, datapath port, port reference
+/// What a live run forwards between.
+#[derive(Default)]
+pub struct LiveSetup {
+    /// TAP device, node, datapath port, port reference.
+    pub taps: Vec<(Tap, usize, u32, String)>,
+    pub udp: Option<UdpUnderlay>,
+    pub ctl: Option<Ctl>,
+}
+
+/// The counters and queues of a live run.
+#[derive(Default)]
+struct LiveState {
+    tap_of: HashMap<(usize, u32), usize>,
+    tx: HashMap<(usize, u32), u64>,
+    rx: HashMap<(usize, u32), u64>,
+    stats: ReplayStats,
+    errors: Vec<String>,
+    fabric: VecDeque<(usize, u32, Packet, Origin)>,
+    pending: Pending,
+    now_ms: u64,
 }
 
 struct LiveSink<'a> {
     node: usize,
-    taps: &'a HashMap<(usize, u32), usize>,
+    tap_of: &'a HashMap<(usize, u32), usize>,
     devs: &'a [(Tap, usize, u32, String)],
+    udp: Option<&'a mut UdpUnderlay>,
     fabric: &'a mut VecDeque<(usize, u32, Packet, Origin)>,
     underlay: &'a super::Underlay,
     tx: &'a mut HashMap<(usize, u32), u64>,
     stats: &'a mut ReplayStats,
     errors: &'a mut Vec<String>,
+    now_ms: u64,
 }
 
 impl Sink for LiveSink<'_> {
@@ -46,6 +69,15 @@ impl Sink for LiveSink<'_> {
         if origin == Origin::Generated {
             self.stats.generated += 1;
         }
+        if let Some(u) = self.udp.as_deref_mut() {
+            if u.node == self.node && u.port == port {
+                // Out of this process: sent, and the packet's fate is the peer's to decide.
+                if let Err(e) = u.send(pkt.data(), self.now_ms) {
+                    self.errors.push(e);
+                }
+                return false;
+            }
+        }
         if let Some((n, up)) = self.underlay.hop(self.node, port, pkt.data()) {
             self.fabric.push_back((n, up, pkt.clone(), origin));
             if origin != Origin::Generated {
@@ -53,13 +85,159 @@ impl Sink for LiveSink<'_> {
             }
             return true;
         }
-        if let Some(&i) = self.taps.get(&k) {
+        if let Some(&i) = self.tap_of.get(&k) {
             let (dev, ..) = &self.devs[i];
             if let Err(e) = dev.send(pkt.data()) {
                 self.errors.push(format!("{}: {e}", dev.name));
             }
         }
         false
+    }
+}
+
+/// What `open_live` is asked for (the CLI's options, resolved to canonical port references).
+#[derive(serde::Deserialize, Debug, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LiveSpec {
+    #[serde(default)]
+    pub taps: Vec<TapSpec>,
+    /// The node this process runs (the others are reached over the UDP underlay).
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Where this node's UDP underlay listens (default: its tunnel address, port 4789).
+    #[serde(default)]
+    pub bind: Option<String>,
+    /// Where other nodes' underlays are (default: their tunnel address, port 4789).
+    #[serde(default)]
+    pub peers: Vec<PeerSpec>,
+    #[serde(default)]
+    pub ctl: Option<std::path::PathBuf>,
+}
+
+#[derive(serde::Deserialize, Debug)]
+pub struct TapSpec {
+    pub port: String,
+    pub ifname: String,
+}
+
+#[derive(serde::Deserialize, Debug)]
+pub struct PeerSpec {
+    pub node: String,
+    pub address: String,
+}
+
+/// The VXLAN port number IANA assigned, Linux's and OVS's default.
+pub const VXLAN_PORT: u16 = 4789;
+
+fn socket_addr(
+    what: &str,
+    text: &str,
+    default_ip: Option<u32>,
+) -> Result<std::net::SocketAddrV4, String> {
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    if let Ok(a) = text.parse::<SocketAddrV4>() {
+        return Ok(a);
+    }
+    if let Ok(ip) = text.parse::<Ipv4Addr>() {
+        return Ok(SocketAddrV4::new(ip, VXLAN_PORT));
+    }
+    if let (Ok(port), Some(ip)) = (text.parse::<u16>(), default_ip) {
+        return Ok(SocketAddrV4::new(Ipv4Addr::from(ip), port));
+    }
+    Err(format!(
+        "{what} \"{text}\": expected IPv4:PORT, an IPv4 address (port {VXLAN_PORT}) or a port"
+    ))
+}
+
+impl Engine {
+    /// Opens what a live run forwards between: the TAP devices, the UDP underlay of
+    /// `spec.node` and the control socket. Nothing stays open on an error.
+    pub fn open_live(&self, spec: &LiveSpec) -> Result<LiveSetup, String> {
+        let local = match &spec.node {
+            Some(name) => {
+                Some(self.nodes.iter().position(|n| &n.name == name).ok_or_else(|| {
+                    let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+                    format!("--node {name}: no such node (the scenario has {})", names.join(", "))
+                })?)
+            }
+            None => None,
+        };
+        let underlay = spec.bind.is_some() || !spec.peers.is_empty();
+        if local.is_none() && underlay && self.nodes.len() != 1 {
+            return Err("--underlay: say which node this process runs with --node".into());
+        }
+        let local = local.or(underlay.then_some(0));
+        let mut setup = LiveSetup::default();
+        for t in &spec.taps {
+            let (tap, node, port) = self.open_tap(&t.port, &t.ifname)?;
+            if let Some(l) = local {
+                if node != l {
+                    return Err(format!(
+                        "--tap {}={}: the port is on node {}; this process runs node {}",
+                        t.port, t.ifname, self.nodes[node].name, self.nodes[l].name
+                    ));
+                }
+            }
+            let r = self.nodes[node].port_refs.get(port as usize).cloned().flatten();
+            setup.taps.push((tap, node, port, r.unwrap_or_else(|| t.port.clone())));
+        }
+        if let Some(l) = local {
+            setup.udp = Some(self.open_underlay(l, spec)?);
+        }
+        if let Some(path) = &spec.ctl {
+            setup.ctl = Some(Ctl::open(path)?);
+        }
+        Ok(setup)
+    }
+
+    fn open_underlay(&self, l: usize, spec: &LiveSpec) -> Result<UdpUnderlay, String> {
+        use super::udp::Peer;
+        let node = &self.nodes[l];
+        let (Some(ip), Some(port), Some(nu)) =
+            (node.underlay_ip, node.underlay_dp_port, node.dp.of.underlay.node.as_ref())
+        else {
+            return Err(format!(
+                "--node {}: the node has no underlay (give it underlay {{ip, mac}})",
+                node.name
+            ));
+        };
+        let bind = match &spec.bind {
+            Some(b) => socket_addr("--underlay", b, Some(ip))?,
+            None => std::net::SocketAddrV4::new(ip.into(), VXLAN_PORT),
+        };
+        let vxlan_port = node
+            .dp
+            .of
+            .dp_ports
+            .iter()
+            .find_map(|p| match p.kind {
+                crate::xlate::DpPortKind::TunnelVport { dst_port } => Some(dst_port),
+                _ => None,
+            })
+            .unwrap_or(VXLAN_PORT);
+        let mut peers = Vec::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            let Some(pip) = n.underlay_ip.filter(|_| i != l) else { continue };
+            let addr = match spec.peers.iter().find(|p| p.node == n.name) {
+                Some(p) => socket_addr(&format!("--underlay {}", p.node), &p.address, Some(pip))?,
+                None => std::net::SocketAddrV4::new(pip.into(), VXLAN_PORT),
+            };
+            let mac = nu.peers.get(&pip).copied().unwrap_or([0; 6]);
+            peers.push(Peer::new(&n.name, pip, addr, mac));
+        }
+        for p in &spec.peers {
+            if !self.nodes.iter().any(|n| n.name == p.node) {
+                return Err(format!("--underlay {}={}: no such node", p.node, p.address));
+            }
+            if p.node == node.name {
+                return Err(format!(
+                    "--underlay {}={}: that is this process's node; give its address as \
+                     --underlay IP:PORT",
+                    p.node, p.address
+                ));
+            }
+        }
+        UdpUnderlay::open(l, port, bind, ip, nu.mac, vxlan_port, peers)
     }
 }
 
@@ -73,32 +251,34 @@ impl Engine {
         Ok((tap, node, port))
     }
 
-    /// Forwards between the TAP devices until `progress.cancel` is set; returns the run's
-    /// counters. `progress.done` counts the frames read.
+    /// Forwards until `progress.cancel` is set; returns the run's counters. `progress.done`
+    /// counts the frames read; reports for the user go to `progress.events` as they happen.
     pub fn run_live(
         &mut self,
-        live: &LiveTaps,
+        live: &mut LiveSetup,
         progress: &Progress,
     ) -> Result<ReplayStats, String> {
-        let taps: HashMap<(usize, u32), usize> =
-            live.taps.iter().enumerate().map(|(i, (_, n, p, _))| ((*n, *p), i)).collect();
-        let mut stats = ReplayStats::default();
-        let mut tx: HashMap<(usize, u32), u64> = HashMap::new();
-        let mut rx: HashMap<(usize, u32), u64> = HashMap::new();
-        let mut fabric: VecDeque<(usize, u32, Packet, Origin)> = VecDeque::new();
-        let mut pending = super::Pending::new();
-        let mut errors: Vec<String> = Vec::new();
-        let mut fds: Vec<libc::pollfd> = live
-            .taps
-            .iter()
-            .map(|(t, ..)| libc::pollfd { fd: t.raw_fd(), events: libc::POLLIN, revents: 0 })
-            .collect();
+        let mut st = LiveState {
+            tap_of: live.taps.iter().enumerate().map(|(i, (_, n, p, _))| ((*n, *p), i)).collect(),
+            ..LiveState::default()
+        };
         let mut buf = vec![0u8; FRAME_MAX];
         let start = Instant::now();
         let clock0 = self.nodes.iter().map(|n| n.dp.of.now_ms).max().unwrap_or(0);
         let mut last_tick = 0u64;
         let mut seq = 0u64;
+        let mut fds: Vec<libc::pollfd> = Vec::new();
         while !progress.cancel.load(Relaxed) {
+            fds.clear();
+            fds.extend(live.taps.iter().map(|(t, ..)| pollin(t.raw_fd())));
+            let udp_at = fds.len();
+            if let Some(u) = &live.udp {
+                fds.push(pollin(u.raw_fd()));
+            }
+            let ctl_at = fds.len();
+            if let Some(c) = &live.ctl {
+                fds.extend(c.fds().into_iter().map(pollin));
+            }
             // SAFETY: `fds` is a valid array of pollfd for its length.
             let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
             if r < 0 {
@@ -108,126 +288,201 @@ impl Engine {
                 }
             }
             let now_ms = clock0 + start.elapsed().as_millis() as u64;
+            st.now_ms = now_ms;
             for n in &mut self.nodes {
                 n.dp.of.now_ms = now_ms;
             }
             if now_ms >= last_tick + 1000 {
                 last_tick = now_ms;
-                for (i, n) in self.nodes.iter_mut().enumerate() {
-                    n.dp.expire(now_ms);
-                    let mut sink = LiveSink {
-                        node: i,
-                        taps: &taps,
-                        devs: &live.taps,
-                        fabric: &mut fabric,
-                        underlay: &self.underlay,
-                        tx: &mut tx,
-                        stats: &mut stats,
-                        errors: &mut errors,
-                    };
-                    n.dp.neighbor_tick(&mut sink);
+                self.live_tick(&mut st, live);
+                if let Some(u) = &mut live.udp {
+                    u.check_silent(now_ms);
                 }
-                self.carry_fabric(
-                    &mut fabric,
-                    (&taps, &live.taps, &mut tx, &mut stats, &mut errors),
-                    0,
-                );
-                self.settle(&mut pending, &mut stats);
             }
-            for (i, pfd) in fds.iter().enumerate() {
-                if pfd.revents & libc::POLLIN == 0 {
-                    if pfd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
-                        errors.push(format!("{}: the device went away", live.taps[i].0.name));
+            for (i, pfd) in fds[..live.taps.len()].iter().enumerate() {
+                let rev = pfd.revents;
+                if rev & libc::POLLIN == 0 {
+                    if rev & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+                        st.errors.push(format!("{}: the device went away", live.taps[i].0.name));
                     }
                     continue;
                 }
-                let (dev, node, port, _) = &live.taps[i];
+                let (node, port) = (live.taps[i].1, live.taps[i].2);
                 for _ in 0..BATCH {
-                    let n = match dev.recv(&mut buf) {
+                    let n = match live.taps[i].0.recv(&mut buf) {
                         Ok(Some(n)) => n,
                         Ok(None) => break,
                         Err(e) => {
-                            errors.push(format!("{}: {e}", dev.name));
+                            st.errors.push(format!("{}: {e}", live.taps[i].0.name));
                             break;
                         }
                     };
                     seq += 1;
-                    stats.packets_in += 1;
-                    stats.bytes_in += n as u64;
-                    *rx.entry((*node, *port)).or_default() += 1;
                     progress.done.store(seq, Relaxed);
-                    if n < 14 {
-                        *stats.dropped.entry(DropReason::Runt.name()).or_default() += 1;
-                        continue;
-                    }
-                    fabric.push_back((*node, *port, Packet::from_slice(&buf[..n]), Origin::Input));
-                    let (outputs, queued, drop) = self.carry_fabric(
-                        &mut fabric,
-                        (&taps, &live.taps, &mut tx, &mut stats, &mut errors),
-                        seq,
-                    );
-                    stats.account_input(&mut pending, seq, outputs, queued, drop);
-                    self.settle(&mut pending, &mut stats);
+                    self.live_input(&mut st, live, node, port, &buf[..n], seq);
                 }
             }
-            for e in errors.drain(..) {
-                stats.errors.push(e);
+            if live.udp.is_some() {
+                let rev = fds[udp_at].revents;
+                let u = live.udp.as_mut().expect("present");
+                if rev & libc::POLLERR != 0 {
+                    u.read_errors();
+                }
+                if rev & libc::POLLIN != 0 {
+                    for _ in 0..BATCH {
+                        let u = live.udp.as_mut().expect("present");
+                        let (node, port) = (u.node, u.port);
+                        let n = match u.recv(&mut buf, now_ms) {
+                            Ok(Some(n)) => n,
+                            Ok(None) => break,
+                            Err(e) => {
+                                st.errors.push(format!("underlay {}: {e}", u.bind));
+                                break;
+                            }
+                        };
+                        seq += 1;
+                        progress.done.store(seq, Relaxed);
+                        self.live_input(&mut st, live, node, port, &buf[..n], seq);
+                    }
+                }
+                let u = live.udp.as_mut().expect("present");
+                if !u.events.is_empty() {
+                    if let Ok(mut ev) = progress.events.lock() {
+                        ev.append(&mut u.events);
+                    }
+                    u.events.clear();
+                }
+            }
+            if let Some(ctl) = live.ctl.as_mut() {
+                let ready: Vec<bool> = fds[ctl_at..].iter().map(|p| p.revents != 0).collect();
+                let requests = ctl.poll_requests(&ready);
+                for (stream, req) in requests {
+                    let reply = match req {
+                        Ok(text) => {
+                            let st = &st;
+                            let udp = &live.udp;
+                            let elapsed = start.elapsed().as_secs_f64();
+                            self.control(&text, |e| e.live_snapshot(st, udp, elapsed).to_json())
+                        }
+                        Err(e) => serde_json::json!({"ok": false, "error": e}),
+                    };
+                    answer(stream, &reply);
+                }
+            }
+            for e in st.errors.drain(..) {
+                st.stats.errors.push(e);
             }
             // Keep the fault list bounded: a device that keeps failing is reported once.
-            stats.errors.dedup();
-            if stats.errors.len() > 100 {
-                stats.errors.drain(..stats.errors.len() - 100);
+            st.stats.errors.dedup();
+            if st.stats.errors.len() > 100 {
+                let n = st.stats.errors.len() - 100;
+                st.stats.errors.drain(..n);
             }
         }
+        let mut stats = self.live_snapshot(&st, &live.udp, start.elapsed().as_secs_f64());
+        stats.check_invariant()?;
         stats.seconds = start.elapsed().as_secs_f64();
+        Ok(stats)
+    }
+
+    /// The counters of a live run so far, with the datapath totals and per-port counts.
+    fn live_snapshot(
+        &mut self,
+        st: &LiveState,
+        udp: &Option<UdpUnderlay>,
+        seconds: f64,
+    ) -> ReplayStats {
+        let mut stats = st.stats.counters();
+        stats.seconds = seconds;
         self.add_datapath_totals(&mut stats);
-        let mut keys: Vec<(usize, u32)> = rx.keys().chain(tx.keys()).copied().collect();
+        let mut keys: Vec<(usize, u32)> = st.rx.keys().chain(st.tx.keys()).copied().collect();
         keys.sort_unstable();
         keys.dedup();
         for k in keys {
             if let Some(Some(r)) = self.nodes[k.0].port_refs.get(k.1 as usize) {
-                let v = (rx.get(&k).copied().unwrap_or(0), tx.get(&k).copied().unwrap_or(0));
+                let v = (st.rx.get(&k).copied().unwrap_or(0), st.tx.get(&k).copied().unwrap_or(0));
                 stats.per_port.insert(r.clone(), v);
             }
         }
-        stats.check_invariant()?;
-        Ok(stats)
+        stats.underlay = udp.as_ref().map(|u| u.to_json());
+        stats
     }
 
-    /// Carries the frames in `fabric` to completion; returns the input's (outputs, packets
-    /// queued, last drop).
-    #[allow(clippy::type_complexity)]
+    /// Once a second: conntrack and flow expiry, neighbour retries, and the inputs they
+    /// settle.
+    fn live_tick(&mut self, st: &mut LiveState, live: &mut LiveSetup) {
+        for i in 0..self.nodes.len() {
+            let now = st.now_ms;
+            self.nodes[i].dp.expire(now);
+            let mut sink = LiveSink {
+                node: i,
+                tap_of: &st.tap_of,
+                devs: &live.taps,
+                udp: live.udp.as_mut(),
+                fabric: &mut st.fabric,
+                underlay: &self.underlay,
+                tx: &mut st.tx,
+                stats: &mut st.stats,
+                errors: &mut st.errors,
+                now_ms: now,
+            };
+            self.nodes[i].dp.neighbor_tick(&mut sink);
+        }
+        self.carry_fabric(st, live, 0);
+        self.settle(&mut st.pending, &mut st.stats);
+    }
+
+    /// One frame read from a device or the underlay: carried to completion and accounted.
+    fn live_input(
+        &mut self,
+        st: &mut LiveState,
+        live: &mut LiveSetup,
+        node: usize,
+        port: u32,
+        frame: &[u8],
+        seq: u64,
+    ) {
+        st.stats.packets_in += 1;
+        st.stats.bytes_in += frame.len() as u64;
+        *st.rx.entry((node, port)).or_default() += 1;
+        if frame.len() < 14 {
+            *st.stats.dropped.entry(DropReason::Runt.name()).or_default() += 1;
+            return;
+        }
+        st.fabric.push_back((node, port, Packet::from_slice(frame), Origin::Input));
+        let (outputs, queued, drop) = self.carry_fabric(st, live, seq);
+        st.stats.account_input(&mut st.pending, seq, outputs, queued, drop);
+        self.settle(&mut st.pending, &mut st.stats);
+    }
+
+    /// Carries the frames in the fabric to completion; returns the input's (outputs,
+    /// packets queued, last drop).
     fn carry_fabric(
         &mut self,
-        fabric: &mut VecDeque<(usize, u32, Packet, Origin)>,
-        ctx: (
-            &HashMap<(usize, u32), usize>,
-            &[(Tap, usize, u32, String)],
-            &mut HashMap<(usize, u32), u64>,
-            &mut ReplayStats,
-            &mut Vec<String>,
-        ),
+        st: &mut LiveState,
+        live: &mut LiveSetup,
         seq: u64,
     ) -> (u64, u32, Option<DropReason>) {
-        let (taps, devs, tx, stats, errors) = ctx;
         let (mut outputs, mut queued, mut drop) = (0u64, 0u32, None);
         let mut hops = 0;
-        while let Some((n, p, mut pkt, origin)) = fabric.pop_front() {
+        while let Some((n, p, mut pkt, origin)) = st.fabric.pop_front() {
             hops += 1;
             if hops > super::MAX_HOPS_PER_INPUT {
-                fabric.clear();
+                st.fabric.clear();
                 drop = Some(DropReason::RecursionTooDeep);
                 break;
             }
             let mut sink = LiveSink {
                 node: n,
-                taps,
-                devs,
-                fabric,
+                tap_of: &st.tap_of,
+                devs: &live.taps,
+                udp: live.udp.as_mut(),
+                fabric: &mut st.fabric,
                 underlay: &self.underlay,
-                tx,
-                stats,
-                errors,
+                tx: &mut st.tx,
+                stats: &mut st.stats,
+                errors: &mut st.errors,
+                now_ms: st.now_ms,
             };
             let o = self.nodes[n].dp.receive_as(&mut pkt, p, origin, seq, &mut sink);
             if origin == Origin::Input {
@@ -240,4 +495,8 @@ impl Engine {
         }
         (outputs, queued, drop)
     }
+}
+
+fn pollin(fd: std::os::fd::RawFd) -> libc::pollfd {
+    libc::pollfd { fd, events: libc::POLLIN, revents: 0 }
 }

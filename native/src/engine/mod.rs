@@ -8,10 +8,12 @@
 //! `packets_in == delivered + sum(dropped) + queued`. Frames the datapath generates (ARP
 //! requests, ICMP errors) are outputs of no input: they are counted in `generated`.
 
+pub mod ctl;
 pub mod live;
 pub mod scenario;
 pub mod tap;
 pub mod trace;
+pub mod udp;
 
 use crate::dpif::generated::Resolution;
 use crate::dpif::odp::DropReason;
@@ -135,6 +137,9 @@ pub struct Progress {
     pub done: AtomicU64,
     pub total: AtomicU64,
     pub cancel: AtomicBool,
+    /// Reports of a live run for the user (tunnel peers silent or unreachable), drained by
+    /// the caller while the run goes on.
+    pub events: std::sync::Mutex<Vec<String>>,
 }
 
 #[derive(Default, Clone, Copy, Debug)]
@@ -178,6 +183,8 @@ pub struct ReplayStats {
     pub trace: Option<trace::TraceReport>,
     /// The traces of `trace_packets`, in input order.
     pub traces: Vec<PacketTrace>,
+    /// A live run's UDP underlay: its socket, peers and counters.
+    pub underlay: Option<serde_json::Value>,
 }
 
 /// The trace of one input packet of a run, and what became of it.
@@ -238,7 +245,7 @@ impl ReplayStats {
         let dropped: serde_json::Map<String, serde_json::Value> =
             self.dropped.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
         let pps = if self.seconds > 0.0 { self.packets_in as f64 / self.seconds } else { 0.0 };
-        json!({
+        let mut v = json!({
             "packets_in": self.packets_in,
             "packets_out": self.packets_out,
             "bytes_in": self.bytes_in,
@@ -261,7 +268,31 @@ impl ReplayStats {
             "flows": self.flows,
             "unique_flow_packets": self.flow_packets,
             "non_flow_packets": self.non_flow_packets,
-        })
+        });
+        if let Some(u) = &self.underlay {
+            v["underlay"] = u.clone();
+        }
+        v
+    }
+
+    /// The counters alone (no traces, no inputs): a snapshot of a run in progress.
+    pub fn counters(&self) -> ReplayStats {
+        ReplayStats {
+            packets_in: self.packets_in,
+            bytes_in: self.bytes_in,
+            packets_out: self.packets_out,
+            bytes_out: self.bytes_out,
+            delivered: self.delivered,
+            dropped: self.dropped.clone(),
+            queued: self.queued,
+            generated: self.generated,
+            errors: self.errors.clone(),
+            carried: self.carried,
+            seconds: self.seconds,
+            per_port: self.per_port.clone(),
+            underlay: self.underlay.clone(),
+            ..ReplayStats::default()
+        }
     }
 }
 

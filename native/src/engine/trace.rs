@@ -91,7 +91,7 @@ impl Sink for TraceSink<'_> {
 
 impl Engine {
     /// Finds `NODE/BRIDGE` (or `BRIDGE` in a one-node scenario).
-    fn resolve_bridge(&self, r: &str) -> Result<(usize, usize), String> {
+    pub(crate) fn resolve_bridge(&self, r: &str) -> Result<(usize, usize), String> {
         let (node, bridge) = match r.split_once('/') {
             Some((n, b)) if !self.one_node => (n, b),
             _ if self.one_node => ("", r),

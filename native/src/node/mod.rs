@@ -20,14 +20,14 @@ pub fn version() -> String {
 pub struct JsEngine {
     core: Arc<Mutex<Core>>,
     progress: Arc<Progress>,
-    /// TAP devices opened for a live run (kept open between `openTaps` and `live`).
-    taps: Arc<Mutex<Option<crate::engine::live::LiveTaps>>>,
+    /// What a live run forwards between (kept open between `openLive` and `live`).
+    taps: Arc<Mutex<Option<crate::engine::live::LiveSetup>>>,
 }
 
 pub struct LiveTask {
     core: Arc<Mutex<Core>>,
     progress: Arc<Progress>,
-    taps: Arc<Mutex<Option<crate::engine::live::LiveTaps>>>,
+    taps: Arc<Mutex<Option<crate::engine::live::LiveSetup>>>,
 }
 
 impl Task for LiveTask {
@@ -39,14 +39,16 @@ impl Task for LiveTask {
             .core
             .lock()
             .map_err(|_| Error::from_reason("the engine is unusable after an earlier failure"))?;
-        let taps = self
+        let mut taps = self
             .taps
             .lock()
             .map_err(|_| Error::from_reason("the TAP devices are unusable"))?
             .take()
-            .ok_or_else(|| Error::from_reason("no TAP devices are open (openTaps first)"))?;
+            .ok_or_else(|| {
+                Error::from_reason("nothing is open to forward between (openLive first)")
+            })?;
         self.progress.done.store(0, Relaxed);
-        let stats = core.run_live(&taps, &self.progress).map_err(Error::from_reason)?;
+        let stats = core.run_live(&mut taps, &self.progress).map_err(Error::from_reason)?;
         // The devices close (and disappear) here.
         drop(taps);
         Ok(stats.to_json().to_string())
@@ -120,40 +122,39 @@ impl JsEngine {
         })
     }
 
-    /// Opens TAP devices on ports: JSON `[{"port": PORTREF, "ifname": NAME}]`. They exist
-    /// (in this network namespace, and may be moved) until the live run ends or
-    /// `closeTaps` is called. Returns the canonical reference of each port.
+    /// Opens what a live run forwards between (`engine::live::LiveSpec` JSON: TAP devices,
+    /// the node this process runs and its UDP underlay, the control socket). The TAP devices
+    /// exist (in this network namespace, and may be moved) until the live run ends or
+    /// `closeLive` is called. Returns JSON: the canonical reference of each TAP's port
+    /// (`taps`) and the UDP underlay's address and peers (`underlay`).
     #[napi]
-    pub fn open_taps(&self, taps_json: String) -> Result<Vec<String>> {
-        #[derive(serde::Deserialize)]
-        struct One {
-            port: String,
-            ifname: String,
-        }
-        let list: Vec<One> = serde_json::from_str(&taps_json)
-            .map_err(|e| Error::from_reason(format!("internal TAP list: {e}")))?;
+    pub fn open_live(&self, spec_json: String) -> Result<String> {
+        let spec: crate::engine::live::LiveSpec = serde_json::from_str(&spec_json)
+            .map_err(|e| Error::from_reason(format!("internal live spec: {e}")))?;
         let core = self
             .core
             .lock()
             .map_err(|_| Error::from_reason("the engine is unusable after an earlier failure"))?;
-        let mut taps = Vec::new();
-        let mut refs = Vec::new();
-        for o in &list {
-            let (tap, node, port) =
-                core.open_tap(&o.port, &o.ifname).map_err(Error::from_reason)?;
-            let r = core.nodes[node].port_refs.get(port as usize).cloned().flatten();
-            let r = r.unwrap_or_else(|| o.port.clone());
-            refs.push(r.clone());
-            taps.push((tap, node, port, r));
-        }
+        let setup = core.open_live(&spec).map_err(Error::from_reason)?;
+        let refs: Vec<String> = setup.taps.iter().map(|t| t.3.clone()).collect();
+        let underlay = setup.udp.as_ref().map(|u| u.to_json());
         *self.taps.lock().map_err(|_| Error::from_reason("the TAP devices are unusable"))? =
-            Some(crate::engine::live::LiveTaps { taps });
-        Ok(refs)
+            Some(setup);
+        Ok(serde_json::json!({"taps": refs, "underlay": underlay}).to_string())
     }
 
-    /// Closes the TAP devices opened by `openTaps` that no live run took.
+    /// Reports of the running live run for the user, since the last call.
     #[napi]
-    pub fn close_taps(&self) {
+    pub fn live_events(&self) -> Vec<String> {
+        match self.progress.events.lock() {
+            Ok(mut e) => std::mem::take(&mut *e),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Closes what `openLive` opened and no live run took.
+    #[napi]
+    pub fn close_live(&self) {
         if let Ok(mut t) = self.taps.lock() {
             *t = None;
         }
