@@ -19,6 +19,9 @@ use std::os::fd::{AsRawFd, RawFd};
 
 /// A peer that has sent nothing back for this long while datagrams went to it is reported.
 pub const SILENT_MS: u64 = 5_000;
+/// ... when at least this many went to it unanswered (one-way traffic, such as multicast
+/// noise no VM answers, is not a silent peer); one is enough for a peer never heard from.
+pub const SILENT_DATAGRAMS: u64 = 10;
 /// Outer Ethernet + IPv4 + UDP headers, rebuilt on receive.
 const OUTER: usize = 14 + 20 + 8;
 
@@ -32,8 +35,9 @@ pub struct Peer {
     pub mac: [u8; 6],
     pub sent: u64,
     pub received: u64,
-    /// Since when datagrams have gone to the peer without one coming back.
+    /// Since when datagrams have gone to the peer without one coming back, and how many.
     waiting_since: Option<u64>,
+    unanswered: u64,
     silent_reported: bool,
     unreachable: Option<String>,
 }
@@ -48,6 +52,7 @@ impl Peer {
             sent: 0,
             received: 0,
             waiting_since: None,
+            unanswered: 0,
             silent_reported: false,
             unreachable: None,
         }
@@ -184,6 +189,7 @@ impl UdpUnderlay {
                 self.stats.datagrams_out += 1;
                 let p = &mut self.peers[i];
                 p.sent += 1;
+                p.unanswered += 1;
                 p.waiting_since.get_or_insert(now_ms);
                 Ok(true)
             }
@@ -220,6 +226,7 @@ impl UdpUnderlay {
             let p = &mut self.peers[i];
             p.received += 1;
             p.waiting_since = None;
+            p.unanswered = 0;
             if p.silent_reported || p.unreachable.is_some() {
                 p.silent_reported = false;
                 p.unreachable = None;
@@ -320,7 +327,8 @@ impl UdpUnderlay {
     pub fn check_silent(&mut self, now_ms: u64) {
         for p in &mut self.peers {
             let Some(t) = p.waiting_since else { continue };
-            if p.silent_reported || now_ms < t + SILENT_MS {
+            let enough = if p.received == 0 { 1 } else { SILENT_DATAGRAMS };
+            if p.silent_reported || now_ms < t + SILENT_MS || p.unanswered < enough {
                 continue;
             }
             p.silent_reported = true;
@@ -328,8 +336,8 @@ impl UdpUnderlay {
             let secs = (now_ms - t) / 1000;
             self.events.push(format!(
                 "tunnel peer {l} does not answer: nothing received for {secs} s \
-                 ({} datagrams sent to it, {} received in all)",
-                p.sent, p.received
+                 while {} datagrams went to it ({} received in all)",
+                p.unanswered, p.received
             ));
         }
     }
