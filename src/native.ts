@@ -120,6 +120,8 @@ export interface StatsJson {
 /** What a live run forwards between (see `Engine.openLive`). */
 export interface LiveSpec {
   taps: { port: string; ifname: string }[];
+  /** Existing interfaces attached through libpcap. */
+  ifaces?: { port: string; ifname: string }[];
   /** The node this process runs; the others are reached over the UDP underlay. */
   node?: string;
   /** Where this node's UDP underlay listens: IP:PORT, IP or PORT. */
@@ -343,10 +345,15 @@ export class Engine {
    * the node this process runs, and the control socket. Returns each TAP's canonical port
    * reference and the underlay's address and peers.
    */
-  openLive(spec: LiveSpec): { taps: string[]; underlay: UnderlayStatsJson | null } {
+  openLive(spec: LiveSpec): {
+    taps: string[];
+    ifaces: string[];
+    underlay: UnderlayStatsJson | null;
+  } {
     try {
       return JSON.parse(this.raw.openLive(JSON.stringify(spec))) as {
         taps: string[];
+        ifaces: string[];
         underlay: UnderlayStatsJson | null;
       };
     } catch (e) {

@@ -213,6 +213,7 @@ function printCounters(io: CliIo, stats: StatsJson & { errors?: string[] }): voi
 /** Options of `dvrlab run`. */
 export interface RunOptions {
   tap: string[];
+  iface: string[];
   node?: string;
   /** `IP:PORT` (this node) or `NODE=IP:PORT` (where another node is). */
   underlay: string[];
@@ -233,7 +234,11 @@ function portAssignments(flag: string, values: string[], index: PortIndex) {
 
 /** The live spec of `dvrlab run`'s options. */
 export function liveSpec(opts: RunOptions, index: PortIndex): LiveSpec {
-  const spec: LiveSpec = { taps: portAssignments('--tap', opts.tap, index), peers: [] };
+  const spec: LiveSpec = {
+    taps: portAssignments('--tap', opts.tap, index),
+    ifaces: portAssignments('--iface', opts.iface, index),
+    peers: [],
+  };
   if (opts.node !== undefined) spec.node = opts.node;
   if (opts.ctl !== undefined) spec.ctl = path.resolve(opts.ctl);
   for (const u of opts.underlay) {
@@ -267,9 +272,15 @@ function watchEvents(engine: Engine, io: CliIo): () => void {
 
 /** `dvrlab run SCENARIO --tap PORTREF=IFNAME... [--node NAME --underlay ...] [--ctl S]`. */
 export async function runCommand(scenario: string, opts: RunOptions, io: CliIo): Promise<number> {
-  if (opts.tap.length === 0 && opts.node === undefined && opts.underlay.length === 0) {
+  if (
+    opts.tap.length === 0 &&
+    opts.iface.length === 0 &&
+    opts.node === undefined &&
+    opts.underlay.length === 0
+  ) {
     throw new UsageError(
-      'run: give at least one --tap PORTREF=IFNAME, or --node NAME for a node on the UDP underlay',
+      'run: give at least one --tap or --iface PORTREF=IFNAME, or --node NAME for a node on ' +
+        'the UDP underlay',
     );
   }
   const loaded = loadScenarioOrTopology(scenario);
@@ -280,6 +291,7 @@ export async function runCommand(scenario: string, opts: RunOptions, io: CliIo):
   const running = engine.live();
   const stopWatching = watchEvents(engine, io);
   spec.taps.forEach((t, i) => io.stdout.write(`${t.ifname} -> ${opened.taps[i]}\n`));
+  spec.ifaces!.forEach((t, i) => io.stdout.write(`${t.ifname} (libpcap) -> ${opened.ifaces[i]}\n`));
   if (opened.underlay) {
     const u = opened.underlay;
     const peers = u.peers.map((p) => `${p.name} (${p.tunnel_ip}) at ${p.address}`);

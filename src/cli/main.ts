@@ -235,6 +235,12 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
     )
     .argument('<scenario>', 'scenario file, a Neutron topology, or devstack-dvr')
     .option('--tap <portref=ifname>', 'a TAP device IFNAME on port PORTREF; repeatable', collect)
+    .option(
+      '--iface <portref=ifname>',
+      'attach the existing interface IFNAME (a veth, a NIC) to port PORTREF through ' +
+        'libpcap; repeatable',
+      collect,
+    )
     .option('--node <name>', 'run this node only; the others are reached over the UDP underlay')
     .option(
       '--underlay <[node=]ip:port>',
@@ -246,6 +252,7 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
     .action(async (scenario, opts) => {
       const args = {
         tap: opts.tap ?? [],
+        iface: opts.iface ?? [],
         underlay: opts.underlay ?? [],
         node: opts.node,
         ctl: opts.ctl,

@@ -14,6 +14,9 @@ use std::fmt::Write as _;
 pub enum DropReason {
     /// Shorter than an Ethernet header.
     Runt,
+    /// Captured shorter than it was on the wire (an interface's frame beyond the snapshot
+    /// length): forwarding a part would be forwarding a different packet.
+    Truncated,
     /// The capture's link type cannot be turned into Ethernet.
     UnsupportedLinktype,
     /// No rule matched in a table (OpenFlow table miss, no controller).
@@ -72,6 +75,7 @@ impl DropReason {
     pub fn name(self) -> &'static str {
         match self {
             DropReason::Runt => "runt",
+            DropReason::Truncated => "truncated",
             DropReason::UnsupportedLinktype => "unsupported_linktype",
             DropReason::NoMatch => "no_match",
             DropReason::ActionDrop => "action_drop",

@@ -10,6 +10,7 @@
 //! namespace's neighbour) or dropped under one reason.
 
 use super::ctl::{answer, Ctl};
+use super::iface::Iface;
 use super::tap::Tap;
 use super::udp::UdpUnderlay;
 use super::{Engine, Pending, Progress, ReplayStats};
@@ -30,6 +31,8 @@ const FRAME_MAX: usize = 65_550;
 pub struct LiveSetup {
     /// TAP device, node, datapath port, port reference.
     pub taps: Vec<(Tap, usize, u32, String)>,
+    /// Interface (libpcap), node, datapath port, port reference.
+    pub ifaces: Vec<(Iface, usize, u32, String)>,
     pub udp: Option<UdpUnderlay>,
     pub ctl: Option<Ctl>,
 }
@@ -38,6 +41,7 @@ pub struct LiveSetup {
 #[derive(Default)]
 struct LiveState {
     tap_of: HashMap<(usize, u32), usize>,
+    iface_of: HashMap<(usize, u32), usize>,
     tx: HashMap<(usize, u32), u64>,
     rx: HashMap<(usize, u32), u64>,
     stats: ReplayStats,
@@ -51,6 +55,8 @@ struct LiveSink<'a> {
     node: usize,
     tap_of: &'a HashMap<(usize, u32), usize>,
     devs: &'a [(Tap, usize, u32, String)],
+    iface_of: &'a HashMap<(usize, u32), usize>,
+    ifaces: &'a [(Iface, usize, u32, String)],
     udp: Option<&'a mut UdpUnderlay>,
     fabric: &'a mut VecDeque<(usize, u32, Packet, Origin)>,
     underlay: &'a super::Underlay,
@@ -90,6 +96,10 @@ impl Sink for LiveSink<'_> {
             if let Err(e) = dev.send(pkt.data()) {
                 self.errors.push(format!("{}: {e}", dev.name));
             }
+        } else if let Some(&i) = self.iface_of.get(&k) {
+            if let Err(e) = self.ifaces[i].0.send(pkt.data()) {
+                self.errors.push(e);
+            }
         }
         false
     }
@@ -101,6 +111,9 @@ impl Sink for LiveSink<'_> {
 pub struct LiveSpec {
     #[serde(default)]
     pub taps: Vec<TapSpec>,
+    /// Existing interfaces attached through libpcap.
+    #[serde(default)]
+    pub ifaces: Vec<TapSpec>,
     /// The node this process runs (the others are reached over the UDP underlay).
     #[serde(default)]
     pub node: Option<String>,
@@ -181,6 +194,33 @@ impl Engine {
             let r = self.nodes[node].port_refs.get(port as usize).cloned().flatten();
             setup.taps.push((tap, node, port, r.unwrap_or_else(|| t.port.clone())));
         }
+        for t in &spec.ifaces {
+            let (node, port) = self.resolve(&t.port).ok_or_else(|| {
+                format!("--iface {}={}: no such port in the scenario", t.port, t.ifname)
+            })?;
+            if let Some(l) = local {
+                if node != l {
+                    return Err(format!(
+                        "--iface {}={}: the port is on node {}; this process runs node {}",
+                        t.port, t.ifname, self.nodes[node].name, self.nodes[l].name
+                    ));
+                }
+            }
+            let used = setup
+                .taps
+                .iter()
+                .map(|d| (d.1, d.2))
+                .chain(setup.ifaces.iter().map(|d| (d.1, d.2)));
+            if used.into_iter().any(|u| u == (node, port)) {
+                return Err(format!(
+                    "--iface {}={}: the port has a device attached already",
+                    t.port, t.ifname
+                ));
+            }
+            let iface = Iface::open(&t.ifname)?;
+            let r = self.nodes[node].port_refs.get(port as usize).cloned().flatten();
+            setup.ifaces.push((iface, node, port, r.unwrap_or_else(|| t.port.clone())));
+        }
         if let Some(l) = local {
             setup.udp = Some(self.open_underlay(l, spec)?);
         }
@@ -260,9 +300,17 @@ impl Engine {
     ) -> Result<ReplayStats, String> {
         let mut st = LiveState {
             tap_of: live.taps.iter().enumerate().map(|(i, (_, n, p, _))| ((*n, *p), i)).collect(),
+            iface_of: live
+                .ifaces
+                .iter()
+                .enumerate()
+                .map(|(i, (_, n, p, _))| ((*n, *p), i))
+                .collect(),
             ..LiveState::default()
         };
         let mut buf = vec![0u8; FRAME_MAX];
+        let mut arena: Vec<u8> = Vec::new();
+        let mut frames: Vec<(usize, usize, bool)> = Vec::new();
         let start = Instant::now();
         let clock0 = self.nodes.iter().map(|n| n.dp.of.now_ms).max().unwrap_or(0);
         let mut last_tick = 0u64;
@@ -271,6 +319,8 @@ impl Engine {
         while !progress.cancel.load(Relaxed) {
             fds.clear();
             fds.extend(live.taps.iter().map(|(t, ..)| pollin(t.raw_fd())));
+            let iface_at = fds.len();
+            fds.extend(live.ifaces.iter().map(|(d, ..)| pollin(d.raw_fd())));
             let udp_at = fds.len();
             if let Some(u) = &live.udp {
                 fds.push(pollin(u.raw_fd()));
@@ -320,6 +370,39 @@ impl Engine {
                     seq += 1;
                     progress.done.store(seq, Relaxed);
                     self.live_input(&mut st, live, node, port, &buf[..n], seq);
+                }
+            }
+            for (i, pfd) in fds[iface_at..udp_at].iter().enumerate() {
+                if pfd.revents & libc::POLLIN == 0 {
+                    if pfd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+                        st.errors
+                            .push(format!("{}: the interface went away", live.ifaces[i].0.name));
+                    }
+                    continue;
+                }
+                // Copied out of libpcap's buffer first: forwarding may inject on this very
+                // interface.
+                arena.clear();
+                frames.clear();
+                let r = live.ifaces[i].0.recv(BATCH, &mut |data, wire_len| {
+                    frames.push((arena.len(), data.len(), data.len() < wire_len));
+                    arena.extend_from_slice(data);
+                });
+                if let Err(e) = r {
+                    st.errors.push(e);
+                }
+                let (node, port) = (live.ifaces[i].1, live.ifaces[i].2);
+                for &(at, len, truncated) in &frames {
+                    seq += 1;
+                    progress.done.store(seq, Relaxed);
+                    if truncated {
+                        st.stats.packets_in += 1;
+                        st.stats.bytes_in += len as u64;
+                        *st.rx.entry((node, port)).or_default() += 1;
+                        *st.stats.dropped.entry(DropReason::Truncated.name()).or_default() += 1;
+                        continue;
+                    }
+                    self.live_input(&mut st, live, node, port, &arena[at..at + len], seq);
                 }
             }
             if live.udp.is_some() {
@@ -418,6 +501,8 @@ impl Engine {
                 node: i,
                 tap_of: &st.tap_of,
                 devs: &live.taps,
+                iface_of: &st.iface_of,
+                ifaces: &live.ifaces,
                 udp: live.udp.as_mut(),
                 fabric: &mut st.fabric,
                 underlay: &self.underlay,
@@ -476,6 +561,8 @@ impl Engine {
                 node: n,
                 tap_of: &st.tap_of,
                 devs: &live.taps,
+                iface_of: &st.iface_of,
+                ifaces: &live.ifaces,
                 udp: live.udp.as_mut(),
                 fabric: &mut st.fabric,
                 underlay: &self.underlay,

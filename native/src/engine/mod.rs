@@ -9,6 +9,7 @@
 //! requests, ICMP errors) are outputs of no input: they are counted in `generated`.
 
 pub mod ctl;
+pub mod iface;
 pub mod live;
 pub mod scenario;
 pub mod tap;

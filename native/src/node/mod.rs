@@ -137,10 +137,11 @@ impl JsEngine {
             .map_err(|_| Error::from_reason("the engine is unusable after an earlier failure"))?;
         let setup = core.open_live(&spec).map_err(Error::from_reason)?;
         let refs: Vec<String> = setup.taps.iter().map(|t| t.3.clone()).collect();
+        let ifaces: Vec<String> = setup.ifaces.iter().map(|t| t.3.clone()).collect();
         let underlay = setup.udp.as_ref().map(|u| u.to_json());
         *self.taps.lock().map_err(|_| Error::from_reason("the TAP devices are unusable"))? =
             Some(setup);
-        Ok(serde_json::json!({"taps": refs, "underlay": underlay}).to_string())
+        Ok(serde_json::json!({"taps": refs, "ifaces": ifaces, "underlay": underlay}).to_string())
     }
 
     /// Reports of the running live run for the user, since the last call.
