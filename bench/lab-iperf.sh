@@ -27,17 +27,21 @@ gbps() { # iperf3 JSON on stdin -> received Gbit/s
     process.stdout.write((j.end.sum_received.bits_per_second/1e9).toFixed(2))})'
 }
 
-# 1. dvrlab
-$CLI lab up devstack-dvr >/tmp/dvrlab-lab-iperf.log 2>&1 &
-LAB_PID=$!
-for _ in $(seq 100); do grep -q '^ready$' /tmp/dvrlab-lab-iperf.log && break; sleep 0.2; done
-grep -q '^ready$' /tmp/dvrlab-lab-iperf.log || { cat /tmp/dvrlab-lab-iperf.log; exit 1; }
-ip netns exec test04 iperf3 -s -1 -D
-sleep 0.5
-DVR=$(ip netns exec test02 iperf3 -c 10.1.0.10 -t "$SECONDS_PER_RUN" -J | gbps)
-kill -TERM "$LAB_PID"
-wait "$LAB_PID" || true
-LAB_PID=""
+# 1. dvrlab: all nodes in one process, then one process per node over real UDP.
+lab_iperf() { # extra lab up arguments -> Gbit/s test02 -> test04
+  $CLI lab up devstack-dvr "$@" >/tmp/dvrlab-lab-iperf.log 2>&1 &
+  LAB_PID=$!
+  for _ in $(seq 100); do grep -q '^ready$' /tmp/dvrlab-lab-iperf.log && break; sleep 0.2; done
+  grep -q '^ready$' /tmp/dvrlab-lab-iperf.log || { cat /tmp/dvrlab-lab-iperf.log >&2; exit 1; }
+  ip netns exec test04 iperf3 -s -1 -D
+  sleep 0.5
+  ip netns exec test02 iperf3 -c 10.1.0.10 -t "$SECONDS_PER_RUN" -J | gbps
+  kill -TERM "$LAB_PID"
+  wait "$LAB_PID" || true
+  LAB_PID=""
+}
+DVR=$(lab_iperf)
+DVR_PROCS=$(lab_iperf --processes)
 
 # 2. The kernel: veth + bridge + VXLAN on both sides, a veth underlay between the VTEPs.
 for ns in kv-a kv-b kv-ha kv-hb; do ip netns add "$ns"; done
@@ -75,6 +79,7 @@ cat >bench/live.md <<EOF
 | path | Gbit/s |
 | --- | ---: |
 | dvrlab \`lab up devstack-dvr\`: test02 (node2) -> test04 (node3), routed by DVR, VXLAN between the nodes, TAP at both ends | ${DVR} |
+| the same, one process per node (\`--processes\`): the VXLAN crosses loopback as real UDP | ${DVR_PROCS} |
 | Linux: veth + bridge + kernel VXLAN on each side, veth underlay (the ceiling) | ${KERNEL} |
 
 The TAP devices carry no offloads (no TSO/GRO through dvrlab), so every 1450-byte segment

@@ -291,7 +291,9 @@ export async function runCommand(scenario: string, opts: RunOptions, io: CliIo):
   const running = engine.live();
   const stopWatching = watchEvents(engine, io);
   spec.taps.forEach((t, i) => io.stdout.write(`${t.ifname} -> ${opened.taps[i]}\n`));
-  spec.ifaces!.forEach((t, i) => io.stdout.write(`${t.ifname} (libpcap) -> ${opened.ifaces[i]}\n`));
+  spec.ifaces!.forEach((t, i) =>
+    io.stdout.write(`${t.ifname} (libpcap) -> ${opened.ifaces[i]}\n`),
+  );
   if (opened.underlay) {
     const u = opened.underlay;
     const peers = u.peers.map((p) => `${p.name} (${p.tunnel_ip}) at ${p.address}`);
