@@ -182,7 +182,9 @@ impl Engine {
         let local = local.or(underlay.then_some(0));
         let mut setup = LiveSetup::default();
         for t in &spec.taps {
-            let (tap, node, port) = self.open_tap(&t.port, &t.ifname)?;
+            let (node, _) = self.resolve(&t.port).ok_or_else(|| {
+                format!("--tap {}={}: no such port in the scenario", t.port, t.ifname)
+            })?;
             if let Some(l) = local {
                 if node != l {
                     return Err(format!(
@@ -191,6 +193,9 @@ impl Engine {
                     ));
                 }
             }
+        }
+        for t in &spec.taps {
+            let (tap, node, port) = self.open_tap(&t.port, &t.ifname)?;
             let r = self.nodes[node].port_refs.get(port as usize).cloned().flatten();
             setup.taps.push((tap, node, port, r.unwrap_or_else(|| t.port.clone())));
         }
