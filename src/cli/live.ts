@@ -417,7 +417,11 @@ export async function labUp(
   const created: string[] = [];
   const state = stateFile(scenario);
   mkdirSync(STATE_DIR, { recursive: true, mode: 0o700 });
-  const record = () => writeFileSync(state, JSON.stringify({ namespaces: created }) + '\n');
+  const record = () =>
+    writeFileSync(
+      state,
+      JSON.stringify({ namespaces: created, processes: procs.map((p) => p.child.pid) }) + '\n',
+    );
   try {
     if (engine) {
       engine.openLive({ taps });
@@ -490,13 +494,33 @@ export function labDown(scenario: string, io: CliIo): number {
     return 0;
   }
   let namespaces: string[];
+  let pids: number[];
   try {
-    const doc = JSON.parse(readFileSync(state, 'utf8')) as { namespaces?: unknown };
+    const doc = JSON.parse(readFileSync(state, 'utf8')) as {
+      namespaces?: unknown;
+      processes?: unknown;
+    };
     namespaces = Array.isArray(doc.namespaces)
       ? doc.namespaces.filter((n): n is string => typeof n === 'string')
       : [];
+    pids = Array.isArray(doc.processes)
+      ? doc.processes.filter((n): n is number => Number.isInteger(n))
+      : [];
   } catch (e) {
     throw new LabError(`${state}: unreadable lab record (${(e as Error).message})`);
+  }
+  // The node processes of a `--processes` lab whose parent died: still dvrlab run --node.
+  for (const pid of pids) {
+    let cmdline = '';
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      continue;
+    }
+    if (cmdline.includes('\0run\0') && cmdline.includes('\0--node\0')) {
+      process.kill(pid, 'SIGTERM');
+      io.stdout.write(`stopped the node process ${pid}\n`);
+    }
   }
   const removed = teardown(namespaces);
   rmSync(state, { force: true });
