@@ -420,7 +420,7 @@ impl Engine {
                     for _ in 0..BATCH {
                         let u = live.udp.as_mut().expect("present");
                         let (node, port) = (u.node, u.port);
-                        let n = match u.recv(&mut buf, now_ms) {
+                        let n = match u.recv(&mut buf) {
                             Ok(Some(n)) => n,
                             Ok(None) => break,
                             Err(e) => {

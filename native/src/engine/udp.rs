@@ -22,6 +22,8 @@ pub const SILENT_MS: u64 = 5_000;
 /// ... when at least this many went to it unanswered (one-way traffic, such as multicast
 /// noise no VM answers, is not a silent peer); one is enough for a peer never heard from.
 pub const SILENT_DATAGRAMS: u64 = 10;
+/// Peers remembered (those of the scenario and the first strangers heard from or sent to).
+const PEERS_MAX: usize = 4096;
 /// Outer Ethernet + IPv4 + UDP headers, rebuilt on receive.
 const OUTER: usize = 14 + 20 + 8;
 
@@ -172,13 +174,17 @@ impl UdpUnderlay {
             return Ok(false);
         };
         let i = match self.by_ip.get(&dst) {
-            Some(&i) => i,
-            None => {
+            Some(&i) => Some(i),
+            None if self.peers.len() < PEERS_MAX => {
                 let addr = SocketAddrV4::new(Ipv4Addr::from(dst), dport);
-                self.add_peer(Peer::new(&Ipv4Addr::from(dst).to_string(), dst, addr, [0; 6]))
+                Some(self.add_peer(Peer::new(&Ipv4Addr::from(dst).to_string(), dst, addr, [0; 6])))
             }
+            None => None,
         };
-        let addr = self.peers[i].addr;
+        let addr = match i {
+            Some(i) => self.peers[i].addr,
+            None => SocketAddrV4::new(Ipv4Addr::from(dst), dport),
+        };
         let mut r = self.sock.send_to(payload, addr);
         if matches!(&r, Err(e) if e.kind() == io::ErrorKind::ConnectionRefused) {
             // An earlier ICMP error surfaced on this call; the datagram was not sent.
@@ -187,10 +193,12 @@ impl UdpUnderlay {
         match r {
             Ok(_) => {
                 self.stats.datagrams_out += 1;
-                let p = &mut self.peers[i];
-                p.sent += 1;
-                p.unanswered += 1;
-                p.waiting_since.get_or_insert(now_ms);
+                if let Some(i) = i {
+                    let p = &mut self.peers[i];
+                    p.sent += 1;
+                    p.unanswered += 1;
+                    p.waiting_since.get_or_insert(now_ms);
+                }
                 Ok(true)
             }
             Err(e) => {
@@ -202,7 +210,7 @@ impl UdpUnderlay {
 
     /// Reads one datagram into `buf` as a whole underlay frame; returns its length, or None
     /// when nothing is waiting.
-    pub fn recv(&mut self, buf: &mut [u8], now_ms: u64) -> io::Result<Option<usize>> {
+    pub fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         loop {
             let (n, src) = match self.sock.recv_from(&mut buf[OUTER..]) {
                 Ok((n, std::net::SocketAddr::V4(a))) => (n, a),
@@ -213,15 +221,17 @@ impl UdpUnderlay {
                 Err(e) => return Err(e),
             };
             self.stats.datagrams_in += 1;
-            let i = match self.by_addr.get(&src) {
+            let ip = u32::from(*src.ip());
+            let i = match self.by_addr.get(&src).or_else(|| self.by_ip.get(&ip)) {
                 Some(&i) => i,
-                None => match self.by_ip.get(&u32::from(*src.ip())) {
-                    Some(&i) => i,
-                    None => {
-                        let ip = u32::from(*src.ip());
-                        self.add_peer(Peer::new(&src.ip().to_string(), ip, src, [0; 6]))
-                    }
-                },
+                None if self.peers.len() < PEERS_MAX => {
+                    self.add_peer(Peer::new(&src.ip().to_string(), ip, src, [0; 6]))
+                }
+                None => {
+                    // A flood of strangers is not remembered one by one.
+                    self.outer_headers(&mut buf[..OUTER], ip, [0; 6], src.port(), n);
+                    return Ok(Some(OUTER + n));
+                }
             };
             let p = &mut self.peers[i];
             p.received += 1;
@@ -234,7 +244,6 @@ impl UdpUnderlay {
                 self.events.push(format!("tunnel peer {l} answers again"));
             }
             let (peer_ip, peer_mac) = (p.tunnel_ip, p.mac);
-            let _ = now_ms;
             self.outer_headers(&mut buf[..OUTER], peer_ip, peer_mac, src.port(), n);
             return Ok(Some(OUTER + n));
         }
@@ -457,7 +466,7 @@ mod tests {
         let mut buf = vec![0u8; 2048];
         let mut got = None;
         for _ in 0..100 {
-            if let Some(n) = b.recv(&mut buf, 0).unwrap() {
+            if let Some(n) = b.recv(&mut buf).unwrap() {
                 got = Some(n);
                 break;
             }
