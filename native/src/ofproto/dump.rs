@@ -18,7 +18,10 @@
 //! - Every function is pure: times come in as arguments, nothing is read or written.
 
 use super::action::{port, FlowMod, Match};
-use super::format::{format_actions_with_match, format_match, format_port, ActionStyle};
+use super::format::{
+    format_actions_with_match, format_match, format_port, proto_shorthand, shorthand_is_l3,
+    ActionStyle,
+};
 use super::parse::{NoNames, PortNames};
 use super::table::{Rule, Tables};
 use crate::flow::key::{nw_frag, tun_flags, FlowKey, VLAN_CFI};
@@ -164,27 +167,11 @@ fn match_format(
     if m.dl_type != 0 {
         skip_type = true;
         let proto = (m.nw_proto != 0).then_some(k.nw_proto);
-        let w = match (dl_type, proto) {
-            (0x0800, Some(1)) => "icmp",
-            (0x0800, Some(6)) => "tcp",
-            (0x0800, Some(17)) => "udp",
-            (0x0800, Some(132)) => "sctp",
-            (0x0800, _) => "ip",
-            (0x86dd, Some(58)) => "icmp6",
-            (0x86dd, Some(6)) => "tcp6",
-            (0x86dd, Some(17)) => "udp6",
-            (0x86dd, Some(132)) => "sctp6",
-            (0x86dd, _) => "ipv6",
-            (0x0806, _) => "arp",
-            (0x8035, _) => "rarp",
-            (0x8847, _) => "mpls",
-            (0x8848, _) => "mplsm",
-            _ => "",
-        };
+        let w = proto_shorthand(dl_type, proto).unwrap_or("");
         if w.is_empty() {
             skip_type = false;
         } else {
-            skip_proto = !matches!(w, "ip" | "ipv6" | "arp" | "rarp" | "mpls" | "mplsm");
+            skip_proto = !shorthand_is_l3(w);
             o.word(w);
         }
     }
