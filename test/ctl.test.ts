@@ -202,6 +202,10 @@ describe('dvrlab run and ctl mistakes', { skip: !ADDON && 'the addon is not buil
       ),
       /--underlay node5=127\.0\.0\.1:1: no such node/,
     );
+    fails(
+      dvrlab('run', 'devstack-dvr', '--tap', 'test01=dl-a', '--iface', 'test01=dl-b'),
+      /--iface node1\/br-int\/qvo1f5b1c3a-9e=dl-b: the port has a device attached already/,
+    );
     const file = path.join(dir, 'plain');
     writeFileSync(file, 'x');
     fails(

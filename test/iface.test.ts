@@ -17,6 +17,7 @@ import {
   type Running,
   has,
   ping,
+  sh,
   startDvrlab,
   stopDvrlab,
   transfer,
@@ -24,11 +25,6 @@ import {
 
 const A = 'dl-if-a';
 const B = 'dl-if-b';
-
-function sh(cmd: string[]): void {
-  const r = spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8' });
-  assert.equal(r.status, 0, `${cmd.join(' ')}: ${r.stderr}`);
-}
 
 function skipReason(): string | false {
   if (!ADDON) return 'the addon is not built';

@@ -14,6 +14,12 @@ export const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`])
 export const ROOTED =
   process.getuid?.() === 0 && existsSync('/dev/net/tun') && has('ip') && has('ping');
 
+/** Runs a command that must succeed. */
+export function sh(cmd: string[]): void {
+  const r = spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8' });
+  assert.equal(r.status, 0, `${cmd.join(' ')}: ${r.stderr}`);
+}
+
 export function inNs(ns: string, cmd: string[], timeout = 30_000) {
   return spawnSync('ip', ['netns', 'exec', ns, ...cmd], { encoding: 'utf8', timeout });
 }

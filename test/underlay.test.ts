@@ -20,6 +20,7 @@ import {
   type Running,
   inNs,
   ping,
+  sh,
   startDvrlab,
   stopDvrlab,
   transfer,
@@ -27,11 +28,6 @@ import {
 
 const VM_NS = 'dl-ut-vm';
 const VTEP_NS = 'dl-ut-vtep';
-
-function sh(cmd: string[]): void {
-  const r = spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8' });
-  assert.equal(r.status, 0, `${cmd.join(' ')}: ${r.stderr}`);
-}
 
 function skipReason(): string | false {
   if (!ADDON) return 'the addon is not built';

@@ -56,7 +56,7 @@ function parseArgs(
   const flags: Record<string, string | true> = {};
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
-    if (a.startsWith('-') && a !== '-' && !/^-?\d/.test(a.slice(1))) {
+    if (a.length > 1 && a.startsWith('-')) {
       const kind = allowed[a];
       if (!kind) {
         throw new UsageError(`ctl ${cmd}: unknown option ${a} (usage: ${usageOf(cmd)})`);

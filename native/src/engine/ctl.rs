@@ -115,20 +115,24 @@ impl Ctl {
         Ok(Ctl { path: path.to_path_buf(), listener, conns: Vec::new() })
     }
 
-    /// The descriptors to poll: the listener first, then each connection.
-    pub fn fds(&self) -> Vec<RawFd> {
-        let mut v = vec![self.listener.as_raw_fd()];
-        v.extend(self.conns.iter().map(|c| c.stream.as_raw_fd()));
-        v
+    /// Adds the descriptors to poll: the listener first, then each connection.
+    pub fn push_fds(&self, fds: &mut Vec<libc::pollfd>) {
+        let fd = |fd: RawFd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        fds.push(fd(self.listener.as_raw_fd()));
+        fds.extend(self.conns.iter().map(|c| fd(c.stream.as_raw_fd())));
     }
 
-    /// Accepts new connections and reads the readable ones (`ready[i]` for `fds()[i]`);
-    /// returns the complete requests, each with its connection.
-    pub fn poll_requests(&mut self, ready: &[bool]) -> Vec<(UnixStream, Result<String, String>)> {
+    /// Accepts new connections and reads the readable ones (`polled`: what `push_fds` added,
+    /// after poll); returns the complete requests, each with its connection.
+    pub fn poll_requests(
+        &mut self,
+        polled: &[libc::pollfd],
+    ) -> Vec<(UnixStream, Result<String, String>)> {
+        let ready = |i: usize| polled.get(i).is_some_and(|p| p.revents != 0);
         let mut done = Vec::new();
         let mut keep = Vec::new();
         for (i, mut c) in std::mem::take(&mut self.conns).into_iter().enumerate() {
-            if !ready.get(i + 1).copied().unwrap_or(false) {
+            if !ready(i + 1) {
                 keep.push(c);
                 continue;
             }
@@ -167,7 +171,7 @@ impl Ctl {
             }
         }
         self.conns = keep;
-        if ready.first().copied().unwrap_or(false) {
+        if ready(0) {
             while self.conns.len() < CONNS_MAX {
                 match self.listener.accept() {
                     Ok((s, _)) => {
@@ -296,18 +300,18 @@ impl Engine {
             }
             lines.push((1, ""));
         }
+        let at = |n: usize, e: &dyn std::fmt::Display| {
+            if lines.len() > 1 {
+                format!("line {n}: {e}")
+            } else {
+                e.to_string()
+            }
+        };
         let mut fms = Vec::new();
         {
             let b = &self.nodes[ni].dp.of.bridges[bi];
             for (n, l) in &lines {
-                let fm = parse_flow(l, cmd, b).map_err(|e| {
-                    if lines.len() > 1 {
-                        format!("line {n}: {e}")
-                    } else {
-                        e.to_string()
-                    }
-                })?;
-                fms.push(fm);
+                fms.push(parse_flow(l, cmd, b).map_err(|e| at(*n, &e))?);
             }
         }
         let dp = &mut self.nodes[ni].dp;
@@ -315,13 +319,10 @@ impl Engine {
         for (fm, (n, _)) in fms.iter().zip(&lines) {
             let of = &mut dp.of;
             let now = of.now_ms;
-            let r = of.bridges[bi].tables.apply(fm, &mut of.next_rule_id, now).map_err(|e| {
-                if lines.len() > 1 {
-                    format!("line {n}: {e}")
-                } else {
-                    e.to_string()
-                }
-            })?;
+            let r = of.bridges[bi]
+                .tables
+                .apply(fm, &mut of.next_rule_id, now)
+                .map_err(|e| at(*n, &e))?;
             added += r.added;
             modified += r.modified;
             deleted += r.deleted;

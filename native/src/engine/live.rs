@@ -180,51 +180,36 @@ impl Engine {
             return Err("--underlay: say which node this process runs with --node".into());
         }
         let local = local.or(underlay.then_some(0));
-        let mut setup = LiveSetup::default();
-        for t in &spec.taps {
-            let (node, _) = self.resolve(&t.port).ok_or_else(|| {
-                format!("--tap {}={}: no such port in the scenario", t.port, t.ifname)
-            })?;
-            if let Some(l) = local {
-                if node != l {
-                    return Err(format!(
-                        "--tap {}={}: the port is on node {}; this process runs node {}",
-                        t.port, t.ifname, self.nodes[node].name, self.nodes[l].name
-                    ));
-                }
-            }
-        }
-        for t in &spec.taps {
-            let (tap, node, port) = self.open_tap(&t.port, &t.ifname)?;
-            let r = self.nodes[node].port_refs.get(port as usize).cloned().flatten();
-            setup.taps.push((tap, node, port, r.unwrap_or_else(|| t.port.clone())));
-        }
-        for t in &spec.ifaces {
-            let (node, port) = self.resolve(&t.port).ok_or_else(|| {
-                format!("--iface {}={}: no such port in the scenario", t.port, t.ifname)
-            })?;
-            if let Some(l) = local {
-                if node != l {
-                    return Err(format!(
-                        "--iface {}={}: the port is on node {}; this process runs node {}",
-                        t.port, t.ifname, self.nodes[node].name, self.nodes[l].name
-                    ));
-                }
-            }
-            let used = setup
-                .taps
-                .iter()
-                .map(|d| (d.1, d.2))
-                .chain(setup.ifaces.iter().map(|d| (d.1, d.2)));
-            if used.into_iter().any(|u| u == (node, port)) {
+        // Every port checked before any device is opened.
+        let mut ports: Vec<(bool, &TapSpec, usize, u32)> = Vec::new();
+        for (is_tap, t) in
+            spec.taps.iter().map(|t| (true, t)).chain(spec.ifaces.iter().map(|t| (false, t)))
+        {
+            let flag = if is_tap { "--tap" } else { "--iface" };
+            let at = format!("{flag} {}={}", t.port, t.ifname);
+            let (node, port) = self
+                .resolve(&t.port)
+                .ok_or_else(|| format!("{at}: no such port in the scenario"))?;
+            if let Some(l) = local.filter(|&l| l != node) {
                 return Err(format!(
-                    "--iface {}={}: the port has a device attached already",
-                    t.port, t.ifname
+                    "{at}: the port is on node {}; this process runs node {}",
+                    self.nodes[node].name, self.nodes[l].name
                 ));
             }
-            let iface = Iface::open(&t.ifname)?;
+            if ports.iter().any(|p| (p.2, p.3) == (node, port)) {
+                return Err(format!("{at}: the port has a device attached already"));
+            }
+            ports.push((is_tap, t, node, port));
+        }
+        let mut setup = LiveSetup::default();
+        for (is_tap, t, node, port) in ports {
             let r = self.nodes[node].port_refs.get(port as usize).cloned().flatten();
-            setup.ifaces.push((iface, node, port, r.unwrap_or_else(|| t.port.clone())));
+            let r = r.unwrap_or_else(|| t.port.clone());
+            if is_tap {
+                setup.taps.push((Tap::open(&t.ifname)?, node, port, r));
+            } else {
+                setup.ifaces.push((Iface::open(&t.ifname)?, node, port, r));
+            }
         }
         if let Some(l) = local {
             setup.udp = Some(self.open_underlay(l, spec)?);
@@ -287,15 +272,6 @@ impl Engine {
 }
 
 impl Engine {
-    /// Opens a TAP device named `ifname` on port `portref`.
-    pub fn open_tap(&self, portref: &str, ifname: &str) -> Result<(Tap, usize, u32), String> {
-        let (node, port) = self
-            .resolve(portref)
-            .ok_or_else(|| format!("--tap {portref}={ifname}: no such port in the scenario"))?;
-        let tap = Tap::open(ifname)?;
-        Ok((tap, node, port))
-    }
-
     /// Forwards until `progress.cancel` is set; returns the run's counters. `progress.done`
     /// counts the frames read; reports for the user go to `progress.events` as they happen.
     pub fn run_live(
@@ -315,7 +291,7 @@ impl Engine {
         };
         let mut buf = vec![0u8; FRAME_MAX];
         let mut arena: Vec<u8> = Vec::new();
-        let mut frames: Vec<(usize, usize, bool)> = Vec::new();
+        let mut frames: Vec<(usize, usize, usize)> = Vec::new();
         let start = Instant::now();
         let clock0 = self.nodes.iter().map(|n| n.dp.of.now_ms).max().unwrap_or(0);
         let mut last_tick = 0u64;
@@ -332,7 +308,7 @@ impl Engine {
             }
             let ctl_at = fds.len();
             if let Some(c) = &live.ctl {
-                fds.extend(c.fds().into_iter().map(pollin));
+                c.push_fds(&mut fds);
             }
             // SAFETY: `fds` is a valid array of pollfd for its length.
             let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
@@ -374,7 +350,7 @@ impl Engine {
                     };
                     seq += 1;
                     progress.done.store(seq, Relaxed);
-                    self.live_input(&mut st, live, node, port, &buf[..n], seq);
+                    self.live_input(&mut st, live, node, port, &buf[..n], n, seq);
                 }
             }
             for (i, pfd) in fds[iface_at..udp_at].iter().enumerate() {
@@ -390,24 +366,17 @@ impl Engine {
                 arena.clear();
                 frames.clear();
                 let r = live.ifaces[i].0.recv(BATCH, &mut |data, wire_len| {
-                    frames.push((arena.len(), data.len(), data.len() < wire_len));
+                    frames.push((arena.len(), data.len(), wire_len));
                     arena.extend_from_slice(data);
                 });
                 if let Err(e) = r {
                     st.errors.push(e);
                 }
                 let (node, port) = (live.ifaces[i].1, live.ifaces[i].2);
-                for &(at, len, truncated) in &frames {
+                for &(at, len, wire_len) in &frames {
                     seq += 1;
                     progress.done.store(seq, Relaxed);
-                    if truncated {
-                        st.stats.packets_in += 1;
-                        st.stats.bytes_in += len as u64;
-                        *st.rx.entry((node, port)).or_default() += 1;
-                        *st.stats.dropped.entry(DropReason::Truncated.name()).or_default() += 1;
-                        continue;
-                    }
-                    self.live_input(&mut st, live, node, port, &arena[at..at + len], seq);
+                    self.live_input(&mut st, live, node, port, &arena[at..at + len], wire_len, seq);
                 }
             }
             if live.udp.is_some() {
@@ -430,7 +399,7 @@ impl Engine {
                         };
                         seq += 1;
                         progress.done.store(seq, Relaxed);
-                        self.live_input(&mut st, live, node, port, &buf[..n], seq);
+                        self.live_input(&mut st, live, node, port, &buf[..n], n, seq);
                     }
                 }
                 let u = live.udp.as_mut().expect("present");
@@ -442,8 +411,7 @@ impl Engine {
                 }
             }
             if let Some(ctl) = live.ctl.as_mut() {
-                let ready: Vec<bool> = fds[ctl_at..].iter().map(|p| p.revents != 0).collect();
-                let requests = ctl.poll_requests(&ready);
+                let requests = ctl.poll_requests(&fds[ctl_at..]);
                 for (stream, req) in requests {
                     let reply = match req {
                         Ok(text) => {
@@ -522,7 +490,9 @@ impl Engine {
         self.settle(&mut st.pending, &mut st.stats);
     }
 
-    /// One frame read from a device or the underlay: carried to completion and accounted.
+    /// One frame read from a device or the underlay (`wire_len` long where it came from):
+    /// carried to completion and accounted.
+    #[allow(clippy::too_many_arguments)]
     fn live_input(
         &mut self,
         st: &mut LiveState,
@@ -530,13 +500,21 @@ impl Engine {
         node: usize,
         port: u32,
         frame: &[u8],
+        wire_len: usize,
         seq: u64,
     ) {
         st.stats.packets_in += 1;
         st.stats.bytes_in += frame.len() as u64;
         *st.rx.entry((node, port)).or_default() += 1;
-        if frame.len() < 14 {
-            *st.stats.dropped.entry(DropReason::Runt.name()).or_default() += 1;
+        let early = if frame.len() < wire_len {
+            Some(DropReason::Truncated)
+        } else if frame.len() < 14 {
+            Some(DropReason::Runt)
+        } else {
+            None
+        };
+        if let Some(d) = early {
+            *st.stats.dropped.entry(d.name()).or_default() += 1;
             return;
         }
         st.fabric.push_back((node, port, Packet::from_slice(frame), Origin::Input));
