@@ -114,7 +114,16 @@ impl UdpUnderlay {
         vxlan_port: u16,
         peers: Vec<Peer>,
     ) -> Result<UdpUnderlay, String> {
-        let sock = UdpSocket::bind(bind).map_err(|e| format!("--underlay {bind}: {e}"))?;
+        let sock = UdpSocket::bind(bind).map_err(|e| {
+            if e.kind() == io::ErrorKind::AddrNotAvailable {
+                format!(
+                    "--underlay {bind}: not an address of this host (give the address this \
+                     node listens on with --underlay IP:PORT)"
+                )
+            } else {
+                format!("--underlay {bind}: {e}")
+            }
+        })?;
         sock.set_nonblocking(true).map_err(|e| format!("--underlay {bind}: {e}"))?;
         let on: libc::c_int = 1;
         // SAFETY: a valid socket and a c_int option of the right size.
