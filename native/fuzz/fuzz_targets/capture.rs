@@ -30,18 +30,8 @@ type Summary = (u64, u32, u32, u32, usize, u64);
 
 fn summary(rec: &Record<'_>) -> Summary {
     // A cheap fingerprint of the data: enough to catch a wrong slice.
-    let sum = rec
-        .data
-        .iter()
-        .fold(0u64, |h, &b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
-    (
-        rec.ts_ns,
-        rec.orig_len,
-        rec.linktype,
-        rec.interface,
-        rec.data.len(),
-        sum,
-    )
+    let sum = rec.data.iter().fold(0u64, |h, &b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    (rec.ts_ns, rec.orig_len, rec.linktype, rec.interface, rec.data.len(), sum)
 }
 
 /// Reads to the end, checking each record; returns the summaries and the error, if any.
@@ -68,11 +58,7 @@ fn read(mut reader: CaptureReader<'_>) -> (Vec<Summary>, Option<String>) {
 
 fuzz_target!(|data: &[u8]| {
     let step = usize::from(data.first().copied().unwrap_or(1) % 13) + 1;
-    let in_memory = CaptureReader::from_bytes(data)
-        .map(read)
-        .map_err(|e| e.to_string());
-    let streamed = CaptureReader::new(Chunked { data, step })
-        .map(read)
-        .map_err(|e| e.to_string());
+    let in_memory = CaptureReader::from_bytes(data).map(read).map_err(|e| e.to_string());
+    let streamed = CaptureReader::new(Chunked { data, step }).map(read).map_err(|e| e.to_string());
     assert_eq!(in_memory, streamed);
 });

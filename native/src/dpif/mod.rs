@@ -23,10 +23,11 @@ use crate::flow::key::STAGE_ENDS;
 use crate::flow::FlowKey;
 use crate::ofproto::table::Rule;
 use crate::wire::Packet;
-use crate::xlate::{translate, Ofproto, XlateIn};
+use crate::xlate::{translate, MacDep, Ofproto, XlateIn};
 use emc::Emc;
 use megaflow::MegaflowCache;
 use odp::{DpAction, DropReason};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Open vSwitch's limit on recirculations of one packet (MAX_RECIRC_DEPTH).
@@ -46,6 +47,8 @@ pub struct DpFlow {
     pub key: FlowKey,
     pub pushed_packets: u64,
     pub pushed_bytes: u64,
+    /// The MAC-learning entries its translation looked up (see XlateOut::mac_deps).
+    pub mac_deps: Vec<MacDep>,
 }
 
 /// Why a pass through the datapath happened.
@@ -161,6 +164,8 @@ pub struct DpStats {
     pub upcalls: u64,
     pub upcall_failures: u64, // megaflow table full: executed without caching
     pub revalidations: u64,
+    /// Megaflows translated again by revalidation (full or after MAC-learning changes).
+    pub retranslations: u64,
     pub megaflows_removed: u64,
 }
 
@@ -183,6 +188,15 @@ pub struct Datapath {
     pub emc: Emc,
     pub stats: DpStats,
     need_revalidate: bool,
+    /// MAC-learning entries learned or moved since the last revalidation: only the megaflows
+    /// that looked them up are revalidated (a flood of new source MACs costs one lookup in
+    /// `mac_index` each, not a pass over the whole cache).
+    macs_learned: Vec<MacDep>,
+    /// Megaflow ids by the MAC-learning entries they depend on. Ids of removed flows linger
+    /// until the entry is next revalidated or the index is rebuilt (when it holds more than
+    /// twice as many ids as there are megaflows).
+    mac_index: HashMap<MacDep, Vec<u32>>,
+    mac_index_ids: usize,
     work: Vec<(Packet, PacketMd)>,
     /// ARP requests, ICMP errors and the packets waiting for a neighbour.
     pub gen: generated::Generated,
@@ -206,6 +220,9 @@ impl Datapath {
             emc: Emc::new(100, 0x5eed),
             stats: DpStats::default(),
             need_revalidate: false,
+            macs_learned: Vec::new(),
+            mac_index: HashMap::new(),
+            mac_index_ids: 0,
             work: Vec::new(),
             gen: generated::Generated::default(),
             tracing: None,
@@ -436,30 +453,72 @@ impl Datapath {
                 for (r, extra) in &xo.rules {
                     r.credit(1, bytes + *extra as u64, self.of.now_ms);
                 }
-                if xo.tables_changed || xo.macs_changed {
-                    self.need_revalidate = true;
-                }
                 let actions = xo.actions.clone();
-                let flow = DpFlow {
-                    actions: xo.actions,
-                    drop: xo.drop,
-                    rules: xo.rules,
-                    slow_path: xo.slow_path,
-                    learned: xo.learned,
-                    key,
-                    pushed_packets: 0,
-                    pushed_bytes: 0,
-                };
-                let masked = key.masked(&xo.dp_mask);
-                if self.megaflows.insert(&masked, &xo.dp_mask, flow).is_err() {
+                let drop = xo.drop;
+                if !self.install(&key, xo) {
                     self.stats.upcall_failures += 1;
                 }
-                self.finish_pass(pkt, md, &key, layers, &actions, xo.drop, sink, out);
+                self.finish_pass(pkt, md, &key, layers, &actions, drop, sink, out);
                 return;
             }
         }
+        self.revalidate_if_needed();
+    }
+
+    /// Installs the megaflow of translation `xo` of `key`; false when the cache refused it
+    /// (full). Notes what the translation changed for revalidation.
+    fn install(&mut self, key: &FlowKey, xo: crate::xlate::XlateOut) -> bool {
+        if xo.tables_changed || xo.macs_changed {
+            self.need_revalidate = true;
+        }
+        self.macs_learned.extend_from_slice(&xo.macs_learned);
+        let flow = DpFlow {
+            actions: xo.actions,
+            drop: xo.drop,
+            rules: xo.rules,
+            slow_path: xo.slow_path,
+            learned: xo.learned,
+            key: *key,
+            pushed_packets: 0,
+            pushed_bytes: 0,
+            mac_deps: xo.mac_deps,
+        };
+        let masked = key.masked(&xo.dp_mask);
+        match self.megaflows.insert(&masked, &xo.dp_mask, flow) {
+            Ok(id) => {
+                self.index_mac_deps(id);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn index_mac_deps(&mut self, id: u32) {
+        if self.mac_index_ids > 2 * self.megaflows.len() + 4096 {
+            self.mac_index.clear();
+            self.mac_index_ids = 0;
+            let ids: Vec<u32> = self.megaflows.iter().map(|(id, _)| id).collect();
+            for i in ids {
+                for d in &self.megaflows.get(i).expect("listed").actions.mac_deps {
+                    self.mac_index.entry(*d).or_default().push(i);
+                    self.mac_index_ids += 1;
+                }
+            }
+            return;
+        }
+        if let Some(m) = self.megaflows.get(id) {
+            for d in &m.actions.mac_deps {
+                self.mac_index.entry(*d).or_default().push(id);
+                self.mac_index_ids += 1;
+            }
+        }
+    }
+
+    fn revalidate_if_needed(&mut self) {
         if self.need_revalidate {
             self.revalidate();
+        } else if !self.macs_learned.is_empty() {
+            self.revalidate_macs();
         }
     }
 
@@ -494,9 +553,7 @@ impl Datapath {
         if let Some(d) = ctx.drop {
             out.drop = Some(d);
         }
-        if self.need_revalidate {
-            self.revalidate();
-        }
+        self.revalidate_if_needed();
     }
 
     /// Translates a pass afresh with a trace recorder, records it, and installs the megaflow
@@ -519,9 +576,6 @@ impl Datapath {
         );
         for (r, extra) in &xo.rules {
             r.credit(1, bytes + *extra as u64, self.of.now_ms);
-        }
-        if xo.tables_changed || xo.macs_changed {
-            self.need_revalidate = true;
         }
         let kind = if md.start == PassStart::Generated {
             PassKind::Generated { id: md.recirc_id }
@@ -565,51 +619,75 @@ impl Datapath {
             });
         }
         let actions = xo.actions.clone();
-        let flow = DpFlow {
-            actions: xo.actions,
-            drop: xo.drop,
-            rules: xo.rules,
-            slow_path: xo.slow_path,
-            learned: xo.learned,
-            key: *key,
-            pushed_packets: 0,
-            pushed_bytes: 0,
-        };
-        let masked = key.masked(&xo.dp_mask);
-        let _ = self.megaflows.insert(&masked, &xo.dp_mask, flow);
-        (actions, xo.drop)
+        let drop = xo.drop;
+        let _ = self.install(key, xo);
+        (actions, drop)
     }
 
     /// Re-translates every cached megaflow and removes those whose actions or mask would
     /// now differ (OVS's revalidate_ukey). Called after flow-mods and learning changes.
     pub fn revalidate(&mut self) {
         self.need_revalidate = false;
+        self.macs_learned.clear();
         self.stats.revalidations += 1;
         self.push_stats();
         let ids: Vec<u32> = self.megaflows.iter().map(|(id, _)| id).collect();
-        let mut stale = Vec::new();
-        for id in ids {
-            let Some(m) = self.megaflows.get(id) else { continue };
-            let key = m.actions.key;
-            let mask = m.mask;
-            let xo = translate(&mut self.of, &key, XlateIn { side_effects: false });
-            let f = &self.megaflows.get(id).expect("present").actions;
-            let narrower =
-                xo.dp_mask.words().iter().zip(mask.words().iter()).any(|(n, o)| n & !o != 0);
-            if narrower || xo.actions != f.actions || xo.drop != f.drop {
-                stale.push(id);
-            } else if xo.rules.len() != f.rules.len()
-                || xo.rules.iter().zip(f.rules.iter()).any(|(a, b)| !Arc::ptr_eq(&a.0, &b.0))
-            {
-                // Same behaviour, but through different rules: keep counting right.
-                stale.push(id);
-            }
-        }
+        let stale: Vec<u32> = ids.into_iter().filter(|&id| self.is_stale(id)).collect();
         for id in stale {
             self.megaflows.remove(id);
             self.stats.megaflows_removed += 1;
         }
         // Removed megaflows change generation, so EMC entries pointing at them are dead.
+    }
+
+    /// Revalidates the megaflows that looked up a MAC-learning entry learned or moved since
+    /// the last revalidation: the only ones whose translation can have changed.
+    fn revalidate_macs(&mut self) {
+        let learned = std::mem::take(&mut self.macs_learned);
+        let mut pushed = false;
+        for dep in learned {
+            let Some(ids) = self.mac_index.remove(&dep) else { continue };
+            self.mac_index_ids -= ids.len();
+            let mut keep = Vec::new();
+            for id in ids {
+                let depends =
+                    self.megaflows.get(id).is_some_and(|m| m.actions.mac_deps.contains(&dep));
+                if !depends {
+                    continue;
+                }
+                if !pushed {
+                    self.push_stats();
+                    pushed = true;
+                }
+                if self.is_stale(id) {
+                    self.megaflows.remove(id);
+                    self.stats.megaflows_removed += 1;
+                } else {
+                    keep.push(id);
+                }
+            }
+            if !keep.is_empty() {
+                self.mac_index_ids += keep.len();
+                self.mac_index.insert(dep, keep);
+            }
+        }
+    }
+
+    /// Whether megaflow `id`, translated again now, would differ: a narrower mask, other
+    /// actions or drop reason, or other rules (same behaviour, but counting must follow).
+    fn is_stale(&mut self, id: u32) -> bool {
+        let Some(m) = self.megaflows.get(id) else { return false };
+        self.stats.retranslations += 1;
+        let key = m.actions.key;
+        let mask = m.mask;
+        let xo = translate(&mut self.of, &key, XlateIn { side_effects: false });
+        let f = &self.megaflows.get(id).expect("present").actions;
+        let narrower = xo.dp_mask.words().iter().zip(mask.words().iter()).any(|(n, o)| n & !o != 0);
+        narrower
+            || xo.actions != f.actions
+            || xo.drop != f.drop
+            || xo.rules.len() != f.rules.len()
+            || xo.rules.iter().zip(f.rules.iter()).any(|(a, b)| !Arc::ptr_eq(&a.0, &b.0))
     }
 
     /// Pushes megaflow hit counts into the rules they went through.
@@ -738,6 +816,48 @@ mod tests {
 
     fn dp_port(e: &Engine, port: &str) -> u32 {
         e.resolve(port).expect("port").1
+    }
+
+    fn eth(src: u8, dst: u8) -> Vec<u8> {
+        let mut f = udp(dst, [10, 0, 0, 2], 53);
+        f[6..12].copy_from_slice(&[0x52, 0x54, 0, 1, (src >> 4), src]);
+        f[..6].copy_from_slice(&[0x52, 0x54, 0, 1, (dst >> 4), dst]);
+        f
+    }
+
+    fn ports_of(r: &Rec) -> Vec<u32> {
+        r.out.iter().map(|(p, _)| *p).collect()
+    }
+
+    #[test]
+    fn mac_learning_revalidates_only_the_flows_that_looked_the_mac_up() {
+        let mut e = scenario(&["actions=NORMAL".into()], 1 << 20);
+        let (p1, p2) = (dp_port(&e, "br0/p1"), dp_port(&e, "br0/p2"));
+        // A -> B, B unknown: flooded, and again from the cache.
+        let flood = ports_of(&send(&mut e, "br0/p1", &eth(0xa, 0xb)));
+        assert!(flood.len() >= 3 && !flood.contains(&p1), "{flood:?}");
+        assert_eq!(ports_of(&send(&mut e, "br0/p1", &eth(0xa, 0xb))), flood);
+        // B answers from p2: B is learned, and the flooding megaflow for A -> B goes.
+        assert_eq!(ports_of(&send(&mut e, "br0/p2", &eth(0xb, 0xa))), vec![p1]);
+        assert_eq!(ports_of(&send(&mut e, "br0/p1", &eth(0xa, 0xb))), vec![p2]);
+        let before = e.nodes[0].dp.stats;
+        // 2000 new source MACs, each learned: nothing cached looked them up, so nothing is
+        // translated again, however many megaflows there are.
+        for i in 0..2000u32 {
+            let mut f = eth(0xc, 0xb);
+            f[9..12].copy_from_slice(&i.to_be_bytes()[1..]);
+            assert_eq!(ports_of(&send(&mut e, "br0/p3", &f)), vec![p2]);
+        }
+        let after = e.nodes[0].dp.stats;
+        assert_eq!(after.upcalls - before.upcalls, 2000);
+        assert_eq!(after.retranslations, before.retranslations);
+        assert_eq!(after.revalidations, before.revalidations);
+        // B moves to p4: the flows towards B follow it.
+        send(&mut e, "br0/p4", &eth(0xb, 0xa));
+        let p4 = dp_port(&e, "br0/p4");
+        assert_eq!(ports_of(&send(&mut e, "br0/p1", &eth(0xa, 0xb))), vec![p4]);
+        assert_eq!(ports_of(&send(&mut e, "br0/p3", &eth(0xc, 0xb))), vec![p4]);
+        assert!(e.nodes[0].dp.stats.retranslations - after.retranslations <= 2003);
     }
 
     #[test]

@@ -224,7 +224,7 @@ impl ReplayStats {
     }
 
     /// The accounting invariant: in = delivered + dropped + queued.
-    fn check_invariant(&self) -> Result<(), String> {
+    pub fn check_invariant(&self) -> Result<(), String> {
         let dropped: u64 = self.dropped.values().sum();
         if self.delivered + dropped + self.queued != self.packets_in {
             return Err(format!(

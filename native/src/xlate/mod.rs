@@ -233,6 +233,9 @@ pub struct Ofproto {
     pub namespaces: Vec<crate::netns::Namespace>,
 }
 
+/// A MAC-learning entry: (bridge index, VLAN, MAC).
+pub type MacDep = (usize, u16, [u8; 6]);
+
 /// The result of one translation.
 #[derive(Debug, Default)]
 pub struct XlateOut {
@@ -251,8 +254,13 @@ pub struct XlateOut {
     pub drop: Option<DropReason>,
     /// The OpenFlow tables changed (learn): cached megaflows must be revalidated.
     pub tables_changed: bool,
-    /// A MAC learning table changed: cached megaflows must be revalidated.
+    /// A namespace's neighbour table changed: cached megaflows must be revalidated.
     pub macs_changed: bool,
+    /// The MAC-learning entries NORMAL looked up for the destination (hit or miss): the
+    /// decision depends on them, so the megaflow is revalidated when one of them changes.
+    pub mac_deps: Vec<MacDep>,
+    /// The MAC-learning entries this translation learned or moved.
+    pub macs_learned: Vec<MacDep>,
     /// Flows installed by `learn()` (bridge, flow-mod): packets that later hit this megaflow
     /// refresh them, as OVS's xlate cache does for learn actions.
     pub learned: Vec<(usize, FlowMod)>,

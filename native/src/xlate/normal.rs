@@ -109,11 +109,12 @@ impl Ctx<'_> {
         if self.side_effects && !is_multicast(&src) {
             let b = &mut self.of.bridges[self.bridge];
             if b.mac_table.learn(vlan, src, in_ofport) {
-                self.out.macs_changed = true;
+                self.out.macs_learned.push((self.bridge, vlan, src));
             }
         }
         let dst = self.flow.dl_dst;
         if !is_multicast(&dst) {
+            self.out.mac_deps.push((self.bridge, vlan, dst));
             if let Some(p) = self.bridge().mac_table.lookup(vlan, &dst) {
                 if p == in_ofport {
                     self.report(NodeType::Detail, || "learned port is input port, dropping".into());
