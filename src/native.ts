@@ -16,6 +16,26 @@ export interface NativeScenario {
   nodes: NativeNode[]; // one-node: exactly one node with name ""
   /** The flows were installed over OpenFlow 1.0 only (ovs-oracle `ofctl_args`). */
   openflow10?: boolean;
+  /** Most megaflows per node (OVS other_config:flow-limit); 1 Mi by default. */
+  megaflowLimit?: number;
+  /** Most conntrack connections per node (OVS dpctl/ct-set-maxconns); 3 M by default. */
+  conntrackLimit?: number;
+  /** Megaflows unused this many ms are removed (OVS other_config:max-idle). */
+  maxIdle?: number;
+}
+
+/** Table limits a command line sets (replay and run). */
+export interface LimitOptions {
+  flowLimit?: number;
+  maxIdle?: number;
+  ctMax?: number;
+}
+
+/** Applies command-line table limits to a scenario; they win over the scenario file's. */
+export function applyLimits(scenario: NativeScenario, o: LimitOptions): void {
+  if (o.flowLimit !== undefined) scenario.megaflowLimit = o.flowLimit;
+  if (o.maxIdle !== undefined) scenario.maxIdle = o.maxIdle;
+  if (o.ctMax !== undefined) scenario.conntrackLimit = o.ctMax;
 }
 
 export interface NativeNode {
@@ -115,6 +135,18 @@ export interface StatsJson {
   unique_flow_packets: number;
   non_flow_packets: number;
   underlay?: UnderlayStatsJson; // live runs with a UDP underlay
+  limits?: LimitsJson;
+}
+
+/** The table limits of a run and what they did, summed over the nodes. */
+export interface LimitsJson {
+  megaflow_limit: number;
+  max_idle_ms: number | null; // null: megaflows do not expire
+  conntrack_limit: number;
+  megaflows_refused: number; // not cached, the cache being full (the packet was still handled)
+  megaflows_expired: number; // removed after max_idle_ms unused
+  conntrack_refused: number; // commits refused, the table being full (ct_table_full drops)
+  conntrack_expired: number;
 }
 
 /** What a live run forwards between (see `Engine.openLive`). */

@@ -142,6 +142,13 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
       wholeNumber(1),
     )
     .option('--names', 'port names instead of numbers in the trace')
+    .option('--flow-limit <n>', 'most megaflows per node (default 1048576)', wholeNumber(1))
+    .option(
+      '--max-idle <ms>',
+      'remove megaflows unused for MS milliseconds of capture time (default: never)',
+      wholeNumber(1),
+    )
+    .option('--ct-max <n>', 'most conntrack connections per node (default 3000000)', wholeNumber(1))
     .action(async (scenario, opts) => {
       const args = { ...opts, in: opts.in ?? [] };
       result.code = await replayCommand(scenario, args, io, deps.makeEngine ?? nativeEngine);

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { FileError, PortRefError, UsageError } from '../errors.js';
 import { makeDirs } from '../fsutil.js';
 import {
+  applyLimits,
   Engine,
   type NativeReplayOptions,
   type NativeScenario,
@@ -48,6 +49,9 @@ export interface ReplayArgs {
   quiet?: boolean;
   tracePacket?: number;
   names?: boolean;
+  flowLimit?: number;
+  maxIdle?: number;
+  ctMax?: number;
 }
 
 /** Raised when the engine's statistics break the replay invariant: a bug, not a user error. */
@@ -86,6 +90,7 @@ export interface ReplayPlan {
 /** Checks the arguments against the scenario and the file system and builds the run. */
 export function planReplay(scenarioFile: string, args: ReplayArgs): ReplayPlan {
   const loaded = loadScenarioOrTopology(scenarioFile);
+  applyLimits(loaded.scenario, args);
   const index = new PortIndex(loaded.scenario);
 
   const inputs: PortFile[] = args.in.map((spec) => {

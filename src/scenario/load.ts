@@ -134,6 +134,20 @@ class Loader {
         }
       }
       scenario = { oneNode: true, nodes: [node] };
+      // The datapath settings OVS takes from other_config and dvrlab honours too.
+      const other = data.ovs_other_config ?? {};
+      for (const [key, field] of [
+        ['flow-limit', 'megaflowLimit'],
+        ['max-idle', 'maxIdle'],
+      ] as const) {
+        const raw = other[key];
+        if (raw === undefined) continue;
+        const v = String(raw);
+        if (!/^\d+$/.test(v) || Number(v) < 1 || !Number.isSafeInteger(Number(v))) {
+          this.fail(['ovs_other_config', key], `expected a whole number >= 1, found "${v}"`);
+        }
+        scenario[field] = Number(v);
+      }
       // Flows installed over OpenFlow 1.0 keep their OpenFlow 1.0 actions (mod_dl_src stays
       // mod_dl_src in traces and dumps), as OVS does when ovs-ofctl speaks only OpenFlow 1.0.
       const args = data.ofctl_args ?? [];

@@ -281,6 +281,11 @@ impl Conntrack {
     }
 
     /// Changes the table bound (`dpctl/ct-set-maxconns`); existing entries stay.
+    /// The most connections the table holds.
+    pub fn max_entries(&self) -> usize {
+        self.cfg.max_entries
+    }
+
     pub fn set_max_entries(&mut self, n: usize) {
         self.cfg.max_entries = n;
     }

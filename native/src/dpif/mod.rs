@@ -49,6 +49,8 @@ pub struct DpFlow {
     pub pushed_bytes: u64,
     /// The MAC-learning entries its translation looked up (see XlateOut::mac_deps).
     pub mac_deps: Vec<MacDep>,
+    /// When it was installed (datapath clock, ms): its age until a packet uses it.
+    pub created_ms: u64,
 }
 
 /// Why a pass through the datapath happened.
@@ -167,6 +169,8 @@ pub struct DpStats {
     /// Megaflows translated again by revalidation (full or after MAC-learning changes).
     pub retranslations: u64,
     pub megaflows_removed: u64,
+    /// Megaflows removed because no packet used them for `max_idle_ms`.
+    pub megaflows_expired: u64,
 }
 
 /// The outcome of one packet.
@@ -203,6 +207,10 @@ pub struct Datapath {
     /// When set, every pass is translated afresh (bypassing the caches) with a recorder, and
     /// its trace appended here.
     pub tracing: Option<Vec<PassTrace>>,
+    /// Megaflows unused for this long are removed by `expire` (OVS's other_config:max-idle,
+    /// 10 s by default there). None keeps them until the cache is full: a replay at top
+    /// speed, as the OVS oracle runs one, never reaches the idle time.
+    pub max_idle_ms: Option<u64>,
     /// Port names instead of numbers in traces.
     pub trace_names: bool,
     /// A key to translate the next traced pass with instead of the one extracted from the
@@ -226,6 +234,7 @@ impl Datapath {
             work: Vec::new(),
             gen: generated::Generated::default(),
             tracing: None,
+            max_idle_ms: None,
             trace_names: false,
             trace_key: None,
         }
@@ -482,6 +491,7 @@ impl Datapath {
             pushed_packets: 0,
             pushed_bytes: 0,
             mac_deps: xo.mac_deps,
+            created_ms: self.of.now_ms,
         };
         let masked = key.masked(&xo.dp_mask);
         match self.megaflows.insert(&masked, &xo.dp_mask, flow) {
@@ -745,6 +755,19 @@ impl Datapath {
         }
         if n > 0 {
             self.revalidate();
+        }
+        if let Some(idle) = self.max_idle_ms {
+            let idle_since = now_ms.saturating_sub(idle);
+            let old: Vec<u32> = self
+                .megaflows
+                .iter()
+                .filter(|(_, m)| m.stats.used_ms.max(m.actions.created_ms) < idle_since)
+                .map(|(id, _)| id)
+                .collect();
+            for id in old {
+                self.megaflows.remove(id);
+                self.stats.megaflows_expired += 1;
+            }
         }
         self.ct.expire(now_ms);
     }

@@ -16,6 +16,9 @@ pub mod tap;
 pub mod trace;
 pub mod udp;
 
+#[cfg(test)]
+mod limits_tests;
+
 use crate::dpif::generated::Resolution;
 use crate::dpif::odp::DropReason;
 use crate::dpif::{Origin, Sink};
@@ -186,6 +189,22 @@ pub struct ReplayStats {
     pub traces: Vec<PacketTrace>,
     /// A live run's UDP underlay: its socket, peers and counters.
     pub underlay: Option<serde_json::Value>,
+    /// The table limits and what they did: megaflows refused (cache full) and expired
+    /// (idle), conntrack commits refused (table full) and connections expired, summed over
+    /// the nodes.
+    pub limits: Limits,
+}
+
+/// Table limits and their counters (stats.json `limits`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Limits {
+    pub megaflow_limit: u64,
+    pub max_idle_ms: Option<u64>,
+    pub conntrack_limit: u64,
+    pub megaflows_refused: u64,
+    pub megaflows_expired: u64,
+    pub conntrack_refused: u64,
+    pub conntrack_expired: u64,
 }
 
 /// The trace of one input packet of a run, and what became of it.
@@ -273,6 +292,16 @@ impl ReplayStats {
         if let Some(u) = &self.underlay {
             v["underlay"] = u.clone();
         }
+        let l = &self.limits;
+        v["limits"] = json!({
+            "megaflow_limit": l.megaflow_limit,
+            "max_idle_ms": l.max_idle_ms,
+            "conntrack_limit": l.conntrack_limit,
+            "megaflows_refused": l.megaflows_refused,
+            "megaflows_expired": l.megaflows_expired,
+            "conntrack_refused": l.conntrack_refused,
+            "conntrack_expired": l.conntrack_expired,
+        });
         v
     }
 
@@ -292,6 +321,7 @@ impl ReplayStats {
             seconds: self.seconds,
             per_port: self.per_port.clone(),
             underlay: self.underlay.clone(),
+            limits: self.limits,
             ..ReplayStats::default()
         }
     }
@@ -406,6 +436,9 @@ fn count_records(path: &PathBuf) -> u64 {
     n
 }
 
+/// OVS's default other_config:max-idle, which live runs use.
+pub const LIVE_MAX_IDLE_MS: u64 = 10_000;
+
 impl Engine {
     /// Builds the engine from `NativeScenario` JSON text.
     pub fn from_json(text: &str) -> Result<Engine, ScenarioError> {
@@ -427,6 +460,14 @@ impl Engine {
         let ports = nodes.iter().map(|n| n.underlay_dp_port).collect();
         let underlay = Underlay { owner, ports };
         Ok(Engine { nodes, one_node: sc.one_node, refs, underlay })
+    }
+
+    /// What a live run changes in the defaults: megaflows idle for 10 s are removed (OVS's
+    /// default max-idle), unless the scenario says otherwise.
+    pub fn live_defaults(&mut self) {
+        for n in &mut self.nodes {
+            n.dp.max_idle_ms.get_or_insert(LIVE_MAX_IDLE_MS);
+        }
     }
 
     /// The (node, datapath port) of a canonical port reference.
@@ -733,7 +774,16 @@ impl Engine {
             stats.megaflow_hits += n.dp.stats.megaflow_hits;
             stats.upcalls += n.dp.stats.upcalls;
             stats.megaflows += n.dp.megaflows.len() as u64;
-            stats.conntrack_entries += n.dp.ct.stats().entries as u64;
+            let ct = n.dp.ct.stats();
+            stats.conntrack_entries += ct.entries as u64;
+            let l = &mut stats.limits;
+            l.megaflow_limit = l.megaflow_limit.max(n.dp.megaflows.capacity() as u64);
+            l.max_idle_ms = n.dp.max_idle_ms;
+            l.conntrack_limit = l.conntrack_limit.max(n.dp.ct.max_entries() as u64);
+            l.megaflows_refused += n.dp.megaflows.stats().refused_full;
+            l.megaflows_expired += n.dp.stats.megaflows_expired;
+            l.conntrack_refused += ct.refused_full;
+            l.conntrack_expired += ct.expired;
         }
     }
 

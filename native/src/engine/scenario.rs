@@ -30,6 +30,9 @@ pub struct NativeScenario {
     pub megaflow_limit: Option<usize>,
     #[serde(default)]
     pub conntrack_limit: Option<usize>,
+    /// Megaflows unused for this many milliseconds are removed (OVS's max-idle).
+    #[serde(default)]
+    pub max_idle: Option<u64>,
     /// Flows were installed over OpenFlow 1.0 only: actions print as installed.
     #[serde(default)]
     pub openflow10: bool,
@@ -560,6 +563,7 @@ fn build_node(
     if let Some(l) = sc.conntrack_limit {
         cfg.max_entries = l;
     }
-    let dp = Datapath::new(of, Conntrack::new(cfg), sc.megaflow_limit.unwrap_or(1 << 20));
+    let mut dp = Datapath::new(of, Conntrack::new(cfg), sc.megaflow_limit.unwrap_or(1 << 20));
+    dp.max_idle_ms = sc.max_idle;
     Ok(Node { name: n.name.clone(), dp, port_refs, underlay_ip, underlay_dp_port, virtual_refs })
 }

@@ -131,10 +131,11 @@ impl JsEngine {
     pub fn open_live(&self, spec_json: String) -> Result<String> {
         let spec: crate::engine::live::LiveSpec = serde_json::from_str(&spec_json)
             .map_err(|e| Error::from_reason(format!("internal live spec: {e}")))?;
-        let core = self
+        let mut core = self
             .core
             .lock()
             .map_err(|_| Error::from_reason("the engine is unusable after an earlier failure"))?;
+        core.live_defaults();
         let setup = core.open_live(&spec).map_err(Error::from_reason)?;
         let refs: Vec<String> = setup.taps.iter().map(|t| t.3.clone()).collect();
         let ifaces: Vec<String> = setup.ifaces.iter().map(|t| t.3.clone()).collect();
