@@ -136,6 +136,9 @@ export interface StatsJson {
   non_flow_packets: number;
   underlay?: UnderlayStatsJson; // live runs with a UDP underlay
   limits?: LimitsJson;
+  /** False when an input could not be read to its end: the run stopped there (`error`). */
+  complete?: boolean;
+  error?: string;
 }
 
 /** The table limits of a run and what they did, summed over the nodes. */

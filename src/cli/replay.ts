@@ -221,6 +221,10 @@ export async function replayCommand(
     throw new FileError(`cannot write ${statsPath}: ${describeFsError(e)}`);
   }
 
+  // An input that could not be read to its end: stats.json says the run is incomplete and
+  // why, the outputs hold what came before, and the command fails with the reader's error.
+  if (stats.error !== undefined) throw new FileError(stats.error);
+
   if (args.json) io.stdout.write(`${JSON.stringify(stats, null, 2)}\n`);
   else if (!args.quiet) io.stdout.write(`${formatReplaySummary(stats, args.loop).join('\n')}\n`);
 

@@ -193,6 +193,9 @@ pub struct ReplayStats {
     /// (idle), conntrack commits refused (table full) and connections expired, summed over
     /// the nodes.
     pub limits: Limits,
+    /// Set when an input could not be read to its end: the run stopped at that record, and
+    /// its counters and outputs cover only what came before (stats.json `complete: false`).
+    pub read_error: Option<String>,
 }
 
 /// Table limits and their counters (stats.json `limits`).
@@ -291,6 +294,10 @@ impl ReplayStats {
         });
         if let Some(u) = &self.underlay {
             v["underlay"] = u.clone();
+        }
+        v["complete"] = json!(self.read_error.is_none());
+        if let Some(e) = &self.read_error {
+            v["error"] = json!(e);
         }
         let l = &self.limits;
         v["limits"] = json!({
@@ -507,6 +514,7 @@ impl Engine {
         // Inputs waiting for a neighbour: seq -> (their packets still queued, delivered).
         let mut pending = Pending::new();
         let mut error: Option<String> = None;
+        let mut read_error: Option<String> = None;
         let start = Instant::now();
         let mut first_ts: Option<u64> = None;
         let mut sent: u64 = 0;
@@ -554,7 +562,11 @@ impl Engine {
                 // Timestamps a classic pcap cannot hold (before 1970, after 2106) are clamped,
                 // so every frame can be written and the clock stays finite.
                 let ts = ts.min(MAX_PCAP_TS_NS);
-                inputs[ix].advance()?;
+                // A record that cannot be read ends the run after this frame: what came
+                // before is forwarded and written, and the run reports itself incomplete.
+                if let Err(e) = inputs[ix].advance() {
+                    read_error = Some(e);
+                }
                 inputs[ix].packets += 1;
                 inputs[ix].bytes += frame.len() as u64;
                 loop_first_ts = loop_first_ts.min(ts);
@@ -718,6 +730,9 @@ impl Engine {
                 stats.account_input(&mut pending, sent, outputs, queued, last_drop);
                 self.settle(&mut pending, &mut stats);
                 progress.done.store(sent, Relaxed);
+                if read_error.is_some() {
+                    break 'outer;
+                }
             }
             for i in &inputs {
                 if lp == 0 {
@@ -762,6 +777,7 @@ impl Engine {
             self.write_flows(d)?;
         }
         stats.check_invariant()?;
+        stats.read_error = read_error;
         Ok(stats)
     }
 
