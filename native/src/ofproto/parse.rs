@@ -723,7 +723,13 @@ fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<
     let lw = word.to_ascii_lowercase();
     let limit = (word.chars().count() / 3).clamp(1, 3);
     let mut best: Option<(usize, &str)> = None;
+    let len = lw.chars().count();
     for c in candidates {
+        // The distance is at least the difference in length: most candidates need no
+        // computing (this runs on every unknown word, so it must stay cheap on long ones).
+        if c.len().abs_diff(len) > limit {
+            continue;
+        }
         let d = edit_distance(&lw, &c.to_ascii_lowercase());
         if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
             best = Some((d, c));
