@@ -211,6 +211,13 @@ pub struct Datapath {
     /// 10 s by default there). None keeps them until the cache is full: a replay at top
     /// speed, as the OVS oracle runs one, never reaches the idle time.
     pub max_idle_ms: Option<u64>,
+    /// Revalidation after changes of learned state (learn() actions, MAC learning, namespace
+    /// neighbours) waits until this many ms of datapath clock have passed since the last one;
+    /// 0 revalidates before the next packet (replays, for determinism). OVS's revalidators
+    /// run beside the forwarding threads; here they share the thread, and this bounds their
+    /// share under a flood of new flows. Flow-mods always revalidate before returning.
+    pub revalidate_interval_ms: u64,
+    last_revalidation_ms: u64,
     /// Port names instead of numbers in traces.
     pub trace_names: bool,
     /// A key to translate the next traced pass with instead of the one extracted from the
@@ -235,6 +242,8 @@ impl Datapath {
             gen: generated::Generated::default(),
             tracing: None,
             max_idle_ms: None,
+            revalidate_interval_ms: 0,
+            last_revalidation_ms: 0,
             trace_names: false,
             trace_key: None,
         }
@@ -525,6 +534,15 @@ impl Datapath {
     }
 
     fn revalidate_if_needed(&mut self) {
+        if self.revalidate_interval_ms > 0
+            && (self.need_revalidate || !self.macs_learned.is_empty())
+            && self.of.now_ms < self.last_revalidation_ms + self.revalidate_interval_ms
+        {
+            return;
+        }
+        if self.need_revalidate || !self.macs_learned.is_empty() {
+            self.last_revalidation_ms = self.of.now_ms;
+        }
         if self.need_revalidate {
             self.revalidate();
         } else if !self.macs_learned.is_empty() {

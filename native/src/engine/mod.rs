@@ -178,6 +178,9 @@ pub struct ReplayStats {
     pub upcalls: u64,
     pub megaflows: u64,
     pub per_port: BTreeMap<String, (u64, u64)>,
+    /// Frames a live run's port output that its device did not take (gone, down, full), by
+    /// port; stats.json shows them as the port's `tx_dropped`.
+    pub tx_dropped: BTreeMap<String, u64>,
     pub inputs: Vec<(String, String, u64, u64)>,
     pub flows: u64,
     pub flow_packets: u64,
@@ -263,7 +266,13 @@ impl ReplayStats {
         let per_port: serde_json::Map<String, serde_json::Value> = self
             .per_port
             .iter()
-            .map(|(k, (rx, tx))| (k.clone(), json!({"rx": rx, "tx": tx})))
+            .map(|(k, (rx, tx))| {
+                let mut v = json!({"rx": rx, "tx": tx});
+                if let Some(d) = self.tx_dropped.get(k) {
+                    v["tx_dropped"] = json!(d);
+                }
+                (k.clone(), v)
+            })
             .collect();
         let dropped: serde_json::Map<String, serde_json::Value> =
             self.dropped.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
@@ -327,6 +336,7 @@ impl ReplayStats {
             carried: self.carried,
             seconds: self.seconds,
             per_port: self.per_port.clone(),
+            tx_dropped: self.tx_dropped.clone(),
             underlay: self.underlay.clone(),
             limits: self.limits,
             ..ReplayStats::default()
@@ -445,6 +455,8 @@ fn count_records(path: &PathBuf) -> u64 {
 
 /// OVS's default other_config:max-idle, which live runs use.
 pub const LIVE_MAX_IDLE_MS: u64 = 10_000;
+/// How often, at most, a live run revalidates after learned state changed.
+pub const LIVE_REVALIDATE_INTERVAL_MS: u64 = 10;
 
 impl Engine {
     /// Builds the engine from `NativeScenario` JSON text.
@@ -470,10 +482,12 @@ impl Engine {
     }
 
     /// What a live run changes in the defaults: megaflows idle for 10 s are removed (OVS's
-    /// default max-idle), unless the scenario says otherwise.
+    /// default max-idle), unless the scenario says otherwise, and revalidation after learned
+    /// state changes runs at most every 10 ms (see `Datapath::revalidate_interval_ms`).
     pub fn live_defaults(&mut self) {
         for n in &mut self.nodes {
             n.dp.max_idle_ms.get_or_insert(LIVE_MAX_IDLE_MS);
+            n.dp.revalidate_interval_ms = LIVE_REVALIDATE_INTERVAL_MS;
         }
     }
 
