@@ -5,9 +5,15 @@
  * network's gateway and a few hosts of the Internet, all attached by TAP. The forwarding loop
  * runs in the engine (Rust); this module only sets the lab up, waits for a signal and takes
  * down exactly what it made.
+ *
+ * A lab's TAP devices are made persistent, inside their namespaces (`ip -n NS tuntap add`),
+ * and the engine attaches to them as `NS/IFNAME`: a node process that dies leaves its VMs'
+ * interfaces configured, and the same `dvrlab run --node` command line, run again, attaches
+ * to them and forwards again. Faults (a device or namespace deleted, a node process that
+ * exits, a tunnel peer that stops answering) are reported on stderr and the rest goes on.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { DvrlabError, PortRefError, UsageError } from '../errors.js';
 import { Engine, type LiveSpec, type StatsJson } from '../native.js';
@@ -53,11 +59,19 @@ function namespaceExists(ns: string): boolean {
   return existsSync(path.join('/run/netns', ns));
 }
 
-/** One namespace of the lab and how it is attached. */
+/** One namespace of the lab and how it is attached: its TAP devices (`ifname` inside the
+ * namespace). */
 interface LabHost {
   ns: string;
   taps: { port: string; ifname: string }[];
   configure: () => void;
+}
+
+/** How the engine names a lab's TAP: inside its namespace. */
+function labTaps(hosts: LabHost[]): { port: string; ifname: string }[] {
+  return hosts.flatMap((h) =>
+    h.taps.map((t) => ({ port: t.port, ifname: `${h.ns}/${t.ifname}` })),
+  );
 }
 
 /** A TAP name unique on the host: `dl-` + a short tag, at most 15 characters. */
@@ -75,16 +89,14 @@ export function planLab(topo: Topology, index: PortIndex): LabHost[] {
   for (const vm of topo.vms) {
     const v4 = vm.port.fixedIps.find((f) => f.subnet.family === 4);
     if (!v4) continue;
-    const ifname = tapName(vm.name);
     const mtu = vm.network.mtu;
     const gw = v4.subnet.gatewayIp;
     hosts.push({
       ns: vm.name,
-      taps: [{ port: index.resolveInput(vm.name).ref, ifname }],
+      taps: [{ port: index.resolveInput(vm.name).ref, ifname: 'eth0' }],
       configure: () => {
         const n = vm.name;
         disableIpv6(n);
-        ip(['-n', n, 'link', 'set', 'dev', ifname, 'name', 'eth0']);
         ip(['-n', n, 'link', 'set', 'dev', 'eth0', 'address', vm.port.mac, 'mtu', String(mtu)]);
         ip(['-n', n, 'addr', 'add', `${v4.ip}/${prefixLen(v4.subnet.cidr)}`, 'dev', 'eth0']);
         ip(['-n', n, 'link', 'set', 'dev', 'lo', 'up']);
@@ -190,7 +202,8 @@ function printCounters(io: CliIo, stats: StatsJson & { errors?: string[] }): voi
   );
   for (const [r, n] of dropped.sort()) io.stdout.write(`  ${r}: ${n}\n`);
   for (const [p, c] of Object.entries(stats.per_port ?? {}).sort()) {
-    io.stdout.write(`  ${p}: rx ${c.rx}, tx ${c.tx}\n`);
+    const dropped = (c as { tx_dropped?: number }).tx_dropped;
+    io.stdout.write(`  ${p}: rx ${c.rx}, tx ${c.tx}${dropped ? `, tx_dropped ${dropped}` : ''}\n`);
   }
   const u = stats.underlay;
   if (u) {
@@ -323,9 +336,23 @@ export function labUnderlayAddress(i: number): string {
 /** One `dvrlab run --node` child of a lab with one process per node. */
 interface NodeProcess {
   node: string;
+  /** The command line it runs, to start it again with (program first). */
+  argv: string[];
   child: ChildProcess;
   out: string;
-  exited: Promise<number | null>;
+  exited: Promise<string>;
+}
+
+/** A command line as a shell would take it back. */
+function shellQuote(argv: string[]): string {
+  return argv
+    .map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))
+    .join(' ');
+}
+
+/** How a child process ended, in words. */
+function howEnded(code: number | null, signal: NodeJS.Signals | null): string {
+  return signal ? `killed by ${signal}` : `exit ${code}`;
 }
 
 /** Starts `dvrlab run --node NODE` for every node, each with the TAPs of its ports, on the
@@ -337,9 +364,11 @@ async function startNodeProcesses(
   io: CliIo,
 ): Promise<NodeProcess[]> {
   const procs: NodeProcess[] = [];
-  const cli = process.argv[1];
+  const cli = path.resolve(process.argv[1]);
+  // A scenario file is named by its absolute path: the command line works from anywhere.
+  const where = existsSync(scenario) ? path.resolve(scenario) : scenario;
   for (const [i, node] of nodes.entries()) {
-    const args = [cli, 'run', scenario, '--node', node, '--underlay', labUnderlayAddress(i)];
+    const args = [cli, 'run', where, '--node', node, '--underlay', labUnderlayAddress(i)];
     nodes.forEach((other, j) => {
       if (j !== i) args.push('--underlay', `${other}=${labUnderlayAddress(j)}`);
     });
@@ -353,9 +382,12 @@ async function startNodeProcesses(
     });
     const p: NodeProcess = {
       node,
+      argv: [process.execPath, ...args],
       child,
       out: '',
-      exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))),
+      exited: new Promise((resolve) =>
+        child.on('exit', (code, signal) => resolve(howEnded(code, signal))),
+      ),
     };
     child.stdout!.on('data', (d: Buffer) => (p.out += d.toString()));
     child.stderr!.on('data', (d: Buffer) => {
@@ -373,8 +405,8 @@ async function startNodeProcesses(
             const check = () => /^ready$/m.test(p.out) && resolve();
             p.child.stdout!.on('data', check);
             check();
-            void p.exited.then((c) =>
-              reject(new LabError(`the process of ${p.node} exited (${c}) before it was ready`)),
+            void p.exited.then((how) =>
+              reject(new LabError(`the process of ${p.node} ended (${how}) before it was ready`)),
             );
           }),
       ),
@@ -386,14 +418,55 @@ async function startNodeProcesses(
   return procs;
 }
 
+/** The processes running exactly one of `commands` (a node started again by hand). */
+function processesRunning(commands: string[][]): number[] {
+  const wanted = new Set(commands.map((c) => c.join('\0') + '\0'));
+  const found: number[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return found;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+    try {
+      if (wanted.has(readFileSync(`/proc/${e}/cmdline`, 'utf8'))) found.push(Number(e));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return found;
+}
+
+/** Sends SIGTERM to `pids` and waits (at most 10 s) until they are gone. */
+async function stopPids(pids: number[]): Promise<void> {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // Gone already.
+    }
+  }
+  const deadline = Date.now() + 10_000;
+  while (pids.some((p) => existsSync(`/proc/${p}`)) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Stops the lab's node processes: its children, and any started again by hand since. */
 async function stopNodeProcesses(procs: NodeProcess[]): Promise<void> {
-  for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGTERM');
+  for (const p of procs) {
+    if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
+  }
   await Promise.all(procs.map((p) => p.exited));
+  await stopPids(processesRunning(procs.map((p) => p.argv)));
 }
 
 /** `dvrlab lab up SCENARIO [--processes]`: builds the lab, forwards until a signal, takes it
  * down. With `processes`, every node runs in its own `dvrlab run --node` process and the
- * nodes exchange real VXLAN over UDP on loopback. */
+ * nodes exchange real VXLAN over UDP on loopback; a node process that ends is reported with
+ * the command line that starts it again, and the other nodes go on. */
 export async function labUp(
   scenario: string,
   io: CliIo,
@@ -411,7 +484,7 @@ export async function labUp(
         `(\`dvrlab lab down ${scenario}\` removes a lab left behind)`,
     );
   }
-  const taps = hosts.flatMap((h) => h.taps);
+  const taps = labTaps(hosts);
   const engine = opts.processes ? undefined : new Engine(loaded.scenario);
   let procs: NodeProcess[] = [];
   const created: string[] = [];
@@ -420,9 +493,20 @@ export async function labUp(
   const record = () =>
     writeFileSync(
       state,
-      JSON.stringify({ namespaces: created, processes: procs.map((p) => p.child.pid) }) + '\n',
+      JSON.stringify({
+        namespaces: created,
+        processes: procs.map((p) => p.child.pid),
+        nodes: procs.map((p) => ({ node: p.node, pid: p.child.pid, argv: p.argv })),
+      }) + '\n',
     );
   try {
+    // The TAPs are made first, persistent, in their namespaces: they outlive a node process.
+    for (const h of hosts) {
+      ip(['netns', 'add', h.ns]);
+      created.push(h.ns);
+      record();
+      for (const t of h.taps) ip(['-n', h.ns, 'tuntap', 'add', 'dev', t.ifname, 'mode', 'tap']);
+    }
     if (engine) {
       engine.openLive({ taps });
     } else {
@@ -432,14 +516,9 @@ export async function labUp(
         taps,
         io,
       );
-    }
-    for (const h of hosts) {
-      ip(['netns', 'add', h.ns]);
-      created.push(h.ns);
       record();
-      for (const t of h.taps) ip(['link', 'set', 'dev', t.ifname, 'netns', h.ns]);
-      h.configure();
     }
+    for (const h of hosts) h.configure();
   } catch (e) {
     engine?.closeLive();
     await stopNodeProcesses(procs);
@@ -448,6 +527,7 @@ export async function labUp(
     throw e;
   }
   const running = engine?.live();
+  const stopWatching = engine ? watchEvents(engine, io) : () => {};
   for (const h of hosts) {
     io.stdout.write(`${h.ns}: ${h.taps.map((t) => `${t.ifname} -> ${t.port}`).join(', ')}\n`);
   }
@@ -459,29 +539,38 @@ export async function labUp(
   });
   io.stdout.write('ready\n');
   let stats: (StatsJson & { errors?: string[] }) | undefined;
-  let failed: string | undefined;
+  let removed: string[] = [];
   try {
     if (engine && running) {
       stats = await untilStopped(engine, running);
     } else {
-      const ended = procs.map((p) =>
-        p.exited.then((c) => `the process of ${p.node} exited (${c})`),
-      );
-      const why = await Promise.race([untilSignal().then(() => undefined), ...ended]);
-      failed = why;
+      let stopping = false;
+      for (const p of procs) {
+        void p.exited.then((how) => {
+          if (stopping) return;
+          io.stderr.write(
+            `dvrlab: the process of ${p.node} ended (${how}); the other nodes go on; ` +
+              `to start it again: ${shellQuote(p.argv)}\n`,
+          );
+        });
+      }
+      await untilSignal();
+      stopping = true;
       await stopNodeProcesses(procs);
     }
   } finally {
-    teardown(created);
+    stopWatching();
+    // A namespace deleted under the lab is not there to remove.
+    removed = teardown(created);
     rmSync(state, { force: true });
   }
   if (stats) printCounters(io, stats);
   for (const p of procs) {
-    const after = p.out.slice(p.out.search(/^ready$/m) + 'ready\n'.length);
+    const at = p.out.search(/^ready$/m);
+    const after = at < 0 ? '' : p.out.slice(at + 'ready\n'.length);
     for (const line of after.split('\n').filter(Boolean)) io.stdout.write(`${p.node}: ${line}\n`);
   }
-  io.stdout.write(`removed ${created.join(', ')}\n`);
-  if (failed) throw new LabError(failed);
+  io.stdout.write(`removed ${removed.join(', ')}\n`);
   return 0;
 }
 
@@ -495,10 +584,12 @@ export function labDown(scenario: string, io: CliIo): number {
   }
   let namespaces: string[];
   let pids: number[];
+  let commands: string[][];
   try {
     const doc = JSON.parse(readFileSync(state, 'utf8')) as {
       namespaces?: unknown;
       processes?: unknown;
+      nodes?: { argv?: unknown }[];
     };
     namespaces = Array.isArray(doc.namespaces)
       ? doc.namespaces.filter((n): n is string => typeof n === 'string')
@@ -506,11 +597,15 @@ export function labDown(scenario: string, io: CliIo): number {
     pids = Array.isArray(doc.processes)
       ? doc.processes.filter((n): n is number => Number.isInteger(n))
       : [];
+    commands = (Array.isArray(doc.nodes) ? doc.nodes : [])
+      .map((n) => n?.argv)
+      .filter((a): a is string[] => Array.isArray(a) && a.every((x) => typeof x === 'string'));
   } catch (e) {
     throw new LabError(`${state}: unreadable lab record (${(e as Error).message})`);
   }
-  // The node processes of a `--processes` lab whose parent died: still dvrlab run --node.
-  for (const pid of pids) {
+  // The node processes of a `--processes` lab whose parent died: still dvrlab run --node,
+  // and those started again by hand with a recorded command line.
+  for (const pid of new Set([...pids, ...processesRunning(commands)])) {
     let cmdline = '';
     try {
       cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');

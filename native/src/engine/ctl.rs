@@ -13,12 +13,12 @@ use crate::ofproto::action::FlowModCommand;
 use crate::ofproto::parse::parse_flow;
 use serde::Deserialize;
 use serde_json::json;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The largest request accepted (an add-flow with many flows fits).
 const REQUEST_MAX: usize = 4 << 20;
@@ -76,16 +76,43 @@ fn yes() -> bool {
     true
 }
 
+/// A client has this long to send its whole request line, and then to read the answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One client connection: reading its request, then writing its answer.
 struct Conn {
+    id: u64,
     stream: UnixStream,
+    /// The client's process (SO_PEERCRED), to name it in reports.
+    pid: Option<i32>,
     buf: Vec<u8>,
+    /// The answer, and how much of it was written; None while the request is read.
+    out: Option<(Vec<u8>, usize)>,
+    /// When the request (or the answer) must be done.
+    deadline: Instant,
+    closed: bool,
 }
 
-/// The listening socket and the connections being read.
+impl Conn {
+    fn client(&self) -> String {
+        match self.pid {
+            Some(p) => format!("control client (pid {p})"),
+            None => "control client".to_string(),
+        }
+    }
+}
+
+/// The listening socket and the connections being served. Nothing here blocks: requests are
+/// read and answers written as far as the socket takes them, between batches of frames; a
+/// client that is silent, or does not read its answer, is dropped after a timeout.
 pub struct Ctl {
     pub path: PathBuf,
     listener: UnixListener,
     conns: Vec<Conn>,
+    next_id: u64,
+    /// Reports for the user (clients that sent garbage, went silent or went away).
+    pub events: Vec<String>,
 }
 
 impl Ctl {
@@ -112,94 +139,203 @@ impl Ctl {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| format!("--ctl {shown}: {e}"))?;
         listener.set_nonblocking(true).map_err(|e| format!("--ctl {shown}: {e}"))?;
-        Ok(Ctl { path: path.to_path_buf(), listener, conns: Vec::new() })
+        Ok(Ctl {
+            path: path.to_path_buf(),
+            listener,
+            conns: Vec::new(),
+            next_id: 0,
+            events: Vec::new(),
+        })
     }
 
-    /// Adds the descriptors to poll: the listener first, then each connection.
+    /// Adds the descriptors to poll: the listener first (not polled while `CONNS_MAX`
+    /// connections are served), then each connection, for its request or its answer.
     pub fn push_fds(&self, fds: &mut Vec<libc::pollfd>) {
-        let fd = |fd: RawFd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-        fds.push(fd(self.listener.as_raw_fd()));
-        fds.extend(self.conns.iter().map(|c| fd(c.stream.as_raw_fd())));
+        let fd = |fd: RawFd, events| libc::pollfd { fd, events, revents: 0 };
+        let accepting = if self.conns.len() < CONNS_MAX { libc::POLLIN } else { 0 };
+        fds.push(fd(self.listener.as_raw_fd(), accepting));
+        for c in &self.conns {
+            let events = if c.out.is_some() { libc::POLLOUT } else { libc::POLLIN };
+            fds.push(fd(c.stream.as_raw_fd(), events));
+        }
     }
 
-    /// Accepts new connections and reads the readable ones (`polled`: what `push_fds` added,
-    /// after poll); returns the complete requests, each with its connection.
-    pub fn poll_requests(
-        &mut self,
-        polled: &[libc::pollfd],
-    ) -> Vec<(UnixStream, Result<String, String>)> {
-        let ready = |i: usize| polled.get(i).is_some_and(|p| p.revents != 0);
+    /// Serves the connections (`polled`: what `push_fds` added, after poll): writes answers,
+    /// reads requests, drops clients past their timeout, accepts new ones. Returns the
+    /// complete, well-formed requests, each with its connection's id for `answer`; a request
+    /// that is not one is answered here with an error.
+    pub fn poll_requests(&mut self, polled: &[libc::pollfd]) -> Vec<(u64, CtlRequest)> {
+        let now = Instant::now();
         let mut done = Vec::new();
-        let mut keep = Vec::new();
-        for (i, mut c) in std::mem::take(&mut self.conns).into_iter().enumerate() {
-            if !ready(i + 1) {
-                keep.push(c);
+        for (i, c) in self.conns.iter_mut().enumerate() {
+            let revents = polled.get(i + 1).map_or(0, |p| p.revents);
+            if c.out.is_some() {
+                if revents != 0 {
+                    write_some(c, &mut self.events);
+                }
+                if !c.closed && now >= c.deadline {
+                    let who = c.client();
+                    self.events.push(format!(
+                        "{who} did not read its answer within {} s: closed",
+                        ANSWER_TIMEOUT.as_secs()
+                    ));
+                    c.closed = true;
+                }
                 continue;
             }
-            let mut chunk = [0u8; 65536];
-            let mut eof = false;
-            loop {
-                match c.stream.read(&mut chunk) {
-                    Ok(0) => {
-                        eof = true;
-                        break;
-                    }
-                    Ok(n) => c.buf.extend_from_slice(&chunk[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => {
-                        eof = true;
-                        break;
-                    }
-                }
-                if c.buf.len() > REQUEST_MAX {
-                    break;
-                }
-            }
-            if c.buf.len() > REQUEST_MAX {
-                done.push((c.stream, Err(format!("request larger than {REQUEST_MAX} bytes"))));
+            let eof = if revents != 0 { read_some(c) } else { false };
+            let request = if c.buf.len() > REQUEST_MAX {
+                Err(format!("request larger than {REQUEST_MAX} bytes"))
             } else if let Some(end) = c.buf.iter().position(|&b| b == b'\n') {
-                let text = String::from_utf8_lossy(&c.buf[..end]).into_owned();
-                done.push((c.stream, Ok(text)));
+                Ok(String::from_utf8_lossy(&c.buf[..end]).into_owned())
+            } else if eof && !c.buf.is_empty() {
+                Ok(String::from_utf8_lossy(&c.buf).into_owned())
             } else if eof {
-                if !c.buf.is_empty() {
-                    let text = String::from_utf8_lossy(&c.buf).into_owned();
-                    done.push((c.stream, Ok(text)));
-                }
+                // Connected and went away without a word: nothing to answer.
+                c.closed = true;
+                continue;
+            } else if now >= c.deadline {
+                Err(format!(
+                    "no complete request (a line of JSON) within {} s",
+                    REQUEST_TIMEOUT.as_secs()
+                ))
             } else {
-                keep.push(c);
+                continue;
+            };
+            let request = request.and_then(|text| {
+                serde_json::from_str::<CtlRequest>(&text).map_err(|e| format!("bad request: {e}"))
+            });
+            c.buf = Vec::new();
+            match request {
+                Ok(r) => {
+                    c.out = Some((Vec::new(), 0));
+                    done.push((c.id, r));
+                }
+                Err(e) => {
+                    let who = c.client();
+                    self.events.push(format!("{who}: {e}; answered with an error"));
+                    queue_answer(c, &json!({"ok": false, "error": e}), &mut self.events);
+                }
             }
         }
-        self.conns = keep;
-        if ready(0) {
+        self.conns.retain(|c| !c.closed);
+        if polled.first().is_some_and(|p| p.revents & libc::POLLIN != 0) {
             while self.conns.len() < CONNS_MAX {
-                match self.listener.accept() {
-                    Ok((s, _)) => {
-                        if s.set_nonblocking(true).is_ok() {
-                            self.conns.push(Conn { stream: s, buf: Vec::new() });
-                        }
-                    }
-                    Err(_) => break,
+                let Ok((stream, _)) = self.listener.accept() else { break };
+                if stream.set_nonblocking(true).is_err() {
+                    continue;
                 }
+                self.next_id += 1;
+                let pid = peer_pid(&stream);
+                self.conns.push(Conn {
+                    id: self.next_id,
+                    stream,
+                    pid,
+                    buf: Vec::new(),
+                    out: None,
+                    deadline: now + REQUEST_TIMEOUT,
+                    closed: false,
+                });
             }
         }
         done
     }
+
+    /// Answers the request `poll_requests` returned with `id`: written as far as the socket
+    /// takes it now, the rest when the client reads.
+    pub fn answer(&mut self, id: u64, reply: &serde_json::Value) {
+        if let Some(c) = self.conns.iter_mut().find(|c| c.id == id) {
+            queue_answer(c, reply, &mut self.events);
+        }
+        self.conns.retain(|c| !c.closed);
+    }
+}
+
+/// Reads what is waiting; returns true at end of file (or on an error: the client is gone).
+fn read_some(c: &mut Conn) -> bool {
+    let mut chunk = [0u8; 65536];
+    loop {
+        match c.stream.read(&mut chunk) {
+            Ok(0) => return true,
+            Ok(n) => c.buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return true,
+        }
+        if c.buf.len() > REQUEST_MAX {
+            return false;
+        }
+    }
+}
+
+fn queue_answer(c: &mut Conn, reply: &serde_json::Value, events: &mut Vec<String>) {
+    let mut text = reply.to_string();
+    text.push('\n');
+    c.out = Some((text.into_bytes(), 0));
+    c.deadline = Instant::now() + ANSWER_TIMEOUT;
+    write_some(c, events);
+}
+
+/// Writes as much of the answer as the socket takes; closes the connection once it is all
+/// written, or when the client is gone (reported: it went away in the middle of the answer).
+fn write_some(c: &mut Conn, events: &mut Vec<String>) {
+    let Some((out, sent)) = c.out.as_mut() else { return };
+    while *sent < out.len() {
+        let rest = &out[*sent..];
+        // SAFETY: `rest` is valid for its length. MSG_NOSIGNAL: a client that went away is
+        // EPIPE here, never a SIGPIPE for the process.
+        let n = unsafe {
+            libc::send(
+                c.stream.as_raw_fd(),
+                rest.as_ptr().cast(),
+                rest.len(),
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            *sent += n as usize;
+            continue;
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => return,
+            io::ErrorKind::Interrupted => continue,
+            _ => {
+                let (sent, len) = (*sent, out.len());
+                events.push(format!(
+                    "{} went away after {sent} of the {len} bytes of its answer ({e})",
+                    c.client()
+                ));
+                c.closed = true;
+                return;
+            }
+        }
+    }
+    let _ = c.stream.shutdown(std::net::Shutdown::Write);
+    c.closed = true;
+}
+
+/// The process at the other end of a Unix stream (SO_PEERCRED).
+fn peer_pid(stream: &UnixStream) -> Option<i32> {
+    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: SO_PEERCRED writes a ucred, which `cred` is, of `len` bytes.
+    let r = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    (r == 0 && cred.pid > 0).then_some(cred.pid)
 }
 
 impl Drop for Ctl {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
-}
-
-/// Writes the answer and closes the connection; a client that went away is not an error.
-pub fn answer(mut stream: UnixStream, reply: &serde_json::Value) {
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
-    let mut text = reply.to_string();
-    text.push('\n');
-    let _ = stream.write_all(text.as_bytes());
 }
 
 impl Engine {
@@ -220,7 +356,8 @@ impl Engine {
         }
     }
 
-    fn control_request(
+    /// Carries out one parsed control request (see `control`).
+    pub fn control_request(
         &mut self,
         req: CtlRequest,
         stats: impl FnOnce(&mut Engine) -> serde_json::Value,

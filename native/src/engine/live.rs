@@ -7,11 +7,19 @@
 //! one, and what other ports send is counted.
 //!
 //! Accounting is the replay's: each frame read is delivered, queued (waiting for a
-//! namespace's neighbour) or dropped under one reason.
+//! namespace's neighbour) or dropped under one reason. A frame output to a device that does
+//! not take it (deleted, down, its queue full) or to the UDP underlay when the kernel refuses
+//! the datagram is not transmitted: the port counts it in `tx_dropped`, and an input none of
+//! whose outputs was transmitted is dropped as `tx_failed`.
+//!
+//! Faults never end the run: a device deleted under it (`ip link del`, its namespace
+//! deleted) is reported once and no longer polled, one that is down is reported when it goes
+//! down and when it takes frames again, and the other ports keep forwarding. Reports go to
+//! `Progress::events` as they happen; the faults among them are kept in the stats' `errors`.
 
-use super::ctl::{answer, Ctl};
+use super::ctl::Ctl;
 use super::iface::Iface;
-use super::tap::Tap;
+use super::tap::{Tap, TxFail};
 use super::udp::UdpUnderlay;
 use super::{Engine, Pending, Progress, ReplayStats};
 use crate::dpif::odp::DropReason;
@@ -25,6 +33,10 @@ use std::time::Instant;
 const BATCH: usize = 64;
 /// Frames larger than this are not read whole (the TAP MTU is far below).
 const FRAME_MAX: usize = 65_550;
+/// The drop reason of an input none of whose outputs a device took.
+pub const TX_FAILED: &str = "tx_failed";
+/// An interface that fails is polled again after this long.
+const IFACE_RETRY_MS: u64 = 1000;
 
 /// What a live run forwards between.
 #[derive(Default)]
@@ -45,10 +57,77 @@ struct LiveState {
     tx: HashMap<(usize, u32), u64>,
     rx: HashMap<(usize, u32), u64>,
     stats: ReplayStats,
-    errors: Vec<String>,
+    health: Health,
     fabric: VecDeque<(usize, u32, Packet, Origin)>,
     pending: Pending,
     now_ms: u64,
+}
+
+/// What a device can do now.
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+enum DevState {
+    #[default]
+    Up,
+    /// Refuses frames (a TAP that is down, an interface that fails); may come back.
+    Down,
+    /// Deleted under the run: never polled or written again.
+    Gone,
+}
+
+/// The devices' state, what they refused, and the reports of their changes.
+#[derive(Default)]
+struct Health {
+    taps: Vec<DevState>,
+    ifaces: Vec<(DevState, u64)>, // state, and until when (ms) a failing one is not polled
+    tx_dropped: HashMap<(usize, u32), u64>,
+    /// Outputs of the input being carried that no device took.
+    failed: u64,
+    /// Reports for the user: (is a fault, text).
+    events: Vec<(bool, String)>,
+}
+
+impl Health {
+    fn tap(&mut self, i: usize, dev: &(Tap, usize, u32, String), to: DevState, why: &str) {
+        let Some(s) = self.taps.get_mut(i) else { return };
+        if *s == to || *s == DevState::Gone {
+            return;
+        }
+        *s = to;
+        let (name, port) = (&dev.0.name, &dev.3);
+        self.events.push(match to {
+            DevState::Gone => (
+                true,
+                format!(
+                    "TAP {name} ({port}) went away ({why}); what the port sends is dropped, \
+                     the other ports go on"
+                ),
+            ),
+            DevState::Down => (
+                true,
+                format!("TAP {name} ({port}) is down ({why}); what the port sends is dropped"),
+            ),
+            DevState::Up => (false, format!("TAP {name} ({port}) takes frames again")),
+        });
+    }
+
+    fn iface(&mut self, i: usize, dev: &(Iface, usize, u32, String), error: Option<&str>) {
+        let Some(s) = self.ifaces.get_mut(i) else { return };
+        let (name, port) = (&dev.0.name, &dev.3);
+        match error {
+            Some(e) if s.0 == DevState::Up => {
+                s.0 = DevState::Down;
+                self.events.push((
+                    true,
+                    format!("interface {name} ({port}) fails: {e}; what the port sends is dropped"),
+                ));
+            }
+            None if s.0 == DevState::Down => {
+                s.0 = DevState::Up;
+                self.events.push((false, format!("interface {name} ({port}) works again")));
+            }
+            _ => {}
+        }
+    }
 }
 
 struct LiveSink<'a> {
@@ -62,29 +141,46 @@ struct LiveSink<'a> {
     underlay: &'a super::Underlay,
     tx: &'a mut HashMap<(usize, u32), u64>,
     stats: &'a mut ReplayStats,
-    errors: &'a mut Vec<String>,
+    health: &'a mut Health,
     now_ms: u64,
 }
 
-impl Sink for LiveSink<'_> {
-    fn output(&mut self, port: u32, pkt: &Packet, origin: Origin) -> bool {
-        let k = (self.node, port);
-        *self.tx.entry(k).or_default() += 1;
+impl LiveSink<'_> {
+    /// `port` transmitted `pkt`.
+    fn sent(&mut self, port: u32, pkt: &Packet, origin: Origin) {
+        *self.tx.entry((self.node, port)).or_default() += 1;
         self.stats.packets_out += 1;
         self.stats.bytes_out += pkt.len() as u64;
         if origin == Origin::Generated {
             self.stats.generated += 1;
         }
+    }
+
+    /// `port`'s device did not take the frame.
+    fn refused(&mut self, port: u32, origin: Origin) {
+        *self.health.tx_dropped.entry((self.node, port)).or_default() += 1;
+        if origin == Origin::Input {
+            self.health.failed += 1;
+        }
+    }
+}
+
+impl Sink for LiveSink<'_> {
+    fn output(&mut self, port: u32, pkt: &Packet, origin: Origin) -> bool {
+        let k = (self.node, port);
         if let Some(u) = self.udp.as_deref_mut() {
             if u.node == self.node && u.port == port {
                 // Out of this process: sent, and the packet's fate is the peer's to decide.
-                if let Err(e) = u.send(pkt.data(), self.now_ms) {
-                    self.errors.push(e);
+                // A datagram the kernel refuses is reported by the underlay, per peer.
+                match u.send(pkt.data(), self.now_ms) {
+                    Ok(_) => self.sent(port, pkt, origin),
+                    Err(_) => self.refused(port, origin),
                 }
                 return false;
             }
         }
         if let Some((n, up)) = self.underlay.hop(self.node, port, pkt.data()) {
+            self.sent(port, pkt, origin);
             self.fabric.push_back((n, up, pkt.clone(), origin));
             if origin != Origin::Generated {
                 self.stats.carried += 1;
@@ -92,14 +188,40 @@ impl Sink for LiveSink<'_> {
             return true;
         }
         if let Some(&i) = self.tap_of.get(&k) {
-            let (dev, ..) = &self.devs[i];
-            if let Err(e) = dev.send(pkt.data()) {
-                self.errors.push(format!("{}: {e}", dev.name));
+            let dev = &self.devs[i];
+            if self.health.taps.get(i) == Some(&DevState::Gone) {
+                self.refused(port, origin);
+                return false;
+            }
+            match dev.0.send(pkt.data()) {
+                Ok(()) => {
+                    self.health.tap(i, dev, DevState::Up, "");
+                    self.sent(port, pkt, origin);
+                }
+                Err((why, e)) => {
+                    match why {
+                        TxFail::Full => {}
+                        TxFail::Down => self.health.tap(i, dev, DevState::Down, &e.to_string()),
+                        TxFail::Gone => self.health.tap(i, dev, DevState::Gone, &e.to_string()),
+                    }
+                    self.refused(port, origin);
+                }
             }
         } else if let Some(&i) = self.iface_of.get(&k) {
-            if let Err(e) = self.ifaces[i].0.send(pkt.data()) {
-                self.errors.push(e);
+            let dev = &self.ifaces[i];
+            match dev.0.send(pkt.data()) {
+                Ok(()) => {
+                    self.health.iface(i, dev, None);
+                    self.sent(port, pkt, origin);
+                }
+                Err(e) => {
+                    self.health.iface(i, dev, Some(&e));
+                    self.refused(port, origin);
+                }
             }
+        } else {
+            // A port with no device: counted as transmitted, as a replay writes no file.
+            self.sent(port, pkt, origin);
         }
         false
     }
@@ -206,7 +328,9 @@ impl Engine {
             let r = self.nodes[node].port_refs.get(port as usize).cloned().flatten();
             let r = r.unwrap_or_else(|| t.port.clone());
             if is_tap {
-                setup.taps.push((Tap::open(&t.ifname)?, node, port, r));
+                let tap = Tap::open(&t.ifname)
+                    .map_err(|e| format!("--tap {}={}: {e}", t.port, t.ifname))?;
+                setup.taps.push((tap, node, port, r));
             } else {
                 setup.ifaces.push((Iface::open(&t.ifname)?, node, port, r));
             }
@@ -271,6 +395,29 @@ impl Engine {
     }
 }
 
+impl LiveState {
+    /// Hands the reports gathered since the last call to the user (`progress.events`), and
+    /// keeps the faults among them in the stats' `errors` (the latest 100).
+    fn report(&mut self, progress: &Progress) {
+        if self.health.events.is_empty() {
+            return;
+        }
+        let events = std::mem::take(&mut self.health.events);
+        for (fault, e) in &events {
+            if *fault {
+                self.stats.errors.push(e.clone());
+            }
+        }
+        if self.stats.errors.len() > 100 {
+            let n = self.stats.errors.len() - 100;
+            self.stats.errors.drain(..n);
+        }
+        if let Ok(mut ev) = progress.events.lock() {
+            ev.extend(events.into_iter().map(|(_, e)| e));
+        }
+    }
+}
+
 impl Engine {
     /// Forwards until `progress.cancel` is set; returns the run's counters. `progress.done`
     /// counts the frames read; reports for the user go to `progress.events` as they happen.
@@ -289,6 +436,8 @@ impl Engine {
                 .collect(),
             ..LiveState::default()
         };
+        st.health.taps = vec![DevState::Up; live.taps.len()];
+        st.health.ifaces = vec![(DevState::Up, 0); live.ifaces.len()];
         let mut buf = vec![0u8; FRAME_MAX];
         let mut arena: Vec<u8> = Vec::new();
         let mut frames: Vec<(usize, usize, usize)> = Vec::new();
@@ -298,10 +447,20 @@ impl Engine {
         let mut seq = 0u64;
         let mut fds: Vec<libc::pollfd> = Vec::new();
         while !progress.cancel.load(Relaxed) {
+            // A device that is gone (or an interface failing, for a while) is not polled:
+            // poll ignores a negative descriptor, and would report its error at once, again
+            // and again.
+            let now_ms = clock0 + start.elapsed().as_millis() as u64;
             fds.clear();
-            fds.extend(live.taps.iter().map(|(t, ..)| pollin(t.raw_fd())));
+            for (i, (t, ..)) in live.taps.iter().enumerate() {
+                let gone = st.health.taps[i] == DevState::Gone;
+                fds.push(pollin(if gone { -1 } else { t.raw_fd() }));
+            }
             let iface_at = fds.len();
-            fds.extend(live.ifaces.iter().map(|(d, ..)| pollin(d.raw_fd())));
+            for (i, (d, ..)) in live.ifaces.iter().enumerate() {
+                let paused = st.health.ifaces[i].1 > now_ms;
+                fds.push(pollin(if paused { -1 } else { d.raw_fd() }));
+            }
             let udp_at = fds.len();
             if let Some(u) = &live.udp {
                 fds.push(pollin(u.raw_fd()));
@@ -329,12 +488,24 @@ impl Engine {
                 if let Some(u) = &mut live.udp {
                     u.check_silent(now_ms);
                 }
+                for i in 0..live.taps.len() {
+                    if st.health.taps[i] != DevState::Gone && live.taps[i].0.netns_deleted() {
+                        let why = "its network namespace was deleted";
+                        st.health.tap(i, &live.taps[i], DevState::Gone, why);
+                        live.taps[i].0.close();
+                    }
+                }
             }
             for (i, pfd) in fds[..live.taps.len()].iter().enumerate() {
                 let rev = pfd.revents;
                 if rev & libc::POLLIN == 0 {
                     if rev & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
-                        st.errors.push(format!("{}: the device went away", live.taps[i].0.name));
+                        // Detached: its interface was deleted, or the namespace it was in.
+                        let why = match live.taps[i].0.recv(&mut buf) {
+                            Err(e) => e.to_string(),
+                            _ => "poll reports an error".to_string(),
+                        };
+                        st.health.tap(i, &live.taps[i], DevState::Gone, &why);
                     }
                     continue;
                 }
@@ -344,7 +515,7 @@ impl Engine {
                         Ok(Some(n)) => n,
                         Ok(None) => break,
                         Err(e) => {
-                            st.errors.push(format!("{}: {e}", live.taps[i].0.name));
+                            st.health.tap(i, &live.taps[i], DevState::Gone, &e.to_string());
                             break;
                         }
                     };
@@ -354,11 +525,7 @@ impl Engine {
                 }
             }
             for (i, pfd) in fds[iface_at..udp_at].iter().enumerate() {
-                if pfd.revents & libc::POLLIN == 0 {
-                    if pfd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
-                        st.errors
-                            .push(format!("{}: the interface went away", live.ifaces[i].0.name));
-                    }
+                if pfd.revents == 0 {
                     continue;
                 }
                 // Copied out of libpcap's buffer first: forwarding may inject on this very
@@ -369,8 +536,18 @@ impl Engine {
                     frames.push((arena.len(), data.len(), wire_len));
                     arena.extend_from_slice(data);
                 });
-                if let Err(e) = r {
-                    st.errors.push(e);
+                match r {
+                    Err(e) => {
+                        st.health.iface(i, &live.ifaces[i], Some(&e));
+                        st.health.ifaces[i].1 = now_ms + IFACE_RETRY_MS;
+                    }
+                    Ok(0) if pfd.revents & (libc::POLLERR | libc::POLLNVAL) != 0 => {
+                        let e = format!("{}: poll reports an error", live.ifaces[i].0.name);
+                        st.health.iface(i, &live.ifaces[i], Some(&e));
+                        st.health.ifaces[i].1 = now_ms + IFACE_RETRY_MS;
+                    }
+                    Ok(0) => {}
+                    Ok(_) => st.health.iface(i, &live.ifaces[i], None),
                 }
                 let (node, port) = (live.ifaces[i].1, live.ifaces[i].2);
                 for &(at, len, wire_len) in &frames {
@@ -393,7 +570,10 @@ impl Engine {
                             Ok(Some(n)) => n,
                             Ok(None) => break,
                             Err(e) => {
-                                st.errors.push(format!("underlay {}: {e}", u.bind));
+                                let e = format!("underlay {}: {e}", u.bind);
+                                if !st.stats.errors.contains(&e) {
+                                    st.health.events.push((true, e));
+                                }
                                 break;
                             }
                         };
@@ -403,38 +583,23 @@ impl Engine {
                     }
                 }
                 let u = live.udp.as_mut().expect("present");
-                if !u.events.is_empty() {
-                    if let Ok(mut ev) = progress.events.lock() {
-                        ev.append(&mut u.events);
-                    }
-                    u.events.clear();
-                }
+                st.health.events.extend(u.events.drain(..).map(|e| (false, e)));
             }
             if let Some(ctl) = live.ctl.as_mut() {
-                let requests = ctl.poll_requests(&fds[ctl_at..]);
-                for (stream, req) in requests {
-                    let reply = match req {
-                        Ok(text) => {
-                            let st = &st;
-                            let udp = &live.udp;
-                            let elapsed = start.elapsed().as_secs_f64();
-                            self.control(&text, |e| e.live_snapshot(st, udp, elapsed).to_json())
-                        }
-                        Err(e) => serde_json::json!({"ok": false, "error": e}),
-                    };
-                    answer(stream, &reply);
+                for (id, req) in ctl.poll_requests(&fds[ctl_at..]) {
+                    let st = &st;
+                    let udp = &live.udp;
+                    let elapsed = start.elapsed().as_secs_f64();
+                    let r =
+                        self.control_request(req, |e| e.live_snapshot(st, udp, elapsed).to_json());
+                    let reply = r.unwrap_or_else(|e| serde_json::json!({"ok": false, "error": e}));
+                    ctl.answer(id, &reply);
                 }
+                st.health.events.extend(ctl.events.drain(..).map(|e| (true, e)));
             }
-            for e in st.errors.drain(..) {
-                st.stats.errors.push(e);
-            }
-            // Keep the fault list bounded: a device that keeps failing is reported once.
-            st.stats.errors.dedup();
-            if st.stats.errors.len() > 100 {
-                let n = st.stats.errors.len() - 100;
-                st.stats.errors.drain(..n);
-            }
+            st.report(progress);
         }
+        st.report(progress);
         let mut stats = self.live_snapshot(&st, &live.udp, start.elapsed().as_secs_f64());
         stats.check_invariant()?;
         stats.seconds = start.elapsed().as_secs_f64();
@@ -451,13 +616,18 @@ impl Engine {
         let mut stats = st.stats.counters();
         stats.seconds = seconds;
         self.add_datapath_totals(&mut stats);
-        let mut keys: Vec<(usize, u32)> = st.rx.keys().chain(st.tx.keys()).copied().collect();
+        let dropped = &st.health.tx_dropped;
+        let mut keys: Vec<(usize, u32)> =
+            st.rx.keys().chain(st.tx.keys()).chain(dropped.keys()).copied().collect();
         keys.sort_unstable();
         keys.dedup();
         for k in keys {
             if let Some(Some(r)) = self.nodes[k.0].port_refs.get(k.1 as usize) {
                 let v = (st.rx.get(&k).copied().unwrap_or(0), st.tx.get(&k).copied().unwrap_or(0));
                 stats.per_port.insert(r.clone(), v);
+                if let Some(&d) = dropped.get(&k) {
+                    stats.tx_dropped.insert(r.clone(), d);
+                }
             }
         }
         stats.underlay = udp.as_ref().map(|u| u.to_json());
@@ -481,7 +651,7 @@ impl Engine {
                 underlay: &self.underlay,
                 tx: &mut st.tx,
                 stats: &mut st.stats,
-                errors: &mut st.errors,
+                health: &mut st.health,
                 now_ms: now,
             };
             self.nodes[i].dp.neighbor_tick(&mut sink);
@@ -518,8 +688,16 @@ impl Engine {
             return;
         }
         st.fabric.push_back((node, port, Packet::from_slice(frame), Origin::Input));
+        st.health.failed = 0;
         let (outputs, queued, drop) = self.carry_fabric(st, live, seq);
-        st.stats.account_input(&mut st.pending, seq, outputs, queued, drop);
+        // Outputs no device took are not deliveries; an input with nothing else is dropped.
+        let failed = std::mem::take(&mut st.health.failed);
+        let transmitted = outputs.saturating_sub(failed);
+        if transmitted == 0 && failed > 0 && queued == 0 {
+            *st.stats.dropped.entry(TX_FAILED).or_default() += 1;
+        } else {
+            st.stats.account_input(&mut st.pending, seq, transmitted, queued, drop);
+        }
         self.settle(&mut st.pending, &mut st.stats);
     }
 
@@ -551,7 +729,7 @@ impl Engine {
                 underlay: &self.underlay,
                 tx: &mut st.tx,
                 stats: &mut st.stats,
-                errors: &mut st.errors,
+                health: &mut st.health,
                 now_ms: st.now_ms,
             };
             let o = self.nodes[n].dp.receive_as(&mut pkt, p, origin, seq, &mut sink);
@@ -627,9 +805,7 @@ impl Engine {
     /// The run's counters so far, datapath totals included (`check_invariant` on them is the
     /// accounting: in = delivered + dropped + queued).
     pub fn memory_stats(&mut self, run: &MemoryRun) -> ReplayStats {
-        let mut s = self.live_snapshot(&run.st, &None, 0.0);
-        s.errors = run.st.errors.clone();
-        s
+        self.live_snapshot(&run.st, &None, 0.0)
     }
 
     /// The canonical references of every port a frame can be injected on, in a stable order.

@@ -42,6 +42,8 @@ pub struct Peer {
     unanswered: u64,
     silent_reported: bool,
     unreachable: Option<String>,
+    /// Why the kernel refuses datagrams to the peer (reported when it starts and ends).
+    send_error: Option<String>,
 }
 
 impl Peer {
@@ -57,6 +59,7 @@ impl Peer {
             unanswered: 0,
             silent_reported: false,
             unreachable: None,
+            send_error: None,
         }
     }
 
@@ -207,12 +210,27 @@ impl UdpUnderlay {
                     p.sent += 1;
                     p.unanswered += 1;
                     p.waiting_since.get_or_insert(now_ms);
+                    if p.send_error.take().is_some() {
+                        let l = p.label();
+                        self.events.push(format!("tunnel peer {l}: datagrams are sent again"));
+                    }
                 }
                 Ok(true)
             }
             Err(e) => {
                 self.stats.send_failed += 1;
-                Err(format!("underlay {} -> {addr}: {e}", self.bind))
+                let e = format!("underlay {} -> {addr}: {e}", self.bind);
+                if let Some(p) = i.map(|i| &mut self.peers[i]) {
+                    if p.send_error.as_deref() != Some(e.as_str()) {
+                        p.send_error = Some(e.clone());
+                        let l = p.label();
+                        self.events.push(format!(
+                            "tunnel peer {l}: the kernel refuses datagrams to it ({e}); \
+                             they are dropped"
+                        ));
+                    }
+                }
+                Err(e)
             }
         }
     }
