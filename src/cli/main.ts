@@ -241,7 +241,11 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
         'not answer are reported. --ctl opens a control socket for `dvrlab ctl`.',
     )
     .argument('<scenario>', 'scenario file, a Neutron topology, or devstack-dvr')
-    .option('--tap <portref=ifname>', 'a TAP device IFNAME on port PORTREF; repeatable', collect)
+    .option(
+      '--tap <portref=ifname>',
+      'a TAP device IFNAME (NETNS/IFNAME: in that network namespace) on port PORTREF; repeatable',
+      collect,
+    )
     .option(
       '--iface <portref=ifname>',
       'attach the existing interface IFNAME (a veth, a NIC) to port PORTREF through ' +
