@@ -607,7 +607,17 @@ impl Printer<'_> {
         if field == FieldId::VlanVid && value & u128::from(VLAN_CFI) != 0 {
             self.key.vlan_tci |= VLAN_CFI;
         }
-        match (sp, norm) {
+        // A mod_* action on a match without the field's prerequisites (accepted as OpenFlow
+        // 1.0 accepts it) can only be shown as it was written: set_field would not parse.
+        let sp_norm = if sp == Spelling::Mod
+            && norm
+            && !crate::ofproto::parse::prereq_ok(f.prereq, &self.key)
+        {
+            false
+        } else {
+            norm
+        };
+        match (sp, sp_norm) {
             (Spelling::Mod, false) => {
                 let name = match field {
                     FieldId::DlSrc => "mod_dl_src",
@@ -893,6 +903,21 @@ mod tests {
             format!("actions={a}")
         } else {
             format!("{m} actions={a}")
+        }
+    }
+
+    #[test]
+    fn mod_actions_without_prerequisites_print_as_written() {
+        // Found by the ofctl fuzz target: OpenFlow 1.0 accepts mod_nw_tos without an IP
+        // match, and its set_field form would not parse back.
+        for (flow, want) in [
+            ("table=212,reg6=0x33,actions=mod_nw_tos:4", "mod_nw_tos:4"),
+            ("reg1=1,actions=mod_nw_src:1.2.3.4", "mod_nw_src:1.2.3.4"),
+            ("ip,actions=mod_nw_tos:4", "set_field:1->ip_dscp"),
+        ] {
+            let printed = norm(flow);
+            assert!(printed.ends_with(want), "{flow}: {printed}");
+            assert_eq!(norm(&printed), printed, "{flow}");
         }
     }
 
