@@ -23,7 +23,7 @@ const REASONS = new Set(
     'normal_vlan_not_allowed output_to_input_port tunnel_no_route tunnel_no_neighbor',
     'tunnel_no_port bad_vxlan bad_tunnel_checksum ct_table_full recirculation_too_deep',
     'no_such_port namespace_not_for_us namespace_unsupported namespace_consumed',
-    'namespace_no_neighbor namespace_unreachable namespace_neigh_queue_full',
+    'namespace_no_neighbor namespace_unreachable namespace_neigh_queue_full tx_failed',
   ]
     .join(' ')
     .split(' '),
@@ -142,5 +142,53 @@ describe('the capture corpus through devstack-dvr', { skip: !ADDON && 'no addon'
     }
     assert.ok(r.stats.packets_in > 0 && r.stats.packets_in <= 20100, `${r.stats.packets_in}`);
     assertAccounted('growing.pcap', r.stats);
+  });
+});
+
+describe('table limits on a replay', { skip: !ADDON && 'no addon' }, () => {
+  it('--flow-limit caps the megaflows, counts refusals and loses no packet', () => {
+    const dir = tempDir({
+      'sc.json': JSON.stringify({
+        bridges: [
+          {
+            name: 'br0',
+            ports: [
+              { name: 'p1', ofport: 1 },
+              { name: 'p2', ofport: 2 },
+            ],
+            flows: ['actions=NORMAL'],
+          },
+        ],
+      }),
+    });
+    const file = path.join(sharedDir(), 'captures', 'mercury-capture2.pcap');
+    const out = path.join(dir, 'out');
+    const args = ['replay', path.join(dir, 'sc.json'), '--in', `p1=${file}`, '--out', out];
+    const r = spawnSync('node', [CLI, ...args, '--flow-limit', '50', '--ct-max', '10', '--json'], {
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const stats = JSON.parse(r.stdout);
+    assert.ok(stats.megaflows <= 50, `${stats.megaflows} megaflows`);
+    assert.equal(stats.limits.megaflow_limit, 50);
+    assert.equal(stats.limits.conntrack_limit, 10);
+    assert.ok(stats.limits.megaflows_refused > 100, `${stats.limits.megaflows_refused} refused`);
+    assert.equal(stats.limits.max_idle_ms, null);
+    assertAccounted('--flow-limit 50', stats);
+    // The same run without a limit forwards exactly the same packets.
+    const free = spawnSync('node', [CLI, ...args, '--json'], { encoding: 'utf8' });
+    assert.equal(free.status, 0, free.stderr);
+    const base = JSON.parse(free.stdout);
+    assert.equal(stats.delivered, base.delivered);
+    assert.equal(stats.packets_out, base.packets_out);
+    assert.equal(base.limits.megaflows_refused, 0);
+  });
+
+  it('refuses a limit that is not a whole number >= 1', () => {
+    const r = spawnSync('node', [CLI, 'replay', 'devstack-dvr', '--flow-limit', '0'], {
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /--flow-limit.*expected a whole number >= 1/);
   });
 });

@@ -16,7 +16,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { DvrlabError, PortRefError, UsageError } from '../errors.js';
-import { Engine, type LiveSpec, type StatsJson } from '../native.js';
+import { applyLimits, Engine, type LiveSpec, type StatsJson } from '../native.js';
 import { loadScenarioOrTopology, loadTopologyArgument } from '../neutron/load.js';
 import type { Topology } from '../neutron/topology.js';
 import { PortIndex } from '../scenario/ports.js';
@@ -231,6 +231,9 @@ export interface RunOptions {
   /** `IP:PORT` (this node) or `NODE=IP:PORT` (where another node is). */
   underlay: string[];
   ctl?: string;
+  flowLimit?: number;
+  maxIdle?: number;
+  ctMax?: number;
 }
 
 /** Splits `--tap PORTREF=IFNAME` values. */
@@ -297,6 +300,7 @@ export async function runCommand(scenario: string, opts: RunOptions, io: CliIo):
     );
   }
   const loaded = loadScenarioOrTopology(scenario);
+  applyLimits(loaded.scenario, opts);
   const index = new PortIndex(loaded.scenario);
   const spec = liveSpec(opts, index);
   const engine = new Engine(loaded.scenario);

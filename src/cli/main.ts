@@ -148,7 +148,11 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
       'remove megaflows unused for MS milliseconds of capture time (default: never)',
       wholeNumber(1),
     )
-    .option('--ct-max <n>', 'most conntrack connections per node (default 3000000)', wholeNumber(1))
+    .option(
+      '--ct-max <n>',
+      'most conntrack connections per node (default 3000000)',
+      wholeNumber(1),
+    )
     .action(async (scenario, opts) => {
       const args = { ...opts, in: opts.in ?? [] };
       result.code = await replayCommand(scenario, args, io, deps.makeEngine ?? nativeEngine);
@@ -260,6 +264,17 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
       collect,
     )
     .option('--ctl <socket>', 'listen for `dvrlab ctl` on this Unix socket (owner only)')
+    .option('--flow-limit <n>', 'most megaflows per node (default 1048576)', wholeNumber(1))
+    .option(
+      '--max-idle <ms>',
+      'remove megaflows unused for MS milliseconds (default 10000)',
+      wholeNumber(1),
+    )
+    .option(
+      '--ct-max <n>',
+      'most conntrack connections per node (default 3000000)',
+      wholeNumber(1),
+    )
     .action(async (scenario, opts) => {
       const args = {
         tap: opts.tap ?? [],
@@ -267,6 +282,9 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
         underlay: opts.underlay ?? [],
         node: opts.node,
         ctl: opts.ctl,
+        flowLimit: opts.flowLimit,
+        maxIdle: opts.maxIdle,
+        ctMax: opts.ctMax,
       };
       result.code = await runCommand(scenario, args, io);
     });
