@@ -59,6 +59,9 @@ pub enum DropReason {
     NsUnsupported,
     /// A namespace took the frame for itself (an ARP reply, local traffic with no listener).
     NsConsumed,
+    /// A namespace got an IPv4 packet whose header cannot be parsed (shorter than 20 bytes, a
+    /// total length beyond the frame): Linux's ip_rcv drops it (InHdrErrors/InTruncatedPkts).
+    NsMalformed,
     /// A namespace's ARP requests for the next hop went unanswered (three, one second
     /// apart, as Linux sends them), or the run ended while the packet waited for an answer.
     NsNoNeighbor,
@@ -97,6 +100,7 @@ impl DropReason {
             DropReason::NsNotForUs => "namespace_not_for_us",
             DropReason::NsUnsupported => "namespace_unsupported",
             DropReason::NsConsumed => "namespace_consumed",
+            DropReason::NsMalformed => "namespace_malformed",
             DropReason::NsNoNeighbor => "namespace_no_neighbor",
             DropReason::NsUnreachable => "namespace_unreachable",
             DropReason::NsNeighQueueFull => "namespace_neigh_queue_full",

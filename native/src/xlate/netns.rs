@@ -85,6 +85,20 @@ impl Ctx<'_> {
         if self.flow.is_arp() {
             self.ns_arp(ns, &dev.name, dev.mac);
         } else if self.flow.is_ipv4() {
+            // A header the datapath could not parse (too short, a total length beyond the
+            // frame, a header length under 20 bytes) leaves the key's IPv4 fields zero; Linux's
+            // ip_rcv drops such a packet before routing. A real header never has TTL 0,
+            // protocol 0 and both addresses 0.
+            self.wc.nw_ttl = 0xff;
+            self.wc.nw_proto = 0xff;
+            if self.flow.nw_ttl == 0 && self.flow.nw_proto == 0 {
+                self.wc.nw_src = u32::MAX;
+                self.wc.nw_dst = u32::MAX;
+                if self.flow.nw_src == 0 && self.flow.nw_dst == 0 {
+                    self.ns_drop(DropReason::NsMalformed, "malformed IPv4 header: dropped");
+                    return;
+                }
+            }
             self.ns_ipv4(ns, &dev.name, dev.mac);
         } else {
             self.ns_drop(
