@@ -843,9 +843,11 @@ impl Field {
     /// Finds a field by its ovs-ofctl name or any alias (case-sensitive for the lowercase
     /// names, as OVS; NXM/OXM names match in any case).
     pub fn by_name(name: &str) -> Option<&'static Field> {
-        FIELDS
-            .iter()
-            .find(|f| f.name == name || f.aliases.iter().any(|a| a.eq_ignore_ascii_case(name)))
+        FIELDS.iter().find(|f| {
+            f.name == name
+                || f.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+                || (!f.nxm.is_empty() && f.nxm.eq_ignore_ascii_case(name))
+        })
     }
 
     /// A mask of `width` ones.

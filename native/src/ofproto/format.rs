@@ -907,13 +907,18 @@ mod tests {
     }
 
     #[test]
-    fn mod_actions_without_prerequisites_print_as_written() {
+    fn flows_the_fuzzer_found_print_and_parse_back() {
         // Found by the ofctl fuzz target: OpenFlow 1.0 accepts mod_nw_tos without an IP
         // match, and its set_field form would not parse back.
         for (flow, want) in [
             ("table=212,reg6=0x33,actions=mod_nw_tos:4", "mod_nw_tos:4"),
             ("reg1=1,actions=mod_nw_src:1.2.3.4", "mod_nw_src:1.2.3.4"),
             ("ip,actions=mod_nw_tos:4", "set_field:1->ip_dscp"),
+            // Also found by the fuzzer: a field whose NXM name is its only printed form.
+            (
+                "table=10,actions=learn(table=20,priority=1,recirc_id),output:1",
+                "learn(table=20,priority=1,NXM_NX_RECIRC_ID[]),output:1",
+            ),
         ] {
             let printed = norm(flow);
             assert!(printed.ends_with(want), "{flow}: {printed}");
