@@ -184,3 +184,50 @@ fn a_flood_of_new_source_macs_through_learn_does_not_starve_established_flows() 
     assert!(replay > 500_000, "{replay} re-translations in a replay");
     assert!(live * 50 < replay, "{live} re-translations live vs {replay} in a replay");
 }
+
+/// Resident memory of this process, in bytes (Linux).
+fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux");
+    let pages: u64 = statm.split_whitespace().nth(1).expect("rss").parse().expect("a number");
+    pages * 4096
+}
+
+/// How much memory a full cache of 1 M megaflows takes, as NORMAL installs them (the key of
+/// the packet, the masked key, the mask, one output action, the rule they went through, the
+/// MAC they looked up). Run alone: `cargo test --no-default-features megaflow_memory --
+/// --ignored --nocapture --test-threads=1`.
+#[test]
+#[ignore = "allocates about a gigabyte; run by hand to measure"]
+fn megaflow_memory_at_one_million() {
+    let mut e = engine(&["actions=NORMAL"], serde_json::json!({}));
+    let mut run = e.memory_run();
+    delivered(&mut e, &mut run, "br0/p2", &udp(1, 2, 7, 7));
+    let proto = e.nodes[0].dp.megaflows.iter().next().map(|(id, _)| id).expect("one flow");
+    let m = e.nodes[0].dp.megaflows.get(proto).expect("present");
+    let (mask, key) = (m.mask, m.actions.key);
+    let template = || crate::dpif::DpFlow {
+        actions: m.actions.actions.clone(),
+        drop: None,
+        rules: m.actions.rules.clone(),
+        slow_path: false,
+        learned: Vec::new(),
+        key,
+        pushed_packets: 0,
+        pushed_bytes: 0,
+        mac_deps: m.actions.mac_deps.clone(),
+        created_ms: 0,
+    };
+    let mut cache = crate::dpif::megaflow::MegaflowCache::new(1 << 20);
+    let before = rss();
+    for i in 0..1_000_000u32 {
+        let mut k = key;
+        k.dl_src[2..].copy_from_slice(&i.to_be_bytes());
+        let mut f = template();
+        f.key = k;
+        cache.insert(&k, &mask, f).expect("room");
+    }
+    let per = (rss() - before) / 1_000_000;
+    println!("1 M megaflows: {} MiB, {per} bytes each", (rss() - before) >> 20);
+    assert!(per < 2048, "{per} bytes per megaflow");
+    assert_eq!(cache.len(), 1_000_000);
+}
