@@ -534,15 +534,13 @@ impl Datapath {
     }
 
     fn revalidate_if_needed(&mut self) {
-        if self.revalidate_interval_ms > 0
-            && (self.need_revalidate || !self.macs_learned.is_empty())
-            && self.of.now_ms < self.last_revalidation_ms + self.revalidate_interval_ms
-        {
+        if !self.need_revalidate && self.macs_learned.is_empty() {
             return;
         }
-        if self.need_revalidate || !self.macs_learned.is_empty() {
-            self.last_revalidation_ms = self.of.now_ms;
+        if self.of.now_ms < self.last_revalidation_ms + self.revalidate_interval_ms {
+            return;
         }
+        self.last_revalidation_ms = self.of.now_ms;
         if self.need_revalidate {
             self.revalidate();
         } else if !self.macs_learned.is_empty() {

@@ -442,7 +442,7 @@ impl Engine {
         let mut arena: Vec<u8> = Vec::new();
         let mut frames: Vec<(usize, usize, usize)> = Vec::new();
         let start = Instant::now();
-        let clock0 = self.nodes.iter().map(|n| n.dp.of.now_ms).max().unwrap_or(0);
+        let clock0 = self.clock_ms();
         let mut last_tick = 0u64;
         let mut seq = 0u64;
         let mut fds: Vec<libc::pollfd> = Vec::new();
@@ -479,9 +479,7 @@ impl Engine {
             }
             let now_ms = clock0 + start.elapsed().as_millis() as u64;
             st.now_ms = now_ms;
-            for n in &mut self.nodes {
-                n.dp.of.now_ms = now_ms;
-            }
+            self.set_clock(now_ms);
             if now_ms >= last_tick + 1000 {
                 last_tick = now_ms;
                 self.live_tick(&mut st, live);
@@ -762,11 +760,6 @@ pub struct MemoryRun {
 }
 
 impl Engine {
-    /// The engine's clock: the latest of its nodes' datapath clocks, in milliseconds.
-    pub fn clock_ms(&self) -> u64 {
-        self.nodes.iter().map(|n| n.dp.of.now_ms).max().unwrap_or(0)
-    }
-
     /// A run with no devices, its clock at the engine's current time.
     pub fn memory_run(&self) -> MemoryRun {
         let now = self.clock_ms();
@@ -782,9 +775,7 @@ impl Engine {
     pub fn advance(&mut self, run: &mut MemoryRun, now_ms: u64) {
         let now_ms = now_ms.max(run.st.now_ms);
         run.st.now_ms = now_ms;
-        for n in &mut self.nodes {
-            n.dp.of.now_ms = now_ms;
-        }
+        self.set_clock(now_ms);
         if now_ms >= run.last_tick + 1000 {
             run.last_tick = now_ms;
             self.live_tick(&mut run.st, &mut run.setup);

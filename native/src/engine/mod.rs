@@ -491,6 +491,18 @@ impl Engine {
         }
     }
 
+    /// The engine's clock: the latest of its nodes' datapath clocks, in milliseconds.
+    pub fn clock_ms(&self) -> u64 {
+        self.nodes.iter().map(|n| n.dp.of.now_ms).max().unwrap_or(0)
+    }
+
+    /// Sets every node's datapath clock.
+    fn set_clock(&mut self, now_ms: u64) {
+        for n in &mut self.nodes {
+            n.dp.of.now_ms = now_ms;
+        }
+    }
+
     /// The (node, datapath port) of a canonical port reference.
     pub fn resolve(&self, r: &str) -> Option<(usize, u32)> {
         self.refs.get(r).copied()
@@ -534,7 +546,7 @@ impl Engine {
         let mut sent: u64 = 0;
         let mut last_expire_ms = 0u64;
         let mut time_base = 0u64; // added to capture time on later loops, so the clock moves on
-        let clock0 = self.nodes.iter().map(|n| n.dp.of.now_ms).max().unwrap_or(0);
+        let clock0 = self.clock_ms();
         let mut input_stats: Vec<(String, String, u64, u64)> = Vec::new();
         let mut scratch: Vec<u8> = Vec::new();
         'outer: for lp in 0..loops {
@@ -618,9 +630,7 @@ impl Engine {
                 // The datapath clock runs with the capture: it starts where it was and advances
                 // by the capture's time since the run's first packet.
                 let now_ms = clock0 + ts_run.saturating_sub(t0) / 1_000_000;
-                for n in &mut self.nodes {
-                    n.dp.of.now_ms = now_ms;
-                }
+                self.set_clock(now_ms);
                 if now_ms >= last_expire_ms + 1000 {
                     last_expire_ms = now_ms;
                     for n in &mut self.nodes {
