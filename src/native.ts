@@ -191,6 +191,7 @@ interface RawEngine {
   dumpFlows(optionsJson: string): string;
   show(optionsJson: string): string;
   bench(optionsJson: string): Promise<string>;
+  benchFrames(optionsJson: string, data: Buffer): Promise<string>;
   progress(): number[];
   cancel(): void;
   openLive(specJson: string): string;
@@ -304,6 +305,57 @@ export interface BenchJson {
   emc_hit_rate: number;
   megaflow_hit_rate: number;
   upcall_rate: number;
+}
+
+/**
+ * An in-memory benchmark of frames on one node (`Engine.benchFrames`): `data` holds records
+ * `[u16 LE port index][u16 0][u32 LE length][frame]`, the index into `ports`.
+ */
+export interface BenchFramesOptions {
+  ports: string[]; // canonical port references, all on one node
+  mode?: 'forward' | 'setup'; // forward: warm caches; setup: every pass starts cold
+  passes?: number; // default 3
+  minSeconds?: number; // forward: time passes for at least this long (default 1)
+}
+
+/** What `benchFrames` reports (timed passes only). */
+export interface BenchFramesJson {
+  packets: number;
+  bytes: number;
+  outputs: number;
+  dropped: number;
+  seconds: number;
+  passes: number;
+  pps: number;
+  ns_per_packet: number;
+  emc_hits: number;
+  megaflow_hits: number;
+  upcalls: number;
+  emc_hit_rate: number;
+  megaflow_hit_rate: number;
+  upcall_rate: number;
+  upcalls_per_second: number;
+  megaflows: number;
+  subtables: number;
+  conntrack: number;
+  conntrack_new: number;
+  conntrack_new_per_second: number;
+}
+
+/** Packs frames for `benchFrames`. */
+export function packBenchFrames(frames: { port: number; frame: Buffer }[]): Buffer {
+  let size = 0;
+  for (const f of frames) size += 8 + f.frame.length;
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const f of frames) {
+    out.writeUInt16LE(f.port, at);
+    out.writeUInt16LE(0, at + 2);
+    out.writeUInt32LE(f.frame.length, at + 4);
+    f.frame.copy(out, at + 8);
+    at += 8 + f.frame.length;
+  }
+  return out;
 }
 
 interface RawAddon {
@@ -467,6 +519,17 @@ export class Engine {
       throw new EngineError((e as Error).message);
     }
     return JSON.parse(text) as BenchJson;
+  }
+
+  /** Runs an in-memory benchmark of packed frames on an engine thread. */
+  async benchFrames(options: BenchFramesOptions, data: Buffer): Promise<BenchFramesJson> {
+    let text: string;
+    try {
+      text = await this.raw.benchFrames(JSON.stringify(options), data);
+    } catch (e) {
+      throw new EngineError((e as Error).message);
+    }
+    return JSON.parse(text) as BenchFramesJson;
   }
 
   progress(): Progress {

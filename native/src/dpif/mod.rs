@@ -287,6 +287,30 @@ impl Datapath {
         outcome
     }
 
+    /// Processes a burst of packets received on `in_port`, each to completion, as `receive`
+    /// would one after the other; `outcomes[i]` is packet `i`'s outcome.
+    pub fn receive_batch(
+        &mut self,
+        pkts: &mut [Packet],
+        in_port: u32,
+        sink: &mut dyn Sink,
+        outcomes: &mut [Outcome],
+    ) {
+        for (p, o) in pkts.iter_mut().zip(outcomes.iter_mut()) {
+            *o = self.receive(p, in_port, sink);
+        }
+    }
+
+    /// Empties the megaflow cache and the EMC (the rules and learned state stay).
+    pub fn flush_caches(&mut self) {
+        self.push_stats();
+        let n = self.megaflows.flush();
+        self.stats.megaflows_removed += n as u64;
+        self.emc.clear();
+        self.mac_index.clear();
+        self.mac_index_ids = 0;
+    }
+
     /// Runs the neighbour timers now (an idle live run calls it every second).
     pub fn neighbor_tick(&mut self, sink: &mut dyn Sink) {
         if !self.gen.waits.is_empty() {

@@ -8,6 +8,7 @@
 //! `packets_in == delivered + sum(dropped) + queued`. Frames the datapath generates (ARP
 //! requests, ICMP errors) are outputs of no input: they are counted in `generated`.
 
+pub mod bench;
 pub mod ctl;
 pub mod iface;
 pub mod live;

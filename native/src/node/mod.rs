@@ -233,6 +233,50 @@ impl JsEngine {
     }
 }
 
+pub struct BenchFramesTask {
+    core: Arc<Mutex<Core>>,
+    options: crate::engine::bench::BenchFramesOptions,
+    data: Vec<u8>,
+}
+
+impl Task for BenchFramesTask {
+    type Output = String;
+    type JsValue = String;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let mut core = self
+            .core
+            .lock()
+            .map_err(|_| Error::from_reason("the engine is unusable after an earlier failure"))?;
+        let fig = core.bench_frames(&self.options, &self.data).map_err(Error::from_reason)?;
+        Ok(fig.to_json().to_string())
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(output)
+    }
+}
+
+#[napi]
+impl JsEngine {
+    /// Runs an in-memory benchmark of frames given in one buffer (see
+    /// `engine::bench::BenchFramesOptions` and `Engine::bench_frames`); resolves with JSON.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn bench_frames(
+        &self,
+        options_json: String,
+        data: napi::bindgen_prelude::Buffer,
+    ) -> Result<AsyncTask<BenchFramesTask>> {
+        let options = serde_json::from_str(&options_json)
+            .map_err(|e| Error::from_reason(format!("internal bench options: {e}")))?;
+        Ok(AsyncTask::new(BenchFramesTask {
+            core: self.core.clone(),
+            options,
+            data: data.to_vec(),
+        }))
+    }
+}
+
 #[napi]
 impl JsEngine {
     /// Traces one packet (see `engine::trace::TraceOptions`); returns JSON with the text in

@@ -1,0 +1,303 @@
+//! In-memory benchmarks of one node's datapath: a workload of frames held in memory is pushed
+//! through the node again and again, and the fast path, the slow path and the I/O ceiling
+//! are timed separately.
+//!
+//! - `forward`: one untimed warm-up pass fills the caches, then passes are timed until
+//!   `min_seconds` have gone by (at least `passes`). Outputs are counted, not written.
+//! - `setup`: the megaflow cache, the EMC and conntrack are emptied before each timed pass,
+//!   so every distinct flow of the workload costs an upcall: slow-path setups per second,
+//!   and new conntrack connections per second when the path commits connections.
+//! - The timed loop is one function, `bench_timed_loop`, never inlined, so that callgrind can
+//!   count its instructions alone (`--toggle-collect=*bench_timed_loop*`).
+//!
+//! Frames go through `Datapath::receive_batch` in bursts of `BATCH` packets, as a poll-mode
+//! driver hands them over; frames of a burst that arrive on different ports are split into
+//! runs of one port each.
+
+use super::Engine;
+use crate::dpif::{Datapath, Origin, Outcome, Sink};
+use crate::wire::Packet;
+use std::time::Instant;
+
+/// Packets handed to the datapath at once.
+pub const BATCH: usize = 32;
+
+/// A workload: frames, each with the datapath port of one node it arrives on.
+#[derive(Default, Clone)]
+pub struct Workload {
+    pub node: usize,
+    data: Vec<u8>,
+    frames: Vec<(u32, u32, u32)>, // (port, offset, length)
+}
+
+impl Workload {
+    pub fn new(node: usize) -> Workload {
+        Workload { node, ..Workload::default() }
+    }
+
+    pub fn push(&mut self, port: u32, frame: &[u8]) {
+        self.frames.push((port, self.data.len() as u32, frame.len() as u32));
+        self.data.extend_from_slice(frame);
+    }
+
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.frames.iter().map(|f| u64::from(f.2)).sum()
+    }
+
+    fn frame(&self, i: usize) -> (u32, &[u8]) {
+        let (port, off, len) = self.frames[i];
+        (port, &self.data[off as usize..(off + len) as usize])
+    }
+}
+
+/// What to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchMode {
+    Forward,
+    Setup,
+}
+
+/// Figures of the timed passes of one run.
+#[derive(Debug, Default, Clone)]
+pub struct BenchFigures {
+    pub packets: u64,
+    pub bytes: u64,
+    pub outputs: u64,
+    pub dropped: u64,
+    pub seconds: f64,
+    pub passes: u32,
+    pub emc_hits: u64,
+    pub megaflow_hits: u64,
+    pub upcalls: u64,
+    pub megaflows: u64,
+    pub subtables: u64,
+    pub conntrack: u64,
+    /// Connections conntrack created during the timed passes.
+    pub conntrack_new: u64,
+}
+
+impl BenchFigures {
+    pub fn pps(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.packets as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let per_s = |n: u64| if self.seconds > 0.0 { n as f64 / self.seconds } else { 0.0 };
+        let rate = |n: u64| if self.packets > 0 { n as f64 / self.packets as f64 } else { 0.0 };
+        let ns = if self.packets > 0 { self.seconds * 1e9 / self.packets as f64 } else { 0.0 };
+        serde_json::json!({
+            "packets": self.packets, "bytes": self.bytes, "outputs": self.outputs,
+            "dropped": self.dropped, "seconds": self.seconds, "passes": self.passes,
+            "pps": self.pps(), "ns_per_packet": ns,
+            "emc_hits": self.emc_hits, "megaflow_hits": self.megaflow_hits,
+            "upcalls": self.upcalls, "emc_hit_rate": rate(self.emc_hits),
+            "megaflow_hit_rate": rate(self.megaflow_hits), "upcall_rate": rate(self.upcalls),
+            "upcalls_per_second": per_s(self.upcalls), "megaflows": self.megaflows,
+            "subtables": self.subtables, "conntrack": self.conntrack,
+            "conntrack_new": self.conntrack_new,
+            "conntrack_new_per_second": per_s(self.conntrack_new),
+        })
+    }
+}
+
+/// Counts outputs; never carries a frame to another node (one node is measured).
+struct CountSink {
+    outputs: u64,
+}
+
+impl Sink for CountSink {
+    #[inline]
+    fn output(&mut self, _port: u32, _pkt: &Packet, _origin: Origin) -> bool {
+        self.outputs += 1;
+        false
+    }
+}
+
+/// One pass over the workload, `passes` times; returns the dropped count. Kept out of line
+/// so that callgrind can count its instructions alone.
+#[inline(never)]
+pub fn bench_timed_loop(
+    dp: &mut Datapath,
+    w: &Workload,
+    passes: u32,
+    pkts: &mut [Packet],
+    outcomes: &mut [Outcome],
+    sink: &mut dyn Sink,
+) -> u64 {
+    let mut dropped = 0u64;
+    for _ in 0..passes {
+        let mut i = 0;
+        while i < w.len() {
+            let (port, _) = w.frame(i);
+            let mut n = 0;
+            while n < BATCH && i + n < w.len() {
+                let (p, f) = w.frame(i + n);
+                if p != port {
+                    break;
+                }
+                pkts[n].set_from_slice(f);
+                n += 1;
+            }
+            dp.receive_batch(&mut pkts[..n], port, sink, &mut outcomes[..n]);
+            dropped += outcomes[..n].iter().filter(|o| o.drop.is_some()).count() as u64;
+            i += n;
+        }
+    }
+    dropped
+}
+
+impl Engine {
+    /// Runs workload `w` through its node. `Forward`: one warm-up pass, then timed passes
+    /// until `min_seconds` (at least `passes`). `Setup`: `passes` cold passes, each after
+    /// emptying the caches and conntrack.
+    pub fn bench_workload(
+        &mut self,
+        w: &Workload,
+        mode: BenchMode,
+        passes: u32,
+        min_seconds: f64,
+    ) -> Result<BenchFigures, String> {
+        let dp = &mut self
+            .nodes
+            .get_mut(w.node)
+            .ok_or_else(|| format!("node {} is not a node of the scenario", w.node))?
+            .dp;
+        if w.is_empty() {
+            return Err("the workload has no frames".into());
+        }
+        let mut pkts: Vec<Packet> = (0..BATCH).map(|_| Packet::with_capacity(2048)).collect();
+        let mut outcomes = vec![Outcome::default(); BATCH];
+        let mut sink = CountSink { outputs: 0 };
+        let mut fig = BenchFigures::default();
+        let passes = passes.max(1);
+        match mode {
+            BenchMode::Forward => {
+                bench_timed_loop(dp, w, 1, &mut pkts, &mut outcomes, &mut sink);
+                let before = (dp.stats, dp.ct.stats().created);
+                sink.outputs = 0;
+                let start = Instant::now();
+                loop {
+                    fig.dropped += bench_timed_loop(dp, w, 1, &mut pkts, &mut outcomes, &mut sink);
+                    fig.passes += 1;
+                    fig.seconds = start.elapsed().as_secs_f64();
+                    if fig.passes >= passes && fig.seconds >= min_seconds {
+                        break;
+                    }
+                }
+                fig.emc_hits = dp.stats.emc_hits - before.0.emc_hits;
+                fig.megaflow_hits = dp.stats.megaflow_hits - before.0.megaflow_hits;
+                fig.upcalls = dp.stats.upcalls - before.0.upcalls;
+                fig.conntrack_new = dp.ct.stats().created - before.1;
+            }
+            BenchMode::Setup => {
+                for _ in 0..passes {
+                    dp.flush_caches();
+                    dp.ct.flush(None);
+                    let before = (dp.stats, dp.ct.stats().created);
+                    let start = Instant::now();
+                    fig.dropped += bench_timed_loop(dp, w, 1, &mut pkts, &mut outcomes, &mut sink);
+                    fig.seconds += start.elapsed().as_secs_f64();
+                    fig.passes += 1;
+                    fig.emc_hits += dp.stats.emc_hits - before.0.emc_hits;
+                    fig.megaflow_hits += dp.stats.megaflow_hits - before.0.megaflow_hits;
+                    fig.upcalls += dp.stats.upcalls - before.0.upcalls;
+                    fig.conntrack_new += dp.ct.stats().created - before.1;
+                }
+            }
+        }
+        fig.packets = w.len() as u64 * u64::from(fig.passes);
+        fig.bytes = w.bytes() * u64::from(fig.passes);
+        fig.outputs = sink.outputs;
+        fig.megaflows = dp.megaflows.len() as u64;
+        fig.subtables = dp.megaflows.n_subtables() as u64;
+        fig.conntrack = dp.ct.len() as u64;
+        Ok(fig)
+    }
+}
+
+/// Options of `Engine::bench_frames` (JSON from the control plane).
+#[derive(serde::Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BenchFramesOptions {
+    /// Port references; a frame names its port by index into this list.
+    pub ports: Vec<String>,
+    /// `forward` (default) or `setup`.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// Timed passes (forward: at least this many; setup: exactly this many). Default 3.
+    #[serde(default)]
+    pub passes: Option<u32>,
+    /// Forward: keep timing passes until this many seconds have gone by. Default 1.
+    #[serde(default)]
+    pub min_seconds: Option<f64>,
+}
+
+impl Engine {
+    /// Builds a workload from `data`, a sequence of records `[u16 port index (little
+    /// endian)][u16 zero][u32 length (little endian)][frame]`, and runs it (see
+    /// `bench_workload`). Every port must be on the same node.
+    pub fn bench_frames(
+        &mut self,
+        o: &BenchFramesOptions,
+        data: &[u8],
+    ) -> Result<BenchFigures, String> {
+        let mut ports = Vec::with_capacity(o.ports.len());
+        for r in &o.ports {
+            let p = self
+                .resolve(r)
+                .ok_or_else(|| format!("bench port \"{r}\" is not a port of the scenario"))?;
+            if let Some(&(n0, _)) = ports.first() {
+                if p.0 != n0 {
+                    return Err(format!(
+                        "bench port \"{r}\" is on another node than \"{}\" (one node is measured)",
+                        o.ports[0]
+                    ));
+                }
+            }
+            ports.push(p);
+        }
+        let Some(&(node, _)) = ports.first() else {
+            return Err("the benchmark names no port".into());
+        };
+        let mut w = Workload::new(node);
+        let mut at = 0usize;
+        while at < data.len() {
+            let Some(h) = data.get(at..at + 8) else {
+                return Err(format!("bench frames: record header cut short at byte {at}"));
+            };
+            let idx = usize::from(u16::from_le_bytes([h[0], h[1]]));
+            let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+            let Some(&(_, port)) = ports.get(idx) else {
+                return Err(format!("bench frames: port index {idx} at byte {at} names no port"));
+            };
+            let Some(frame) = data.get(at + 8..at + 8 + len) else {
+                return Err(format!("bench frames: frame at byte {at} cut short"));
+            };
+            if !(14..=65535).contains(&len) {
+                return Err(format!(
+                    "bench frames: frame at byte {at} is {len} bytes (expected 14 to 65535)"
+                ));
+            }
+            w.push(port, frame);
+            at += 8 + len;
+        }
+        let mode = match o.mode.as_deref() {
+            None | Some("forward") => BenchMode::Forward,
+            Some("setup") => BenchMode::Setup,
+            Some(m) => return Err(format!("bench mode \"{m}\" (expected forward or setup)")),
+        };
+        self.bench_workload(&w, mode, o.passes.unwrap_or(3), o.min_seconds.unwrap_or(1.0))
+    }
+}
