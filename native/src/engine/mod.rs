@@ -12,6 +12,7 @@ pub mod bench;
 pub mod ctl;
 pub mod iface;
 pub mod live;
+pub mod nullio;
 pub mod scenario;
 pub mod tap;
 pub mod trace;

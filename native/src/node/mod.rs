@@ -325,3 +325,49 @@ impl JsEngine {
         Ok(serde_json::json!({"text": text, "ports": ports}).to_string())
     }
 }
+
+/// Captures read into memory for `Engine.benchFrames` (see `engine::nullio`): the packed
+/// frames, and JSON with the counts of each input.
+#[napi(object)]
+pub struct JsBenchCapture {
+    pub frames: Buffer,
+    pub json: String,
+}
+
+/// Reads captures into memory, merged in timestamp order, packed for `Engine.benchFrames`
+/// (`engine::nullio::LoadOptions` JSON).
+#[napi]
+pub fn load_bench_frames(options_json: String) -> Result<JsBenchCapture> {
+    let o: crate::engine::nullio::LoadOptions = serde_json::from_str(&options_json)
+        .map_err(|e| Error::from_reason(format!("internal load options: {e}")))?;
+    let loaded = crate::engine::nullio::load_bench_frames(&o).map_err(Error::from_reason)?;
+    let json = loaded.to_json().to_string();
+    Ok(JsBenchCapture { frames: loaded.data.into(), json })
+}
+
+pub struct NullReplayTask {
+    options: crate::engine::nullio::NullOptions,
+}
+
+impl Task for NullReplayTask {
+    type Output = String;
+    type JsValue = String;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let fig = crate::engine::nullio::null_replay(&self.options).map_err(Error::from_reason)?;
+        Ok(fig.to_json().to_string())
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(output)
+    }
+}
+
+/// The file I/O ceiling of a replay: reads captures and writes their frames to a pcap, with
+/// no forwarding (`engine::nullio::NullOptions` JSON), on a worker thread; resolves with JSON.
+#[napi(ts_return_type = "Promise<string>")]
+pub fn null_replay(options_json: String) -> Result<AsyncTask<NullReplayTask>> {
+    let options = serde_json::from_str(&options_json)
+        .map_err(|e| Error::from_reason(format!("internal null replay options: {e}")))?;
+    Ok(AsyncTask::new(NullReplayTask { options }))
+}
