@@ -9,6 +9,7 @@
  */
 import { createRequire } from 'node:module';
 import { AddonError, EngineError } from './errors.js';
+import type { MapStatsJson, NativeMapSpec } from './neutron/map.js';
 
 /** A normalised scenario, as the engine takes it. */
 export interface NativeScenario {
@@ -111,6 +112,8 @@ export interface NativeReplayOptions {
   tracePackets?: number[];
   dumpMegaflows?: boolean; // return the megaflows left at the end (true = the -m form)
   flowsDir?: string; // write DIR/[NODE/]BRIDGE.flows there, with the run's counters
+  /** `--map`: rewrite every frame for a topology and inject it at its source host's port. */
+  map?: NativeMapSpec;
 }
 
 /** What a replay reports; the CLI writes it as DIR/stats.json. */
@@ -139,6 +142,7 @@ export interface StatsJson {
   /** False when an input could not be read to its end: the run stopped there (`error`). */
   complete?: boolean;
   error?: string;
+  map?: MapStatsJson; // replay --map
 }
 
 /** The table limits of a run and what they did, summed over the nodes. */

@@ -99,7 +99,12 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
       'Replay pcap files through a scenario. Each input frame is carried to completion\n' +
         'before the next one enters; several --in files are merged in timestamp order.\n' +
         'Writes DIR/NODE/NAME.pcap (DIR/PORT.pcap for a one-node scenario) for every port\n' +
-        'that emitted, and DIR/stats.json, then prints a tcpreplay-style summary.',
+        'that emitted, and DIR/stats.json, then prints a tcpreplay-style summary.\n' +
+        'With --map (a Neutron topology only), any capture goes through the cloud, as\n' +
+        'tcprewrite would send it: each of its hosts becomes a VM (private addresses, MACs) or\n' +
+        'a host outside behind the external gateway (public addresses), every frame is\n' +
+        'rewritten (MACs, IPs, ARP, checksums; VLAN tags removed) and injected at its\n' +
+        "source host's port; --in takes FILE alone. Writes DIR/map.json (host -> endpoint).",
     )
     .argument(
       '<scenario>',
@@ -109,10 +114,16 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
     .requiredOption(
       '--in <portref=file>',
       'inject FILE on port PORTREF (NODE/BRIDGE/PORT, a VM name, NODE/underlay, ' +
-        'NODE/uplink; one-node: BRIDGE/PORT, BRIDGE or PORT); repeatable',
+        'NODE/uplink; one-node: BRIDGE/PORT, BRIDGE or PORT); with --map, FILE alone; ' +
+        'repeatable',
       collect,
     )
     .requiredOption('--out <dir>', 'output directory (created if needed)')
+    .option(
+      '--map',
+      "map the capture's hosts onto the topology's VMs and the outside world, rewrite " +
+        "each frame to match and inject it at its source host's port (see README)",
+    )
     .option('--loop <n>', 'replay the inputs N times', wholeNumber(1), 1)
     .addOption(
       new Option('--topspeed', 'replay as fast as possible (the default)').conflicts([

@@ -7,7 +7,7 @@
  * files left by an earlier run at the paths this run uses are removed first: a port that
  * emits nothing this time must not leave last run's capture behind.
  */
-import { accessSync, constants, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { FileError, PortRefError, UsageError } from '../errors.js';
 import { makeDirs } from '../fsutil.js';
@@ -21,6 +21,7 @@ import {
   type StatsJson,
 } from '../native.js';
 import { loadScenarioOrTopology } from '../neutron/load.js';
+import { knowEndpoints, loadMapTopology, type MapHostJson, mapSpec } from '../neutron/map.js';
 import { describeFsError } from '../scenario/load.js';
 import { PortIndex } from '../scenario/ports.js';
 import { startProgress } from './progress.js';
@@ -52,6 +53,7 @@ export interface ReplayArgs {
   flowLimit?: number;
   maxIdle?: number;
   ctMax?: number;
+  map?: boolean;
 }
 
 /** Raised when the engine's statistics break the replay invariant: a bug, not a user error. */
@@ -89,18 +91,37 @@ export interface ReplayPlan {
 
 /** Checks the arguments against the scenario and the file system and builds the run. */
 export function planReplay(scenarioFile: string, args: ReplayArgs): ReplayPlan {
+  // --map needs the topology itself (what a VM is), not only its compiled scenario.
+  const topology = args.map ? loadMapTopology(scenarioFile) : undefined;
   const loaded = loadScenarioOrTopology(scenarioFile);
   applyLimits(loaded.scenario, args);
   const index = new PortIndex(loaded.scenario);
+  const warnings = [...loaded.warnings];
 
   const inputs: PortFile[] = args.in.map((spec) => {
-    const { ref, file } = splitInput(spec);
-    let port;
-    try {
-      port = index.resolveInput(ref);
-    } catch (e) {
-      if (e instanceof PortRefError) throw new PortRefError(`--in ${spec}: ${e.message}`);
-      throw e;
+    let ref: string;
+    let file: string;
+    if (args.map) {
+      // With --map every frame enters at its source host's port: FILE alone, and a PORTREF
+      // given anyway is ignored (a file whose name has a '=' is taken whole).
+      const split = spec.indexOf('=') > 0 && !existsSync(spec) ? splitInput(spec) : undefined;
+      if (split)
+        warnings.push(
+          `--in ${spec}: with --map, frames enter at their source host's port; ${split.ref} is ignored`,
+        );
+      ref = 'map';
+      file = split ? split.file : spec;
+    } else {
+      ({ ref, file } = splitInput(spec));
+    }
+    let port = { ref };
+    if (!args.map) {
+      try {
+        port = index.resolveInput(ref);
+      } catch (e) {
+        if (e instanceof PortRefError) throw new PortRefError(`--in ${spec}: ${e.message}`);
+        throw e;
+      }
     }
     try {
       accessSync(file, constants.R_OK);
@@ -120,13 +141,23 @@ export function planReplay(scenarioFile: string, args: ReplayArgs): ReplayPlan {
     flowsDir: args.out,
   };
   if (args.limit !== undefined) options.limit = args.limit;
+  if (topology) {
+    const spec = mapSpec(topology);
+    const canonical = (ref: string) => index.resolveInput(ref).ref;
+    for (const vm of spec.vms) {
+      vm.port = canonical(vm.port);
+      for (const ingress of [vm.fip, vm.snat]) if (ingress) ingress.port = canonical(ingress.port);
+    }
+    options.map = spec;
+    knowEndpoints(loaded.scenario, topology);
+  }
   if (args.tracePacket !== undefined) {
     options.tracePacket = args.tracePacket;
     options.traceNames = args.names ?? false;
   }
   return {
     scenarioFile,
-    warnings: loaded.warnings,
+    warnings,
     engineScenario: loaded.scenario,
     options,
     outDir: args.out,
@@ -144,11 +175,13 @@ export function prepareOutputs(plan: ReplayPlan): void {
       throw new FileError(`--out ${plan.outDir}: cannot create ${dir}: ${describeFsError(e)}`);
     }
   }
-  for (const o of plan.options.outputs) {
+  const stale = plan.options.outputs.map((o) => o.path);
+  if (plan.options.map) stale.push(path.join(plan.outDir, 'map.json'));
+  for (const file of stale) {
     try {
-      rmSync(o.path, { force: true });
+      rmSync(file, { force: true });
     } catch (e) {
-      throw new FileError(`cannot remove the old ${o.path}: ${describeFsError(e)}`);
+      throw new FileError(`cannot remove the old ${file}: ${describeFsError(e)}`);
     }
   }
 }
@@ -187,15 +220,26 @@ export async function replayCommand(
 
   // A trace of one packet (--trace-packet) is printed, and written next to the stats, but is
   // not part of stats.json.
+  // With --map, the host table goes to DIR/map.json, not stats.json.
   const {
     trace_text: traceText,
     trace: traceJson,
+    map_hosts: mapHosts,
     ...counters
   } = stats as StatsJson & {
     trace_text?: string;
     trace?: unknown;
+    map_hosts?: MapHostJson[];
   };
   stats = counters as StatsJson;
+  if (mapHosts !== undefined) {
+    const mapPath = path.join(plan.outDir, 'map.json');
+    try {
+      writeFileSync(mapPath, `${JSON.stringify(mapHosts, null, 2)}\n`);
+    } catch (e) {
+      throw new FileError(`cannot write ${mapPath}: ${describeFsError(e)}`);
+    }
+  }
   if (traceText !== undefined) {
     const tracePath = path.join(plan.outDir, 'trace.txt');
     try {

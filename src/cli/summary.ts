@@ -128,10 +128,23 @@ export function checkInvariant(stats: StatsJson, loop = 1): InvariantCheck {
       : `${forwarded} frames out`;
   if (delivered > forwarded) problems.push(`${delivered} delivered > ${out}`);
   if (delivered === 0 && forwarded > 0) problems.push(`${out} but no packet delivered`);
+  // With --map, the inputs' records are the mapped packets (packets_in) and the skipped ones.
+  const map = stats.map;
+  if (map) {
+    const skipped = Object.values(map.skipped).reduce((a, b) => a + b, 0);
+    if (map.mapped + skipped !== map.records) {
+      problems.push(`map: ${map.mapped} mapped + ${skipped} skipped != ${map.records} records`);
+    }
+    if (map.mapped !== stats.packets_in) {
+      problems.push(`map: ${map.mapped} mapped, packets_in is ${stats.packets_in}`);
+    }
+  }
+  const inputPackets = map ? map.records : stats.packets_in;
   if (Array.isArray(stats.inputs) && stats.inputs.length > 0) {
     const read = stats.inputs.reduce((a, i) => a + i.packets, 0);
-    if (read !== stats.packets_in && read * loop !== stats.packets_in) {
-      problems.push(`inputs add up to ${read} packets, packets_in is ${stats.packets_in}`);
+    if (read !== inputPackets && read * loop !== inputPackets) {
+      const what = map ? 'map.records' : 'packets_in';
+      problems.push(`inputs add up to ${read} packets, ${what} is ${inputPackets}`);
     }
   }
   return {
@@ -161,6 +174,31 @@ export function formatReplaySummary(stats: StatsJson, loop = 1): string[] {
   });
   const check = checkInvariant(stats, loop);
   lines.push('Statistics for dvrlab replay:');
+  const map = stats.map;
+  if (map) {
+    // Nothing is lost silently: records = mapped + skipped, by reason.
+    const skipped = Object.entries(map.skipped)
+      .filter(([, n]) => n > 0)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const vms = Object.values(map.host_table.vm).filter((n) => n > 0).length;
+    lines.push(statLine('Capture records', map.records));
+    lines.push(statLine('Mapped packets', map.mapped));
+    lines.push(
+      statLine(
+        'Skipped records',
+        skipped.reduce((a, [, n]) => a + n, 0),
+      ),
+    );
+    for (const [reason, n] of skipped) lines.push(statLine(reason, n, '    '));
+    if (map.checksums_fixed > 0) lines.push(statLine('Checksums fixed', map.checksums_fixed));
+    lines.push(
+      statLine(
+        'Hosts',
+        `${map.hosts} (${map.hosts - map.host_table.outside} on ${vms} VMs, ` +
+          `${map.host_table.outside} outside; see map.json)`,
+      ),
+    );
+  }
   lines.push(statLine('Successful packets', check.delivered));
   lines.push(statLine('Failed packets', check.dropped));
   const reasons = Object.entries(stats.dropped ?? {})

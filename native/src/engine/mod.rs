@@ -12,6 +12,7 @@ pub mod bench;
 pub mod ctl;
 pub mod iface;
 pub mod live;
+pub mod map;
 pub mod nullio;
 pub mod scenario;
 pub mod tap;
@@ -131,6 +132,10 @@ pub struct ReplayOptions {
     /// Write `DIR/[NODE/]BRIDGE.flows` with the run's counters into this directory.
     #[serde(default)]
     pub flows_dir: Option<PathBuf>,
+    /// `--map`: rewrite every frame for this topology and inject it at its source host's
+    /// port (see `map`); the inputs then have no port.
+    #[serde(default)]
+    pub map: Option<map::MapSpec>,
 }
 
 fn one() -> u32 {
@@ -201,6 +206,10 @@ pub struct ReplayStats {
     /// Set when an input could not be read to its end: the run stopped at that record, and
     /// its counters and outputs cover only what came before (stats.json `complete: false`).
     pub read_error: Option<String>,
+    /// `--map`: the mapper's counters and host table summary (stats.json `map`), and its
+    /// host table (`map_hosts`, which the CLI writes to map.json).
+    pub map: Option<serde_json::Value>,
+    pub map_hosts: Option<serde_json::Value>,
 }
 
 /// Table limits and their counters (stats.json `limits`).
@@ -305,6 +314,12 @@ impl ReplayStats {
         });
         if let Some(u) = &self.underlay {
             v["underlay"] = u.clone();
+        }
+        if let Some(m) = &self.map {
+            v["map"] = m.clone();
+        }
+        if let Some(h) = &self.map_hosts {
+            v["map_hosts"] = h.clone();
         }
         v["complete"] = json!(self.read_error.is_none());
         if let Some(e) = &self.read_error {
@@ -551,12 +566,22 @@ impl Engine {
         let clock0 = self.clock_ms();
         let mut input_stats: Vec<(String, String, u64, u64)> = Vec::new();
         let mut scratch: Vec<u8> = Vec::new();
+        let mut mapper = match &opts.map {
+            Some(spec) => Some(map::Mapper::new(spec, |r| self.resolve(r))?),
+            None => None,
+        };
+        let mut mapped: Vec<u8> = Vec::new();
+        let mut skipped = 0u64; // records --map could not map (not injected)
         'outer: for lp in 0..loops {
             let mut inputs = Vec::new();
             for i in &opts.inputs {
-                let (node, dp_port) = self.resolve(&i.port).ok_or_else(|| {
-                    format!("input port \"{}\" is not a port of the scenario", i.port)
-                })?;
+                // With --map, frames enter at their source host's port.
+                let (node, dp_port) = match mapper {
+                    Some(_) => (0, 0),
+                    None => self.resolve(&i.port).ok_or_else(|| {
+                        format!("input port \"{}\" is not a port of the scenario", i.port)
+                    })?,
+                };
                 let mut inp = Input {
                     port: i.port.clone(),
                     path: i.path.clone(),
@@ -600,6 +625,25 @@ impl Engine {
                 loop_first_ts = loop_first_ts.min(ts);
                 loop_last_ts = loop_last_ts.max(ts);
                 let ts_run = ts + time_base;
+                let mut target = (inputs[ix].node, inputs[ix].dp_port);
+                let (mut frame, mut linktype) = (frame, linktype);
+                if let Some(m) = mapper.as_mut() {
+                    match m.map_record(linktype, &frame, orig_len, &mut scratch, &mut mapped) {
+                        Ok(t) => {
+                            std::mem::swap(&mut frame, &mut mapped);
+                            linktype = 1; // Ethernet
+                            target = (t.node, t.dp_port);
+                        }
+                        Err(_) => {
+                            skipped += 1;
+                            progress.done.store(sent + skipped, Relaxed);
+                            if read_error.is_some() {
+                                break 'outer;
+                            }
+                            continue;
+                        }
+                    }
+                }
                 // Pacing.
                 let t0 = *first_ts.get_or_insert(ts_run);
                 match opts.speed.mode {
@@ -623,7 +667,7 @@ impl Engine {
                 sent += 1;
                 stats.packets_in += 1;
                 stats.bytes_in += frame.len() as u64;
-                let (node, dp_port) = (inputs[ix].node, inputs[ix].dp_port);
+                let (node, dp_port) = target;
                 {
                     let c = counts.entry((node, dp_port)).or_default();
                     c.rx += 1;
@@ -646,13 +690,13 @@ impl Engine {
                             .dropped
                             .entry(DropReason::UnsupportedLinktype.name())
                             .or_default() += 1;
-                        progress.done.store(sent, Relaxed);
+                        progress.done.store(sent + skipped, Relaxed);
                         continue;
                     }
                 };
                 if eth.len() < 14 {
                     *stats.dropped.entry(DropReason::Runt.name()).or_default() += 1;
-                    progress.done.store(sent, Relaxed);
+                    progress.done.store(sent + skipped, Relaxed);
                     continue;
                 }
                 note_flow(eth, &mut flows_seen, &mut stats);
@@ -755,7 +799,7 @@ impl Engine {
                 }
                 stats.account_input(&mut pending, sent, outputs, queued, last_drop);
                 self.settle(&mut pending, &mut stats);
-                progress.done.store(sent, Relaxed);
+                progress.done.store(sent + skipped, Relaxed);
                 if read_error.is_some() {
                     break 'outer;
                 }
@@ -801,6 +845,10 @@ impl Engine {
         stats.flows = flows_seen.len() as u64;
         if let Some(d) = &opts.flows_dir {
             self.write_flows(d)?;
+        }
+        if let Some(m) = &mapper {
+            stats.map = Some(m.summary_json());
+            stats.map_hosts = Some(m.hosts_json());
         }
         stats.check_invariant()?;
         stats.read_error = read_error;
