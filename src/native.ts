@@ -23,6 +23,8 @@ export interface NativeScenario {
   conntrackLimit?: number;
   /** Megaflows unused this many ms are removed (OVS other_config:max-idle). */
   maxIdle?: number;
+  /** OVS other_config:emc-insert-inv-prob: EMC insertion probability 1/N; 0 disables the EMC. */
+  emcInsertInvProb?: number;
 }
 
 /** Table limits a command line sets (replay and run). */

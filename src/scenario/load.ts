@@ -148,6 +148,18 @@ class Loader {
         }
         scenario[field] = Number(v);
       }
+      // emc-insert-inv-prob: 0 disables the exact-match cache, N inserts with probability 1/N.
+      const inv = other['emc-insert-inv-prob'];
+      if (inv !== undefined) {
+        const v = String(inv);
+        if (!/^\d+$/.test(v) || Number(v) > 0xffffffff) {
+          this.fail(
+            ['ovs_other_config', 'emc-insert-inv-prob'],
+            `expected a whole number from 0 to 4294967295, found "${v}"`,
+          );
+        }
+        scenario.emcInsertInvProb = Number(v);
+      }
       // Flows installed over OpenFlow 1.0 keep their OpenFlow 1.0 actions (mod_dl_src stays
       // mod_dl_src in traces and dumps), as OVS does when ovs-ofctl speaks only OpenFlow 1.0.
       const args = data.ofctl_args ?? [];

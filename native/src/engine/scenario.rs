@@ -36,6 +36,10 @@ pub struct NativeScenario {
     /// Flows were installed over OpenFlow 1.0 only: actions print as installed.
     #[serde(default)]
     pub openflow10: bool,
+    /// OVS's other_config:emc-insert-inv-prob: a megaflow hit enters the exact-match cache
+    /// with probability 1/N; 0 disables the EMC. None keeps OVS's default (100).
+    #[serde(default)]
+    pub emc_insert_inv_prob: Option<u32>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -565,5 +569,8 @@ fn build_node(
     }
     let mut dp = Datapath::new(of, Conntrack::new(cfg), sc.megaflow_limit.unwrap_or(1 << 20));
     dp.max_idle_ms = sc.max_idle;
+    if let Some(p) = sc.emc_insert_inv_prob {
+        dp.emc.set_insert_inv_prob(p);
+    }
     Ok(Node { name: n.name.clone(), dp, port_refs, underlay_ip, underlay_dp_port, virtual_refs })
 }
