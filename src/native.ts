@@ -348,6 +348,71 @@ export interface BenchFramesJson {
   conntrack_new_per_second: number;
 }
 
+/** What became of the records of one capture loaded for a benchmark. */
+export interface CaptureCountsJson {
+  records: number;
+  frames: number; // records kept
+  bytes: number; // bytes of the frames kept
+  skipped: { unsupported_linktype: number; runt: number; too_long: number };
+}
+
+/** Captures loaded for `benchFrames`: the packed frames and the counts of each input. */
+export interface BenchCapture {
+  frames: Buffer;
+  count: number;
+  inputs: CaptureCountsJson[];
+}
+
+/**
+ * Reads captures into memory, merged in timestamp order (ties to the input given first),
+ * packed for `Engine.benchFrames`; `port` is each input's index into the benchmark's ports.
+ * Records that are not Ethernet frames of 14 to 65535 bytes are left out and counted.
+ */
+export function loadBenchFrames(inputs: { path: string; port: number }[]): BenchCapture {
+  let raw: { frames: Buffer; json: string };
+  try {
+    raw = loadAddon().loadBenchFrames(JSON.stringify({ inputs }));
+  } catch (e) {
+    if (e instanceof AddonError) throw e;
+    throw new EngineError((e as Error).message);
+  }
+  const j = JSON.parse(raw.json) as { frames: number; inputs: CaptureCountsJson[] };
+  return { frames: raw.frames, count: j.frames, inputs: j.inputs };
+}
+
+/** Options of a null replay: read captures and write their frames to a pcap, no datapath. */
+export interface NullReplayOptions {
+  inputs: string[];
+  out: string;
+  passes?: number; // at least this many (default 1)
+  minSeconds?: number; // keep timing passes for at least this long (default 0)
+}
+
+/** What a null replay measured. */
+export interface NullReplayJson {
+  passes: number;
+  records: number;
+  packets: number; // frames written
+  bytes: number; // bytes of the frames written
+  file_bytes: number; // bytes of the captures read
+  seconds: number;
+  pps: number;
+  mb_per_second: number; // frame bytes, 10^6 per second
+  file_mb_per_second: number;
+}
+
+/** The file I/O ceiling of a replay, on an engine thread. */
+export async function nullReplay(options: NullReplayOptions): Promise<NullReplayJson> {
+  const addon = loadAddon();
+  let text: string;
+  try {
+    text = await addon.nullReplay(JSON.stringify(options));
+  } catch (e) {
+    throw new EngineError((e as Error).message);
+  }
+  return JSON.parse(text) as NullReplayJson;
+}
+
 /** Packs frames for `benchFrames`. */
 export function packBenchFrames(frames: { port: number; frame: Buffer }[]): Buffer {
   let size = 0;
@@ -367,6 +432,8 @@ export function packBenchFrames(frames: { port: number; frame: Buffer }[]): Buff
 interface RawAddon {
   Engine: new (scenarioJson: string) => RawEngine;
   version(): string;
+  loadBenchFrames(optionsJson: string): { frames: Buffer; json: string };
+  nullReplay(optionsJson: string): Promise<string>;
 }
 
 let addon: RawAddon | undefined;

@@ -22,6 +22,7 @@ import { dpctlCommand, dumpFlowsCommand, showCommand } from './inspect.js';
 import { labDown, labUp, runCommand } from './live.js';
 import { CTL_COMMANDS, ctlCommand, ctlUsage } from './ctl.js';
 import { traceCommand } from './trace.js';
+import { benchCommand } from './bench.js';
 
 /** The package version, read from package.json (two levels up from dist/src/cli/). */
 export function packageVersion(): string {
@@ -43,6 +44,14 @@ function positiveNumber(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n <= 0) {
     throw new InvalidArgumentError('expected a number > 0.');
+  }
+  return n;
+}
+
+function nonNegativeNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) {
+    throw new InvalidArgumentError('expected a number >= 0.');
   }
   return n;
 }
@@ -225,6 +234,54 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
     .option('--json', 'print the megaflows as a JSON array of lines')
     .action(async (scenario, opts) => {
       result.code = await dpctlCommand(scenario, { ...opts, in: opts.in ?? [] }, io);
+    });
+
+  program
+    .command('bench')
+    .summary("measure one node's datapath on captures held in memory")
+    .description(
+      'Read the captures into memory and push them through the node of their ports again\n' +
+        'and again: forward mode times warm passes after one untimed warm-up pass; setup\n' +
+        'mode empties the megaflow cache, the EMC and conntrack before each timed pass (every\n' +
+        'flow an upcall, every connection new). Outputs are counted, not written. Prints\n' +
+        'packets per second, ns per packet, hits per cache tier, megaflows and subtables,\n' +
+        'upcalls and setups per second, conntrack entries and new connections per second.',
+    )
+    .argument('<scenario>', 'scenario file (JSON or YAML), a Neutron topology, or devstack-dvr')
+    .requiredOption(
+      '--in <portref=file>',
+      'the frames of capture FILE arrive on port PORTREF (as for replay); repeatable, all ' +
+        'on one node; merged in timestamp order',
+      collect,
+    )
+    .option('--map', "map the capture's hosts onto the topology's VMs first, as replay --map")
+    .option('--json', 'print the figures as one JSON object')
+    .option(
+      '--passes <n>',
+      'timed passes (forward: at least N, until --min-seconds; setup: exactly N)',
+      wholeNumber(1),
+      3,
+    )
+    .option(
+      '--min-seconds <s>',
+      'forward mode: keep timing passes for at least S seconds',
+      nonNegativeNumber,
+      1,
+    )
+    .addOption(
+      new Option('--mode <mode>', 'forward (warm caches) or setup (cold caches every pass)')
+        .choices(['forward', 'setup'] as const)
+        .default('forward' as const),
+    )
+    .option(
+      '--instructions',
+      'count instructions per packet: the same benchmark, one pass, under valgrind callgrind',
+    )
+    .option('--null', 'also time the null replay: read the captures, write a pcap, no forwarding')
+    .option('--oracle', 'also run the OVS 3.1 oracle on the same one-node scenario and captures')
+    .action(async (scenario, opts) => {
+      const args = { ...opts, in: opts.in ?? [] };
+      result.code = await benchCommand(scenario, args, io);
     });
 
   program

@@ -1,0 +1,492 @@
+/**
+ * `dvrlab bench`: the datapath of one node measured on a capture held in memory.
+ *
+ * The captures are read into memory (merged in timestamp order, as a replay merges them) and
+ * pushed through the node of their ports again and again by the engine (`benchFrames`):
+ * `forward` mode times warm passes (after one untimed warm-up pass), `setup` mode empties
+ * the megaflow cache, the EMC and conntrack before every timed pass, so each distinct flow
+ * costs an upcall and each connection a new conntrack entry. Outputs are counted, not
+ * written. Beside it, in the same run and on request:
+ * - `--instructions`: the same benchmark (one timed pass) in a child process under
+ *   valgrind's callgrind, counting the instructions of the engine's timed loop alone
+ *   (`bench_timed_loop`), divided by the packets of that pass;
+ * - `--null`: the null replay, reading the captures and writing their frames to a pcap with
+ *   no forwarding, the file I/O ceiling of `dvrlab replay`;
+ * - `--oracle`: the OVS 3.1 oracle (`tools/ovs-oracle`) on the same one-node scenario file
+ *   and captures, its end-to-end rate and its PMD's datapath-only estimate.
+ * What cannot be had (no valgrind, no oracle, a multi-node scenario for the oracle) is said
+ * in one note and the rest goes on.
+ */
+import { spawnSync } from 'node:child_process';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FileError, PortRefError, UsageError } from '../errors.js';
+import {
+  Engine,
+  loadBenchFrames,
+  nullReplay,
+  type BenchFramesJson,
+  type CaptureCountsJson,
+  type NativeScenario,
+  type NullReplayJson,
+} from '../native.js';
+import { loadScenarioOrTopology } from '../neutron/load.js';
+import { describeFsError } from '../scenario/load.js';
+import { PortIndex, type PortInfo } from '../scenario/ports.js';
+import { type CliIo, splitInput } from './replay.js';
+
+/** The parsed options of `dvrlab bench`. */
+export interface BenchArgs {
+  in: string[];
+  map?: boolean;
+  json?: boolean;
+  passes: number;
+  minSeconds: number;
+  mode: 'forward' | 'setup';
+  instructions?: boolean;
+  null?: boolean;
+  oracle?: boolean;
+}
+
+/** Instructions per packet, counted by callgrind over one timed pass. */
+export interface InstructionsJson {
+  total: number; // instructions executed in the timed loop
+  packets: number; // packets of that pass
+  per_packet: number;
+}
+
+/** The OVS oracle's figures on the same scenario and captures. */
+export interface OracleJson {
+  packets: number;
+  seconds: number;
+  pps: number; // end to end, bound by its injection harness
+  datapath_pps: number | null; // TSC Hz over the PMD's median cycles per packet
+  emc_hits: number;
+  megaflow_hits: number;
+  upcalls: number;
+}
+
+/** What `dvrlab bench --json` prints (documented in the README). */
+export interface BenchReport extends BenchFramesJson {
+  scenario: string;
+  node: string; // "" in a one-node scenario
+  mode: 'forward' | 'setup';
+  ports: string[];
+  inputs: ({ port: string; path: string } & CaptureCountsJson)[];
+  delivered: number; // packets emitted on at least one port
+  gbps: number; // frame bits per second through the datapath
+  upcalls_per_pass: number;
+  instructions: InstructionsJson | null;
+  null: NullReplayJson | null;
+  oracle: OracleJson | null;
+  notes: string[];
+}
+
+/** Everything a benchmark needs, checked; no engine involved. */
+interface BenchPlan {
+  scenarioFile: string;
+  scenario: NativeScenario;
+  warnings: string[];
+  node: string;
+  ports: PortInfo[];
+  inputs: { port: PortInfo; index: number; path: string }[];
+}
+
+function planBench(scenarioFile: string, args: BenchArgs): BenchPlan {
+  if (args.map) {
+    throw new UsageError(
+      'bench --map: mapping a capture onto a topology is not available in this version ' +
+        '(it comes with replay --map); give --in PORTREF=FILE',
+    );
+  }
+  const loaded = loadScenarioOrTopology(scenarioFile);
+  const index = new PortIndex(loaded.scenario);
+  const ports: PortInfo[] = [];
+  const inputs = args.in.map((spec) => {
+    const { ref, file } = splitInput(spec);
+    let port: PortInfo;
+    try {
+      port = index.resolveInput(ref);
+    } catch (e) {
+      if (e instanceof PortRefError) throw new PortRefError(`--in ${spec}: ${e.message}`);
+      throw e;
+    }
+    try {
+      accessSync(file, constants.R_OK);
+      if (!statSync(file).isFile()) throw Object.assign(new Error(), { code: 'EISDIR' });
+    } catch (e) {
+      throw new FileError(`--in ${spec}: cannot read ${file}: ${describeFsError(e)}`);
+    }
+    const first = ports[0];
+    if (first && first.node !== port.node) {
+      throw new PortRefError(
+        `--in ${spec}: ${port.ref} is on node ${port.node}, ${first.ref} on node ` +
+          `${first.node}; a benchmark measures one node`,
+      );
+    }
+    let at = ports.findIndex((p) => p.ref === port.ref);
+    if (at < 0) at = ports.push(port) - 1;
+    return { port, index: at, path: file };
+  });
+  return {
+    scenarioFile,
+    scenario: loaded.scenario,
+    warnings: loaded.warnings,
+    node: ports[0]?.node ?? '',
+    ports,
+    inputs,
+  };
+}
+
+/** The directory holding `tools/ovs-oracle`, as the tests find it. */
+function oraclePath(): string | undefined {
+  if (process.env.DVRLAB_OVS_ORACLE) return process.env.DVRLAB_OVS_ORACLE;
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+  const shared = [process.env.DVRLAB_SHARED, path.resolve(root, '..', 'shared'), '/work/shared'];
+  for (const s of shared) {
+    if (s && existsSync(path.join(s, 'tools', 'ovs-oracle'))) {
+      return path.join(s, 'tools', 'ovs-oracle');
+    }
+  }
+  return undefined;
+}
+
+/** Runs the OVS oracle on the plan's scenario file and captures; a string says why not. */
+function runOracle(plan: BenchPlan): OracleJson | string {
+  if (!plan.scenario.oneNode) {
+    return 'the OVS oracle runs one-node scenarios (top-level bridges[]) only';
+  }
+  const text = readFileSync(plan.scenarioFile, 'utf8');
+  if (!plan.scenarioFile.endsWith('.json') && !text.trimStart().startsWith('{')) {
+    return 'the OVS oracle takes JSON scenario files only';
+  }
+  const oracle = oraclePath();
+  if (!oracle) return 'the OVS oracle (tools/ovs-oracle) is not available';
+  const tmp = mkdtempSync(path.join(tmpdir(), 'dvrlab-bench-oracle-'));
+  try {
+    const args = ['run', '--config', plan.scenarioFile];
+    for (const i of plan.inputs) {
+      const p = i.port;
+      const name = p.kind === 'local' ? `${p.bridge}:LOCAL` : p.name;
+      args.push('--in', `${name}=${i.path}`);
+    }
+    args.push('--out', tmp, '--no-capture', '--no-hex', '--perf');
+    const r = spawnSync(oracle, args, { encoding: 'utf8', timeout: 1_800_000 });
+    if (r.error) return `the OVS oracle did not run: ${r.error.message}`;
+    if (r.status !== 0) {
+      const last = `${r.stderr}\n${r.stdout}`.trim().split('\n').filter(Boolean).pop();
+      return `the OVS oracle failed: ${last ?? `exit ${r.status}`}`;
+    }
+    const s = JSON.parse(readFileSync(path.join(tmp, 'stats.json'), 'utf8')) as {
+      pps: number;
+      seconds: number;
+      packets_in: number;
+      pmd_stats?: Record<string, Record<string, number>>;
+      pmd_estimates?: Record<string, Record<string, number>>;
+    };
+    const pmds = Object.values(s.pmd_stats ?? {});
+    const sum = (k: string) => pmds.reduce((a, p) => a + (p[k] ?? 0), 0);
+    const dp = Object.values(s.pmd_estimates ?? {})
+      .map((e) => e.datapath_only_pps_est)
+      .find((v) => typeof v === 'number');
+    return {
+      packets: s.packets_in,
+      seconds: s.seconds,
+      pps: s.pps,
+      datapath_pps: dp ?? null,
+      emc_hits: sum('emc_hits'),
+      megaflow_hits: sum('megaflow_hits'),
+      upcalls: sum('miss_with_success_upcall'),
+    };
+  } catch (e) {
+    return `the OVS oracle's results could not be read: ${(e as Error).message}`;
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** The CLI's entry point, for running the same benchmark in a child process. */
+const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
+
+/** Packets the callgrind run times at least, in forward mode, so that a small capture is
+ * measured in its steady state (the EMC fills over many hits) rather than just after the
+ * warm-up pass. */
+const CALLGRIND_PACKETS = 100_000;
+
+/**
+ * Runs the same benchmark under callgrind in a child process, counting only
+ * `bench_timed_loop` and what it calls; a string says why it could not. Setup mode times one
+ * pass (every pass is the same cold pass); forward mode as many passes as make
+ * `CALLGRIND_PACKETS` (one for a capture that large).
+ */
+function countInstructions(
+  scenarioFile: string,
+  args: BenchArgs,
+  frames: number,
+): InstructionsJson | string {
+  const probe = spawnSync('valgrind', ['--version'], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) return 'valgrind is not installed';
+  const tmp = mkdtempSync(path.join(tmpdir(), 'dvrlab-bench-callgrind-'));
+  try {
+    const out = path.join(tmp, 'callgrind.out');
+    const child = [CLI, 'bench', scenarioFile];
+    for (const i of args.in) child.push('--in', i);
+    const passes = args.mode === 'setup' ? 1 : Math.ceil(CALLGRIND_PACKETS / frames);
+    child.push('--mode', args.mode, '--passes', String(passes), '--min-seconds', '0', '--json');
+    const r = spawnSync(
+      'valgrind',
+      [
+        '--tool=callgrind',
+        '--collect-atstart=no',
+        '--toggle-collect=*bench_timed_loop*',
+        `--callgrind-out-file=${out}`,
+        process.execPath,
+        ...child,
+      ],
+      { encoding: 'utf8', timeout: 3_600_000, maxBuffer: 1 << 26 },
+    );
+    if (r.error) return `callgrind did not run: ${r.error.message}`;
+    if (r.status !== 0) {
+      const last = r.stderr.trim().split('\n').filter(Boolean).pop();
+      return `the callgrind run failed: ${last ?? `exit ${r.status}`}`;
+    }
+    const report = JSON.parse(r.stdout) as BenchReport;
+    const totals = /^(?:totals|summary): (\d+)/m.exec(readFileSync(out, 'utf8'));
+    if (!totals?.[1]) return 'callgrind wrote no instruction total';
+    const total = Number(totals[1]);
+    if (total === 0) return 'callgrind counted no instruction in bench_timed_loop';
+    return { total, packets: report.packets, per_packet: total / report.packets };
+  } catch (e) {
+    return `the callgrind results could not be read: ${(e as Error).message}`;
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** Runs the benchmark and everything asked beside it; returns the report. */
+export async function runBench(
+  scenarioFile: string,
+  args: BenchArgs,
+  warn: (message: string) => void = () => undefined,
+): Promise<BenchReport> {
+  const plan = planBench(scenarioFile, args);
+  for (const w of plan.warnings) warn(w);
+  const capture = loadBenchFrames(plan.inputs.map((i) => ({ path: i.path, port: i.index })));
+  if (capture.count === 0) {
+    const records = capture.inputs.reduce((a, i) => a + i.records, 0);
+    throw new FileError(
+      `no frame to measure: the captures hold ${records} records, none an Ethernet frame ` +
+        'of 14 to 65535 bytes',
+    );
+  }
+  const engine = new Engine(plan.scenario);
+  const fig = await engine.benchFrames(
+    {
+      ports: plan.ports.map((p) => p.ref),
+      mode: args.mode,
+      passes: args.passes,
+      minSeconds: args.minSeconds,
+    },
+    capture.frames,
+  );
+  const notes: string[] = [];
+  for (const [k, c] of capture.inputs.entries()) {
+    const skipped = c.records - c.frames;
+    if (skipped > 0) {
+      const why = Object.entries(c.skipped)
+        .filter(([, n]) => n > 0)
+        .map(([r, n]) => `${n} ${r}`)
+        .join(', ');
+      notes.push(`${plan.inputs[k]!.path}: ${skipped} of ${c.records} records left out (${why})`);
+    }
+  }
+
+  let nullFig: NullReplayJson | null = null;
+  if (args.null) {
+    const tmp = mkdtempSync(path.join(tmpdir(), 'dvrlab-bench-null-'));
+    try {
+      nullFig = await nullReplay({
+        inputs: plan.inputs.map((i) => i.path),
+        out: path.join(tmp, 'null.pcap'),
+        passes: 1,
+        minSeconds: args.minSeconds,
+      });
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+
+  let oracle: OracleJson | null = null;
+  if (args.oracle) {
+    const o = runOracle(plan);
+    if (typeof o === 'string') notes.push(`oracle: ${o}; skipped`);
+    else oracle = o;
+  }
+
+  let instructions: InstructionsJson | null = null;
+  if (args.instructions) {
+    const n = countInstructions(scenarioFile, args, capture.count);
+    if (typeof n === 'string') notes.push(`instructions: ${n}; skipped`);
+    else instructions = n;
+  }
+
+  return {
+    scenario: scenarioFile,
+    node: plan.node,
+    mode: args.mode,
+    ports: plan.ports.map((p) => p.ref),
+    inputs: capture.inputs.map((c, k) => ({
+      port: plan.inputs[k]!.port.ref,
+      path: plan.inputs[k]!.path,
+      records: c.records,
+      frames: c.frames,
+      bytes: c.bytes,
+      skipped: c.skipped,
+    })),
+    passes: fig.passes,
+    packets: fig.packets,
+    bytes: fig.bytes,
+    seconds: fig.seconds,
+    pps: fig.pps,
+    ns_per_packet: fig.ns_per_packet,
+    gbps: fig.seconds > 0 ? (fig.bytes * 8) / fig.seconds / 1e9 : 0,
+    outputs: fig.outputs,
+    delivered: fig.packets - fig.dropped,
+    dropped: fig.dropped,
+    emc_hits: fig.emc_hits,
+    emc_hit_rate: fig.emc_hit_rate,
+    megaflow_hits: fig.megaflow_hits,
+    megaflow_hit_rate: fig.megaflow_hit_rate,
+    upcalls: fig.upcalls,
+    upcall_rate: fig.upcall_rate,
+    upcalls_per_pass: fig.passes > 0 ? fig.upcalls / fig.passes : 0,
+    upcalls_per_second: fig.upcalls_per_second,
+    megaflows: fig.megaflows,
+    subtables: fig.subtables,
+    conntrack: fig.conntrack,
+    conntrack_new: fig.conntrack_new,
+    conntrack_new_per_second: fig.conntrack_new_per_second,
+    instructions,
+    null: nullFig,
+    oracle,
+    notes,
+  };
+}
+
+/** A number with a unit prefix: 15.23 M, 812.4 k, 950. */
+export function rate(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} G`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)} M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} k`;
+  return n.toFixed(0);
+}
+
+/** Packets per second with a unit prefix: 15.23 Mpps, 950 pps. */
+export function pps(n: number): string {
+  const r = rate(n);
+  return /[kMG]$/.test(r) ? `${r}pps` : `${r} pps`;
+}
+
+function pct(n: number, of: number): string {
+  return of > 0 ? `${((100 * n) / of).toFixed(2)} %` : '0.00 %';
+}
+
+function secs(s: number): string {
+  return s >= 1 ? s.toFixed(2) : s.toFixed(6);
+}
+
+/** The readable form of a report: one labelled line per figure. */
+export function formatBench(r: BenchReport): string[] {
+  const where = r.node === '' ? '' : `, node ${r.node}`;
+  const frames = r.inputs.reduce((a, i) => a + i.frames, 0);
+  const bytes = r.inputs.reduce((a, i) => a + i.bytes, 0);
+  const rows: [string, string][] = [
+    ['Workload', `${frames} frames (${bytes} bytes) on ${r.ports.join(', ')}`],
+    [
+      'Timed',
+      `${r.passes} passes, ${r.packets} packets in ${secs(r.seconds)} s` +
+        (r.mode === 'setup' ? ' (each pass from empty caches and conntrack)' : ' (warm caches)'),
+    ],
+    [
+      'Rate',
+      `${rate(r.pps)}pps, ${r.ns_per_packet.toFixed(1)} ns/packet, ${r.gbps.toFixed(2)} Gbit/s`,
+    ],
+  ];
+  if (r.instructions) {
+    rows.push([
+      'Instructions',
+      `${r.instructions.per_packet.toFixed(1)} per packet (callgrind, ${r.instructions.packets} packets)`,
+    ]);
+  }
+  rows.push(
+    ['EMC hits', `${r.emc_hits} (${pct(r.emc_hits, r.packets)})`],
+    ['Megaflow hits', `${r.megaflow_hits} (${pct(r.megaflow_hits, r.packets)})`],
+    [
+      'Upcalls',
+      `${r.upcalls} (${pct(r.upcalls, r.packets)}), ${r.upcalls_per_pass.toFixed(0)} per pass, ` +
+        `${rate(r.upcalls_per_second)} setups/s`,
+    ],
+    ['Megaflows', `${r.megaflows} in ${r.subtables} subtables`],
+    [
+      'Conntrack',
+      `${r.conntrack} entries, ${r.conntrack_new} new (${rate(r.conntrack_new_per_second)} new/s)`,
+    ],
+    [
+      'Accounting',
+      `${r.packets} packets = ${r.delivered} delivered + ${r.dropped} dropped; ` +
+        `${r.outputs} frames out`,
+    ],
+  );
+  if (r.null) {
+    rows.push([
+      'Null replay',
+      `${pps(r.null.pps)}, ${r.null.mb_per_second.toFixed(1)} MB/s ` +
+        '(read the captures, write a pcap, no forwarding)',
+    ]);
+  }
+  if (r.oracle) {
+    const o = r.oracle;
+    const dp = o.datapath_pps;
+    rows.push(
+      [
+        'OVS end to end',
+        `${pps(o.pps)} (OVS 3.1 oracle; dvrlab in memory: ${(r.pps / o.pps).toFixed(1)}x)`,
+      ],
+      [
+        'OVS PMD only',
+        dp
+          ? `${pps(dp)} estimated (dvrlab in memory: ${(r.pps / dp).toFixed(1)}x)`
+          : 'no estimate',
+      ],
+    );
+  }
+  const width = Math.max(...rows.map(([k]) => k.length)) + 2;
+  const lines = [`dvrlab bench: ${r.scenario}${where}, ${r.mode} mode`];
+  for (const [k, v] of rows) lines.push(`  ${`${k}:`.padEnd(width)}${v}`);
+  for (const n of r.notes) lines.push(`  note: ${n}`);
+  return lines;
+}
+
+/** Runs `dvrlab bench` and returns the exit code. */
+export async function benchCommand(
+  scenarioFile: string,
+  args: BenchArgs,
+  io: CliIo,
+): Promise<number> {
+  const report = await runBench(scenarioFile, args, (w) =>
+    io.stderr.write(`dvrlab: warning: ${w}\n`),
+  );
+  if (args.json) io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  else io.stdout.write(`${formatBench(report).join('\n')}\n`);
+  return 0;
+}
