@@ -21,7 +21,7 @@ import {
   type StatsJson,
 } from '../native.js';
 import { loadScenarioOrTopology } from '../neutron/load.js';
-import { knowEndpoints, loadMapTopology, type MapHostJson, mapSpec } from '../neutron/map.js';
+import { knowEndpoints, loadMapTopology, type MapHostJson, mapSpecFor } from '../neutron/map.js';
 import { describeFsError } from '../scenario/load.js';
 import { PortIndex } from '../scenario/ports.js';
 import { startProgress } from './progress.js';
@@ -142,13 +142,7 @@ export function planReplay(scenarioFile: string, args: ReplayArgs): ReplayPlan {
   };
   if (args.limit !== undefined) options.limit = args.limit;
   if (topology) {
-    const spec = mapSpec(topology);
-    const canonical = (ref: string) => index.resolveInput(ref).ref;
-    for (const vm of spec.vms) {
-      vm.port = canonical(vm.port);
-      for (const ingress of [vm.fip, vm.snat]) if (ingress) ingress.port = canonical(ingress.port);
-    }
-    options.map = spec;
+    options.map = mapSpecFor(topology, (ref) => index.resolveInput(ref).ref);
     knowEndpoints(loaded.scenario, topology);
   }
   if (args.tracePacket !== undefined) {

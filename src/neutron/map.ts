@@ -143,8 +143,21 @@ function fipOf(topo: Topology, vm: Vm): NativeMapIngress | undefined {
   return snat && { ...snat, ip: fip.ip };
 }
 
+/**
+ * The mapper's view of a topology, with its port references made canonical by `canonical`
+ * (`(ref) => portIndex.resolveInput(ref).ref`), ready for the engine (replay, bench).
+ */
+export function mapSpecFor(topo: Topology, canonical: (ref: string) => string): NativeMapSpec {
+  const spec = mapSpec(topo);
+  for (const vm of spec.vms) {
+    vm.port = canonical(vm.port);
+    for (const ingress of [vm.fip, vm.snat]) if (ingress) ingress.port = canonical(ingress.port);
+  }
+  return spec;
+}
+
 /** The mapper's view of a topology. Port references are the loose forms (VM name,
- * NODE/uplink); the replay plan turns them into canonical ones. */
+ * NODE/uplink); `mapSpecFor` makes them canonical. */
 export function mapSpec(topo: Topology): NativeMapSpec {
   const vms = topo.vms.map((vm): NativeMapVm => {
     const ip4 = vm.port.fixedIps.find((f) => f.subnet.family === 4);

@@ -7,9 +7,12 @@
 //! The rules (README, `dvrlab replay`, says the same for users):
 //! - A host is an IPv4 or IPv6 address in IP frames (ARP: the sender and target protocol
 //!   addresses), else a MAC address; an IP frame from the unspecified address (DHCP, DAD)
-//!   is its Ethernet source's. Hosts are numbered in order of first appearance, source
-//!   before destination, so a mapping depends on the capture alone.
-//! - A private address (RFC 1918, 100.64/10, 169.254/16, fc00::/7, fe80::/10) and a MAC
+//!   is its Ethernet source's. A capture of a loopback interface (one address at both
+//!   ends) has two hosts, told apart by port: the lower port is the server's side. Hosts
+//!   are numbered in order of first appearance, source before destination, so a mapping
+//!   depends on the capture alone.
+//! - A private address (RFC 1918, 100.64/10, 169.254/16, loopback, fc00::/7, fe80::/10)
+//!   and a MAC
 //!   become a VM, round robin over the VMs that have an address of the family, never the
 //!   VM of the host it is first seen talking to when another one is possible. A private host
 //!   first seen as the destination of an outside host takes a VM with a floating IP, from
@@ -212,6 +215,9 @@ pub enum HostKey {
     V4([u8; 4]),
     V6([u8; 16]),
     Mac(Mac),
+    /// One side of a conversation between two processes of one host over its loopback
+    /// interface: the address (IPv4 as ::ffff:a.b.c.d) and whether it is the server's side.
+    Loopback([u8; 16], bool),
 }
 
 /// An address a mapped frame carries; `None` leaves the frame's own (the unspecified
@@ -317,10 +323,13 @@ enum Class {
     Invalid,
 }
 
+const LOOPBACK6: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+
 fn class4(a: [u8; 4]) -> Class {
     match a {
         [0, 0, 0, 0] => Class::Unspecified,
-        [0, ..] | [127, ..] => Class::Invalid,
+        [0, ..] => Class::Invalid,
+        [127, ..] => Class::Private, // a loopback capture's host
         [255, 255, 255, 255] => Class::Group,
         [224..=239, ..] => Class::Group,
         [240..=255, ..] => Class::Invalid,
@@ -335,10 +344,8 @@ fn class6(a: &[u8; 16]) -> Class {
     if *a == [0; 16] {
         return Class::Unspecified;
     }
-    let mut lo = [0u8; 16];
-    lo[15] = 1;
-    if *a == lo {
-        return Class::Invalid;
+    if *a == LOOPBACK6 {
+        return Class::Private; // a loopback capture's host
     }
     match a[0] {
         0xff => Class::Group,
@@ -419,6 +426,31 @@ fn patch(b: &mut [u8], at: usize, new: &[u8], csums: &[Option<Csum>]) {
     b[at..at + n].copy_from_slice(&new[..n]);
 }
 
+/// A capture taken on a loopback interface shows one address at both ends; its two ends
+/// are two hosts here, told apart by their ports: the lower port is the server's side. `l4`
+/// is where the transport header starts; `None` when the frame is no such conversation.
+fn loopback_sides(
+    out: &[u8],
+    a: [u8; 16],
+    l4: Option<(usize, u8)>,
+) -> Result<(HostKey, HostKey), Skip> {
+    let ports = l4.filter(|&(at, p)| matches!(p, 6 | 17 | 33 | 132) && at + 4 <= out.len());
+    let Some((at, _)) = ports else { return Err(Skip::SameVm) };
+    let (sp, dp) = (rd16(out, at), rd16(out, at + 2));
+    if sp == dp {
+        return Err(Skip::SameVm);
+    }
+    Ok((HostKey::Loopback(a, sp < dp), HostKey::Loopback(a, dp < sp)))
+}
+
+fn v4_mapped(a: [u8; 4]) -> [u8; 16] {
+    let mut m = [0u8; 16];
+    m[10] = 0xff;
+    m[11] = 0xff;
+    m[12..].copy_from_slice(&a);
+    m
+}
+
 fn is_group(m: &[u8]) -> bool {
     m[0] & 1 != 0
 }
@@ -467,6 +499,14 @@ fn fmt_key(k: &HostKey) -> String {
         HostKey::V4(v) => Ipv4Addr::from(*v).to_string(),
         HostKey::V6(v) => Ipv6Addr::from(*v).to_string(),
         HostKey::Mac(m) => fmt_mac(m),
+        HostKey::Loopback(a, server) => {
+            let ip = if a[..12] == v4_mapped([0; 4])[..12] {
+                Ipv4Addr::new(a[12], a[13], a[14], a[15]).to_string()
+            } else {
+                Ipv6Addr::from(*a).to_string()
+            };
+            format!("{ip} ({} side)", if *server { "server" } else { "client" })
+        }
     }
 }
 
@@ -770,7 +810,15 @@ impl Mapper {
                 let (addr, remapped) = self.outside6(a);
                 Endpoint::Outside { addr: Addr::V6(addr), remapped }
             }
-            (HostKey::V4(_), _) => {
+            (HostKey::Loopback(a, _), _) if a[..12] != v4_mapped([0; 4])[..12] => {
+                if !self.has_ip6 {
+                    return Err(Skip::NoIpv6Vm);
+                }
+                let vm = self.pick_vm(Family::V6, false, false, peer).ok_or(Skip::NoIpv6Vm)?;
+                let addr = Addr::V6(self.vms[vm as usize].ip6.unwrap_or([0; 16]));
+                Endpoint::Vm { vm, addr, l2_only: false }
+            }
+            (HostKey::V4(_) | HostKey::Loopback(..), _) => {
                 if !self.has_ip4 {
                     return Err(Skip::NoVm);
                 }
@@ -991,11 +1039,21 @@ impl Mapper {
         }
         let src: [u8; 4] = [out[26], out[27], out[28], out[29]];
         let dst: [u8; 4] = [out[30], out[31], out[32], out[33]];
+        let ver_ihl = out[L3];
+        let ihl = usize::from(ver_ihl & 0x0f) * 4;
+        let first_fragment = rd16(out, L3 + 6) & 0x1fff == 0;
+        let proto = out[L3 + 9];
+        let l4 = (ver_ihl >> 4 == 4 && ihl >= 20 && first_fragment).then_some(L3 + ihl);
+        let (ks, kd) = if src == dst && src[0] == 127 {
+            loopback_sides(out, v4_mapped(src), l4.map(|at| (at, proto)))?
+        } else {
+            (HostKey::V4(src), HostKey::V4(dst))
+        };
         let s = match class4(src) {
             Class::Unspecified => self.mac_host(out)?,
             c @ (Class::Private | Class::Public) => {
-                let peer = self.known(HostKey::V4(dst));
-                self.host(HostKey::V4(src), c, peer)?
+                let peer = self.known(kd);
+                self.host(ks, c, peer)?
             }
             _ => return Err(Skip::BadAddress),
         };
@@ -1010,20 +1068,13 @@ impl Mapper {
                 },
                 Endpoint::Outside { .. } => return Err(Skip::OutsideBroadcast),
             },
-            c @ (Class::Private | Class::Public) => {
-                Dst::Host(self.host(HostKey::V4(dst), c, Some(s))?)
-            }
+            c @ (Class::Private | Class::Public) => Dst::Host(self.host(kd, c, Some(s))?),
             _ => return Err(Skip::BadAddress),
         };
         let plan = self.route(s, d, Family::V4)?;
         write_l2(out, &plan);
 
         // The L4 checksum covers the addresses through the pseudo-header (TCP, UDP).
-        let ver_ihl = out[L3];
-        let ihl = usize::from(ver_ihl & 0x0f) * 4;
-        let first_fragment = rd16(out, L3 + 6) & 0x1fff == 0;
-        let proto = out[L3 + 9];
-        let l4 = (ver_ihl >> 4 == 4 && ihl >= 20 && first_fragment).then_some(L3 + ihl);
         let l4c = match (l4, proto) {
             (Some(l4), 6) => Some(Csum { at: l4 + 16, udp: false }),
             (Some(l4), 17) => Some(Csum { at: l4 + 6, udp: true }),
@@ -1110,24 +1161,29 @@ impl Mapper {
         let mut dst = [0u8; 16];
         src.copy_from_slice(&out[22..38]);
         dst.copy_from_slice(&out[38..54]);
+        let l4 = ipv6_l4(out, L3);
+        let (ks, kd) = if src == dst && src == LOOPBACK6 {
+            loopback_sides(out, src, l4.map(|(at, p, _)| (at, p)))?
+        } else {
+            (HostKey::V6(src), HostKey::V6(dst))
+        };
         let s = match class6(&src) {
             Class::Unspecified => self.mac_host(out)?,
             c @ (Class::Private | Class::Public | Class::LinkLocal6) => {
-                let peer = self.known(HostKey::V6(dst));
-                self.host(HostKey::V6(src), c, peer)?
+                let peer = self.known(kd);
+                self.host(ks, c, peer)?
             }
             _ => return Err(Skip::BadAddress),
         };
         let d = match class6(&dst) {
             Class::Group => Dst::Group { mac: group_mac_v6(&dst), addr: Addr::None },
             c @ (Class::Private | Class::Public | Class::LinkLocal6) => {
-                Dst::Host(self.host(HostKey::V6(dst), c, Some(s))?)
+                Dst::Host(self.host(kd, c, Some(s))?)
             }
             _ => return Err(Skip::BadAddress),
         };
         let mut plan = self.route(s, d, Family::V6)?;
 
-        let l4 = ipv6_l4(out, L3);
         // Neighbour discovery names hosts inside the message: its target, and the link-layer
         // address options. A solicitation to a solicited-node group follows its new target.
         let mut nd_target: Option<(usize, [u8; 16])> = None;
@@ -1477,6 +1533,14 @@ impl Mapper {
     }
 }
 
+impl super::Engine {
+    /// A mapper for this engine's scenario: `spec`'s port references resolved to its nodes
+    /// and datapath ports (for replay and in-memory runs alike).
+    pub fn mapper(&self, spec: &MapSpec) -> Result<Mapper, String> {
+        Mapper::new(spec, |r| self.resolve(r))
+    }
+}
+
 fn write_l2(out: &mut [u8], p: &Plan) {
     out[0..6].copy_from_slice(&p.dl_dst);
     out[6..12].copy_from_slice(&p.dl_src);
@@ -1744,6 +1808,8 @@ mod tests {
                 Endpoint::Outside { addr: Addr::V4(ip4("93.184.216.34")), remapped: false },
             ]
         );
+        // Right checksums stay right by the incremental updates alone.
+        assert_eq!(m.stats.checksums_fixed, 0);
     }
 
     #[test]
@@ -1762,6 +1828,8 @@ mod tests {
         assert_eq!((mac_at(&out, 0), mac_at(&out, 6)), (GW1, T2));
         assert_eq!((ip4_at(&out, 26), ip4_at(&out, 30)), (ip4("10.0.0.8"), ip4("8.8.8.8")));
         assert_ipv4_sums(&out);
+        // Right checksums stay right by the incremental updates alone.
+        assert_eq!(m.stats.checksums_fixed, 0);
     }
 
     #[test]
@@ -1779,6 +1847,8 @@ mod tests {
         assert_eq!((mac_at(&out, 0), mac_at(&out, 6)), (GW2, T4));
         assert_eq!((ip4_at(&out, 26), ip4_at(&out, 30)), (ip4("10.1.0.10"), ip4("10.0.0.7")));
         assert_ipv4_sums(&out);
+        // Right checksums stay right by the incremental updates alone.
+        assert_eq!(m.stats.checksums_fixed, 0);
     }
 
     #[test]
@@ -1873,6 +1943,8 @@ mod tests {
         let f = seal(eth(LAN_B, LAN_A, 0x86dd, &ipv6("fd00::1", "fd00::2", 6, &l4)));
         assert_eq!(m4.map(&f, &mut out), Err(Skip::NoIpv6Vm));
         assert_eq!(m4.stats.skipped[Skip::NoIpv6Vm as usize], 1);
+        // Right checksums stay right by the incremental updates alone.
+        assert_eq!(m.stats.checksums_fixed, 0);
     }
 
     #[test]
@@ -1897,6 +1969,8 @@ mod tests {
         assert_eq!(mac_at(&out, 0), [0x33, 0x33, 0xff, 0, 0, 8]);
         assert_eq!(mac_at(&out, 54 + 26), T1, "source link-layer address");
         assert_ipv6_sums(&out);
+        // Right checksums stay right by the incremental updates alone.
+        assert_eq!(m.stats.checksums_fixed, 0);
     }
 
     #[test]
@@ -1910,6 +1984,7 @@ mod tests {
             let (mut whole, mut cut) = (Vec::new(), Vec::new());
             a.map(&full, &mut whole).unwrap();
             assert_ipv4_sums(&whole);
+            assert_eq!(a.stats.checksums_fixed, 0);
             b.map(&full[..snap], &mut cut).unwrap();
             // The cut frame is the start of the whole one: the same checksums, so with the
             // bytes the capture lost, it would verify.
@@ -2022,6 +2097,32 @@ mod tests {
         let back = eth(LAN_A, LAN_B, 0x88b5, &[0u8; 46]);
         m.map(&back, &mut out).unwrap();
         assert_eq!((mac_at(&out, 0), mac_at(&out, 6)), (T1, T2));
+    }
+
+    #[test]
+    fn a_loopback_capture_has_a_client_and_a_server() {
+        let mut m = mapper();
+        let mut out = Vec::new();
+        let syn = tcp4_frame("127.0.0.1", "127.0.0.1", 37510, 7000, b"");
+        assert_eq!(m.map(&syn, &mut out), Ok(Target { node: 0, dp_port: 3 }));
+        assert_eq!((ip4_at(&out, 26), ip4_at(&out, 30)), (ip4("10.0.0.7"), ip4("10.0.0.8")));
+        assert_ipv4_sums(&out);
+        // Another connection's client is the same client; the answer comes from the server.
+        let ack = tcp4_frame("127.0.0.1", "127.0.0.1", 7000, 37512, b"x");
+        assert_eq!(m.map(&ack, &mut out), Ok(Target { node: 1, dp_port: 3 }));
+        assert_eq!((mac_at(&out, 0), mac_at(&out, 6)), (T1, T2));
+        assert_eq!(m.hosts().len(), 2);
+        assert_eq!(m.hosts_json()[0]["host"], "127.0.0.1 (client side)");
+        // Without ports, both ends are one host.
+        let ping = seal(eth(
+            LAN_B,
+            LAN_A,
+            0x0800,
+            &ipv4("127.0.0.1", "127.0.0.1", 1, &[8, 0, 0, 0, 0, 1, 0, 1]),
+        ));
+        assert_eq!(m.map(&ping, &mut out), Err(Skip::SameVm));
+        // Right checksums stay right by the incremental updates alone.
+        assert_eq!(m.stats.checksums_fixed, 0);
     }
 
     #[test]
