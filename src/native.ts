@@ -198,6 +198,7 @@ interface RawEngine {
   show(optionsJson: string): string;
   bench(optionsJson: string): Promise<string>;
   benchFrames(optionsJson: string, data: Buffer): Promise<string>;
+  loadMappedBenchFrames(optionsJson: string): { frames: Buffer[]; json: string };
   progress(): number[];
   cancel(): void;
   openLive(specJson: string): string;
@@ -378,6 +379,22 @@ export function loadBenchFrames(inputs: { path: string; port: number }[]): Bench
   }
   const j = JSON.parse(raw.json) as { frames: number; inputs: CaptureCountsJson[] };
   return { frames: raw.frames, count: j.frames, inputs: j.inputs };
+}
+
+/** The mapped frames that enter one node (`Engine.loadMappedBenchFrames`). */
+export interface MappedNodeFrames {
+  node: string;
+  ports: string[]; // canonical references; the packed records name them by index
+  frames: Buffer; // packed for `benchFrames`
+  count: number;
+  bytes: number;
+}
+
+/** Captures mapped onto a topology for a benchmark, node by node. */
+export interface MappedBenchCapture {
+  nodes: MappedNodeFrames[];
+  too_long: number; // mapped frames longer than 65535 bytes, left out
+  map: MapStatsJson;
 }
 
 /** Options of a null replay: read captures and write their frames to a pcap, no datapath. */
@@ -592,6 +609,36 @@ export class Engine {
       throw new EngineError((e as Error).message);
     }
     return JSON.parse(text) as BenchJson;
+  }
+
+  /**
+   * Reads captures, merged in timestamp order, and maps them onto the topology as
+   * `replay --map` does (`spec`, with canonical port references); returns the frames of
+   * each node that receives some, packed for `benchFrames`.
+   */
+  loadMappedBenchFrames(inputs: string[], spec: NativeMapSpec): MappedBenchCapture {
+    let raw: { frames: Buffer[]; json: string };
+    try {
+      raw = this.raw.loadMappedBenchFrames(JSON.stringify({ inputs, map: spec }));
+    } catch (e) {
+      throw new EngineError((e as Error).message);
+    }
+    const j = JSON.parse(raw.json) as {
+      nodes: { node: string; ports: string[]; frames: number; bytes: number }[];
+      too_long: number;
+      map: MapStatsJson;
+    };
+    return {
+      nodes: j.nodes.map((n, k) => ({
+        node: n.node,
+        ports: n.ports,
+        frames: raw.frames[k]!,
+        count: n.frames,
+        bytes: n.bytes,
+      })),
+      too_long: j.too_long,
+      map: j.map,
+    };
   }
 
   /** Runs an in-memory benchmark of packed frames on an engine thread. */

@@ -30,7 +30,7 @@ import {
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FileError, PortRefError, UsageError } from '../errors.js';
+import { FileError, PortRefError } from '../errors.js';
 import {
   Engine,
   loadBenchFrames,
@@ -41,6 +41,13 @@ import {
   type NullReplayJson,
 } from '../native.js';
 import { loadScenarioOrTopology } from '../neutron/load.js';
+import {
+  knowEndpoints,
+  loadMapTopology,
+  mapSpec,
+  type MapStatsJson,
+  type NativeMapSpec,
+} from '../neutron/map.js';
 import { describeFsError } from '../scenario/load.js';
 import { PortIndex, type PortInfo } from '../scenario/ports.js';
 import { type CliIo, splitInput } from './replay.js';
@@ -76,16 +83,32 @@ export interface OracleJson {
   upcalls: number;
 }
 
-/** What `dvrlab bench --json` prints (documented in the README). */
-export interface BenchReport extends BenchFramesJson {
-  scenario: string;
+/** One capture of a benchmark; with --map the counts are the mapper's (`map`). */
+export interface BenchInputJson extends Partial<CaptureCountsJson> {
+  port: string | null; // canonical; null with --map (frames enter at their hosts' ports)
+  path: string;
+}
+
+/** The figures of one node's benchmark (all of a benchmark without --map). */
+export interface NodeBenchJson extends BenchFramesJson {
   node: string; // "" in a one-node scenario
-  mode: 'forward' | 'setup';
-  ports: string[];
-  inputs: ({ port: string; path: string } & CaptureCountsJson)[];
+  ports: string[]; // canonical references of the ports frames arrive on
+  frames: number; // frames of the workload (one pass)
+  frame_bytes: number; // their bytes
   delivered: number; // packets emitted on at least one port
   gbps: number; // frame bits per second through the datapath
   upcalls_per_pass: number;
+}
+
+/** What `dvrlab bench --json` prints (documented in the README). */
+export interface BenchReport extends Omit<NodeBenchJson, 'node'> {
+  scenario: string;
+  node: string | null; // the node measured ("" one-node); null with --map (see `nodes`)
+  mode: 'forward' | 'setup';
+  inputs: BenchInputJson[];
+  /** --map: each node's benchmark; the figures above add them up. */
+  nodes: NodeBenchJson[] | null;
+  map: (MapStatsJson & { too_long: number }) | null; // --map: what the mapper did
   instructions: InstructionsJson | null;
   null: NullReplayJson | null;
   oracle: OracleJson | null;
@@ -99,16 +122,50 @@ interface BenchPlan {
   warnings: string[];
   node: string;
   ports: PortInfo[];
-  inputs: { port: PortInfo; index: number; path: string }[];
+  inputs: { port?: PortInfo; index: number; path: string }[];
+  map?: NativeMapSpec; // --map: what the capture's hosts are mapped onto
+}
+
+function checkReadable(spec: string, file: string): void {
+  try {
+    accessSync(file, constants.R_OK);
+    if (!statSync(file).isFile()) throw Object.assign(new Error(), { code: 'EISDIR' });
+  } catch (e) {
+    throw new FileError(`--in ${spec}: cannot read ${file}: ${describeFsError(e)}`);
+  }
+}
+
+/** --map: as `replay --map` plans it (the topology's VMs, the endpoints known). */
+function planMapped(scenarioFile: string, args: BenchArgs): BenchPlan {
+  const topology = loadMapTopology(scenarioFile);
+  const loaded = loadScenarioOrTopology(scenarioFile);
+  const index = new PortIndex(loaded.scenario);
+  const warnings = [...loaded.warnings];
+  const inputs = args.in.map((spec, k) => {
+    // FILE alone; a PORTREF given anyway is ignored (a file whose name has a '=' is whole).
+    const split = spec.indexOf('=') > 0 && !existsSync(spec) ? splitInput(spec) : undefined;
+    if (split) {
+      warnings.push(
+        `--in ${spec}: with --map, frames enter at their source host's port; ` +
+          `${split.ref} is ignored`,
+      );
+    }
+    const file = split ? split.file : spec;
+    checkReadable(spec, file);
+    return { index: k, path: file };
+  });
+  const map = mapSpec(topology);
+  const canonical = (ref: string) => index.resolveInput(ref).ref;
+  for (const vm of map.vms) {
+    vm.port = canonical(vm.port);
+    for (const ingress of [vm.fip, vm.snat]) if (ingress) ingress.port = canonical(ingress.port);
+  }
+  knowEndpoints(loaded.scenario, topology);
+  return { scenarioFile, scenario: loaded.scenario, warnings, node: '', ports: [], inputs, map };
 }
 
 function planBench(scenarioFile: string, args: BenchArgs): BenchPlan {
-  if (args.map) {
-    throw new UsageError(
-      'bench --map: mapping a capture onto a topology is not available in this version ' +
-        '(it comes with replay --map); give --in PORTREF=FILE',
-    );
-  }
+  if (args.map) return planMapped(scenarioFile, args);
   const loaded = loadScenarioOrTopology(scenarioFile);
   const index = new PortIndex(loaded.scenario);
   const ports: PortInfo[] = [];
@@ -121,12 +178,7 @@ function planBench(scenarioFile: string, args: BenchArgs): BenchPlan {
       if (e instanceof PortRefError) throw new PortRefError(`--in ${spec}: ${e.message}`);
       throw e;
     }
-    try {
-      accessSync(file, constants.R_OK);
-      if (!statSync(file).isFile()) throw Object.assign(new Error(), { code: 'EISDIR' });
-    } catch (e) {
-      throw new FileError(`--in ${spec}: cannot read ${file}: ${describeFsError(e)}`);
-    }
+    checkReadable(spec, file);
     const first = ports[0];
     if (first && first.node !== port.node) {
       throw new PortRefError(
@@ -176,7 +228,7 @@ function runOracle(plan: BenchPlan): OracleJson | string {
   try {
     const args = ['run', '--config', plan.scenarioFile];
     for (const i of plan.inputs) {
-      const p = i.port;
+      const p = i.port!;
       const name = p.kind === 'local' ? `${p.bridge}:LOCAL` : p.name;
       args.push('--in', `${name}=${i.path}`);
     }
@@ -241,6 +293,7 @@ function countInstructions(
     const out = path.join(tmp, 'callgrind.out');
     const child = [CLI, 'bench', scenarioFile];
     for (const i of args.in) child.push('--in', i);
+    if (args.map) child.push('--map');
     const passes = args.mode === 'setup' ? 1 : Math.ceil(CALLGRIND_PACKETS / frames);
     child.push('--mode', args.mode, '--passes', String(passes), '--min-seconds', '0', '--json');
     const r = spawnSync(
@@ -273,86 +326,18 @@ function countInstructions(
   }
 }
 
-/** Runs the benchmark and everything asked beside it; returns the report. */
-export async function runBench(
-  scenarioFile: string,
-  args: BenchArgs,
-  warn: (message: string) => void = () => undefined,
-): Promise<BenchReport> {
-  const plan = planBench(scenarioFile, args);
-  for (const w of plan.warnings) warn(w);
-  const capture = loadBenchFrames(plan.inputs.map((i) => ({ path: i.path, port: i.index })));
-  if (capture.count === 0) {
-    const records = capture.inputs.reduce((a, i) => a + i.records, 0);
-    throw new FileError(
-      `no frame to measure: the captures hold ${records} records, none an Ethernet frame ` +
-        'of 14 to 65535 bytes',
-    );
-  }
-  const engine = new Engine(plan.scenario);
-  const fig = await engine.benchFrames(
-    {
-      ports: plan.ports.map((p) => p.ref),
-      mode: args.mode,
-      passes: args.passes,
-      minSeconds: args.minSeconds,
-    },
-    capture.frames,
-  );
-  const notes: string[] = [];
-  for (const [k, c] of capture.inputs.entries()) {
-    const skipped = c.records - c.frames;
-    if (skipped > 0) {
-      const why = Object.entries(c.skipped)
-        .filter(([, n]) => n > 0)
-        .map(([r, n]) => `${n} ${r}`)
-        .join(', ');
-      notes.push(`${plan.inputs[k]!.path}: ${skipped} of ${c.records} records left out (${why})`);
-    }
-  }
-
-  let nullFig: NullReplayJson | null = null;
-  if (args.null) {
-    const tmp = mkdtempSync(path.join(tmpdir(), 'dvrlab-bench-null-'));
-    try {
-      nullFig = await nullReplay({
-        inputs: plan.inputs.map((i) => i.path),
-        out: path.join(tmp, 'null.pcap'),
-        passes: 1,
-        minSeconds: args.minSeconds,
-      });
-    } finally {
-      rmSync(tmp, { recursive: true, force: true });
-    }
-  }
-
-  let oracle: OracleJson | null = null;
-  if (args.oracle) {
-    const o = runOracle(plan);
-    if (typeof o === 'string') notes.push(`oracle: ${o}; skipped`);
-    else oracle = o;
-  }
-
-  let instructions: InstructionsJson | null = null;
-  if (args.instructions) {
-    const n = countInstructions(scenarioFile, args, capture.count);
-    if (typeof n === 'string') notes.push(`instructions: ${n}; skipped`);
-    else instructions = n;
-  }
-
+/** One node's figures, with what the report derives from them. */
+function nodeFigures(
+  node: string,
+  ports: string[],
+  workload: { frames: number; bytes: number },
+  fig: BenchFramesJson,
+): NodeBenchJson {
   return {
-    scenario: scenarioFile,
-    node: plan.node,
-    mode: args.mode,
-    ports: plan.ports.map((p) => p.ref),
-    inputs: capture.inputs.map((c, k) => ({
-      port: plan.inputs[k]!.port.ref,
-      path: plan.inputs[k]!.path,
-      records: c.records,
-      frames: c.frames,
-      bytes: c.bytes,
-      skipped: c.skipped,
-    })),
+    node,
+    ports,
+    frames: workload.frames,
+    frame_bytes: workload.bytes,
     passes: fig.passes,
     packets: fig.packets,
     bytes: fig.bytes,
@@ -376,6 +361,161 @@ export async function runBench(
     conntrack: fig.conntrack,
     conntrack_new: fig.conntrack_new,
     conntrack_new_per_second: fig.conntrack_new_per_second,
+  };
+}
+
+/** Several nodes' figures added up: their benchmarks ran one after the other on one core. */
+function sumFigures(nodes: NodeBenchJson[]): Omit<NodeBenchJson, 'node'> {
+  const sum = (k: keyof NodeBenchJson) => nodes.reduce((a, n) => a + (n[k] as number), 0);
+  const packets = sum('packets');
+  const seconds = sum('seconds');
+  const per = (n: number, of: number) => (of > 0 ? n / of : 0);
+  return {
+    ports: nodes.flatMap((n) => n.ports),
+    frames: sum('frames'),
+    frame_bytes: sum('frame_bytes'),
+    passes: Math.min(...nodes.map((n) => n.passes)),
+    packets,
+    bytes: sum('bytes'),
+    seconds,
+    pps: per(packets, seconds),
+    ns_per_packet: per(seconds * 1e9, packets),
+    gbps: per(sum('bytes') * 8, seconds) / 1e9,
+    outputs: sum('outputs'),
+    delivered: sum('delivered'),
+    dropped: sum('dropped'),
+    emc_hits: sum('emc_hits'),
+    emc_hit_rate: per(sum('emc_hits'), packets),
+    megaflow_hits: sum('megaflow_hits'),
+    megaflow_hit_rate: per(sum('megaflow_hits'), packets),
+    upcalls: sum('upcalls'),
+    upcall_rate: per(sum('upcalls'), packets),
+    upcalls_per_pass: sum('upcalls_per_pass'),
+    upcalls_per_second: per(sum('upcalls'), seconds),
+    megaflows: sum('megaflows'),
+    subtables: sum('subtables'),
+    conntrack: sum('conntrack'),
+    conntrack_new: sum('conntrack_new'),
+    conntrack_new_per_second: per(sum('conntrack_new'), seconds),
+  };
+}
+
+/** Runs the benchmark and everything asked beside it; returns the report. */
+export async function runBench(
+  scenarioFile: string,
+  args: BenchArgs,
+  warn: (message: string) => void = () => undefined,
+): Promise<BenchReport> {
+  const plan = planBench(scenarioFile, args);
+  for (const w of plan.warnings) warn(w);
+  const engine = new Engine(plan.scenario);
+  const options = { mode: args.mode, passes: args.passes, minSeconds: args.minSeconds };
+  const notes: string[] = [];
+  let figures: Omit<NodeBenchJson, 'node'>;
+  let node: string | null = plan.node;
+  let nodes: NodeBenchJson[] | null = null;
+  let map: BenchReport['map'] = null;
+  let inputs: BenchInputJson[];
+  let frames: number;
+  if (plan.map) {
+    const mapped = engine.loadMappedBenchFrames(
+      plan.inputs.map((i) => i.path),
+      plan.map,
+    );
+    map = { ...mapped.map, too_long: mapped.too_long };
+    frames = mapped.nodes.reduce((a, n) => a + n.count, 0);
+    if (frames === 0) {
+      throw new FileError(
+        `no frame to measure: none of the ${mapped.map.records} records of the captures ` +
+          'could be mapped onto the topology',
+      );
+    }
+    nodes = [];
+    for (const n of mapped.nodes) {
+      const fig = await engine.benchFrames({ ports: n.ports, ...options }, n.frames);
+      nodes.push(nodeFigures(n.node, n.ports, { frames: n.count, bytes: n.bytes }, fig));
+    }
+    figures = sumFigures(nodes);
+    node = null;
+    inputs = plan.inputs.map((i) => ({ port: null, path: i.path }));
+    if (mapped.too_long > 0) {
+      notes.push(`${mapped.too_long} mapped frames longer than 65535 bytes left out`);
+    }
+  } else {
+    const capture = loadBenchFrames(plan.inputs.map((i) => ({ path: i.path, port: i.index })));
+    frames = capture.count;
+    if (frames === 0) {
+      const records = capture.inputs.reduce((a, i) => a + i.records, 0);
+      throw new FileError(
+        `no frame to measure: the captures hold ${records} records, none an Ethernet frame ` +
+          'of 14 to 65535 bytes',
+      );
+    }
+    const ports = plan.ports.map((p) => p.ref);
+    const fig = await engine.benchFrames({ ports, ...options }, capture.frames);
+    const bytes = capture.inputs.reduce((a, i) => a + i.bytes, 0);
+    figures = nodeFigures(plan.node, ports, { frames, bytes }, fig);
+    inputs = capture.inputs.map((c, k) => ({
+      port: plan.inputs[k]!.port!.ref,
+      path: plan.inputs[k]!.path,
+      records: c.records,
+      frames: c.frames,
+      bytes: c.bytes,
+      skipped: c.skipped,
+    }));
+    for (const [k, c] of capture.inputs.entries()) {
+      const skipped = c.records - c.frames;
+      if (skipped > 0) {
+        const why = Object.entries(c.skipped)
+          .filter(([, n]) => n > 0)
+          .map(([r, n]) => `${n} ${r}`)
+          .join(', ');
+        notes.push(
+          `${plan.inputs[k]!.path}: ${skipped} of ${c.records} records left out (${why})`,
+        );
+      }
+    }
+  }
+
+  let nullFig: NullReplayJson | null = null;
+  if (args.null) {
+    const tmp = mkdtempSync(path.join(tmpdir(), 'dvrlab-bench-null-'));
+    try {
+      nullFig = await nullReplay({
+        inputs: plan.inputs.map((i) => i.path),
+        out: path.join(tmp, 'null.pcap'),
+        passes: 1,
+        minSeconds: args.minSeconds,
+      });
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+
+  let oracle: OracleJson | null = null;
+  if (args.oracle) {
+    const o = plan.map ? 'the OVS oracle does not map captures (--map)' : runOracle(plan);
+    if (typeof o === 'string') notes.push(`oracle: ${o}; skipped`);
+    else oracle = o;
+  }
+
+  let instructions: InstructionsJson | null = null;
+  if (args.instructions) {
+    const n = countInstructions(scenarioFile, args, frames);
+    if (typeof n === 'string') notes.push(`instructions: ${n}; skipped`);
+    else instructions = n;
+  }
+
+  const { ports, ...rest } = figures;
+  return {
+    scenario: scenarioFile,
+    node,
+    mode: args.mode,
+    ports,
+    inputs,
+    ...rest,
+    nodes,
+    map,
     instructions,
     null: nullFig,
     oracle,
@@ -407,34 +547,56 @@ function secs(s: number): string {
 
 /** The readable form of a report: one labelled line per figure. */
 export function formatBench(r: BenchReport): string[] {
-  const where = r.node === '' ? '' : `, node ${r.node}`;
-  const frames = r.inputs.reduce((a, i) => a + i.frames, 0);
-  const bytes = r.inputs.reduce((a, i) => a + i.bytes, 0);
-  const rows: [string, string][] = [
-    ['Workload', `${frames} frames (${bytes} bytes) on ${r.ports.join(', ')}`],
+  const where = r.node ? `, node ${r.node}` : '';
+  const lookups = r.emc_hits + r.megaflow_hits + r.upcalls;
+  const rows: [string, string][] = [];
+  if (r.map) {
+    const m = r.map;
+    const skipped = m.records - m.mapped;
+    rows.push([
+      'Map',
+      `${m.records} records, ${m.mapped} mapped onto the topology, ${skipped} skipped; ` +
+        `${m.hosts} hosts`,
+    ]);
+  }
+  rows.push(
+    ['Workload', `${r.frames} frames (${r.frame_bytes} bytes) on ${r.ports.join(', ')}`],
     [
       'Timed',
       `${r.passes} passes, ${r.packets} packets in ${secs(r.seconds)} s` +
         (r.mode === 'setup' ? ' (each pass from empty caches and conntrack)' : ' (warm caches)'),
     ],
-    [
-      'Rate',
-      `${rate(r.pps)}pps, ${r.ns_per_packet.toFixed(1)} ns/packet, ${r.gbps.toFixed(2)} Gbit/s`,
-    ],
-  ];
+  );
+  for (const n of r.nodes ?? []) {
+    rows.push([
+      n.node,
+      `${n.frames} frames, ${n.passes} passes: ${pps(n.pps)}, ${n.ns_per_packet.toFixed(1)} ` +
+        `ns/packet, ${n.upcalls} upcalls, ${n.megaflows} megaflows`,
+    ]);
+  }
+  rows.push([
+    'Rate',
+    `${pps(r.pps)}, ${r.ns_per_packet.toFixed(1)} ns/packet, ${r.gbps.toFixed(2)} Gbit/s`,
+  ]);
   if (r.instructions) {
     rows.push([
       'Instructions',
-      `${r.instructions.per_packet.toFixed(1)} per packet (callgrind, ${r.instructions.packets} packets)`,
+      `${r.instructions.per_packet.toFixed(1)} per packet ` +
+        `(callgrind, ${r.instructions.packets} packets)`,
     ]);
   }
   rows.push(
-    ['EMC hits', `${r.emc_hits} (${pct(r.emc_hits, r.packets)})`],
-    ['Megaflow hits', `${r.megaflow_hits} (${pct(r.megaflow_hits, r.packets)})`],
+    [
+      'Lookups',
+      `${lookups} (${(lookups / Math.max(1, r.packets)).toFixed(2)} per packet: ` +
+        'a recirculation looks up again)',
+    ],
+    ['EMC hits', `${r.emc_hits} (${pct(r.emc_hits, lookups)} of lookups)`],
+    ['Megaflow hits', `${r.megaflow_hits} (${pct(r.megaflow_hits, lookups)} of lookups)`],
     [
       'Upcalls',
-      `${r.upcalls} (${pct(r.upcalls, r.packets)}), ${r.upcalls_per_pass.toFixed(0)} per pass, ` +
-        `${rate(r.upcalls_per_second)} setups/s`,
+      `${r.upcalls} (${pct(r.upcalls, lookups)} of lookups), ` +
+        `${r.upcalls_per_pass.toFixed(0)} per pass, ${rate(r.upcalls_per_second)} setups/s`,
     ],
     ['Megaflows', `${r.megaflows} in ${r.subtables} subtables`],
     [

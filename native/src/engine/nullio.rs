@@ -2,6 +2,8 @@
 //!
 //! - `load_bench_frames` reads captures into memory, merged in timestamp order as a replay
 //!   merges its inputs, and packs their frames as `Engine::bench_frames` takes them;
+//!   `Engine::load_mapped_frames` does the same after mapping every record onto a Neutron
+//!   topology as `replay --map` does, and splits the frames by the node they enter;
 //! - `null_replay` is the file I/O ceiling of a replay: it reads captures and writes their
 //!   frames to a pcap file, as `dvrlab replay` reads and writes, with no datapath in
 //!   between. A file replay cannot go faster than this.
@@ -13,10 +15,12 @@
 //! its reason, so `records == frames + skipped`. A capture that cannot be read to its end is
 //! an error naming the file and the record.
 
-use super::open_input;
+use super::map::{MapSpec, Mapper};
+use super::{open_input, Engine};
 use crate::port::capture::{to_ethernet, ToEthernetError};
 use crate::port::pcap::PcapWriter;
 use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -126,15 +130,16 @@ struct Pending {
     data: Vec<u8>,
 }
 
-/// Reads every input into memory, merged in timestamp order (ties go to the input given
-/// first, as in a replay), as records `[u16 LE port][u16 0][u32 LE length][frame]`.
-pub fn load_bench_frames(o: &LoadOptions) -> Result<Loaded, String> {
-    let mut readers = Vec::with_capacity(o.inputs.len());
-    for i in &o.inputs {
-        readers.push(open_input(&i.path)?);
+/// Reads every capture record by record, merged in timestamp order (ties go to the input
+/// given first, as in a replay), and hands each to `f` with the index of its input.
+fn for_each_merged(
+    paths: &[&PathBuf],
+    mut f: impl FnMut(usize, &Pending) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut readers = Vec::with_capacity(paths.len());
+    for p in paths {
+        readers.push(open_input(p)?);
     }
-    let mut out = Loaded { data: Vec::new(), inputs: vec![InputCounts::default(); readers.len()] };
-    let mut pending: Vec<Option<Pending>> = Vec::with_capacity(readers.len());
     let read = |k: usize, r: &mut crate::port::capture::CaptureReader<'static>| {
         r.next_record()
             .map(|rec| {
@@ -145,33 +150,145 @@ pub fn load_bench_frames(o: &LoadOptions) -> Result<Loaded, String> {
                     data: rec.data.to_vec(),
                 })
             })
-            .map_err(|e| format!("{}: {e}", o.inputs[k].path.display()))
+            .map_err(|e| format!("{}: {e}", paths[k].display()))
     };
+    let mut pending: Vec<Option<Pending>> = Vec::with_capacity(readers.len());
     for (k, r) in readers.iter_mut().enumerate() {
         pending.push(read(k, r)?);
     }
-    let mut scratch = Vec::new();
     while let Some(k) = (0..pending.len())
         .filter(|&k| pending[k].is_some())
         .min_by_key(|&k| (pending[k].as_ref().map(|p| p.ts_ns), k))
     {
         let p = pending[k].take().expect("checked");
+        f(k, &p)?;
+        pending[k] = read(k, &mut readers[k])?;
+    }
+    Ok(())
+}
+
+/// Appends one record `[u16 LE port][u16 0][u32 LE length][frame]`.
+fn push_record(data: &mut Vec<u8>, port: u16, frame: &[u8]) {
+    data.extend_from_slice(&port.to_le_bytes());
+    data.extend_from_slice(&[0, 0]);
+    data.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    data.extend_from_slice(frame);
+}
+
+/// Reads every input into memory, merged in timestamp order, as records for
+/// `Engine::bench_frames`, each on its input's port.
+pub fn load_bench_frames(o: &LoadOptions) -> Result<Loaded, String> {
+    let paths: Vec<&PathBuf> = o.inputs.iter().map(|i| &i.path).collect();
+    let mut out = Loaded { data: Vec::new(), inputs: vec![InputCounts::default(); paths.len()] };
+    let mut scratch = Vec::new();
+    for_each_merged(&paths, |k, p| {
         let counts = &mut out.inputs[k];
         counts.records += 1;
         match frame_of(p.linktype, &p.data, p.orig_len, &mut scratch) {
             Ok(f) => {
                 counts.frames += 1;
                 counts.bytes += f.len() as u64;
-                out.data.extend_from_slice(&o.inputs[k].port.to_le_bytes());
-                out.data.extend_from_slice(&[0, 0]);
-                out.data.extend_from_slice(&(f.len() as u32).to_le_bytes());
-                out.data.extend_from_slice(f);
+                push_record(&mut out.data, o.inputs[k].port, f);
             }
             Err(s) => counts.skip(s),
         }
-        pending[k] = read(k, &mut readers[k])?;
-    }
+        Ok(())
+    })?;
     Ok(out)
+}
+
+/// Options of `Engine::load_mapped_frames`.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoadMappedOptions {
+    pub inputs: Vec<PathBuf>,
+    pub map: MapSpec,
+}
+
+/// The mapped frames that enter one node.
+#[derive(Debug, Default)]
+pub struct NodeFrames {
+    pub node: String,
+    /// Canonical references of the ports frames enter by; records name them by index.
+    pub ports: Vec<String>,
+    pub data: Vec<u8>,
+    pub frames: u64,
+    pub bytes: u64,
+}
+
+/// Captures mapped onto a topology: the frames of each node that receives some, in node
+/// order, and what the mapper did.
+#[derive(Debug, Default)]
+pub struct MappedLoad {
+    pub nodes: Vec<NodeFrames>,
+    /// Mapped frames longer than a benchmark frame can be, left out.
+    pub too_long: u64,
+    pub map: serde_json::Value,
+}
+
+impl MappedLoad {
+    pub fn to_json(&self) -> serde_json::Value {
+        let nodes: Vec<serde_json::Value> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                serde_json::json!({
+                    "node": n.node, "ports": n.ports, "frames": n.frames, "bytes": n.bytes,
+                })
+            })
+            .collect();
+        serde_json::json!({"nodes": nodes, "too_long": self.too_long, "map": self.map})
+    }
+}
+
+impl Engine {
+    /// Reads every input, merged in timestamp order, and maps each record onto the topology
+    /// as `replay --map` does (`map::Mapper`, the same host table for the whole run): each
+    /// mapped frame is kept for the node and port its source host enters by.
+    pub fn load_mapped_frames(&self, o: &LoadMappedOptions) -> Result<MappedLoad, String> {
+        let mut mapper = Mapper::new(&o.map, |r| self.resolve(r))?;
+        let paths: Vec<&PathBuf> = o.inputs.iter().collect();
+        let mut by_node: BTreeMap<usize, (NodeFrames, HashMap<u32, u16>)> = BTreeMap::new();
+        let (mut scratch, mut mapped) = (Vec::new(), Vec::new());
+        let mut too_long = 0u64;
+        for_each_merged(&paths, |_, p| {
+            let Ok(t) =
+                mapper.map_record(p.linktype, &p.data, p.orig_len, &mut scratch, &mut mapped)
+            else {
+                return Ok(());
+            };
+            if mapped.len() > MAX_FRAME {
+                too_long += 1;
+                return Ok(());
+            }
+            let node = &self.nodes[t.node];
+            let (frames, ports) = by_node.entry(t.node).or_insert_with(|| {
+                (NodeFrames { node: node.name.clone(), ..NodeFrames::default() }, HashMap::new())
+            });
+            let idx = match ports.get(&t.dp_port) {
+                Some(&i) => i,
+                None => {
+                    let r = node.port_refs.get(t.dp_port as usize).cloned().flatten().ok_or_else(
+                        || format!("map: datapath port {} of {} has no name", t.dp_port, node.name),
+                    )?;
+                    frames.ports.push(r);
+                    let i = u16::try_from(frames.ports.len() - 1)
+                        .map_err(|_| "map: frames enter by more than 65536 ports".to_string())?;
+                    ports.insert(t.dp_port, i);
+                    i
+                }
+            };
+            frames.frames += 1;
+            frames.bytes += mapped.len() as u64;
+            push_record(&mut frames.data, idx, &mapped);
+            Ok(())
+        })?;
+        Ok(MappedLoad {
+            nodes: by_node.into_values().map(|(n, _)| n).collect(),
+            too_long,
+            map: mapper.summary_json(),
+        })
+    }
 }
 
 /// Options of `null_replay`.

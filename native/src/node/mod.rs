@@ -371,3 +371,30 @@ pub fn null_replay(options_json: String) -> Result<AsyncTask<NullReplayTask>> {
         .map_err(|e| Error::from_reason(format!("internal null replay options: {e}")))?;
     Ok(AsyncTask::new(NullReplayTask { options }))
 }
+
+/// Captures mapped onto a topology for `Engine.benchFrames`, one buffer of packed frames per
+/// node that receives some, and JSON naming the nodes, their ports and the mapper's counts.
+#[napi(object)]
+pub struct JsMappedCapture {
+    pub frames: Vec<Buffer>,
+    pub json: String,
+}
+
+#[napi]
+impl JsEngine {
+    /// Reads captures and maps them onto the topology as `replay --map` does
+    /// (`engine::nullio::LoadMappedOptions` JSON), packed for `benchFrames` node by node.
+    #[napi]
+    pub fn load_mapped_bench_frames(&self, options_json: String) -> Result<JsMappedCapture> {
+        let o: crate::engine::nullio::LoadMappedOptions = serde_json::from_str(&options_json)
+            .map_err(|e| Error::from_reason(format!("internal load options: {e}")))?;
+        let core = self
+            .core
+            .lock()
+            .map_err(|_| Error::from_reason("the engine is unusable after an earlier failure"))?;
+        let mut loaded = core.load_mapped_frames(&o).map_err(Error::from_reason)?;
+        let json = loaded.to_json().to_string();
+        let frames = loaded.nodes.iter_mut().map(|n| std::mem::take(&mut n.data).into()).collect();
+        Ok(JsMappedCapture { frames, json })
+    }
+}
