@@ -70,6 +70,8 @@ fn main() {
         };
         w.push(port, &f);
     }
-    let fig = e.bench_workload(&w, mode, 3, 2.0).expect("bench");
+    let secs = std::env::var("DPBENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2.0);
+    let passes = std::env::var("DPBENCH_PASSES").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let fig = e.bench_workload(&w, mode, passes, secs).expect("bench");
     println!("{}", serde_json::to_string_pretty(&fig.to_json()).unwrap());
 }

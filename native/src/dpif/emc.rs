@@ -17,7 +17,7 @@
 //! - Lookups allocate nothing and never panic.
 
 use crate::dpif::megaflow::MegaflowCache;
-use crate::flow::key::{hash_words, FlowKey};
+use crate::flow::key::{hash_key_fast, words_equal, FlowKey};
 
 /// Number of entries (OVS's `EM_FLOW_HASH_ENTRIES`).
 pub const EMC_ENTRIES: usize = 1 << EMC_SHIFT;
@@ -64,7 +64,7 @@ impl Default for Emc {
 /// The hash the EMC is keyed by: a hash of the whole key.
 #[inline(always)]
 pub fn hash_key(key: &FlowKey) -> u32 {
-    let h = hash_words(key.words(), 0);
+    let h = hash_key_fast(key.words());
     (h ^ (h >> 32)) as u32
 }
 
@@ -132,7 +132,7 @@ impl Emc {
             if e.valid
                 && e.hash == hash
                 && megaflows.generation(e.flow) == Some(e.gen)
-                && e.key.words() == key.words()
+                && words_equal(e.key.words(), key.words())
             {
                 self.stats.hits += 1;
                 return Some(e.flow);
@@ -140,6 +140,40 @@ impl Emc {
         }
         self.stats.misses += 1;
         None
+    }
+
+    /// `lookup` without counting (see `count_hit` / `count_miss`).
+    #[inline(always)]
+    pub fn probe<T>(&self, key: &FlowKey, hash: u32, megaflows: &MegaflowCache<T>) -> Option<u32> {
+        for pos in Self::positions(hash) {
+            let e = &self.entries[pos];
+            if e.valid
+                && e.hash == hash
+                && megaflows.generation(e.flow) == Some(e.gen)
+                && words_equal(e.key.words(), key.words())
+            {
+                return Some(e.flow);
+            }
+        }
+        None
+    }
+
+    #[inline(always)]
+    pub fn count_hit(&mut self) {
+        self.stats.hits += 1;
+    }
+
+    #[inline(always)]
+    pub fn count_miss(&mut self) {
+        self.stats.misses += 1;
+    }
+
+    /// Starts loading the two entries `hash` may be in.
+    #[inline(always)]
+    pub fn prefetch(&self, hash: u32) {
+        for pos in Self::positions(hash) {
+            crate::flow::key::prefetch(&self.entries[pos]);
+        }
     }
 
     /// After a megaflow hit for `key`: caches it with probability `1 / inv_prob`. Returns
@@ -176,7 +210,7 @@ impl Emc {
         let live = |e: &Entry| e.valid && megaflows.generation(e.flow) == Some(e.gen);
         let [a, b] = Self::positions(hash);
         let (ea, eb) = (&self.entries[a], &self.entries[b]);
-        let same = |e: &Entry| e.valid && e.hash == hash && e.key.words() == key.words();
+        let same = |e: &Entry| e.valid && e.hash == hash && words_equal(e.key.words(), key.words());
         let victim = if same(ea) {
             a
         } else if same(eb) || (live(ea) && !live(eb)) {

@@ -7,7 +7,7 @@
 use super::odp::{DpAction, DropReason, TnlPush};
 use super::{PacketMd, Sink};
 use crate::conntrack::{Conntrack, CtParams};
-use crate::flow::extract::{extract_with_vlan_limit, Layers, OVS_DEFAULT_VLAN_LIMIT};
+use crate::flow::extract::Layers;
 use crate::flow::key::tun_flags;
 use crate::flow::FlowKey;
 use crate::wire::{checksum, modify, Packet};
@@ -179,7 +179,7 @@ impl ExecCtx<'_> {
                 DpAction::TnlPush(t) => {
                     let hash = *md.rss_hash.get_or_insert_with(|| rss_hash_5tuple(key));
                     push_vxlan(pkt, t, hash);
-                    layers = relayer(pkt);
+                    layers = VXLAN_LAYERS;
                     // The pushed packet is a new packet on the underlay: no tunnel metadata.
                     md.tun_flags = 0;
                 }
@@ -235,9 +235,14 @@ impl ExecCtx<'_> {
                     }
                 }
                 DpAction::Clone(inner) => {
-                    let mut copy = pkt.clone();
                     let mut cmd = *md;
-                    self.execute(&mut copy, &mut cmd, key, layers, inner);
+                    if i == last {
+                        // Nothing comes after: the clone may have the packet itself.
+                        self.execute(pkt, &mut cmd, key, layers, inner);
+                    } else {
+                        let mut copy = pkt.clone();
+                        self.execute(&mut copy, &mut cmd, key, layers, inner);
+                    }
                 }
                 DpAction::NeighQueue(q) => {
                     let mut qmd = *md;
@@ -283,10 +288,18 @@ impl ExecCtx<'_> {
     }
 }
 
-fn relayer(pkt: &Packet) -> Layers {
-    let mut k = FlowKey::ZERO;
-    extract_with_vlan_limit(pkt.data(), &mut k, OVS_DEFAULT_VLAN_LIMIT)
-}
+/// The layers of a frame that starts with the 50-byte header `push_vxlan` writes (Ethernet,
+/// IPv4 without options, UDP, VXLAN): known without parsing it again.
+const VXLAN_LAYERS: Layers = Layers {
+    l2_5: 12,
+    l3: 14,
+    l4: 34,
+    l7: 42,
+    l2_pad: 0,
+    dl_type: 0x0800,
+    nw_proto: 17,
+    nw_frag: 0,
+};
 
 /// Pushes the 50-byte VXLAN header, filling lengths, the IPv4 checksum and the source port.
 fn push_vxlan(pkt: &mut Packet, t: &TnlPush, hash: u32) {
@@ -363,6 +376,37 @@ fn pop_vxlan(pkt: &mut Packet, layers: &Layers) -> Result<TunnelMd, DropReason> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flow::extract::{extract_with_vlan_limit, OVS_DEFAULT_VLAN_LIMIT};
+
+    #[test]
+    fn the_layers_after_a_vxlan_push_are_those_parsing_finds() {
+        let mut header = [0u8; 50];
+        header[12..14].copy_from_slice(&[0x08, 0x00]);
+        header[14] = 0x45;
+        header[22] = 64;
+        header[23] = 17;
+        header[26..30].copy_from_slice(&[192, 168, 1, 12]);
+        header[30..34].copy_from_slice(&[192, 168, 1, 13]);
+        header[36..38].copy_from_slice(&4789u16.to_be_bytes());
+        header[42] = 0x08;
+        let t = TnlPush {
+            header,
+            tnl_port: 1,
+            out_port: 2,
+            sport_min: 32768,
+            sport_max: 61000,
+            csum: true,
+        };
+        for inner in [60usize, 64, 1514] {
+            let mut frame = vec![0u8; inner];
+            frame[12..14].copy_from_slice(&[0x86, 0xdd]);
+            let mut pkt = Packet::from_slice(&frame);
+            push_vxlan(&mut pkt, &t, 0x1234_5678);
+            let mut k = FlowKey::ZERO;
+            let parsed = extract_with_vlan_limit(pkt.data(), &mut k, OVS_DEFAULT_VLAN_LIMIT);
+            assert_eq!(parsed, VXLAN_LAYERS, "inner frame of {inner} bytes");
+        }
+    }
 
     #[test]
     fn source_port_in_range() {

@@ -405,6 +405,75 @@ impl<T> MegaflowCache<T> {
         }
     }
 
+    /// Looks up `keys[i]` for each `i` in `idx` without touching any counter: `ids[i]` gets
+    /// the flow, `tier[i]` how many subtables were searched to find it (see `count_hit`).
+    /// Subtables are searched one at a time for all the keys still unmatched, their buckets
+    /// prefetched first, so the memory latency of one key overlaps the others'.
+    pub fn probe_indexed(
+        &self,
+        keys: &[FlowKey],
+        idx: &[u8],
+        ids: &mut [Option<u32>],
+        tier: &mut [u8],
+    ) {
+        let mut pending: u64 = 0;
+        for (j, &i) in idx.iter().enumerate().take(64) {
+            ids[i as usize] = None;
+            pending |= 1 << j;
+        }
+        let mut hashes = [0u64; 64];
+        for (rank, &sti) in self.order.iter().enumerate() {
+            if pending == 0 {
+                break;
+            }
+            let Some(st) = self.subtables[sti as usize].as_ref() else { continue };
+            let bmask = st.buckets.len() - 1;
+            let mut todo = pending;
+            while todo != 0 {
+                let j = todo.trailing_zeros() as usize;
+                todo &= todo - 1;
+                let h = st.hash(&keys[idx[j] as usize]);
+                hashes[j] = h;
+                crate::flow::key::prefetch(&st.buckets[h as usize & bmask]);
+            }
+            let mut todo = pending;
+            while todo != 0 {
+                let j = todo.trailing_zeros() as usize;
+                todo &= todo - 1;
+                let i = idx[j] as usize;
+                if let Some(id) = st.find(&keys[i], hashes[j], &self.slots) {
+                    ids[i] = Some(id);
+                    tier[i] = (rank + 1).min(255) as u8;
+                    pending &= !(1u64 << j);
+                }
+            }
+        }
+    }
+
+    /// Counts a hit found by `probe_indexed` after searching `searched` subtables, as
+    /// `lookup` would have.
+    #[inline]
+    pub fn count_hit(&mut self, id: u32, searched: u32) {
+        self.stats.lookups += 1;
+        self.stats.hits += 1;
+        self.stats.subtables_searched += u64::from(searched);
+        self.tick(1);
+        if let Some(slot) = self.slots.get(id as usize) {
+            if let Some(Some(st)) = self.subtables.get_mut(slot.subtable as usize) {
+                st.hits += 1;
+            }
+        }
+    }
+
+    /// Starts loading flow `id`'s actions and counters.
+    #[inline(always)]
+    pub fn prefetch_flow(&self, id: u32) {
+        if let Some(Some(f)) = self.slots.get(id as usize).map(|s| s.flow.as_ref()) {
+            crate::flow::key::prefetch(&f.actions);
+            crate::flow::key::prefetch(&f.stats);
+        }
+    }
+
     /// Installs a megaflow: `key` (masked here) under `mask`, with `actions`.
     pub fn insert(
         &mut self,

@@ -325,3 +325,145 @@ impl Engine {
         self.bench_workload(&w, mode, o.passes.unwrap_or(3), o.min_seconds.unwrap_or(1.0))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> Engine {
+        let flows = [
+            "table=0,priority=10,ip,ct_state=-trk,actions=ct(table=1,zone=1)",
+            "table=1,priority=10,ip,ct_state=+trk+new,actions=ct(commit,zone=1),NORMAL",
+            "table=1,priority=10,ip,ct_state=+trk+est,actions=NORMAL",
+            "table=1,priority=0,actions=drop",
+            "table=0,priority=5,arp,actions=NORMAL",
+            "table=0,priority=0,actions=drop",
+        ];
+        let flows: Vec<serde_json::Value> = flows
+            .iter()
+            .enumerate()
+            .map(|(i, f)| serde_json::json!({"text": f, "source": "test", "line": i + 1}))
+            .collect();
+        let sc = serde_json::json!({
+            "oneNode": true,
+            "nodes": [{"name": "", "bridges": [{
+                "name": "br0", "failMode": "secure",
+                "ports": [
+                    {"name": "p1", "ofport": 1, "type": "dummy"},
+                    {"name": "p2", "ofport": 2, "type": "dummy"},
+                    {"name": "p3", "ofport": 3, "type": "dummy"}
+                ],
+                "flows": flows
+            }], "routes": [], "neighbors": []}]
+        });
+        Engine::from_json(&sc.to_string()).expect("scenario builds")
+    }
+
+    fn udp(src: u32, dst: u32, sport: u16) -> Vec<u8> {
+        let mac = |n: u32| [0x52, 0x54, 0, 0, (n >> 8) as u8, n as u8];
+        let mut f = Vec::new();
+        f.extend_from_slice(&mac(dst));
+        f.extend_from_slice(&mac(src));
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 28, 0, 1, 0x40, 0, 64, 17, 0, 0]);
+        f.extend_from_slice(&[10, 0, (src >> 8) as u8, src as u8]);
+        f.extend_from_slice(&[10, 0, (dst >> 8) as u8, dst as u8]);
+        let c = crate::wire::checksum::checksum(&f[14..34]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&sport.to_be_bytes());
+        f.extend_from_slice(&[0x07, 0xd0, 0, 8, 0, 0]);
+        f
+    }
+
+    #[derive(Default)]
+    struct Record(Vec<(u32, Vec<u8>)>);
+
+    impl Sink for Record {
+        fn output(&mut self, port: u32, pkt: &Packet, _origin: Origin) -> bool {
+            self.0.push((port, pkt.data().to_vec()));
+            false
+        }
+    }
+
+    /// Frames on the three ports: new and repeated conversations (MAC learning moves,
+    /// conntrack recirculation, upcalls in the middle of bursts) and frames too short to
+    /// parse.
+    fn traffic() -> Vec<(usize, Vec<u8>)> {
+        let mut v = Vec::new();
+        for round in 0..6u32 {
+            for i in 0..40u32 {
+                let port = (i % 3) as usize;
+                let (src, dst) = (1 + (i % 7) + 10 * port as u32, 1 + ((i + round) % 5));
+                v.push((port, udp(src, dst, 1000 + (i % 4) as u16)));
+                if i % 13 == 0 {
+                    v.push((port, vec![0xff; 9]));
+                }
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn bursts_give_exactly_what_packets_one_by_one_give() {
+        let ports = ["br0/p1", "br0/p2", "br0/p3"];
+        let frames = traffic();
+        let mut one = engine();
+        let mut want_sink = Record::default();
+        let mut want = Vec::new();
+        for (p, f) in &frames {
+            let (_, port) = one.resolve(ports[*p]).expect("a port");
+            let mut pkt = Packet::from_slice(f);
+            want.push(one.nodes[0].dp.receive(&mut pkt, port, &mut want_sink));
+        }
+        for burst in [1usize, 2, 7, 32, 64, 100] {
+            let mut e = engine();
+            let mut sink = Record::default();
+            let mut got = Vec::new();
+            let mut i = 0;
+            while i < frames.len() {
+                let p = frames[i].0;
+                let mut pkts = Vec::new();
+                while i < frames.len() && frames[i].0 == p && pkts.len() < burst {
+                    pkts.push(Packet::from_slice(&frames[i].1));
+                    i += 1;
+                }
+                let (_, port) = e.resolve(ports[p]).expect("a port");
+                let mut out = vec![Outcome::default(); pkts.len()];
+                e.nodes[0].dp.receive_batch(&mut pkts, port, &mut sink, &mut out);
+                got.extend(out);
+            }
+            let (a, b) = (&one.nodes[0].dp, &e.nodes[0].dp);
+            let fmt = |o: &[Outcome]| format!("{o:?}");
+            assert_eq!(fmt(&got), fmt(&want), "outcomes, bursts of {burst}");
+            assert_eq!(sink.0, want_sink.0, "outputs, bursts of {burst}");
+            assert_eq!(format!("{:?}", b.stats), format!("{:?}", a.stats), "bursts of {burst}");
+            assert_eq!(b.megaflows.len(), a.megaflows.len());
+            assert_eq!(b.ct.len(), a.ct.len());
+            assert_eq!(b.emc.stats(), a.emc.stats(), "bursts of {burst}");
+            assert_eq!(b.megaflows.stats(), a.megaflows.stats(), "bursts of {burst}");
+        }
+        assert!(want.iter().any(|o| o.drop.is_some()) && want.iter().any(|o| o.outputs > 0));
+    }
+
+    #[test]
+    fn a_benchmark_accounts_for_every_frame_and_setup_mode_starts_cold() {
+        let mut e = engine();
+        let mut w = Workload::new(0);
+        let (_, p1) = e.resolve("br0/p1").expect("a port");
+        for i in 0..50u32 {
+            w.push(p1, &udp(1, 2 + i % 5, 1000 + i as u16));
+        }
+        let fig = e.bench_workload(&w, BenchMode::Forward, 2, 0.0).expect("runs");
+        assert_eq!(fig.packets, 100);
+        // Each packet takes two passes (conntrack recirculates it), both served by the caches.
+        assert_eq!(fig.emc_hits + fig.megaflow_hits, fig.packets * 2);
+        assert_eq!(fig.upcalls, 0);
+        assert_eq!(fig.dropped, 0);
+        assert!(fig.outputs >= fig.packets);
+        let cold = e.bench_workload(&w, BenchMode::Setup, 2, 0.0).expect("runs");
+        // Every conversation is new in each cold pass: conntrack commits all 50 again.
+        assert_eq!(cold.conntrack_new, 100);
+        // Each cold pass installs its megaflows again, one upcall each.
+        assert!(cold.megaflows > 0);
+        assert_eq!(cold.upcalls, 2 * cold.megaflows);
+    }
+}
