@@ -15,7 +15,7 @@
 //! its reason, so `records == frames + skipped`. A capture that cannot be read to its end is
 //! an error naming the file and the record.
 
-use super::map::{MapSpec, Mapper};
+use super::map::MapSpec;
 use super::{open_input, Engine};
 use crate::port::capture::{to_ethernet, ToEthernetError};
 use crate::port::pcap::PcapWriter;
@@ -246,7 +246,7 @@ impl Engine {
     /// as `replay --map` does (`map::Mapper`, the same host table for the whole run): each
     /// mapped frame is kept for the node and port its source host enters by.
     pub fn load_mapped_frames(&self, o: &LoadMappedOptions) -> Result<MappedLoad, String> {
-        let mut mapper = Mapper::new(&o.map, |r| self.resolve(r))?;
+        let mut mapper = self.mapper(&o.map)?;
         let paths: Vec<&PathBuf> = o.inputs.iter().collect();
         let mut by_node: BTreeMap<usize, (NodeFrames, HashMap<u32, u16>)> = BTreeMap::new();
         let (mut scratch, mut mapped) = (Vec::new(), Vec::new());
