@@ -72,6 +72,26 @@ pub struct MegaflowStats {
 
 const EMPTY: u32 = u32::MAX;
 
+/// Asks the kernel to back a large table with transparent huge pages: with hundreds of
+/// thousands of flows, a lookup otherwise pays a TLB miss on top of each cache miss. A hint;
+/// nothing changes where the kernel does not do it.
+fn huge_pages<T>(table: &[T]) {
+    const HUGE: usize = 2 << 20;
+    let bytes = std::mem::size_of_val(table);
+    if bytes < 4 * HUGE {
+        return;
+    }
+    let start = (table.as_ptr() as usize).div_ceil(HUGE) * HUGE;
+    let end = (table.as_ptr() as usize + bytes) / HUGE * HUGE;
+    if end > start {
+        // SAFETY: madvise only advises on a range of our own allocation; it never changes
+        // the memory's contents.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Bucket {
     hash: u64,
@@ -172,6 +192,7 @@ impl Subtable {
     fn put(&mut self, hash: u64, flow: u32) {
         if (self.n_flows + 1) * 2 > self.buckets.len() {
             let grown = vec![FREE; self.buckets.len() * 2].into_boxed_slice();
+            huge_pages(&grown);
             let old = core::mem::replace(&mut self.buckets, grown);
             for b in old.iter().filter(|b| b.flow != EMPTY) {
                 self.place(*b);
@@ -436,6 +457,21 @@ impl<T> MegaflowCache<T> {
                 hashes[j] = h;
                 crate::flow::key::prefetch(&st.buckets[h as usize & bmask]);
             }
+            // The buckets have had time to arrive: start loading the flows they point to, so
+            // that comparing their keys below does not wait for memory one key at a time.
+            let mut todo = pending;
+            while todo != 0 {
+                let j = todo.trailing_zeros() as usize;
+                todo &= todo - 1;
+                let b = st.buckets[hashes[j] as usize & bmask];
+                if b.flow != EMPTY && b.hash == hashes[j] {
+                    if let Some(Some(f)) = self.slots.get(b.flow as usize).map(|s| s.flow.as_ref()) {
+                        let w = f.key.words();
+                        crate::flow::key::prefetch(&w[usize::from(st.words[0])]);
+                        crate::flow::key::prefetch(&w[usize::from(st.words[st.n_words.max(1) - 1])]);
+                    }
+                }
+            }
             let mut todo = pending;
             while todo != 0 {
                 let j = todo.trailing_zeros() as usize;
@@ -505,7 +541,11 @@ impl<T> MegaflowCache<T> {
         let id = match self.free_slots.pop() {
             Some(i) => i,
             None => {
+                let cap = self.slots.capacity();
                 self.slots.push(Slot { gen: 0, subtable: 0, hash: 0, flow: None });
+                if self.slots.capacity() != cap {
+                    huge_pages(&self.slots);
+                }
                 (self.slots.len() - 1) as u32
             }
         };

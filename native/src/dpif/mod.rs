@@ -393,6 +393,13 @@ impl Datapath {
                 self.megaflows.prefetch_flow(id);
             }
         }
+        for i in 0..n {
+            if let Some(f) = b.ids[i].and_then(|id| self.megaflows.get(id)) {
+                if let Some(a) = f.actions.actions.first() {
+                    crate::flow::key::prefetch(a);
+                }
+            }
+        }
         let epoch = self.cache_epoch();
         let mut i = 0;
         while i < n {
