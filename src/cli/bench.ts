@@ -7,13 +7,15 @@
  * the megaflow cache, the EMC and conntrack before every timed pass, so each distinct flow
  * costs an upcall and each connection a new conntrack entry. Outputs are counted, not
  * written. Beside it, in the same run and on request:
- * - `--instructions`: the same benchmark (one timed pass) in a child process under
- *   valgrind's callgrind, counting the instructions of the engine's timed loop alone
- *   (`bench_timed_loop`), divided by the packets of that pass;
+ * - `--instructions`: the same benchmark in a child process under valgrind's callgrind,
+ *   counting the instructions of the engine's timed loop alone (`bench_timed_loop` and what
+ *   it calls), divided by the packets it timed;
  * - `--null`: the null replay, reading the captures and writing their frames to a pcap with
  *   no forwarding, the file I/O ceiling of `dvrlab replay`;
  * - `--oracle`: the OVS 3.1 oracle (`tools/ovs-oracle`) on the same one-node scenario file
  *   and captures, its end-to-end rate and its PMD's datapath-only estimate.
+ * - `--map`: the captures' hosts mapped onto a Neutron topology first, as `replay --map`
+ *   maps them; each node is measured on the frames that enter it and the figures add up.
  * What cannot be had (no valgrind, no oracle, a multi-node scenario for the oracle) is said
  * in one note and the rest goes on.
  */
@@ -270,9 +272,11 @@ function runOracle(plan: BenchPlan): OracleJson | string {
 /** The CLI's entry point, for running the same benchmark in a child process. */
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 
-/** Packets the callgrind run times at least, in forward mode, so that a small capture is
+/**
+ * Packets the callgrind run times at least, in forward mode, so that a small capture is
  * measured in its steady state (the EMC fills over many hits) rather than just after the
- * warm-up pass. */
+ * warm-up pass.
+ */
 const CALLGRIND_PACKETS = 100_000;
 
 /**

@@ -240,18 +240,19 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
     .command('bench')
     .summary("measure one node's datapath on captures held in memory")
     .description(
-      'Read the captures into memory and push them through the node of their ports again\n' +
-        'and again: forward mode times warm passes after one untimed warm-up pass; setup\n' +
-        'mode empties the megaflow cache, the EMC and conntrack before each timed pass (every\n' +
-        'flow an upcall, every connection new). Outputs are counted, not written. Prints\n' +
-        'packets per second, ns per packet, hits per cache tier, megaflows and subtables,\n' +
-        'upcalls and setups per second, conntrack entries and new connections per second.',
+      'Read the captures into memory and push them through the node of their ports\n' +
+        'again and again. Forward mode times warm passes after one untimed warm-up\n' +
+        'pass; setup mode empties the megaflow cache, the EMC and conntrack before each\n' +
+        'timed pass (every flow an upcall, every connection new). Outputs are counted,\n' +
+        'not written. Prints packets per second, ns per packet, hits per cache tier,\n' +
+        'megaflows and subtables, upcalls and setups per second, conntrack entries and\n' +
+        'new connections per second.',
     )
     .argument('<scenario>', 'scenario file (JSON or YAML), a Neutron topology, or devstack-dvr')
     .requiredOption(
       '--in <portref=file>',
       'the frames of capture FILE arrive on port PORTREF (as for replay); repeatable, all ' +
-        'on one node; merged in timestamp order',
+        'on one node; merged in timestamp order; with --map, FILE alone',
       collect,
     )
     .option('--map', "map the capture's hosts onto the topology's VMs first, as replay --map")
@@ -275,7 +276,8 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
     )
     .option(
       '--instructions',
-      'count instructions per packet: the same benchmark, one pass, under valgrind callgrind',
+      'count instructions per packet: the same benchmark under valgrind callgrind, ' +
+        'counting the timed loop alone',
     )
     .option('--null', 'also time the null replay: read the captures, write a pcap, no forwarding')
     .option('--oracle', 'also run the OVS 3.1 oracle on the same one-node scenario and captures')
