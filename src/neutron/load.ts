@@ -25,7 +25,11 @@ function readArgument(file: string, what: string): string {
 
 /** Loads a topology from a file or the built-in name. */
 export function loadTopologyArgument(file: string): Topology {
-  const text = readArgument(file, 'topology');
+  return loadTopologyArgumentText(readArgument(file, 'topology'), file);
+}
+
+/** As `loadTopologyArgument`, for text already read; `file` names it in messages. */
+export function loadTopologyArgumentText(text: string, file: string): Topology {
   const parsed = parseText(text, file, detectFormat(file, text));
   const v = parsed.value;
   if (!isTopology(v) && v !== null && typeof v === 'object' && ('bridges' in v || 'nodes' in v)) {
@@ -43,7 +47,14 @@ export function compileArgument(file: string): RawScenario {
 
 /** Loads a raw scenario, or compiles a topology (file or built-in name) and loads the result. */
 export function loadScenarioOrTopology(file: string): LoadedScenario {
-  const text = readArgument(file, 'scenario');
+  return loadScenarioOrTopologyText(readArgument(file, 'scenario'), file);
+}
+
+/**
+ * As `loadScenarioOrTopology`, for text already read; `file` names it in messages and anchors
+ * the flows file names of a raw scenario.
+ */
+export function loadScenarioOrTopologyText(text: string, file: string): LoadedScenario {
   const parsed = parseText(text, file, detectFormat(file, text));
   if (!isTopology(parsed.value)) return loadScenarioText(text, file);
   const raw = compile(resolveTopology(parsed.value, file, parsed.locate));

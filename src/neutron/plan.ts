@@ -183,6 +183,19 @@ export function planNodes(topo: Topology): NodePlan[] {
     if (hasBrEx) {
       const ex = new OfportAllocator(topo, 'br-ex');
       const up = node.uplink.name;
+      // Port names are unique on a node, and a bridge's name is its LOCAL port's.
+      const taken = ['br-int', 'br-tun', 'br-ex'].includes(up)
+        ? `bridge ${up} (its LOCAL port)`
+        : intNames.includes(up)
+          ? 'a port of br-int'
+          : tunNames.includes(up)
+            ? 'a port of br-tun'
+            : up === 'phy-br-ex'
+              ? 'the patch port of br-ex'
+              : undefined;
+      if (taken) {
+        topo.fail(['nodes', node.index, 'uplink', 'name'], `"${up}" is taken by ${taken}`);
+      }
       for (const name of [up, 'phy-br-ex']) {
         known.add(name);
         const given = node.ofports.get(name);

@@ -17,10 +17,14 @@ import { isIP } from 'node:net';
 const str = (expected: string) =>
   z.string({ invalid_type_error: expected, required_error: expected });
 
-/** A name used in references and in port references: no '/' and no spaces. */
+/**
+ * A name used in references and in port references: no '/' and no spaces, and not "." or
+ * ".." (node, VM and uplink names become names in the compiled scenario, which refuses them).
+ */
 const name = str('expected a name')
   .min(1, 'expected a non-empty name')
-  .regex(/^[^/\s]+$/, "expected a name without '/' or spaces");
+  .regex(/^[^/\s]+$/, "expected a name without '/' or spaces")
+  .refine((s) => s !== '.' && s !== '..', { message: 'expected a name other than "." or ".."' });
 
 const mac = str('expected a MAC address like fa:16:3e:76:47:75').refine(isMac, {
   message: 'expected a MAC address like fa:16:3e:76:47:75',

@@ -5,11 +5,12 @@
  * nodes' fg- ports) with its id, device name, MAC and fixed IPs.
  *
  * Every error is a `ScenarioError` of one line, `FILE:LINE:COLUMN: PATH: what`, as for raw
- * scenarios. Checks: unique names, tunnel IPs and MACs; known nodes, networks, subnets, VMs;
- * a network is either tunnelled (`vni`) or external; subnets that overlap within a network or
- * on one router; addresses inside their subnet and used once; the agent mode each router
- * needs; floating IPs on an external network, for a VM whose subnet a router connects to that
- * network.
+ * scenarios. Checks: unique names, tunnel IPs and MACs; unique device names (port ids that
+ * differ in their first 11 characters, one DHCP port per network and node); known nodes,
+ * networks, subnets, VMs; a network is either tunnelled (`vni`) or external; subnets that
+ * overlap within a network or on one router; addresses inside their subnet and used once; the
+ * agent mode each router needs; floating IPs on an external network, for a VM whose subnet a
+ * router connects to that network. What passes compiles to a scenario src/scenario/ accepts.
  *
  * Defaults are deterministic: ids, MACs and cookies derive from names, free addresses are
  * taken from the low end of the subnet, in the order the topology lists things.
@@ -200,6 +201,7 @@ class Resolver {
   private readonly macs = new Map<string, string>(); // MAC -> what uses it
   private readonly reserved = new Set<string>(); // every MAC the topology gives
   private readonly used = new Map<Subnet, Map<string, string>>(); // subnet -> IP -> user
+  private readonly devices = new Map<string, string>(); // device name -> the port's user
 
   constructor(
     private readonly file: string,
@@ -280,6 +282,16 @@ class Resolver {
       fipGateways,
       fail: this.fail,
     };
+  }
+
+  /**
+   * Marks a device name used. Names are the kind's prefix and 11 characters of the port id,
+   * so two ports whose given ids share those would be one port in the compiled scenario.
+   */
+  private claimDevice(device: string, user: string, p: readonly PathSeg[]): void {
+    const prev = this.devices.get(device);
+    if (prev !== undefined) this.fail(p, `port ${device} is already ${prev}`);
+    this.devices.set(device, user);
   }
 
   private claimMac(mac: string, user: string, p: readonly PathSeg[]): void {
@@ -504,7 +516,6 @@ class Resolver {
 
   private vms(data: TopologyFile, nodes: Map<string, Node>, nets: Map<string, Network>): Vm[] {
     const names = new Set<string>();
-    const devices = new Set<string>();
     const vms = (data.vms ?? []).map((v, i): Vm => {
       const here = ['vms', i];
       if (names.has(v.name)) this.fail([...here, 'name'], `duplicate VM name "${v.name}"`);
@@ -542,9 +553,9 @@ class Resolver {
       }
       id ??= seededUuid(`port:vm:${v.name}`);
       const device = `qvo${idPrefix(id)}`;
-      if (devices.has(device))
+      if (this.devices.has(device))
         this.fail([...here, 'port_id'], `port ${device} is used by another VM`);
-      devices.add(device);
+      this.devices.set(device, `VM ${v.name}'s`);
       const addr = canonicalIp(v.ip);
       const sub = this.subnetOf(net, addr, [...here, 'ip']);
       this.claimIp(sub, addr, `VM ${v.name}`, [...here, 'ip']);
@@ -569,8 +580,19 @@ class Resolver {
   }
 
   private dhcp(data: TopologyFile, nodes: Map<string, Node>, nets: Map<string, Network>): Port[] {
+    const placed = new Map<string, number>(); // network and node -> index
     return (data.dhcp_ports ?? []).map((d, i) => {
       const here = ['dhcp_ports', i];
+      // One DHCP agent per node serves a network, with one port.
+      const key = JSON.stringify([d.network, d.node]);
+      const prev = placed.get(key);
+      if (prev !== undefined) {
+        this.fail(
+          [...here, 'node'],
+          `network "${d.network}" already has a DHCP port on node "${d.node}" (dhcp_ports[${prev}])`,
+        );
+      }
+      placed.set(key, i);
       if (!nodes.has(d.node))
         this.fail([...here, 'node'], this.unknown('node', d.node, [...nodes.keys()]));
       const net = nets.get(d.network);
@@ -589,10 +611,15 @@ class Resolver {
         this.claimIp(sub, addr, user, [...here, 'ips', j]);
         return { subnet: sub, ip: addr };
       });
+      const device = `tap${idPrefix(id)}`;
+      this.claimDevice(device, `the DHCP port of ${d.network} on ${d.node}`, [
+        ...here,
+        d.port_id !== undefined ? 'port_id' : 'node',
+      ]);
       const port: Port = {
         kind: 'dhcp',
         id,
-        device: `tap${idPrefix(id)}`,
+        device,
         network: net,
         mac: mac ?? this.freshMac('fa:16:3e', `dhcp:${d.network}:${d.node}`, user),
         fixedIps,
@@ -628,10 +655,12 @@ class Resolver {
     defaultIp?: string,
   ): Port {
     const id = spec.port_id ?? seededUuid(`port:${seed}`);
+    const device = `${DEVICE_PREFIX[kind]}${idPrefix(id)}`;
+    this.claimDevice(device, user, spec.port_id !== undefined ? [...p, 'port_id'] : p);
     const port: Port = {
       kind,
       id,
-      device: `${DEVICE_PREFIX[kind]}${idPrefix(id)}`,
+      device,
       network: subnet.network,
       mac: '',
       fixedIps: [],
@@ -840,6 +869,8 @@ class Resolver {
       const ext = fip.network;
       const id = spec.portId ?? seededUuid(`port:fg:${n.name}`);
       const device = `fg-${idPrefix(id)}`;
+      const gp = ['nodes', i, 'fip_gateway'];
+      this.claimDevice(device, `the fg- port of ${n.name}`, spec.portId ? [...gp, 'port_id'] : gp);
       const sub = spec.addr?.subnet ?? ext.subnets.find((s) => s.family === 4)!;
       const addr = spec.addr?.ip ?? this.freeIp(sub, device, ['nodes', i]);
       out.set(n.name, {

@@ -6,10 +6,18 @@
  * between Node versions and give a byte offset, while users need a line, a column and what was
  * expected there. YAML goes through the `yaml` package, whose nodes carry source ranges.
  * Invariants: every syntax error is a `ScenarioError` whose message starts with
- * `FILE:LINE:COLUMN: `; lines and columns are 1-based.
+ * `FILE:LINE:COLUMN: `; lines and columns are 1-based. A parsed value nests at most
+ * `MAX_DEPTH` arrays and objects, so that no later step (nor the `yaml` package, whose parser
+ * recurses) runs out of stack on a hostile file; a YAML file too deep for the parser itself is
+ * reported without a position.
  */
-import { LineCounter, parseDocument, isNode } from 'yaml';
+import { CST, Lexer, LineCounter, isNode, parseDocument } from 'yaml';
 import { ScenarioError } from '../errors.js';
+
+/** The deepest nesting of arrays and objects a scenario or topology file may have. */
+export const MAX_DEPTH = 100;
+
+const TOO_DEEP = `expected at most ${MAX_DEPTH} levels of nested arrays and objects, found more`;
 
 /** One step of a path into a parsed document: an object key or an array index. */
 export type PathSeg = string | number;
@@ -146,6 +154,7 @@ class JsonParser {
   private parseValue(path: PathSeg[]): unknown {
     this.positions.set(pathKey(path), this.lines.pos(this.i));
     const c = this.text[this.i];
+    if ((c === '{' || c === '[') && path.length >= MAX_DEPTH) this.fail(TOO_DEEP);
     if (c === '{') return this.parseObject(path);
     if (c === '[') return this.parseArray(path);
     if (c === '"') return this.parseString();
@@ -310,18 +319,21 @@ function parseJson(text: string, file: string): ParsedText {
 
 function parseYaml(text: string, file: string): ParsedText {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  checkYamlNesting(text, file);
+  // logLevel 'error': the package would print its warnings (a collection used as a key, an
+  // unknown tag) on stderr as Node process warnings; a key it had to stringify is reported
+  // as an unknown key, like any other.
+  const doc = parseDocument(text, {
+    lineCounter,
+    prettyErrors: false,
+    uniqueKeys: true,
+    logLevel: 'error',
+  });
   if (doc.errors.length > 0) {
     const err = doc.errors[0];
     const { line, col } = lineCounter.linePos(err.pos[0]);
     const message = err.message.charAt(0).toLowerCase() + err.message.slice(1);
     throw new ScenarioError(`${file}:${line}:${col}: ${message}`);
-  }
-  let value: unknown;
-  try {
-    value = doc.toJS({ maxAliasCount: 1000 });
-  } catch (e) {
-    throw new ScenarioError(`${file}: ${(e as Error).message}`);
   }
   const locate = (path: readonly PathSeg[]): SourcePos | undefined => {
     for (let n = path.length; n >= 0; n--) {
@@ -333,5 +345,139 @@ function parseYaml(text: string, file: string): ParsedText {
     }
     return undefined;
   };
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 1000 });
+  } catch (e) {
+    throw new ScenarioError(`${file}: ${(e as Error).message}`);
+  }
+  // Aliases can nest a value deeper than the text does, or make it a cycle.
+  const deepValue = tooDeep(value, (v) =>
+    v !== null && typeof v === 'object'
+      ? Object.entries(v).map(([k, x]): [PathSeg, unknown] => [Array.isArray(v) ? +k : k, x])
+      : undefined,
+  );
+  if (deepValue !== undefined) {
+    const where = locate(deepValue.path);
+    const at = where ? `:${where.line}:${where.column}` : '';
+    throw new ScenarioError(`${file}${at}: ${TOO_DEEP}`);
+  }
   return { value, locate };
+}
+
+/**
+ * Refuses YAML text that could nest collections more than `MAX_DEPTH` deep, before the
+ * `yaml` parser, which recurses once per level (about a kilobyte of stack each) and, near the
+ * end of the stack, can abort the process instead of throwing. It runs the package's lexer (a
+ * loop) and keeps the columns of the open block collections: a nested block collection starts
+ * further right than its parent, except a sequence written at its parent key's column, so the
+ * depth is at most twice the open columns plus the open flow brackets. That bound passing
+ * `2 * MAX_DEPTH` means the depth passes `MAX_DEPTH` (in a file without syntax errors).
+ */
+function checkYamlNesting(text: string, file: string): void {
+  const open: number[] = []; // columns of the open block collections, increasing
+  let flow = 0; // open flow collections
+  let stuck = 0; // collections a syntax error left open (the flow ones the lexer gave up on)
+  let line = 1;
+  let column = 0; // 0-based
+  let nodeColumn = -1; // where the last node of this line started: a key when ':' follows
+  const enter = (c: number) => {
+    while (open.length > 0 && open[open.length - 1] >= c) open.pop();
+    open.push(c);
+  };
+  for (const token of new Lexer().lex(text)) {
+    const type = CST.tokenType(token);
+    // Zero-width markers the lexer adds before documents and scalars, and where it gives up
+    // on flow collections that a line indented too little cut short (the lines after it are
+    // block context, but the parser may still hold the flow collections).
+    if (type === 'doc-mode' || type === 'scalar') continue;
+    if (type === 'flow-error-end') {
+      stuck += flow;
+      flow = 0;
+      continue;
+    }
+    const start = column;
+    const nl = token.lastIndexOf('\n');
+    if (nl < 0) column += token.length;
+    else {
+      for (let i = 0; i <= nl; i++) if (token.charCodeAt(i) === 10) line++;
+      column = token.length - nl - 1;
+    }
+    switch (type) {
+      case 'doc-start':
+      case 'doc-end':
+        open.length = 0;
+        flow = 0;
+        stuck = 0;
+        break;
+      case 'newline':
+        nodeColumn = -1;
+        break;
+      case 'flow-map-start':
+      case 'flow-seq-start':
+        if (flow === 0 && nodeColumn < 0) nodeColumn = start;
+        flow++;
+        break;
+      case 'flow-map-end':
+      case 'flow-seq-end':
+        flow = Math.max(0, flow - 1);
+        break;
+      case 'seq-item-ind':
+        // In a flow collection, '-' is an error the parser recovers from by opening a block
+        // sequence there.
+        if (flow > 0) stuck++;
+        else {
+          enter(start);
+          nodeColumn = -1;
+        }
+        break;
+      case 'explicit-key-ind':
+        if (flow === 0) {
+          enter(start);
+          nodeColumn = -1;
+        }
+        break;
+      case 'map-value-ind':
+        if (flow === 0) {
+          enter(nodeColumn >= 0 ? nodeColumn : start);
+          nodeColumn = -1;
+        }
+        break;
+      case 'space':
+      case 'comment':
+      case 'comma':
+      case 'byte-order-mark':
+        break;
+      default:
+        if (flow === 0 && nodeColumn < 0) nodeColumn = start;
+    }
+    if (2 * open.length + flow + stuck > 2 * MAX_DEPTH) {
+      throw new ScenarioError(`${file}:${line}:${start + 1}: ${TOO_DEEP}`);
+    }
+  }
+}
+
+/**
+ * The first collection of a tree at a depth of `MAX_DEPTH` or more (the root is at depth 0),
+ * with its path, found without recursion; undefined when there is none. `children` lists a
+ * collection's children with their keys and gives undefined for anything else. A value shared
+ * by several parents (a YAML alias) is walked again only when reached at a greater depth, so
+ * a chain of aliases costs at most its length times `MAX_DEPTH` steps, and a cycle is too
+ * deep.
+ */
+function tooDeep(
+  root: unknown,
+  children: (v: unknown) => [PathSeg, unknown][] | undefined,
+): { value: unknown; path: PathSeg[] } | undefined {
+  const seen = new Map<unknown, number>();
+  const stack: { value: unknown; path: PathSeg[] }[] = [{ value: root, path: [] }];
+  while (stack.length > 0) {
+    const { value, path } = stack.pop()!;
+    const kids = children(value);
+    if (kids === undefined || (seen.get(value) ?? -1) >= path.length) continue;
+    if (path.length >= MAX_DEPTH) return { value, path };
+    seen.set(value, path.length);
+    for (const [key, kid] of kids) stack.push({ value: kid, path: [...path, key] });
+  }
+  return undefined;
 }

@@ -301,8 +301,14 @@ export function editDistance(a: string, b: string): number {
 export function closest(word: string, candidates: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestDist = Math.max(1, Math.min(3, Math.floor(word.length / 3)));
+  const w = word.toLowerCase();
   for (const c of candidates) {
-    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    // The distance is at least the difference in length: skipping candidates it rules out
+    // keeps a long word (a key of thousands of characters in a hostile file) from costing an
+    // edit-distance table each.
+    const lc = c.toLowerCase();
+    if (Math.abs(w.length - lc.length) > bestDist) continue;
+    const d = editDistance(w, lc);
     if (d <= bestDist) {
       best = c;
       bestDist = d - 1;
