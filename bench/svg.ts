@@ -101,7 +101,9 @@ export function lineChart(o: {
       const x = px(p.x).toFixed(1);
       const y = py(p.y).toFixed(1);
       // Labels above the points of the first series, below those of the others.
-      const ly = py(p.y) + (i === 0 ? -8 : 16);
+      // (above them too when below would run into the x axis).
+      const below = py(p.y) + 16;
+      const ly = i === 0 || below > m.t + ph - 4 ? py(p.y) - 8 : below;
       out.push(
         `<circle cx="${x}" cy="${y}" r="3.5" fill="${c}"/>`,
         `<text x="${x}" y="${ly.toFixed(1)}" text-anchor="middle" ${font(10)} fill="${c}">${esc(yf(p.y))}</text>`,
