@@ -110,10 +110,11 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
         'Writes DIR/NODE/NAME.pcap (DIR/PORT.pcap for a one-node scenario) for every port\n' +
         'that emitted, and DIR/stats.json, then prints a tcpreplay-style summary.\n' +
         'With --map (a Neutron topology only), any capture goes through the cloud, as\n' +
-        'tcprewrite would send it: each of its hosts becomes a VM (private addresses, MACs) or\n' +
-        'a host outside behind the external gateway (public addresses), every frame is\n' +
-        'rewritten (MACs, IPs, ARP, checksums; VLAN tags removed) and injected at its\n' +
-        "source host's port; --in takes FILE alone. Writes DIR/map.json (host -> endpoint).",
+        'tcprewrite would send it: each of its hosts becomes a VM (private addresses,\n' +
+        'MACs) or a host outside behind the external gateway (public addresses), every\n' +
+        'frame is rewritten (MACs, IPs, ARP, checksums; VLAN tags removed) and injected\n' +
+        "at its source host's port; --in takes FILE alone. Also writes DIR/map.json\n" +
+        '(each host of the capture and the endpoint it became).',
     )
     .argument(
       '<scenario>',

@@ -229,7 +229,19 @@ export async function replayCommand(
   if (mapHosts !== undefined) {
     const mapPath = path.join(plan.outDir, 'map.json');
     try {
-      writeFileSync(mapPath, `${JSON.stringify(mapHosts, null, 2)}\n`);
+      // The fields in the order README gives them (the engine's JSON sorts them).
+      const ordered = mapHosts.map((h) => ({
+        host: h.host,
+        kind: h.kind,
+        name: h.name,
+        node: h.node,
+        port: h.port,
+        mac: h.mac,
+        ip: h.ip,
+        ...(h.remapped !== undefined ? { remapped: h.remapped } : {}),
+        first_packet: h.first_packet,
+      }));
+      writeFileSync(mapPath, `${JSON.stringify(ordered, null, 2)}\n`);
     } catch (e) {
       throw new FileError(`cannot write ${mapPath}: ${describeFsError(e)}`);
     }
