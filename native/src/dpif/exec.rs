@@ -17,6 +17,9 @@ pub(crate) struct ExecCtx<'a> {
     pub now_ms: u64,
     pub sink: &'a mut dyn Sink,
     pub work: &'a mut Vec<(Packet, PacketMd)>,
+    /// Spare packet buffers: a packet handed on whole (recirculated, decapsulated, queued)
+    /// leaves one of these in its place, so that no buffer is allocated per packet.
+    pub pool: &'a mut Vec<Packet>,
     pub gen: &'a mut super::generated::Generated,
     pub outputs: u32,
     /// Outputs the sink carried on to another node.
@@ -192,7 +195,7 @@ impl ExecCtx<'_> {
                             nmd.tun_dst = t.dst;
                             nmd.tun_flags = tun_flags::PRESENT | tun_flags::KEY | t.flags;
                             nmd.depth = md.depth + 1;
-                            let inner = if i == last { std::mem::take(pkt) } else { pkt.clone() };
+                            let inner = if i == last { std::mem::replace(pkt, self.pool.pop().unwrap_or_default()) } else { pkt.clone() };
                             self.work.push((inner, nmd));
                             // Counted as output when the inner packet is emitted.
                         }
@@ -228,7 +231,7 @@ impl ExecCtx<'_> {
                     nmd.start = super::PassStart::Port;
                     nmd.recirc_id = *id;
                     nmd.depth = md.depth + 1;
-                    let p = if i == last { std::mem::take(pkt) } else { pkt.clone() };
+                    let p = if i == last { std::mem::replace(pkt, self.pool.pop().unwrap_or_default()) } else { pkt.clone() };
                     self.work.push((p, nmd));
                     if i == last {
                         return;
@@ -249,7 +252,7 @@ impl ExecCtx<'_> {
                     qmd.start = super::PassStart::Port;
                     qmd.recirc_id = q.resume;
                     qmd.depth = md.depth + 1;
-                    let p = if i == last { std::mem::take(pkt) } else { pkt.clone() };
+                    let p = if i == last { std::mem::replace(pkt, self.pool.pop().unwrap_or_default()) } else { pkt.clone() };
                     if let Some(arp) = self.gen.enqueue(q, p, qmd, self.now_ms) {
                         let mut amd = PacketMd::new(md.in_port);
                         amd.recirc_id = q.resume;

@@ -56,6 +56,9 @@ pub struct DpFlow {
 /// Most packets `receive_batch` works on at once (larger bursts are split).
 pub const MAX_BURST: usize = 64;
 
+/// Most spare packet buffers kept.
+const MAX_POOL: usize = 64;
+
 /// Per-burst scratch space of the fast path.
 struct Burst {
     keys: [FlowKey; MAX_BURST],
@@ -248,6 +251,8 @@ pub struct Datapath {
     pub trace_names: bool,
     /// Scratch space of `receive_batch`.
     burst: Option<Box<Burst>>,
+    /// Spare packet buffers (see `exec::ExecCtx::pool`).
+    pool: Vec<Packet>,
     /// A key to translate the next traced pass with instead of the one extracted from the
     /// packet: tracing a hand-written flow translates that flow, as ofproto/trace does, while
     /// the packet built from it carries on.
@@ -275,6 +280,7 @@ impl Datapath {
             trace_names: false,
             trace_key: None,
             burst: Some(Box::default()),
+            pool: Vec::new(),
         }
     }
 
@@ -441,7 +447,7 @@ impl Datapath {
         self.stats.packets += 1;
         self.megaflows.credit(id, 1, pkt.len() as u64, self.of.now_ms, key.tcp_flags);
         {
-            let Datapath { megaflows, ct, work, of, gen, .. } = self;
+            let Datapath { megaflows, ct, work, of, gen, pool, .. } = self;
             let f = &megaflows.get(id).expect("checked by the lookup").actions;
             if let Some(d) = f.drop {
                 out.drop = Some(d);
@@ -451,6 +457,7 @@ impl Datapath {
                 now_ms: of.now_ms,
                 sink: &mut *sink,
                 work,
+                pool,
                 gen,
                 outputs: 0,
                 carried: 0,
@@ -573,6 +580,9 @@ impl Datapath {
         while let Some((mut p, md)) = self.work.pop() {
             let o = if md.origin == origin { &mut *outcome } else { &mut other };
             self.pass(&mut p, md, sink, o);
+            if self.pool.len() < MAX_POOL && p.capacity() > 0 {
+                self.pool.push(p);
+            }
         }
     }
 
@@ -644,7 +654,7 @@ impl Datapath {
             Some(id) => {
                 self.megaflows.credit(id, 1, bytes, self.of.now_ms, tcp_flags);
                 // Execute straight from the cached flow: no copy of its actions per packet.
-                let Datapath { megaflows, ct, work, of, gen, .. } = self;
+                let Datapath { megaflows, ct, work, of, gen, pool, .. } = self;
                 let f = &megaflows.get(id).expect("looked up above").actions;
                 if let Some(d) = f.drop {
                     out.drop = Some(d);
@@ -654,6 +664,7 @@ impl Datapath {
                     now_ms: of.now_ms,
                     sink,
                     work,
+                    pool,
                     gen,
                     outputs: 0,
                     carried: 0,
@@ -774,6 +785,7 @@ impl Datapath {
             now_ms: self.of.now_ms,
             sink,
             work: &mut self.work,
+            pool: &mut self.pool,
             gen: &mut self.gen,
             outputs: 0,
             carried: 0,

@@ -37,6 +37,11 @@ impl Packet {
         self.buf.extend_from_slice(frame);
     }
 
+    /// Bytes the buffer holds without growing.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// The frame.
     #[inline(always)]
     pub fn data(&self) -> &[u8] {
