@@ -148,7 +148,7 @@ describe('replay --map', { skip: !ADDON && 'the addon is not built' }, () => {
     assert.equal(stats.delivered + sum(stats.dropped) + stats.queued, stats.packets_in);
     assert.ok(
       stats.delivered >= 0.95 * m.mapped,
-      `${stats.delivered} of ${m.mapped} mapped packets delivered; dropped ${JSON.stringify(stats.dropped)}`,
+      `${stats.delivered} of ${m.mapped} delivered; dropped ${JSON.stringify(stats.dropped)}`,
     );
     // The capture host (10.0.0.6, the first one seen) is a VM; its checksums were offloaded
     // (unfilled in the capture), and are right in what the cloud delivers.

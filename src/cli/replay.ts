@@ -107,7 +107,8 @@ export function planReplay(scenarioFile: string, args: ReplayArgs): ReplayPlan {
       const split = spec.indexOf('=') > 0 && !existsSync(spec) ? splitInput(spec) : undefined;
       if (split)
         warnings.push(
-          `--in ${spec}: with --map, frames enter at their source host's port; ${split.ref} is ignored`,
+          `--in ${spec}: with --map, frames enter at their source host's port; ` +
+            `${split.ref} is ignored`,
         );
       ref = 'map';
       file = split ? split.file : spec;

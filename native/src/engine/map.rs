@@ -1857,8 +1857,9 @@ mod tests {
         two.vms.truncate(2);
         let mut m = Mapper::new(&two, resolve).unwrap();
         let mut out = Vec::new();
-        m.map(&tcp4_frame("10.9.0.1", "10.9.0.2", 1, 2, b""), &mut out).unwrap(); // test01, test02
-                                                                                  // The round robin is back at test01, which is the peer's: host .3 takes test02.
+        // Hosts .1 and .2 become test01 and test02.
+        m.map(&tcp4_frame("10.9.0.1", "10.9.0.2", 1, 2, b""), &mut out).unwrap();
+        // The round robin is back at test01, which is the peer's: host .3 takes test02.
         m.map(&tcp4_frame("10.9.0.3", "10.9.0.1", 3, 1, b""), &mut out).unwrap();
         assert_eq!(mac_at(&out, 6), T2);
         // Two hosts of one VM talking: not put on the wire.
