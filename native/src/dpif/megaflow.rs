@@ -261,7 +261,7 @@ pub struct MegaflowCache<T> {
     free_slots: Vec<u32>,
     subtables: Vec<Option<Subtable>>,
     free_subtables: Vec<u32>,
-    by_mask: HashMap<FlowKey, u32>,
+    by_mask: HashMap<FlowKey, u32, foldhash::fast::RandomState>,
     order: Vec<u32>, // live subtables, most hit first
     n_flows: usize,
     capacity: usize,
@@ -284,7 +284,7 @@ impl<T> MegaflowCache<T> {
             free_slots: Vec::new(),
             subtables: Vec::new(),
             free_subtables: Vec::new(),
-            by_mask: HashMap::new(),
+            by_mask: HashMap::default(),
             order: Vec::new(),
             n_flows: 0,
             capacity,

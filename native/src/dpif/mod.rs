@@ -228,7 +228,7 @@ pub struct Datapath {
     /// Megaflow ids by the MAC-learning entries they depend on. Ids of removed flows linger
     /// until the entry is next revalidated or the index is rebuilt (when it holds more than
     /// twice as many ids as there are megaflows).
-    mac_index: HashMap<MacDep, Vec<u32>>,
+    mac_index: HashMap<MacDep, Vec<u32>, foldhash::fast::RandomState>,
     mac_index_ids: usize,
     work: Vec<(Packet, PacketMd)>,
     /// ARP requests, ICMP errors and the packets waiting for a neighbour.
@@ -269,7 +269,7 @@ impl Datapath {
             stats: DpStats::default(),
             need_revalidate: false,
             macs_learned: Vec::new(),
-            mac_index: HashMap::new(),
+            mac_index: HashMap::default(),
             mac_index_ids: 0,
             work: Vec::new(),
             gen: generated::Generated::default(),

@@ -478,7 +478,7 @@ pub struct Classifier<T> {
     free_slots: Vec<u32>,
     subtables: Vec<Option<Subtable>>,
     free_subtables: Vec<u32>,
-    by_mask: HashMap<FlowKey, u32>,
+    by_mask: HashMap<FlowKey, u32, foldhash::fast::RandomState>,
     /// Live subtable indices in lookup order: max priority down, then creation order.
     order: Vec<u32>,
     tries: [Trie; 2],
@@ -506,7 +506,7 @@ impl<T> Classifier<T> {
             free_slots: Vec::new(),
             subtables: Vec::new(),
             free_subtables: Vec::new(),
-            by_mask: HashMap::new(),
+            by_mask: HashMap::default(),
             order: Vec::new(),
             tries: [Trie::default(), Trie::default()],
             prefixes: true,
