@@ -58,11 +58,22 @@ export class EngineError extends DvrlabError {
   }
 }
 
-/** Joins the lines of a message so that it prints as one line. */
+/**
+ * Control characters other than tab: a terminal acts on them (a carriage return overwrites
+ * the line, an escape starts a sequence) instead of printing them, and a message quotes
+ * names and text from the user's files.
+ */
+const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/g;
+
+/**
+ * Joins the lines of a message so that it prints as one line, and writes the control
+ * characters left in it as `\uXXXX`.
+ */
 export function oneLine(message: string): string {
   return message
     .split(/\r?\n/)
     .map((line) => line.trim())
     .filter((line) => line.length > 0)
-    .join(' ');
+    .join(' ')
+    .replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

@@ -119,6 +119,39 @@ describe('YAML oddities', () => {
   });
 });
 
+describe('control characters in messages', () => {
+  it('are written as \\uXXXX, so that the terminal prints them instead of acting on them', () => {
+    // The fuzzer's finds: a backslash before a carriage return in a JSON string, and a
+    // carriage return in a YAML key; the line was overwritten from its start. An escape
+    // character in a name would start a terminal sequence.
+    const cr = compileFile('cr.json', '{"nodes": [], "networks": [{"name": "a\\\r"}]}\n');
+    assert.equal(cr.code, 1);
+    assert.equal(cr.stderr, "dvrlab: cr.json:1:39: bad escape '\\\\u000d' in string\n");
+    const key = [
+      'nodes:',
+      '  - {name: n1, agent_mode: dvr, tunnel_ip: 10.0.0.1, "unde\\rlay_mac": x}',
+      'networks: []',
+    ].join('\n');
+    assert.equal(
+      failure('key.yaml', key),
+      'key.yaml:2:71: nodes[0]["unde\\rlay_mac"]: unknown key "unde\\u000dlay_mac" ' +
+        '(did you mean "underlay_mac"?)',
+    );
+    const esc = compileFile(
+      'esc.yaml',
+      [
+        'nodes: [{name: n1, agent_mode: dvr, tunnel_ip: 10.0.0.1}]',
+        'networks: []',
+        'vms: [{name: v, node: "\\e[31mred", network: x, ip: 10.0.0.5}]',
+      ].join('\n'),
+    );
+    assert.equal(
+      esc.stderr,
+      'dvrlab: esc.yaml:3:23: vms[0].node: no node named "\\u001b[31mred" (known: n1)\n',
+    );
+  });
+});
+
 describe('a very long unknown key', () => {
   it('is refused without an edit-distance table per known key (was: seconds)', () => {
     const key = 'k'.repeat(200_000);

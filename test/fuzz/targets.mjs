@@ -1,7 +1,8 @@
 // The fuzz targets of the TypeScript loader: each takes the bytes of a file a user could name
 // as a SCENARIO or a topology argument and runs it through the in-memory entry points the CLI
 // uses. The contract (src/errors.ts): a mistake in the input is a `DvrlabError` of one line;
-// any other exception is a bug, and so is a `DvrlabError` that spans lines or says nothing.
+// any other exception is a bug, and so is a `DvrlabError` that spans lines, holds control
+// characters or says nothing.
 // A target throws `FuzzFailure` (or lets a non-`DvrlabError` through) to report a bug; the
 // engine (fuzz.mjs) also counts a hang or a run longer than its -timeout as one.
 //
@@ -40,7 +41,8 @@ function accepted(fn) {
     return true;
   } catch (e) {
     if (!(e instanceof DvrlabError)) throw e;
-    if (e.message === '' || /[\r\n]/.test(e.message)) {
+    // One line, printable: no line breaks, no control characters a terminal would act on.
+    if (e.message === '' || /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/.test(e.message)) {
       throw new FuzzFailure(`${e.name} message is not one line: ${JSON.stringify(e.message)}`, e);
     }
     return false;
