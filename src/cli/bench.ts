@@ -465,7 +465,11 @@ export async function runBench(
       records: c.records,
       frames: c.frames,
       bytes: c.bytes,
-      skipped: c.skipped,
+      skipped: {
+        unsupported_linktype: c.skipped.unsupported_linktype,
+        runt: c.skipped.runt,
+        too_long: c.skipped.too_long,
+      },
     }));
     for (const [k, c] of capture.inputs.entries()) {
       const skipped = c.records - c.frames;
@@ -485,12 +489,23 @@ export async function runBench(
   if (args.null) {
     const tmp = mkdtempSync(path.join(tmpdir(), 'dvrlab-bench-null-'));
     try {
-      nullFig = await nullReplay({
+      const n = await nullReplay({
         inputs: plan.inputs.map((i) => i.path),
         out: path.join(tmp, 'null.pcap'),
         passes: 1,
         minSeconds: args.minSeconds,
       });
+      nullFig = {
+        passes: n.passes,
+        records: n.records,
+        packets: n.packets,
+        bytes: n.bytes,
+        file_bytes: n.file_bytes,
+        seconds: n.seconds,
+        pps: n.pps,
+        mb_per_second: n.mb_per_second,
+        file_mb_per_second: n.file_mb_per_second,
+      };
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }
