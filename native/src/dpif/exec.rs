@@ -195,7 +195,11 @@ impl ExecCtx<'_> {
                             nmd.tun_dst = t.dst;
                             nmd.tun_flags = tun_flags::PRESENT | tun_flags::KEY | t.flags;
                             nmd.depth = md.depth + 1;
-                            let inner = if i == last { std::mem::replace(pkt, self.pool.pop().unwrap_or_default()) } else { pkt.clone() };
+                            let inner = if i == last {
+                                std::mem::replace(pkt, self.pool.pop().unwrap_or_default())
+                            } else {
+                                pkt.clone()
+                            };
                             self.work.push((inner, nmd));
                             // Counted as output when the inner packet is emitted.
                         }
@@ -231,7 +235,11 @@ impl ExecCtx<'_> {
                     nmd.start = super::PassStart::Port;
                     nmd.recirc_id = *id;
                     nmd.depth = md.depth + 1;
-                    let p = if i == last { std::mem::replace(pkt, self.pool.pop().unwrap_or_default()) } else { pkt.clone() };
+                    let p = if i == last {
+                        std::mem::replace(pkt, self.pool.pop().unwrap_or_default())
+                    } else {
+                        pkt.clone()
+                    };
                     self.work.push((p, nmd));
                     if i == last {
                         return;
@@ -252,7 +260,11 @@ impl ExecCtx<'_> {
                     qmd.start = super::PassStart::Port;
                     qmd.recirc_id = q.resume;
                     qmd.depth = md.depth + 1;
-                    let p = if i == last { std::mem::replace(pkt, self.pool.pop().unwrap_or_default()) } else { pkt.clone() };
+                    let p = if i == last {
+                        std::mem::replace(pkt, self.pool.pop().unwrap_or_default())
+                    } else {
+                        pkt.clone()
+                    };
                     if let Some(arp) = self.gen.enqueue(q, p, qmd, self.now_ms) {
                         let mut amd = PacketMd::new(md.in_port);
                         amd.recirc_id = q.resume;

@@ -465,10 +465,13 @@ impl<T> MegaflowCache<T> {
                 todo &= todo - 1;
                 let b = st.buckets[hashes[j] as usize & bmask];
                 if b.flow != EMPTY && b.hash == hashes[j] {
-                    if let Some(Some(f)) = self.slots.get(b.flow as usize).map(|s| s.flow.as_ref()) {
+                    if let Some(Some(f)) = self.slots.get(b.flow as usize).map(|s| s.flow.as_ref())
+                    {
                         let w = f.key.words();
                         crate::flow::key::prefetch(&w[usize::from(st.words[0])]);
-                        crate::flow::key::prefetch(&w[usize::from(st.words[st.n_words.max(1) - 1])]);
+                        crate::flow::key::prefetch(
+                            &w[usize::from(st.words[st.n_words.max(1) - 1])],
+                        );
                     }
                 }
             }

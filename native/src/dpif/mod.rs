@@ -373,10 +373,10 @@ impl Datapath {
         let mut burst = self.burst.take().unwrap_or_default();
         let b = &mut *burst;
         let md = PacketMd::new(in_port);
-        for i in 0..n {
+        for (i, pkt) in pkts.iter().enumerate() {
             let key = &mut b.keys[i];
             md.load_into(key);
-            b.layers[i] = extract_with_vlan_limit(pkts[i].data(), key, OVS_DEFAULT_VLAN_LIMIT);
+            b.layers[i] = extract_with_vlan_limit(pkt.data(), key, OVS_DEFAULT_VLAN_LIMIT);
             b.hashes[i] = emc::hash_key(key);
             self.emc.prefetch(b.hashes[i]);
         }

@@ -883,6 +883,34 @@ pub fn format_flow(fm: &FlowMod, ports: &dyn PortNames, names: bool, st: ActionS
     s
 }
 
+/// The ovs-ofctl shorthand for an Ethernet type and (when matched) IP protocol: `tcp`,
+/// `udp6`, `arp`, ...; None when there is none.
+pub fn proto_shorthand(dl_type: u16, proto: Option<u8>) -> Option<&'static str> {
+    Some(match (dl_type, proto) {
+        (0x0800, Some(1)) => "icmp",
+        (0x0800, Some(6)) => "tcp",
+        (0x0800, Some(17)) => "udp",
+        (0x0800, Some(132)) => "sctp",
+        (0x0800, _) => "ip",
+        (0x86dd, Some(58)) => "icmp6",
+        (0x86dd, Some(6)) => "tcp6",
+        (0x86dd, Some(17)) => "udp6",
+        (0x86dd, Some(132)) => "sctp6",
+        (0x86dd, _) => "ipv6",
+        (0x0806, _) => "arp",
+        (0x8035, _) => "rarp",
+        (0x8847, _) => "mpls",
+        (0x8848, _) => "mplsm",
+        _ => return None,
+    })
+}
+
+/// True for the shorthands that say only the Ethernet type (`ip`, `arp`, ...), after which
+/// `nw_proto` still prints.
+pub fn shorthand_is_l3(word: &str) -> bool {
+    matches!(word, "ip" | "ipv6" | "arp" | "rarp" | "mpls" | "mplsm")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1353,32 +1381,4 @@ mod tests {
         assert_eq!(format_value(FieldId::Reg0, 1, 0xffff, &NoNames, false), "0x1/0xffff");
         assert_eq!(format_value(FieldId::TcpSrc, 16, 0xfff0, &NoNames, false), "16/0xfff0");
     }
-}
-
-/// The ovs-ofctl shorthand for an Ethernet type and (when matched) IP protocol: `tcp`,
-/// `udp6`, `arp`, ...; None when there is none.
-pub fn proto_shorthand(dl_type: u16, proto: Option<u8>) -> Option<&'static str> {
-    Some(match (dl_type, proto) {
-        (0x0800, Some(1)) => "icmp",
-        (0x0800, Some(6)) => "tcp",
-        (0x0800, Some(17)) => "udp",
-        (0x0800, Some(132)) => "sctp",
-        (0x0800, _) => "ip",
-        (0x86dd, Some(58)) => "icmp6",
-        (0x86dd, Some(6)) => "tcp6",
-        (0x86dd, Some(17)) => "udp6",
-        (0x86dd, Some(132)) => "sctp6",
-        (0x86dd, _) => "ipv6",
-        (0x0806, _) => "arp",
-        (0x8035, _) => "rarp",
-        (0x8847, _) => "mpls",
-        (0x8848, _) => "mplsm",
-        _ => return None,
-    })
-}
-
-/// True for the shorthands that say only the Ethernet type (`ip`, `arp`, ...), after which
-/// `nw_proto` still prints.
-pub fn shorthand_is_l3(word: &str) -> bool {
-    matches!(word, "ip" | "ipv6" | "arp" | "rarp" | "mpls" | "mplsm")
 }
