@@ -1,7 +1,7 @@
 // Writes the seed corpus of every fuzz target into fuzz/corpus/TARGET/ (git-ignored), and
 // the devstack scenario the datapath target loads (fuzz/corpus/devstack-dvr.json). Needs the
-// TypeScript build (`npm run build` at the top of the repository) and reads the captures in
-// ../shared/captures (or $DVRLAB_CAPTURES). Run from native/: `node fuzz/seeds.mjs`.
+// TypeScript build (`npm run build` at the top of the repository) and reads the captures of
+// the shared directory (see below). Run from native/: `node fuzz/seeds.mjs`.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +9,15 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
 const corpus = path.join(here, 'corpus');
-const captures = process.env.DVRLAB_CAPTURES ?? path.resolve(root, '../shared/captures');
+// The captures: $DVRLAB_CAPTURES, else captures/ of the shared directory as the tests find it
+// ($DVRLAB_SHARED, next to the repository, /work/shared).
+const captures =
+  process.env.DVRLAB_CAPTURES ??
+  [process.env.DVRLAB_SHARED, path.resolve(root, '../shared'), '/work/shared']
+    .filter(Boolean)
+    .map((d) => path.join(d, 'captures'))
+    .find((d) => fs.existsSync(d)) ??
+  path.resolve(root, '../shared/captures');
 const { loadScenarioOrTopology } = await import(path.join(root, 'dist/src/neutron/load.js'));
 
 const written = {};
