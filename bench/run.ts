@@ -630,6 +630,9 @@ captured (no FCS).
 | --- | --- | ---: | ---: | --- |
 ${targetRows.join('\n')}
 
+Where a target is missed, [PROFILE.md](PROFILE.md) says what the profiles show and what comes
+next.
+
 ## A real capture: ndpi-merged-100k
 
 \`captures/ndpi-merged-100k.pcap\` (100 734 frames of real traffic, mixed sizes up to 37 kB;
