@@ -415,9 +415,10 @@ export function mutate(rng, entry, other, pool, maxLen) {
       }
       if (tooBig(tree, 2 * maxLen)) throw new RangeError('too big to print');
       const json = rng.chance(0.9) ? entry.parsed.json : !entry.parsed.json;
-      text = print(rng, tree, json);
-      if (rng.chance(0.1)) text = mutateText(rng, text, other.text);
-      return text;
+      // The YAML printer gives undefined for a tree that is undefined.
+      const printed = print(rng, tree, json);
+      if (typeof printed !== 'string') throw new TypeError('nothing to print');
+      return rng.chance(0.1) ? mutateText(rng, printed, other.text) : printed;
     } catch {
       // A tree too big to print, or one the printers refuse (too deep): edit the text.
     }
