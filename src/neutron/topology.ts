@@ -589,7 +589,8 @@ class Resolver {
       if (prev !== undefined) {
         this.fail(
           [...here, 'node'],
-          `network "${d.network}" already has a DHCP port on node "${d.node}" (dhcp_ports[${prev}])`,
+          `network "${d.network}" already has a DHCP port on node "${d.node}" ` +
+            `(dhcp_ports[${prev}])`,
         );
       }
       placed.set(key, i);

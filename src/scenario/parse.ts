@@ -7,11 +7,10 @@
  * expected there. YAML goes through the `yaml` package, whose nodes carry source ranges.
  * Invariants: every syntax error is a `ScenarioError` whose message starts with
  * `FILE:LINE:COLUMN: `; lines and columns are 1-based. A parsed value nests at most
- * `MAX_DEPTH` arrays and objects, so that no later step (nor the `yaml` package, whose parser
- * recurses) runs out of stack on a hostile file; a YAML file too deep for the parser itself is
- * reported without a position.
+ * `MAX_DEPTH` arrays and objects, and the `yaml` parser, which recurses, is kept from going
+ * deeper than twice that, so that no step runs out of stack on a hostile file.
  */
-import { CST, Lexer, LineCounter, isNode, parseDocument } from 'yaml';
+import { type Document, Composer, Lexer, LineCounter, Parser, YAMLParseError, isNode } from 'yaml';
 import { ScenarioError } from '../errors.js';
 
 /** The deepest nesting of arrays and objects a scenario or topology file may have. */
@@ -319,16 +318,7 @@ function parseJson(text: string, file: string): ParsedText {
 
 function parseYaml(text: string, file: string): ParsedText {
   const lineCounter = new LineCounter();
-  checkYamlNesting(text, file);
-  // logLevel 'error': the package would print its warnings (a collection used as a key, an
-  // unknown tag) on stderr as Node process warnings; a key it had to stringify is reported
-  // as an unknown key, like any other.
-  const doc = parseDocument(text, {
-    lineCounter,
-    prettyErrors: false,
-    uniqueKeys: true,
-    logLevel: 'error',
-  });
+  const doc = parseYamlDocument(text, file, lineCounter);
   if (doc.errors.length > 0) {
     const err = doc.errors[0];
     const { line, col } = lineCounter.linePos(err.pos[0]);
@@ -365,96 +355,62 @@ function parseYaml(text: string, file: string): ParsedText {
   return { value, locate };
 }
 
+/** How deep the `yaml` parser's stack may get: a little more than one entry per level. */
+const MAX_PARSER_STACK = 2 * MAX_DEPTH;
+
 /**
- * Refuses YAML text that could nest collections more than `MAX_DEPTH` deep, before the
- * `yaml` parser, which recurses once per level (about a kilobyte of stack each) and, near the
- * end of the stack, can abort the process instead of throwing. It runs the package's lexer (a
- * loop) and keeps the columns of the open block collections: a nested block collection starts
- * further right than its parent, except a sequence written at its parent key's column, so the
- * depth is at most twice the open columns plus the open flow brackets. That bound passing
- * `2 * MAX_DEPTH` means the depth passes `MAX_DEPTH` (in a file without syntax errors).
+ * The `yaml` package's `parseDocument`, with its parser's stack kept under `MAX_PARSER_STACK`.
+ * The parser recurses once per entry of its stack (about a kilobyte of stack each) and, near
+ * the end of the process's stack, can abort the process instead of throwing. Its stack grows
+ * with the nesting of the text, and also, after some syntax errors, with every line that
+ * follows (a list indented under a key that has a value already). Past the limit, parsing
+ * stops there: the first syntax error before that point is the one reported, as usual, or, if
+ * there is none, the nesting is.
  */
-function checkYamlNesting(text: string, file: string): void {
-  const open: number[] = []; // columns of the open block collections, increasing
-  let flow = 0; // open flow collections
-  let stuck = 0; // collections a syntax error left open (the flow ones the lexer gave up on)
-  let line = 1;
-  let column = 0; // 0-based
-  let nodeColumn = -1; // where the last node of this line started: a key when ':' follows
-  const enter = (c: number) => {
-    while (open.length > 0 && open[open.length - 1] >= c) open.pop();
-    open.push(c);
-  };
-  for (const token of new Lexer().lex(text)) {
-    const type = CST.tokenType(token);
-    // Zero-width markers the lexer adds before documents and scalars, and where it gives up
-    // on flow collections that a line indented too little cut short (the lines after it are
-    // block context, but the parser may still hold the flow collections).
-    if (type === 'doc-mode' || type === 'scalar') continue;
-    if (type === 'flow-error-end') {
-      stuck += flow;
-      flow = 0;
-      continue;
+function parseYamlDocument(text: string, file: string, lineCounter: LineCounter): Document.Parsed {
+  // logLevel 'error': the package would print its warnings (a collection used as a key, an
+  // unknown tag) on stderr as Node process warnings; a key it had to stringify is reported
+  // as an unknown key, like any other.
+  const composer = new Composer({ uniqueKeys: true, logLevel: 'error' });
+  const parser = new Parser(lineCounter.addNewLine);
+  let stoppedAt: number | undefined;
+  function* tokens() {
+    lineCounter.addNewLine(0);
+    for (const lexeme of new Lexer().lex(text)) {
+      yield* parser.next(lexeme);
+      if (parser.stack.length > MAX_PARSER_STACK) {
+        stoppedAt = parser.offset;
+        break;
+      }
     }
-    const start = column;
-    const nl = token.lastIndexOf('\n');
-    if (nl < 0) column += token.length;
+    yield* parser.end();
+  }
+  // As parseDocument: the first document, and an error if there is another.
+  let doc: Document.Parsed | undefined;
+  for (const next of composer.compose(tokens(), true, text.length)) {
+    if (doc === undefined) doc = next;
     else {
-      for (let i = 0; i <= nl; i++) if (token.charCodeAt(i) === 10) line++;
-      column = token.length - nl - 1;
-    }
-    switch (type) {
-      case 'doc-start':
-      case 'doc-end':
-        open.length = 0;
-        flow = 0;
-        stuck = 0;
-        break;
-      case 'newline':
-        nodeColumn = -1;
-        break;
-      case 'flow-map-start':
-      case 'flow-seq-start':
-        if (flow === 0 && nodeColumn < 0) nodeColumn = start;
-        flow++;
-        break;
-      case 'flow-map-end':
-      case 'flow-seq-end':
-        flow = Math.max(0, flow - 1);
-        break;
-      case 'seq-item-ind':
-        // In a flow collection, '-' is an error the parser recovers from by opening a block
-        // sequence there.
-        if (flow > 0) stuck++;
-        else {
-          enter(start);
-          nodeColumn = -1;
-        }
-        break;
-      case 'explicit-key-ind':
-        if (flow === 0) {
-          enter(start);
-          nodeColumn = -1;
-        }
-        break;
-      case 'map-value-ind':
-        if (flow === 0) {
-          enter(nodeColumn >= 0 ? nodeColumn : start);
-          nodeColumn = -1;
-        }
-        break;
-      case 'space':
-      case 'comment':
-      case 'comma':
-      case 'byte-order-mark':
-        break;
-      default:
-        if (flow === 0 && nodeColumn < 0) nodeColumn = start;
-    }
-    if (2 * open.length + flow + stuck > 2 * MAX_DEPTH) {
-      throw new ScenarioError(`${file}:${line}:${start + 1}: ${TOO_DEEP}`);
+      const range: [number, number] = [next.range[0], next.range[1]];
+      doc.errors.push(
+        new YAMLParseError(
+          range,
+          'MULTIPLE_DOCS',
+          'Source contains multiple documents; please use YAML.parseAllDocuments()',
+        ),
+      );
+      break;
     }
   }
+  if (stoppedAt !== undefined) {
+    const at = stoppedAt;
+    // Errors at the stop come from the text cut short there.
+    doc!.errors = doc!.errors.filter((e) => e.pos[0] < at);
+    if (doc!.errors.length === 0) {
+      const { line, col } = lineCounter.linePos(at);
+      throw new ScenarioError(`${file}:${line}:${col}: ${TOO_DEEP}`);
+    }
+  }
+  return doc!;
 }
 
 /**

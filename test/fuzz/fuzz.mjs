@@ -72,6 +72,12 @@ async function main() {
   );
   process.chdir(sandbox);
   const cleanup = () => fs.rmSync(sandbox, { recursive: true, force: true });
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.on(signal, () => {
+      cleanup();
+      process.exit(130);
+    });
+  }
 
   // The worker publishes the input it is running and when it started, for the watchdog.
   const shared = {
