@@ -23,6 +23,9 @@
 use crate::flow::key::{FlowKey, KEY_WORDS};
 use std::collections::HashMap;
 
+/// Most slots reserved when a cache is made (see `MegaflowCache::new`).
+const RESERVE_MAX: usize = 1 << 21;
+
 /// Default maximum number of megaflows (OVS's default `flow-limit`).
 pub const DEFAULT_CAPACITY: usize = 200_000;
 
@@ -38,13 +41,16 @@ pub struct FlowStats {
     pub tcp_flags: u16, // OR of the TCP flags seen
 }
 
-/// One datapath flow.
+/// One datapath flow. Laid out in this order (`repr(C)`) so that a hit touches few cache
+/// lines: the counters it updates next to the start of the key it compares, and the actions
+/// (whose first fields are what execution reads) after the mask.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct Megaflow<T> {
+    pub stats: FlowStats,
     pub key: FlowKey, // masked by `mask`
     pub mask: FlowKey,
     pub actions: T,
-    pub stats: FlowStats,
 }
 
 /// Why an insertion did not happen.
@@ -76,13 +82,17 @@ const EMPTY: u32 = u32::MAX;
 /// thousands of flows, a lookup otherwise pays a TLB miss on top of each cache miss. A hint;
 /// nothing changes where the kernel does not do it.
 fn huge_pages<T>(table: &[T]) {
+    huge_pages_raw(table.as_ptr() as usize, std::mem::size_of_val(table));
+}
+
+/// `huge_pages` over `bytes` bytes of an allocation at `at`, written or not.
+fn huge_pages_raw(at: usize, bytes: usize) {
     const HUGE: usize = 2 << 20;
-    let bytes = std::mem::size_of_val(table);
     if bytes < 4 * HUGE {
         return;
     }
-    let start = (table.as_ptr() as usize).div_ceil(HUGE) * HUGE;
-    let end = (table.as_ptr() as usize + bytes) / HUGE * HUGE;
+    let start = at.div_ceil(HUGE) * HUGE;
+    let end = (at + bytes) / HUGE * HUGE;
     if end > start {
         // SAFETY: madvise only advises on a range of our own allocation; it never changes
         // the memory's contents.
@@ -191,8 +201,12 @@ impl Subtable {
 
     fn put(&mut self, hash: u64, flow: u32) {
         if (self.n_flows + 1) * 2 > self.buckets.len() {
-            let grown = vec![FREE; self.buckets.len() * 2].into_boxed_slice();
-            huge_pages(&grown);
+            let n = self.buckets.len() * 2;
+            let mut grown: Vec<Bucket> = Vec::with_capacity(n);
+            // Advised before it is filled, so that its first faults already take huge pages.
+            huge_pages_raw(grown.as_ptr() as usize, n * std::mem::size_of::<Bucket>());
+            grown.resize(n, FREE);
+            let grown = grown.into_boxed_slice();
             let old = core::mem::replace(&mut self.buckets, grown);
             for b in old.iter().filter(|b| b.flow != EMPTY) {
                 self.place(*b);
@@ -279,8 +293,13 @@ impl<T> Default for MegaflowCache<T> {
 impl<T> MegaflowCache<T> {
     /// An empty cache holding at most `capacity` flows.
     pub fn new(capacity: usize) -> MegaflowCache<T> {
+        // The slots are reserved up to the flow limit at once (address space only: pages are
+        // touched as flows arrive), so that a large table is one mapping the kernel can back
+        // with huge pages from its first fault, instead of being copied as it doubles.
+        let slots: Vec<Slot<T>> = Vec::with_capacity(capacity.min(RESERVE_MAX));
+        huge_pages_raw(slots.as_ptr() as usize, slots.capacity() * std::mem::size_of::<Slot<T>>());
         MegaflowCache {
-            slots: Vec::new(),
+            slots,
             free_slots: Vec::new(),
             subtables: Vec::new(),
             free_subtables: Vec::new(),
@@ -310,6 +329,17 @@ impl<T> MegaflowCache<T> {
 
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// True when an insertion would be refused for want of room.
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.n_flows >= self.capacity
+    }
+
+    /// Counts a refusal made by the caller after `is_full` (as `insert` counts its own).
+    pub fn count_refused(&mut self) {
+        self.stats.refused_full += 1;
     }
 
     /// Changes the flow limit. Existing flows stay, even beyond a lower limit; insertions are

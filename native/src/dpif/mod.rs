@@ -33,8 +33,10 @@ use std::sync::Arc;
 /// Open vSwitch's limit on recirculations of one packet (MAX_RECIRC_DEPTH).
 pub const MAX_RECIRC_DEPTH: u32 = 6;
 
-/// What a megaflow does.
+/// What a megaflow does. `repr(C)`: what a hit reads (the actions and the drop reason) comes
+/// first, in one cache line.
 #[derive(Debug)]
+#[repr(C)]
 pub struct DpFlow {
     pub actions: Vec<DpAction>,
     pub drop: Option<DropReason>,
@@ -653,29 +655,7 @@ impl Datapath {
         match id {
             Some(id) => {
                 self.megaflows.credit(id, 1, bytes, self.of.now_ms, tcp_flags);
-                // Execute straight from the cached flow: no copy of its actions per packet.
-                let Datapath { megaflows, ct, work, of, gen, pool, .. } = self;
-                let f = &megaflows.get(id).expect("looked up above").actions;
-                if let Some(d) = f.drop {
-                    out.drop = Some(d);
-                }
-                let mut ctx = exec::ExecCtx {
-                    ct,
-                    now_ms: of.now_ms,
-                    sink,
-                    work,
-                    pool,
-                    gen,
-                    outputs: 0,
-                    carried: 0,
-                    drop: None,
-                };
-                ctx.execute(pkt, &mut md, &key, layers, &f.actions);
-                out.outputs += ctx.outputs;
-                out.carried += ctx.carried;
-                if let Some(d) = ctx.drop {
-                    out.drop = Some(d);
-                }
+                self.execute_cached(pkt, &mut md, &key, layers, id, sink, out);
             }
             None => {
                 self.stats.upcalls += 1;
@@ -683,25 +663,73 @@ impl Datapath {
                 for (r, extra) in &xo.rules {
                     r.credit(1, bytes + *extra as u64, self.of.now_ms);
                 }
-                let actions = xo.actions.clone();
-                let drop = xo.drop;
-                if !self.install(&key, xo) {
+                if self.megaflows.is_full() {
+                    // Refused (counted as the cache counts a refusal): executed uncached.
+                    self.megaflows.count_refused();
                     self.stats.upcall_failures += 1;
+                    self.note_changes(&xo);
+                    let (actions, drop) = (xo.actions, xo.drop);
+                    self.finish_pass(pkt, md, &key, layers, &actions, drop, sink, out);
+                    return;
                 }
-                self.finish_pass(pkt, md, &key, layers, &actions, drop, sink, out);
-                return;
+                // Installed first, then executed from the cache: no copy of the actions.
+                match self.install(&key, xo) {
+                    Ok(id) => self.execute_cached(pkt, &mut md, &key, layers, id, sink, out),
+                    Err(id) => {
+                        // A flow with this very match exists (not reachable after a miss,
+                        // but its actions are the translation's): counted as a failure.
+                        self.stats.upcall_failures += 1;
+                        if let Some(id) = id {
+                            self.execute_cached(pkt, &mut md, &key, layers, id, sink, out);
+                        }
+                    }
+                }
             }
         }
         self.revalidate_if_needed();
     }
 
+    /// Runs the actions of megaflow `id` on a packet, straight from the cache.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn execute_cached(
+        &mut self,
+        pkt: &mut Packet,
+        md: &mut PacketMd,
+        key: &FlowKey,
+        layers: crate::flow::extract::Layers,
+        id: u32,
+        sink: &mut dyn Sink,
+        out: &mut Outcome,
+    ) {
+        let Datapath { megaflows, ct, work, of, gen, pool, .. } = self;
+        let Some(f) = megaflows.get(id).map(|m| &m.actions) else { return };
+        if let Some(d) = f.drop {
+            out.drop = Some(d);
+        }
+        let mut ctx = exec::ExecCtx {
+            ct,
+            now_ms: of.now_ms,
+            sink,
+            work,
+            pool,
+            gen,
+            outputs: 0,
+            carried: 0,
+            drop: None,
+        };
+        ctx.execute(pkt, md, key, layers, &f.actions);
+        out.outputs += ctx.outputs;
+        out.carried += ctx.carried;
+        if let Some(d) = ctx.drop {
+            out.drop = Some(d);
+        }
+    }
+
     /// Installs the megaflow of translation `xo` of `key`; false when the cache refused it
     /// (full). Notes what the translation changed for revalidation.
-    fn install(&mut self, key: &FlowKey, xo: crate::xlate::XlateOut) -> bool {
-        if xo.tables_changed || xo.macs_changed {
-            self.need_revalidate = true;
-        }
-        self.macs_learned.extend_from_slice(&xo.macs_learned);
+    fn install(&mut self, key: &FlowKey, xo: crate::xlate::XlateOut) -> Result<u32, Option<u32>> {
+        self.note_changes(&xo);
         let flow = DpFlow {
             actions: xo.actions,
             drop: xo.drop,
@@ -718,10 +746,19 @@ impl Datapath {
         match self.megaflows.insert(&masked, &xo.dp_mask, flow) {
             Ok(id) => {
                 self.index_mac_deps(id);
-                true
+                Ok(id)
             }
-            Err(_) => false,
+            Err(megaflow::InsertError::Exists(id)) => Err(Some(id)),
+            Err(megaflow::InsertError::Full) => Err(None),
         }
+    }
+
+    /// Notes what translation `xo` changed, for revalidation.
+    fn note_changes(&mut self, xo: &crate::xlate::XlateOut) {
+        if xo.tables_changed || xo.macs_changed {
+            self.need_revalidate = true;
+        }
+        self.macs_learned.extend_from_slice(&xo.macs_learned);
     }
 
     fn index_mac_deps(&mut self, id: u32) {
