@@ -8,11 +8,11 @@
 //                           [-timeout=S] [-rss_limit_mb=N] [-seed=N]
 //   node test/fuzz/fuzz.mjs TARGET FILE...        run each file once (a crash or a seed)
 //
-// Coverage is V8's precise block coverage of dist/src/ (the code under test, not yaml or zod),
-// taken through the inspector after every execution: a feature is a block that ran, with its
-// run count in one of libFuzzer's eight buckets; an input that shows a new feature joins the
-// corpus (CORPUS_DIR, default test/fuzz/corpus/TARGET). `cov` is the number of blocks of
-// dist/src seen to run, `ft` the number of features.
+// Coverage is edge coverage of dist/src/ (the code under test, not yaml or zod): the worker
+// runs a copy with a counter on every branch (instrument.mjs). A feature is an edge taken,
+// with its count in one of libFuzzer's eight buckets; an input that shows a new feature joins
+// the corpus (CORPUS_DIR, default test/fuzz/corpus/TARGET). `cov` is the number of edges of
+// dist/src seen taken, `ft` the number of features.
 //
 // The target runs in a worker whose stack is about the size of the CLI's main-thread stack.
 // A crash (an exception the target lets through), a run longer than -timeout seconds (default
@@ -27,11 +27,15 @@ import { syncBuiltinESMExports } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { counters, instrument } from './instrument.mjs';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
 // A few names the seeds may lack, so that references can miss.
+// The loader makes short-lived garbage at a great rate; a young generation this size halves
+// the time the worker spends collecting it.
+const YOUNG_MB = 128;
 const STRINGS_FROM_CORPUS = ['node9', 'net9', 'sn9', 'router9', 'vm9'];
 
 if (isMainThread) await main();
@@ -102,9 +106,23 @@ async function main() {
     process.exit(1);
   };
 
+  const { edges, dir } = instrument(root);
   const w = new Worker(fileURLToPath(import.meta.url), {
-    workerData: { target, corpus, inputs: replay ? inputs : [], artifacts, opts, shared },
-    resourceLimits: { maxOldGenerationSizeMb: opts.rss_limit_mb, stackSizeMb: 1 },
+    workerData: {
+      target,
+      corpus,
+      inputs: replay ? inputs : [],
+      artifacts,
+      opts,
+      shared,
+      edges,
+      src: dir,
+    },
+    resourceLimits: {
+      maxOldGenerationSizeMb: opts.rss_limit_mb,
+      maxYoungGenerationSizeMb: YOUNG_MB,
+      stackSizeMb: 1,
+    },
     stdout: false,
   });
   const watchdog = setInterval(() => {
@@ -143,10 +161,11 @@ async function main() {
 }
 
 async function worker() {
-  const { target, corpus, inputs, artifacts, opts, shared } = workerData;
+  const { target, corpus, inputs, artifacts, opts, shared, edges, src } = workerData;
   const log = (line) => parentPort.postMessage({ type: 'log', line });
-  const { Session } = await import('node:inspector');
   const { mutate, parseEntry, Rng, scalars } = await import('./mutate.mjs');
+  const cov = counters(edges);
+  globalThis.__dvrlabFuzzSrc = src;
   const { targets } = await import('./targets.mjs');
   const run = targets[target];
   // After the imports: module loading reads files outside the sandbox.
@@ -157,32 +176,29 @@ async function worker() {
     warning ??= w instanceof Error ? w.message : String(w);
   };
 
-  const session = new Session();
-  session.connect();
-  const post = (method, params) => {
-    let out;
-    let err;
-    session.post(method, params, (e, r) => {
-      err = e;
-      out = r;
-    });
-    if (err) throw err;
-    return out;
-  };
-  post('Profiler.enable');
-  post('Profiler.startPreciseCoverage', { callCount: true, detailed: true });
-  const ours = new URL('dist/src/', `file://${root}/`).href;
-
   const input = new Uint8Array(shared.input);
   const len = new Int32Array(shared.meta, 0, 1);
   const started = new Float64Array(shared.meta, 8, 1);
-  const blocks = new Set(); // script, start, end of every block seen to run
-  const features = new Set(); // the same with a hit-count bucket
+  const seen = new Uint8Array(edges); // edges seen taken
+  const buckets = new Uint8Array(edges); // per edge, a bit for every hit-count bucket seen
+  const blocks = { size: 0 };
+  const features = { size: 0 };
   let slowest = 0;
   let slowestInput;
 
   // libFuzzer's hit-count buckets: 1, 2, 3, 4-7, 8-15, 16-31, 32-127, 128+.
   const bucket = (n) => (n < 4 ? n : n < 8 ? 4 : n < 16 ? 5 : n < 32 ? 6 : n < 128 ? 7 : 8);
+  // Stack traces cost a good share of an execution (the loader and its parsers throw on most
+  // inputs); an input that crashes runs again with them for the report.
+  const stackTraceLimit = Error.stackTraceLimit;
+  const runOnce = (data) => {
+    try {
+      run(data);
+      return undefined;
+    } catch (e) {
+      return e ?? new Error(`thrown: ${String(e)}`);
+    }
+  };
 
   /** Runs one input; gives the number of new features, or reports a crash and stops. */
   const execute = (data) => {
@@ -190,13 +206,12 @@ async function worker() {
     len[0] = Math.min(data.length, input.length);
     const t0 = Date.now();
     started[0] = t0;
-    let error;
     warning = undefined;
-    try {
-      run(data);
-    } catch (e) {
-      error = e;
-    }
+    cov.fill(0);
+    Error.stackTraceLimit = 0;
+    let error = runOnce(data);
+    Error.stackTraceLimit = stackTraceLimit;
+    if (error !== undefined) error = runOnce(data) ?? error;
     if (error === undefined && warning !== undefined) {
       error = new Error(`the code under test emitted a process warning: ${warning}`);
     }
@@ -206,7 +221,6 @@ async function worker() {
       slowest = ms;
       slowestInput = data;
     }
-    const cov = post('Profiler.takePreciseCoverage').result;
     if (error !== undefined) {
       const detail =
         error instanceof Error ? `${error.stack}${causeOf(error)}` : `thrown: ${String(error)}`;
@@ -214,20 +228,17 @@ async function worker() {
       return undefined;
     }
     let fresh = 0;
-    for (const script of cov) {
-      if (!script.url.startsWith(ours)) continue;
-      const sid = Number(script.scriptId) * 1e10;
-      for (const fn of script.functions) {
-        for (const r of fn.ranges) {
-          if (r.count === 0) continue;
-          const block = sid + r.startOffset * 1e5 + r.endOffset;
-          const ft = block * 10 + bucket(r.count);
-          if (!features.has(ft)) {
-            features.add(ft);
-            blocks.add(block);
-            fresh++;
-          }
-        }
+    for (let i = 0; i < edges; i++) {
+      const n = cov[i];
+      if (n === 0) continue;
+      const bit = 1 << (bucket(n) - 1);
+      if ((buckets[i] & bit) !== 0) continue;
+      buckets[i] |= bit;
+      features.size++;
+      fresh++;
+      if (seen[i] === 0) {
+        seen[i] = 1;
+        blocks.size++;
       }
     }
     return fresh;
@@ -317,7 +328,7 @@ async function worker() {
   log(`stat::new_units_added:          ${added}`);
   log(`stat::slowest_unit_time_sec:    ${(slowest / 1000).toFixed(3)}`);
   log(`stat::peak_rss_mb:              ${Math.round(process.memoryUsage().rss / 2 ** 20)}`);
-  log(`stat::blocks_covered:           ${blocks.size}`);
+  log(`stat::edges_covered:            ${blocks.size}`);
   log(`stat::features:                 ${features.size}`);
   parentPort.postMessage({ type: 'done' });
 }

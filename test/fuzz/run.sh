@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every TypeScript fuzz target (test/fuzz/targets.mjs) for RUNS executions (default 2000)
 # on its corpus and prints one line per target: executions, seconds, executions per second,
-# coverage (blocks of dist/src seen to run) and corpus size. A crash, an input running longer
+# coverage (edges of dist/src seen taken) and corpus size. A crash, an input running longer
 # than 10 s or the fuzzer running out of memory stops the script with the fuzzer's report and
 # exit 1; the input is left in test/fuzz/artifacts/TARGET/. Writes the seeds first
 # (test/fuzz/seeds.mjs). Needs the TypeScript build (`npm run build`); run from anywhere.

@@ -12,7 +12,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const dist = (p) => import(path.join(root, 'dist/src', p));
+// The engine runs an instrumented copy of dist/src (instrument.mjs) and says where it is.
+const src = globalThis.__dvrlabFuzzSrc ?? path.join(root, 'dist/src');
+const dist = (p) => import(path.join(src, p));
 const { DvrlabError } = await dist('errors.js');
 const { loadScenarioOrTopologyText, loadTopologyArgumentText } = await dist('neutron/load.js');
 const { compile, formatRawScenario } = await dist('neutron/compile.js');
