@@ -8,8 +8,9 @@
 //!   found wins.
 //! - Megaflows with the same mask share a subtable: an open-addressing hash table (linear
 //!   probing, at most half full, backward-shift deletion, so no tombstones) of flow ids keyed
-//!   by the hash of the masked key. The hash covers only the words the mask touches, listed
-//!   once per subtable. A subtable that empties is dropped.
+//!   by the hash of the masked key, each entry holding the masked key's words, so that a
+//!   lookup reads one cache line of the table. The hash covers only the words the mask
+//!   touches, listed once per subtable. A subtable that empties is dropped.
 //! - Subtables are searched in order of recent hits, re-ranked every `rerank_interval`
 //!   lookups (OVS re-sorts by hit count once a second; counting lookups keeps runs
 //!   deterministic).
@@ -42,15 +43,16 @@ pub struct FlowStats {
 }
 
 /// One datapath flow. Laid out in this order (`repr(C)`) so that a hit touches few cache
-/// lines: the counters it updates next to the start of the key it compares, and the actions
-/// (whose first fields are what execution reads) after the mask.
+/// lines: the counters it updates, then the actions (whose first fields are what execution
+/// reads). The key and the mask, which lookups do not read (the subtable holds the masked
+/// words), come last.
 #[derive(Clone, Debug)]
 #[repr(C)]
 pub struct Megaflow<T> {
     pub stats: FlowStats,
+    pub actions: T,
     pub key: FlowKey, // masked by `mask`
     pub mask: FlowKey,
-    pub actions: T,
 }
 
 /// Why an insertion did not happen.
@@ -76,8 +78,6 @@ pub struct MegaflowStats {
     pub refused_full: u64,
 }
 
-const EMPTY: u32 = u32::MAX;
-
 /// Asks the kernel to back a large table with transparent huge pages: with hundreds of
 /// thousands of flows, a lookup otherwise pays a TLB miss on top of each cache miss. A hint;
 /// nothing changes where the kernel does not do it.
@@ -102,21 +102,29 @@ fn huge_pages_raw(at: usize, bytes: usize) {
     }
 }
 
+/// A cache line of a subtable's table.
 #[derive(Clone, Copy, Debug)]
-struct Bucket {
-    hash: u64,
-    flow: u32, // EMPTY when free
-}
+#[repr(C, align(64))]
+struct Line([u64; 8]);
 
-const FREE: Bucket = Bucket { hash: 0, flow: EMPTY };
+/// Word 1 of a free entry.
+const FREE_ENTRY: u64 = u64::MAX;
 
+/// A subtable: the megaflows of one mask. Its table holds, for every flow, an entry of
+/// `stride` words: the hash, the flow id, then the masked key's words that the mask touches.
+/// A lookup compares the key inside the entry, so a hit reads one cache line of the table
+/// and nothing of the flow until its actions run (with 100k flows and more, each line read
+/// is a miss to memory). Entries are aligned: `stride` is 4 (two entries a line) or a
+/// multiple of 8.
 #[derive(Clone, Debug)]
 struct Subtable {
     mask: FlowKey,
     n_words: usize,
     words: [u8; KEY_WORDS], // indices of the mask's non-zero words, first `n_words`
     masks: [u64; KEY_WORDS], // the mask word for each of them
-    buckets: Box<[Bucket]>, // power-of-two length, at most half full
+    stride: usize,
+    table: Box<[Line]>,
+    n_buckets: usize, // entries in `table`: a power of two, at most half of them used
     n_flows: usize,
     hits: u64, // since the last re-ranking
 }
@@ -133,6 +141,33 @@ fn hash_finish(mut h: u64) -> u64 {
     h ^ (h >> 33)
 }
 
+/// A table of `n_buckets` free entries of `stride` words, advised for huge pages when large.
+fn free_table(n_buckets: usize, stride: usize) -> Box<[Line]> {
+    let lines = (n_buckets * stride).div_ceil(8);
+    let mut t: Vec<Line> = Vec::with_capacity(lines);
+    // Advised before it is filled, so that its first faults already take huge pages.
+    huge_pages_raw(t.as_ptr() as usize, lines * std::mem::size_of::<Line>());
+    t.resize(lines, Line([0; 8]));
+    let mut t = t.into_boxed_slice();
+    for i in 0..n_buckets {
+        words_mut(&mut t)[i * stride + 1] = FREE_ENTRY;
+    }
+    t
+}
+
+#[inline(always)]
+fn words(t: &[Line]) -> &[u64] {
+    // SAFETY: `Line` is `repr(C)` around `[u64; 8]`, with no padding (64 bytes, aligned to
+    // 64), so `t` is `t.len() * 8` initialised, aligned `u64`s for the borrow's lifetime.
+    unsafe { std::slice::from_raw_parts(t.as_ptr().cast::<u64>(), t.len() * 8) }
+}
+
+#[inline(always)]
+fn words_mut(t: &mut [Line]) -> &mut [u64] {
+    // SAFETY: as in `words`, borrowed mutably and exclusively through `t`.
+    unsafe { std::slice::from_raw_parts_mut(t.as_mut_ptr().cast::<u64>(), t.len() * 8) }
+}
+
 impl Subtable {
     fn new(mask: FlowKey) -> Subtable {
         let mut words = [0u8; KEY_WORDS];
@@ -145,12 +180,15 @@ impl Subtable {
                 n_words += 1;
             }
         }
+        let stride = if n_words + 2 <= 4 { 4 } else { (n_words + 2).div_ceil(8) * 8 };
         Subtable {
             mask,
             n_words,
             words,
             masks,
-            buckets: vec![FREE; 8].into_boxed_slice(),
+            stride,
+            table: free_table(8, stride),
+            n_buckets: 8,
             n_flows: 0,
             hits: 0,
         }
@@ -167,101 +205,121 @@ impl Subtable {
         hash_finish(h)
     }
 
-    /// True when `key & mask == masked`.
+    /// Entry `i`.
     #[inline(always)]
-    fn matches(&self, key: &FlowKey, masked: &FlowKey) -> bool {
-        let (k, v) = (key.words(), masked.words());
-        let mut diff = 0;
-        for n in 0..self.n_words {
-            let w = self.words[n] as usize;
-            diff |= (k[w] & self.masks[n]) ^ v[w];
-        }
-        diff == 0
+    fn entry(&self, i: usize) -> &[u64] {
+        &words(&self.table)[i * self.stride..(i + 1) * self.stride]
     }
 
+    /// Starts loading the entry where the search for `hash` begins.
     #[inline(always)]
-    fn find<T>(&self, key: &FlowKey, hash: u64, flows: &[Slot<T>]) -> Option<u32> {
-        let mask = self.buckets.len() - 1;
-        let mut i = hash as usize & mask;
+    fn prefetch(&self, hash: u64) {
+        crate::flow::key::prefetch(
+            &words(&self.table)[(hash as usize & (self.n_buckets - 1)) * self.stride],
+        );
+    }
+
+    /// The flow whose masked key is `key & mask`, given `hash`, the hash of it.
+    #[inline(always)]
+    fn find(&self, key: &FlowKey, hash: u64) -> Option<u32> {
+        let k = key.words();
+        let bmask = self.n_buckets - 1;
+        let mut i = hash as usize & bmask;
         loop {
-            let b = self.buckets[i];
-            if b.flow == EMPTY {
+            let e = self.entry(i);
+            if e[1] == FREE_ENTRY {
                 return None;
             }
-            if b.hash == hash {
-                if let Some(f) = flows.get(b.flow as usize).and_then(|s| s.flow.as_ref()) {
-                    if self.matches(key, &f.key) {
-                        return Some(b.flow);
-                    }
+            if e[0] == hash {
+                let mut diff = 0;
+                for n in 0..self.n_words {
+                    diff |= (k[self.words[n] as usize] & self.masks[n]) ^ e[2 + n];
+                }
+                if diff == 0 {
+                    return Some(e[1] as u32);
                 }
             }
-            i = (i + 1) & mask;
+            i = (i + 1) & bmask;
         }
     }
 
-    fn put(&mut self, hash: u64, flow: u32) {
-        if (self.n_flows + 1) * 2 > self.buckets.len() {
-            let n = self.buckets.len() * 2;
-            let mut grown: Vec<Bucket> = Vec::with_capacity(n);
-            // Advised before it is filled, so that its first faults already take huge pages.
-            huge_pages_raw(grown.as_ptr() as usize, n * std::mem::size_of::<Bucket>());
-            grown.resize(n, FREE);
-            let grown = grown.into_boxed_slice();
-            let old = core::mem::replace(&mut self.buckets, grown);
-            for b in old.iter().filter(|b| b.flow != EMPTY) {
-                self.place(*b);
+    /// Adds flow `flow`, whose masked key is `key` with hash `hash`.
+    fn put(&mut self, key: &FlowKey, hash: u64, flow: u32) {
+        if (self.n_flows + 1) * 2 > self.n_buckets {
+            let n = self.n_buckets * 2;
+            let old = core::mem::replace(&mut self.table, free_table(n, self.stride));
+            let old_buckets = core::mem::replace(&mut self.n_buckets, n);
+            let old = words(&old);
+            for i in 0..old_buckets {
+                let e = &old[i * self.stride..(i + 1) * self.stride];
+                if e[1] != FREE_ENTRY {
+                    self.place(e);
+                }
             }
         }
-        self.place(Bucket { hash, flow });
+        let mut e = [0u64; KEY_WORDS + 2];
+        e[0] = hash;
+        e[1] = u64::from(flow);
+        let k = key.words();
+        for n in 0..self.n_words {
+            e[2 + n] = k[self.words[n] as usize] & self.masks[n];
+        }
+        self.place(&e);
         self.n_flows += 1;
     }
 
-    fn place(&mut self, b: Bucket) {
-        let mask = self.buckets.len() - 1;
-        let mut i = b.hash as usize & mask;
-        while self.buckets[i].flow != EMPTY {
-            i = (i + 1) & mask;
+    /// Copies entry `e` (at least `2 + n_words` words) into the first free place of its
+    /// probe run.
+    fn place(&mut self, e: &[u64]) {
+        let (bmask, stride, used) = (self.n_buckets - 1, self.stride, 2 + self.n_words);
+        let mut i = e[0] as usize & bmask;
+        let t = words_mut(&mut self.table);
+        while t[i * stride + 1] != FREE_ENTRY {
+            i = (i + 1) & bmask;
         }
-        self.buckets[i] = b;
+        t[i * stride..i * stride + used].copy_from_slice(&e[..used]);
     }
 
-    /// Removes `flow` (with hash `hash`), shifting later buckets of the probe run back.
+    /// Removes `flow` (with hash `hash`), shifting later entries of the probe run back.
     fn delete(&mut self, hash: u64, flow: u32) -> bool {
-        let mask = self.buckets.len() - 1;
-        let mut i = hash as usize & mask;
+        let (bmask, stride, used) = (self.n_buckets - 1, self.stride, 2 + self.n_words);
+        let t = words_mut(&mut self.table);
+        let mut i = hash as usize & bmask;
         loop {
-            let b = self.buckets[i];
-            if b.flow == EMPTY {
+            let f = t[i * stride + 1];
+            if f == FREE_ENTRY {
                 return false;
             }
-            if b.flow == flow {
+            if f == u64::from(flow) {
                 break;
             }
-            i = (i + 1) & mask;
+            i = (i + 1) & bmask;
         }
         let mut j = i;
         loop {
-            self.buckets[i] = FREE;
+            t[i * stride + 1] = FREE_ENTRY;
             loop {
-                j = (j + 1) & mask;
-                let b = self.buckets[j];
-                if b.flow == EMPTY {
+                j = (j + 1) & bmask;
+                if t[j * stride + 1] == FREE_ENTRY {
                     self.n_flows -= 1;
                     return true;
                 }
-                let home = b.hash as usize & mask;
-                // `b` may move to `i` unless its home lies cyclically in (i, j].
+                let home = t[j * stride] as usize & bmask;
+                // Entry `j` may move to `i` unless its home lies cyclically in (i, j].
                 let stays = if i <= j { i < home && home <= j } else { i < home || home <= j };
                 if !stays {
                     break;
                 }
             }
-            self.buckets[i] = self.buckets[j];
+            t.copy_within(j * stride..j * stride + used, i * stride);
             i = j;
         }
     }
 }
 
+/// `repr(C)`, aligned to a cache line: the generation, which the exact-match cache checks,
+/// and the start of the flow (its counters and actions) are in the first two lines.
+#[repr(C, align(64))]
 struct Slot<T> {
     gen: u32,
     subtable: u32,
@@ -400,7 +458,7 @@ impl<T> MegaflowCache<T> {
             let Some(st) = self.subtables[sti as usize].as_mut() else {
                 continue;
             };
-            if let Some(id) = st.find(key, st.hash(key), &self.slots) {
+            if let Some(id) = st.find(key, st.hash(key)) {
                 st.hits += 1;
                 self.stats.subtables_searched += n as u64 + 1;
                 found = Some(id);
@@ -443,7 +501,7 @@ impl<T> MegaflowCache<T> {
                 while todo != 0 {
                     let i = todo.trailing_zeros() as usize;
                     todo &= todo - 1;
-                    if let Some(id) = st.find(&keys[i], st.hash(&keys[i]), &self.slots) {
+                    if let Some(id) = st.find(&keys[i], st.hash(&keys[i])) {
                         out[i] = Some(id);
                         pending &= !(1u64 << i);
                         st.hits += 1;
@@ -478,39 +536,21 @@ impl<T> MegaflowCache<T> {
                 break;
             }
             let Some(st) = self.subtables[sti as usize].as_ref() else { continue };
-            let bmask = st.buckets.len() - 1;
             let mut todo = pending;
             while todo != 0 {
                 let j = todo.trailing_zeros() as usize;
                 todo &= todo - 1;
                 let h = st.hash(&keys[idx[j] as usize]);
                 hashes[j] = h;
-                crate::flow::key::prefetch(&st.buckets[h as usize & bmask]);
+                st.prefetch(h);
             }
-            // The buckets have had time to arrive: start loading the flows they point to, so
-            // that comparing their keys below does not wait for memory one key at a time.
-            let mut todo = pending;
-            while todo != 0 {
-                let j = todo.trailing_zeros() as usize;
-                todo &= todo - 1;
-                let b = st.buckets[hashes[j] as usize & bmask];
-                if b.flow != EMPTY && b.hash == hashes[j] {
-                    if let Some(Some(f)) = self.slots.get(b.flow as usize).map(|s| s.flow.as_ref())
-                    {
-                        let w = f.key.words();
-                        crate::flow::key::prefetch(&w[usize::from(st.words[0])]);
-                        crate::flow::key::prefetch(
-                            &w[usize::from(st.words[st.n_words.max(1) - 1])],
-                        );
-                    }
-                }
-            }
+            // The entries have had time to arrive; each holds the key it is compared with.
             let mut todo = pending;
             while todo != 0 {
                 let j = todo.trailing_zeros() as usize;
                 todo &= todo - 1;
                 let i = idx[j] as usize;
-                if let Some(id) = st.find(&keys[i], hashes[j], &self.slots) {
+                if let Some(id) = st.find(&keys[i], hashes[j]) {
                     ids[i] = Some(id);
                     tier[i] = (rank + 1).min(255) as u8;
                     pending &= !(1u64 << j);
@@ -534,13 +574,13 @@ impl<T> MegaflowCache<T> {
         }
     }
 
-    /// Starts loading flow `id`'s actions and counters.
+    /// Starts loading flow `id`'s actions and counters: the first two cache lines of its
+    /// slot, by address alone (reading the slot to find them would wait for it).
     #[inline(always)]
     pub fn prefetch_flow(&self, id: u32) {
-        if let Some(Some(f)) = self.slots.get(id as usize).map(|s| s.flow.as_ref()) {
-            crate::flow::key::prefetch(&f.actions);
-            crate::flow::key::prefetch(&f.stats);
-        }
+        let at = self.slots.as_ptr().wrapping_add(id as usize).cast::<u8>();
+        crate::flow::key::prefetch_ptr(at);
+        crate::flow::key::prefetch_ptr(at.wrapping_add(64));
     }
 
     /// Installs a megaflow: `key` (masked here) under `mask`, with `actions`.
@@ -555,7 +595,7 @@ impl<T> MegaflowCache<T> {
         let hash = match sti.and_then(|i| self.subtables[i as usize].as_ref()) {
             Some(st) => {
                 let hash = st.hash(&key);
-                if let Some(id) = st.find(&key, hash, &self.slots) {
+                if let Some(id) = st.find(&key, hash) {
                     // `key` is masked, so a match is the identical flow.
                     return Err(InsertError::Exists(id));
                 }
@@ -586,7 +626,7 @@ impl<T> MegaflowCache<T> {
         slot.subtable = sti;
         slot.hash = hash;
         slot.flow = Some(Megaflow { key, mask: *mask, actions, stats: FlowStats::default() });
-        self.subtables[sti as usize].as_mut().expect("live subtable").put(hash, id);
+        self.subtables[sti as usize].as_mut().expect("live subtable").put(&key, hash, id);
         self.n_flows += 1;
         self.stats.inserted += 1;
         Ok(id)

@@ -306,6 +306,18 @@ pub fn prefetch<T>(p: &T) {
     let _ = p;
 }
 
+/// `prefetch` by address: `p` may point anywhere (nothing is read).
+#[inline(always)]
+pub fn prefetch_ptr(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint; it never faults, whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch(p as *const i8, core::arch::x86_64::_MM_HINT_T0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// True when two keys are equal, compared word by word without early exit (the compiler
 /// turns it into a few vector instructions).
 #[inline(always)]
