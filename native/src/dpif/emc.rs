@@ -27,7 +27,10 @@ const EMC_MASK: u32 = (EMC_ENTRIES - 1) as u32;
 /// Default `emc-insert-inv-prob` (OVS's `DEFAULT_EM_FLOW_INSERT_INV_PROB`).
 pub const DEFAULT_INSERT_INV_PROB: u32 = 100;
 
+/// `repr(C)`: what a probe checks first (validity and hash) is at the start, in the line
+/// `prefetch` loads; the key, compared only when the hash matches, follows.
 #[derive(Clone, Copy)]
+#[repr(C)]
 struct Entry {
     hash: u32,
     valid: bool, // false until first written, and after `clear`

@@ -317,14 +317,15 @@ impl Subtable {
     }
 }
 
-/// `repr(C)`, aligned to a cache line: the generation, which the exact-match cache checks,
-/// and the start of the flow (its counters and actions) are in the first two lines.
+/// `repr(C)`, aligned to a cache line: the start of the flow, all a megaflow hit reads and
+/// writes (its counters and the head of its actions), is the first line. The rest is read
+/// when a flow is removed or an exact-match entry checked.
 #[repr(C, align(64))]
 struct Slot<T> {
+    flow: Option<Megaflow<T>>,
     gen: u32,
     subtable: u32,
     hash: u64,
-    flow: Option<Megaflow<T>>,
 }
 
 /// The megaflow cache. See the module documentation.
@@ -515,7 +516,8 @@ impl<T> MegaflowCache<T> {
     }
 
     /// Looks up `keys[i]` for each `i` in `idx` without touching any counter: `ids[i]` gets
-    /// the flow, `tier[i]` how many subtables were searched to find it (see `count_hit`).
+    /// the flow, `tier[i]` how many subtables were searched to find it and `subtable[i]`
+    /// the subtable it is in (see `count_hit`).
     /// Subtables are searched one at a time for all the keys still unmatched, their buckets
     /// prefetched first, so the memory latency of one key overlaps the others'.
     pub fn probe_indexed(
@@ -524,6 +526,7 @@ impl<T> MegaflowCache<T> {
         idx: &[u8],
         ids: &mut [Option<u32>],
         tier: &mut [u8],
+        subtable: &mut [u32],
     ) {
         let mut pending: u64 = 0;
         for (j, &i) in idx.iter().enumerate().take(64) {
@@ -553,34 +556,31 @@ impl<T> MegaflowCache<T> {
                 if let Some(id) = st.find(&keys[i], hashes[j]) {
                     ids[i] = Some(id);
                     tier[i] = (rank + 1).min(255) as u8;
+                    subtable[i] = sti;
                     pending &= !(1u64 << j);
                 }
             }
         }
     }
 
-    /// Counts a hit found by `probe_indexed` after searching `searched` subtables, as
-    /// `lookup` would have.
+    /// Counts a hit found by `probe_indexed` in subtable `subtable` after searching
+    /// `searched` subtables, as `lookup` would have.
     #[inline]
-    pub fn count_hit(&mut self, id: u32, searched: u32) {
+    pub fn count_hit(&mut self, subtable: u32, searched: u32) {
         self.stats.lookups += 1;
         self.stats.hits += 1;
         self.stats.subtables_searched += u64::from(searched);
-        self.tick(1);
-        if let Some(slot) = self.slots.get(id as usize) {
-            if let Some(Some(st)) = self.subtables.get_mut(slot.subtable as usize) {
-                st.hits += 1;
-            }
+        if let Some(Some(st)) = self.subtables.get_mut(subtable as usize) {
+            st.hits += 1;
         }
+        self.tick(1);
     }
 
-    /// Starts loading flow `id`'s actions and counters: the first two cache lines of its
-    /// slot, by address alone (reading the slot to find them would wait for it).
+    /// Starts loading flow `id`'s counters and the head of its actions (the first cache line
+    /// of its slot), by address alone: reading the slot to find them would wait for it.
     #[inline(always)]
     pub fn prefetch_flow(&self, id: u32) {
-        let at = self.slots.as_ptr().wrapping_add(id as usize).cast::<u8>();
-        crate::flow::key::prefetch_ptr(at);
-        crate::flow::key::prefetch_ptr(at.wrapping_add(64));
+        crate::flow::key::prefetch_ptr(self.slots.as_ptr().wrapping_add(id as usize).cast());
     }
 
     /// Installs a megaflow: `key` (masked here) under `mask`, with `actions`.

@@ -68,6 +68,7 @@ struct Burst {
     layers: [crate::flow::extract::Layers; MAX_BURST],
     ids: [Option<u32>; MAX_BURST],
     tier: [u8; MAX_BURST], // 0: EMC hit; n: megaflow hit in the n-th subtable searched
+    subtable: [u32; MAX_BURST], // of a megaflow hit
     miss: [u8; MAX_BURST],
 }
 
@@ -79,6 +80,7 @@ impl Default for Burst {
             layers: [crate::flow::extract::Layers::NONE; MAX_BURST],
             ids: [None; MAX_BURST],
             tier: [0; MAX_BURST],
+            subtable: [0; MAX_BURST],
             miss: [0; MAX_BURST],
         }
     }
@@ -394,7 +396,13 @@ impl Datapath {
             }
         }
         if misses > 0 {
-            self.megaflows.probe_indexed(&b.keys, &b.miss[..misses], &mut b.ids, &mut b.tier);
+            self.megaflows.probe_indexed(
+                &b.keys,
+                &b.miss[..misses],
+                &mut b.ids,
+                &mut b.tier,
+                &mut b.subtable,
+            );
         }
         for i in 0..n {
             if let Some(id) = b.ids[i] {
@@ -420,7 +428,7 @@ impl Datapath {
                 self.stats.emc_hits += 1;
             } else {
                 self.emc.count_miss();
-                self.megaflows.count_hit(id, u32::from(b.tier[i]));
+                self.megaflows.count_hit(b.subtable[i], u32::from(b.tier[i]));
                 self.stats.megaflow_hits += 1;
                 self.emc.maybe_insert(&b.keys[i], b.hashes[i], id, &self.megaflows);
             }
