@@ -285,7 +285,7 @@ async function worker() {
     const corp = entries.reduce((n, e) => n + e.size, 0);
     const line =
       `#${runs}\t${what} cov: ${blocks.size} ft: ${features.size} ` +
-      `corp: ${entries.length}/${human(corp)} exec/s: ${Math.round(runs / secs)}` +
+      `corp: ${entries.length}/${human(corp)} exec/s: ${Math.round(runs / secs)} rss: ${Math.round(process.memoryUsage().rss / 2 ** 20)}Mb` +
       (size === undefined ? '' : ` L: ${size}/${opts.max_len}`);
     log(line);
   };

@@ -368,8 +368,10 @@ export function parseEntry(text) {
 
 /**
  * True when the printed tree would be longer than `budget` characters, counted roughly (a
- * shared subtree counts at each place it appears) and with an early stop, so that a mutation
- * that multiplied arrays several times is dropped before a printer tries gigabytes.
+ * shared subtree counts at each place it appears, and every value at depth d is indented by
+ * 2d, as the printers indent it) and with an early stop, so that a mutation that multiplied
+ * arrays several times, or nested values thousands deep (whose indentation alone grows as the
+ * square of the depth), is dropped before a printer tries gigabytes.
  */
 function tooBig(tree, budget) {
   return printedSize(tree, budget) > budget;
@@ -378,11 +380,13 @@ function tooBig(tree, budget) {
 /** The rough printed size of a tree, counted up to a little past `cap`. */
 function printedSize(tree, cap) {
   let size = 0;
-  const stack = [tree];
+  const stack = [[tree, 0]];
   while (stack.length > 0 && size <= cap) {
-    const v = stack.pop();
-    size += typeof v === 'string' ? v.length + 3 : 4;
-    if (v !== null && typeof v === 'object') for (const k of Object.keys(v)) stack.push(v[k]);
+    const [v, depth] = stack.pop();
+    size += 2 * depth + (typeof v === 'string' ? v.length + 3 : 4);
+    if (v !== null && typeof v === 'object') {
+      for (const k of Object.keys(v)) stack.push([v[k], depth + 1]);
+    }
   }
   return size;
 }
