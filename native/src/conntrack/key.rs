@@ -34,13 +34,34 @@ pub(crate) struct Endpoint {
 }
 
 /// A connection key in one direction (`struct conn_key`).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub(crate) struct ConnKey {
     pub src: Endpoint,
     pub dst: Endpoint,
     pub dl_type: u16,
     pub zone: u16,
     pub nw_proto: u8,
+}
+
+/// Every field, packed into six words: hashed field by field, the key cost more than the
+/// table lookup it is for.
+impl core::hash::Hash for ConnKey {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        let half = |a: &[u8; 16], i: usize| {
+            u64::from_ne_bytes(a[i..i + 8].try_into().expect("8 bytes of 16"))
+        };
+        let ends = |e: &Endpoint| {
+            u64::from(e.port) << 16 | u64::from(e.icmp_type) << 8 | u64::from(e.icmp_code)
+        };
+        state.write_u64(half(&self.src.addr, 0));
+        state.write_u64(half(&self.src.addr, 8));
+        state.write_u64(half(&self.dst.addr, 0));
+        state.write_u64(half(&self.dst.addr, 8));
+        state.write_u64(ends(&self.src) << 32 | ends(&self.dst));
+        state.write_u64(
+            u64::from(self.dl_type) << 32 | u64::from(self.zone) << 16 | u64::from(self.nw_proto),
+        );
+    }
 }
 
 impl ConnKey {

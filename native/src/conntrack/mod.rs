@@ -250,11 +250,62 @@ struct Conn {
     seq: u64, // creation order, for dumps
 }
 
+/// Connections by id: a slab whose ids are indices, reused after removal (the key index is
+/// cleaned of an id before the id is given again), so that finding a connection from the
+/// index costs no hashing.
+#[derive(Debug, Default)]
+struct Slab {
+    items: Vec<Option<Conn>>,
+    free: Vec<u64>,
+    len: usize,
+}
+
+impl Slab {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn get(&self, id: u64) -> Option<&Conn> {
+        self.items.get(id as usize)?.as_ref()
+    }
+
+    #[inline]
+    fn get_mut(&mut self, id: u64) -> Option<&mut Conn> {
+        self.items.get_mut(id as usize)?.as_mut()
+    }
+
+    fn insert(&mut self, c: Conn) -> u64 {
+        self.len += 1;
+        match self.free.pop() {
+            Some(id) => {
+                self.items[id as usize] = Some(c);
+                id
+            }
+            None => {
+                self.items.push(Some(c));
+                (self.items.len() - 1) as u64
+            }
+        }
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Conn> {
+        let c = self.items.get_mut(id as usize)?.take()?;
+        self.len -= 1;
+        self.free.push(id);
+        Some(c)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u64, &Conn)> + '_ {
+        self.items.iter().enumerate().filter_map(|(i, c)| c.as_ref().map(|c| (i as u64, c)))
+    }
+}
+
 /// The connection tracker: every zone's connections.
 #[derive(Debug)]
 pub struct Conntrack {
     cfg: CtConfig,
-    conns: FastMap<u64, Conn>,
+    conns: Slab,
     /// Both keys of every connection → (connection, key is the reply direction).
     index: FastMap<ConnKey, (u64, bool)>,
     next_seq: u64,
@@ -276,7 +327,7 @@ impl Conntrack {
     pub fn new(cfg: CtConfig) -> Self {
         Conntrack {
             cfg,
-            conns: FastMap::default(),
+            conns: Slab::default(),
             index: FastMap::default(),
             next_seq: 0,
             rng: cfg.seed | 1,
@@ -300,7 +351,7 @@ impl Conntrack {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.conns.is_empty()
+        self.conns.len() == 0
     }
 
     pub fn stats(&self) -> CtStats {
@@ -310,13 +361,13 @@ impl Conntrack {
     /// `conn_key_lookup`: the live connection with this key in either direction.
     fn lookup(&self, k: &ConnKey, now: u64) -> Option<(u64, bool)> {
         let &(id, reply) = self.index.get(k)?;
-        let c = self.conns.get(&id)?;
+        let c = self.conns.get(id)?;
         // conn_expired(): an expired entry is ignored until swept.
         (now < c.expiration).then_some((id, reply))
     }
 
     fn remove(&mut self, id: u64) {
-        if let Some(c) = self.conns.remove(&id) {
+        if let Some(c) = self.conns.remove(id) {
             for k in [c.fwd, c.rev] {
                 if self.index.get(&k).map(|e| e.0) == Some(id) {
                     self.index.remove(&k);
@@ -376,8 +427,9 @@ impl Conntrack {
             if let Some((id, r)) = self.lookup(&ck.reverse(), now_ms) {
                 reply = !r;
                 conn = Some(id);
-                let c = &self.conns[&id];
-                ck = if reply { c.rev } else { c.fwd };
+                if let Some(c) = self.conns.get(id) {
+                    ck = if reply { c.rev } else { c.fwd };
+                }
             }
         } else if let Some((id, r)) = self.lookup(&ck, now_ms) {
             conn = Some(id);
@@ -413,7 +465,8 @@ impl Conntrack {
             let r = self.conn_not_found(frame, h, &ext, ck, p.commit, ni, &mut st, now_ms);
             match r {
                 Ok(id) => {
-                    verdict.rewritten = id.is_some_and(|i| self.conns[&i].nat_action != 0);
+                    verdict.rewritten =
+                        id.and_then(|i| self.conns.get(i)).is_some_and(|c| c.nat_action != 0);
                     conn = id;
                 }
                 Err(why) => verdict.refused = Some(why),
@@ -424,12 +477,12 @@ impl Conntrack {
         st |= ct_state::TRK;
         key.ct_state = st;
         key.ct_zone = zone;
-        key.ct_mark = conn.and_then(|id| self.conns.get(&id)).map_or(0, |c| c.mark);
+        key.ct_mark = conn.and_then(|id| self.conns.get(id)).map_or(0, |c| c.mark);
         if let (Some(id), Some((val, mask))) = (conn, p.mark) {
             // set_mark().
             let m = val | (key.ct_mark & !mask);
             key.ct_mark = m;
-            if let Some(c) = self.conns.get_mut(&id) {
+            if let Some(c) = self.conns.get_mut(id) {
                 c.mark = m;
             }
         }
@@ -462,7 +515,7 @@ impl Conntrack {
         }
         let seq_check = self.cfg.tcp_seq_check;
         let timeouts = &self.cfg.timeouts;
-        let Some(c) = self.conns.get_mut(&id) else {
+        let Some(c) = self.conns.get_mut(id) else {
             return false;
         };
         let (res, tm) = match &mut c.l4 {
@@ -528,7 +581,7 @@ impl Conntrack {
         only: Option<NatKind>,
         st: &mut u8,
     ) -> bool {
-        let Some(c) = self.conns.get(&id) else {
+        let Some(c) = self.conns.get(id) else {
             return false;
         };
         let nat_bits = ct_state::SNAT | ct_state::DNAT;
@@ -621,13 +674,13 @@ impl Conntrack {
             let action = c.nat_action;
             *st |= nat::nat_packet(frame, h, &c.rev, action, ext.related);
         }
-        let id = self.next_seq;
         self.next_seq += 1;
+        let (fwd, rev) = (c.fwd, c.rev);
+        let id = self.conns.insert(c);
         // When keys collide (possible only through odd NAT set-ups), the older entry keeps
         // the index slot.
-        self.index.entry(c.fwd).or_insert((id, false));
-        self.index.entry(c.rev).or_insert((id, true));
-        self.conns.insert(id, c);
+        self.index.entry(fwd).or_insert((id, false));
+        self.index.entry(rev).or_insert((id, true));
         self.stats.created += 1;
         Ok(Some(id))
     }
@@ -635,7 +688,7 @@ impl Conntrack {
     /// Removes every connection whose timeout has passed (OVS's `ct_clean` sweep).
     pub fn expire(&mut self, now_ms: u64) {
         let due: Vec<u64> =
-            self.conns.iter().filter(|(_, c)| now_ms >= c.expiration).map(|(id, _)| *id).collect();
+            self.conns.iter().filter(|(_, c)| now_ms >= c.expiration).map(|(id, _)| id).collect();
         self.stats.expired += due.len() as u64;
         for id in due {
             self.remove(id);
@@ -648,7 +701,7 @@ impl Conntrack {
             .conns
             .iter()
             .filter(|(_, c)| zone.is_none_or(|z| c.fwd.zone == z))
-            .map(|(id, _)| *id)
+            .map(|(id, _)| id)
             .collect();
         for id in ids {
             self.remove(id);
@@ -657,7 +710,8 @@ impl Conntrack {
 
     /// The live connections at `now_ms`, in creation order (`dpctl/dump-conntrack`).
     pub fn dump(&self, now_ms: u64) -> Vec<ConnView> {
-        let mut live: Vec<&Conn> = self.conns.values().filter(|c| now_ms < c.expiration).collect();
+        let mut live: Vec<&Conn> =
+            self.conns.iter().map(|(_, c)| c).filter(|c| now_ms < c.expiration).collect();
         live.sort_by_key(|c| c.seq);
         live.into_iter()
             .map(|c| ConnView {
