@@ -360,6 +360,9 @@ export function parseEntry(text) {
     const tree = json
       ? JSON.parse(text.replace(/^\uFEFF/, ''))
       : parse(text, { logLevel: 'silent' });
+    // YAML aliases make a short text stand for a large tree; such an entry gets text edits
+    // only.
+    if (printedSize(tree, 1 << 16) > 1 << 16) return undefined;
     return { tree, json };
   } catch {
     return undefined;
@@ -377,18 +380,22 @@ function tooBig(tree, budget) {
   return printedSize(tree, budget) > budget;
 }
 
-/** The rough printed size of a tree, counted up to a little past `cap`. */
+/**
+ * The rough printed size of a tree, counted up to a little past `cap`. Every value still to
+ * be counted prints as 3 characters at least, which bounds the work list (a subtree shared a
+ * thousand times would otherwise fill it with millions of entries).
+ */
 function printedSize(tree, cap) {
   let size = 0;
   const stack = [[tree, 0]];
-  while (stack.length > 0 && size <= cap) {
+  while (stack.length > 0 && size + 3 * stack.length <= cap) {
     const [v, depth] = stack.pop();
     size += 2 * depth + (typeof v === 'string' ? v.length + 3 : 4);
     if (v !== null && typeof v === 'object') {
       for (const k of Object.keys(v)) stack.push([v[k], depth + 1]);
     }
   }
-  return size;
+  return stack.length > 0 ? Math.max(size + 3 * stack.length, cap + 1) : size;
 }
 
 function print(rng, tree, json) {
@@ -416,6 +423,8 @@ export function mutate(rng, entry, other, pool, maxLen) {
       for (let i = 0; i < steps; i++) {
         tree = mutateTree(rng, tree, ctx);
         ctx.tree = tree;
+        // Checked at every step, so that growth cannot compound over the next steps.
+        if (tooBig(tree, 2 * maxLen)) throw new RangeError('too big to print');
       }
       if (tooBig(tree, 2 * maxLen)) throw new RangeError('too big to print');
       const json = rng.chance(0.9) ? entry.parsed.json : !entry.parsed.json;
