@@ -181,8 +181,8 @@ async function worker() {
   const started = new Float64Array(shared.meta, 8, 1);
   const seen = new Uint8Array(edges); // edges seen taken
   const buckets = new Uint8Array(edges); // per edge, a bit for every hit-count bucket seen
-  const blocks = { size: 0 };
-  const features = { size: 0 };
+  let edgesCovered = 0;
+  let featureCount = 0;
   let slowest = 0;
   let slowestInput;
 
@@ -234,11 +234,11 @@ async function worker() {
       const bit = 1 << (bucket(n) - 1);
       if ((buckets[i] & bit) !== 0) continue;
       buckets[i] |= bit;
-      features.size++;
+      featureCount++;
       fresh++;
       if (seen[i] === 0) {
         seen[i] = 1;
-        blocks.size++;
+        edgesCovered++;
       }
     }
     return fresh;
@@ -284,7 +284,7 @@ async function worker() {
     const secs = Math.max(1, Math.round((Date.now() - start) / 1000));
     const corp = entries.reduce((n, e) => n + e.size, 0);
     const line =
-      `#${runs}\t${what} cov: ${blocks.size} ft: ${features.size} ` +
+      `#${runs}\t${what} cov: ${edgesCovered} ft: ${featureCount} ` +
       `corp: ${entries.length}/${human(corp)} exec/s: ${Math.round(runs / secs)} rss: ${Math.round(process.memoryUsage().rss / 2 ** 20)}Mb` +
       (size === undefined ? '' : ` L: ${size}/${opts.max_len}`);
     log(line);
@@ -328,8 +328,8 @@ async function worker() {
   log(`stat::new_units_added:          ${added}`);
   log(`stat::slowest_unit_time_sec:    ${(slowest / 1000).toFixed(3)}`);
   log(`stat::peak_rss_mb:              ${Math.round(process.memoryUsage().rss / 2 ** 20)}`);
-  log(`stat::edges_covered:            ${blocks.size}`);
-  log(`stat::features:                 ${features.size}`);
+  log(`stat::edges_covered:            ${edgesCovered}`);
+  log(`stat::features:                 ${featureCount}`);
   parentPort.postMessage({ type: 'done' });
 }
 

@@ -456,30 +456,7 @@ impl Datapath {
         let mut out = Outcome::default();
         self.stats.packets += 1;
         self.megaflows.credit(id, 1, pkt.len() as u64, self.of.now_ms, key.tcp_flags);
-        {
-            let Datapath { megaflows, ct, work, of, gen, pool, .. } = self;
-            let f = &megaflows.get(id).expect("checked by the lookup").actions;
-            if let Some(d) = f.drop {
-                out.drop = Some(d);
-            }
-            let mut ctx = exec::ExecCtx {
-                ct,
-                now_ms: of.now_ms,
-                sink: &mut *sink,
-                work,
-                pool,
-                gen,
-                outputs: 0,
-                carried: 0,
-                drop: None,
-            };
-            ctx.execute(pkt, &mut md, key, layers, &f.actions);
-            out.outputs += ctx.outputs;
-            out.carried += ctx.carried;
-            if let Some(d) = ctx.drop {
-                out.drop = Some(d);
-            }
-        }
+        self.execute_cached(pkt, &mut md, key, layers, id, sink, &mut out);
         self.revalidate_if_needed();
         if !self.work.is_empty() {
             self.run_work(sink, Origin::Input, &mut out);

@@ -294,16 +294,7 @@ pub fn hash_key_fast(words: &[u64; KEY_WORDS]) -> u64 {
 /// Asks the CPU to start loading the cache line holding `*p` (a hint; no effect elsewhere).
 #[inline(always)]
 pub fn prefetch<T>(p: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching is a hint; it never faults, whatever the address.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch(
-            p as *const T as *const i8,
-            core::arch::x86_64::_MM_HINT_T0,
-        );
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
+    prefetch_ptr((p as *const T).cast());
 }
 
 /// `prefetch` by address: `p` may point anywhere (nothing is read).
