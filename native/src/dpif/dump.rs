@@ -583,7 +583,8 @@ mod tests {
     }
 
     fn stats(packets: u64, bytes: u64, used_ago_ms: Option<u64>, tcp_flags: u16) -> FlowStats {
-        FlowStats { packets, bytes, used_ms: used_ago_ms.map_or(0, |a| 100_000 - a), tcp_flags }
+        let used_ms = used_ago_ms.map_or(0, |a| 100_000 - a);
+        FlowStats { packets, bytes, used_ms, tcp_flags, unpushed: false }
     }
 
     const NOW: u64 = 100_000;
@@ -1019,7 +1020,7 @@ mod tests {
         assert_eq!(format_tcp_flags_short(0x01b), "SFP.");
         assert_eq!(format_tcp_flags_short(0x010), ".");
         assert_eq!(format_tcp_flags_short(0), "none");
-        let st = FlowStats { packets: 1, bytes: 2, used_ms: 5_000, tcp_flags: 0 };
+        let st = FlowStats { packets: 1, bytes: 2, used_ms: 5_000, tcp_flags: 0, unpushed: false };
         assert_eq!(format_flow_stats(&st, 17_345), "packets:1, bytes:2, used:12.345s");
         // A clock that went backwards prints 0, never a negative time.
         assert_eq!(format_flow_stats(&st, 4_000), "packets:1, bytes:2, used:0.000s");

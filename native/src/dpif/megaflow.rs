@@ -40,6 +40,8 @@ pub struct FlowStats {
     pub bytes: u64,
     pub used_ms: u64,   // time of the last packet, in the caller's clock; 0 = never
     pub tcp_flags: u16, // OR of the TCP flags seen
+    /// Credited since the cache's owner last took the credited flows (`take_credited`).
+    pub unpushed: bool,
 }
 
 /// One datapath flow. Laid out in this order (`repr(C)`) so that a hit touches few cache
@@ -341,6 +343,9 @@ pub struct MegaflowCache<T> {
     rerank_interval: u32,
     until_rerank: u32,
     stats: MegaflowStats,
+    /// Flows credited since the last `take_credited`, each once (ids of flows removed since
+    /// may remain: their slots' next flows start unmarked).
+    credited: Vec<u32>,
 }
 
 impl<T> Default for MegaflowCache<T> {
@@ -369,6 +374,7 @@ impl<T> MegaflowCache<T> {
             rerank_interval: DEFAULT_RERANK_INTERVAL,
             until_rerank: DEFAULT_RERANK_INTERVAL,
             stats: MegaflowStats::default(),
+            credited: Vec::new(),
         }
     }
 
@@ -446,7 +452,26 @@ impl<T> MegaflowCache<T> {
             f.stats.bytes += bytes;
             f.stats.used_ms = f.stats.used_ms.max(now_ms);
             f.stats.tcp_flags |= tcp_flags;
+            if !f.stats.unpushed {
+                f.stats.unpushed = true;
+                self.credited.push(id);
+            }
         }
+    }
+
+    /// The live flows credited since the last call, in id order, each once; their marks are
+    /// cleared. A revalidator pushes the statistics of these flows only, not of every flow.
+    pub fn take_credited(&mut self) -> Vec<u32> {
+        let mut ids = std::mem::take(&mut self.credited);
+        ids.retain(|&id| match self.slots.get_mut(id as usize).and_then(|s| s.flow.as_mut()) {
+            Some(f) if f.stats.unpushed => {
+                f.stats.unpushed = false;
+                true
+            }
+            _ => false,
+        });
+        ids.sort_unstable();
+        ids
     }
 
     /// The flow covering `key`, with its actions.
@@ -666,6 +691,7 @@ impl<T> MegaflowCache<T> {
         self.free_subtables.clear();
         self.by_mask.clear();
         self.order.clear();
+        self.credited.clear();
         self.n_flows = 0;
         self.stats.removed += n as u64;
         n
@@ -884,13 +910,41 @@ mod tests {
     }
 
     #[test]
+    fn credited_flows_are_taken_once() {
+        let mut c = MegaflowCache::new(10);
+        let a = c.insert(&key(1), &port_mask(), 'a').unwrap();
+        let b = c.insert(&key(2), &port_mask(), 'b').unwrap();
+        let d = c.insert(&key(3), &port_mask(), 'd').unwrap();
+        assert!(c.take_credited().is_empty());
+        c.credit(d, 1, 60, 1, 0);
+        c.credit(a, 1, 60, 1, 0);
+        c.credit(d, 1, 60, 2, 0);
+        assert_eq!(c.take_credited(), vec![a, d]);
+        assert!(!c.get(a).unwrap().stats.unpushed);
+        assert!(c.take_credited().is_empty());
+        // A flow removed after its credit is not handed out; the next flow in its slot is
+        // handed out once, when credited.
+        c.credit(b, 1, 60, 3, 0);
+        c.remove(b);
+        assert!(c.take_credited().is_empty());
+        c.credit(a, 1, 60, 4, 0);
+        c.remove(a);
+        let e = c.insert(&key(4), &port_mask(), 'e').unwrap();
+        c.credit(e, 1, 60, 5, 0);
+        assert_eq!(c.take_credited(), vec![e]);
+    }
+
+    #[test]
     fn counters_generations_and_flush() {
         let mut c = MegaflowCache::new(10);
         let a = c.insert(&key(1), &port_mask(), 'a').unwrap();
         c.credit(a, 2, 120, 5, 0x02);
         c.credit(a, 1, 60, 9, 0x10);
         let s = c.get(a).unwrap().stats;
-        assert_eq!(s, FlowStats { packets: 3, bytes: 180, used_ms: 9, tcp_flags: 0x12 });
+        assert_eq!(
+            s,
+            FlowStats { packets: 3, bytes: 180, used_ms: 9, tcp_flags: 0x12, unpushed: true }
+        );
         let g = c.generation(a).unwrap();
         assert_eq!(c.flush(), 1);
         assert_ne!(c.generation(a), Some(g));

@@ -959,9 +959,9 @@ impl Datapath {
     /// Pushes megaflow hit counts into the rules they went through.
     pub fn push_stats(&mut self) {
         let now = self.of.now_ms;
-        let ids: Vec<u32> = self.megaflows.iter().map(|(id, _)| id).collect();
         let mut refresh = Vec::new();
-        for id in ids {
+        // Only flows credited since the last push have counters to push.
+        for id in self.megaflows.take_credited() {
             let Some(m) = self.megaflows.get(id) else { continue };
             let (packets, bytes, used) = (m.stats.packets, m.stats.bytes, m.stats.used_ms);
             let Some(f) = self.megaflows.actions_mut(id) else { continue };

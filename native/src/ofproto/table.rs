@@ -112,6 +112,9 @@ impl FlowModResult {
 /// The tables of one bridge.
 pub struct Tables {
     tables: Vec<Classifier<Arc<Rule>>>,
+    /// Whether some rule may have an idle or hard timeout (false: `expire` has nothing to
+    /// look at).
+    timed: bool,
 }
 
 impl Default for Tables {
@@ -129,7 +132,7 @@ fn loose_covers(f: &Match, r: &Match) -> bool {
 
 impl Tables {
     pub fn new() -> Tables {
-        Tables { tables: (0..N_TABLES).map(|_| Classifier::new()).collect() }
+        Tables { tables: (0..N_TABLES).map(|_| Classifier::new()).collect(), timed: false }
     }
 
     /// The classifier of table `t`.
@@ -242,6 +245,7 @@ impl Tables {
                 } else {
                     res.added += 1;
                 }
+                self.timed |= rule.idle_timeout != 0 || rule.hard_timeout != 0;
                 cls.replace(fm.mat, fm.priority, Arc::new(rule));
             }
             FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
@@ -269,6 +273,7 @@ impl Tables {
                         rule.n_bytes = AtomicU64::new(old.n_bytes.load(Relaxed));
                         rule.used_ms = AtomicU64::new(old.used_ms.load(Relaxed));
                     }
+                    self.timed |= rule.idle_timeout != 0 || rule.hard_timeout != 0;
                     let cls = &mut self.tables[old.table as usize];
                     cls.replace(old.mat, old.priority, Arc::new(rule));
                     res.modified += 1;
@@ -309,14 +314,21 @@ impl Tables {
 
     /// Removes rules whose idle or hard timeout has passed. Returns how many.
     pub fn expire(&mut self, now_ms: u64) -> usize {
+        if !self.timed {
+            return 0;
+        }
         let mut victims = Vec::new();
+        let mut timed = false; // a rule with a timeout stays
         for cls in &self.tables {
             for r in cls.iter().map(|e| &e.value) {
                 if r.expired(now_ms) {
                     victims.push(r.clone());
+                } else if r.idle_timeout != 0 || r.hard_timeout != 0 {
+                    timed = true;
                 }
             }
         }
+        self.timed = timed;
         for r in &victims {
             remove_exactly(&mut self.tables[r.table as usize], &r.mat, r.priority);
         }
@@ -392,5 +404,15 @@ mod tests {
         t.apply(&f, &mut id, 1000).unwrap();
         assert_eq!(t.expire(2999), 0);
         assert_eq!(t.expire(3000), 1);
+        // Rules without timeouts never expire; a timed rule added after the last timed one
+        // went still does.
+        t.apply(&fm(FlowModCommand::Add, None, 20, Some(2)), &mut id, 3000).unwrap();
+        assert_eq!(t.expire(1_000_000), 0);
+        let mut g = fm(FlowModCommand::Add, None, 30, Some(3));
+        g.idle_timeout = 5;
+        t.apply(&g, &mut id, 1_000_000).unwrap();
+        assert_eq!(t.expire(1_004_999), 0);
+        assert_eq!(t.expire(1_005_000), 1);
+        assert_eq!(t.len(), 1);
     }
 }
