@@ -32,7 +32,6 @@ use scenario::{build, NativeScenario, Node, ScenarioError};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fs::File;
-use std::io::BufReader;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -42,6 +41,15 @@ const MAX_PCAP_TS_NS: u64 = u32::MAX as u64 * 1_000_000_000 + 999_999_999;
 
 /// An IP 5-tuple (protocol, source, destination, ports), IPv4 in the first four bytes.
 type FiveTuple = (u8, [u8; 16], [u8; 16], u16, u16);
+
+/// The hash of the replay's per-packet tables (ports, outputs, flows seen): keys come from
+/// the scenario and from the captures the user replays, not from a network peer.
+type FastHash = foldhash::fast::RandomState;
+/// (node, datapath port) to something.
+type PortMap<V> = HashMap<(usize, u32), V, FastHash>;
+
+/// Spare packet buffers kept for the next input frames.
+const SPARE_PACKETS: usize = 64;
 
 /// Packets a single input may cause across nodes before the engine calls it a loop.
 const MAX_HOPS_PER_INPUT: usize = 4096;
@@ -366,9 +374,9 @@ struct RunSink<'a> {
     node: usize,
     ts_ns: u64,
     nsec: bool,
-    writers: &'a mut HashMap<(usize, u32), Option<PcapWriter<File>>>,
-    paths: &'a HashMap<(usize, u32), PathBuf>,
-    counts: &'a mut HashMap<(usize, u32), PortCount>,
+    writers: &'a mut PortMap<Option<PcapWriter<File>>>,
+    paths: &'a PortMap<PathBuf>,
+    counts: &'a mut PortMap<PortCount>,
     fabric: &'a mut VecDeque<(usize, u32, Packet, Origin)>,
     generated: u64,
     underlay_hops: u64,
@@ -440,6 +448,7 @@ struct Input {
     dp_port: u32,
     reader: CaptureReader<'static>,
     next: Option<(u64, Vec<u8>, u32, u32)>, // ts_ns, frame, linktype, original length
+    spare: Vec<u8>,                         // the buffer of the next frame read
     packets: u64,
     bytes: u64,
 }
@@ -447,7 +456,12 @@ struct Input {
 impl Input {
     fn advance(&mut self) -> Result<(), String> {
         self.next = match self.reader.next_record() {
-            Ok(Some(r)) => Some((r.ts_ns, r.data.to_vec(), r.linktype, r.orig_len)),
+            Ok(Some(r)) => {
+                let mut data = std::mem::take(&mut self.spare);
+                data.clear();
+                data.extend_from_slice(r.data);
+                Some((r.ts_ns, data, r.linktype, r.orig_len))
+            }
             Ok(None) => None,
             Err(e) => return Err(format!("{}: {e}", self.path.display())),
         };
@@ -457,8 +471,7 @@ impl Input {
 
 fn open_input(path: &PathBuf) -> Result<CaptureReader<'static>, String> {
     let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    CaptureReader::new(BufReader::with_capacity(1 << 20, f))
-        .map_err(|e| format!("{}: {e}", path.display()))
+    CaptureReader::new(f).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn count_records(path: &PathBuf) -> u64 {
@@ -531,7 +544,7 @@ impl Engine {
         opts: &ReplayOptions,
         progress: &Progress,
     ) -> Result<ReplayStats, String> {
-        let mut paths = HashMap::new();
+        let mut paths: PortMap<PathBuf> = PortMap::default();
         for o in &opts.outputs {
             match self.resolve(&o.port) {
                 Some(k) => {
@@ -549,10 +562,11 @@ impl Engine {
         }
         let loops = opts.loops.max(1) as u64;
         progress.total.store(opts.limit.map_or(total * loops, |l| l.min(total * loops)), Relaxed);
-        let mut writers = HashMap::new();
-        let mut counts: HashMap<(usize, u32), PortCount> = HashMap::new();
+        let mut writers: PortMap<Option<PcapWriter<File>>> = PortMap::default();
+        let mut counts: PortMap<PortCount> = PortMap::default();
         let mut stats = ReplayStats::default();
-        let mut flows_seen: HashSet<FiveTuple> = HashSet::new();
+        let mut flows_seen: HashSet<FiveTuple, FastHash> = HashSet::default();
+        let mut spare_packets: Vec<Packet> = Vec::new();
         let mut fabric: VecDeque<(usize, u32, Packet, Origin)> = VecDeque::new();
         // Inputs waiting for a neighbour: seq -> (their packets still queued, delivered).
         let mut pending = Pending::new();
@@ -589,6 +603,7 @@ impl Engine {
                     dp_port,
                     reader: open_input(&i.path)?,
                     next: None,
+                    spare: Vec::new(),
                     packets: 0,
                     bytes: 0,
                 };
@@ -708,7 +723,10 @@ impl Engine {
                     }
                 }
                 // Carry the frame to completion across nodes.
-                fabric.push_back((node, dp_port, Packet::from_slice(eth), Origin::Input));
+                let mut first = spare_packets.pop().unwrap_or_default();
+                first.set_from_slice(eth);
+                fabric.push_back((node, dp_port, first, Origin::Input));
+                inputs[ix].spare = frame; // its buffer holds the input's next frame
                 let mut outputs = 0u64;
                 let mut queued = 0u32;
                 let mut traced_out: Vec<(usize, u32, Vec<u8>)> = Vec::new();
@@ -748,6 +766,9 @@ impl Engine {
                     let dp = &mut self.nodes[n].dp;
                     let mut pkt = pkt;
                     let o = dp.receive_as(&mut pkt, p, origin, sent, &mut sink);
+                    if spare_packets.len() < SPARE_PACKETS {
+                        spare_packets.push(pkt);
+                    }
                     if let Some(t) = dp.tracing.as_mut() {
                         let rep = traced.get_or_insert_with(trace::TraceReport::default);
                         rep.passes
@@ -907,7 +928,7 @@ impl Engine {
 }
 
 /// Counts the IP 5-tuples of the inputs for the tcpreplay-style `Flows:` line.
-fn note_flow(eth: &[u8], seen: &mut HashSet<FiveTuple>, stats: &mut ReplayStats) {
+fn note_flow(eth: &[u8], seen: &mut HashSet<FiveTuple, FastHash>, stats: &mut ReplayStats) {
     let mut k = crate::flow::FlowKey::ZERO;
     crate::flow::extract::extract(eth, &mut k);
     if !k.is_ip_any() {
