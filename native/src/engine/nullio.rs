@@ -8,12 +8,12 @@
 //!   frames to a pcap file, as `dvrlab replay` reads and writes, with no datapath in
 //!   between. A file replay cannot go faster than this.
 //!
-//! Both read through the replay's own reader (`open_input`: pcap and pcapng, 1 MiB buffered)
-//! and turn every record into an Ethernet frame with `to_ethernet`. A record that cannot be
-//! one (an unsupported link type, a cut link-layer header), a frame shorter than an Ethernet
-//! header or longer than a benchmark frame can be (65535 bytes) is left out and counted under
-//! its reason, so `records == frames + skipped`. A capture that cannot be read to its end is
-//! an error naming the file and the record.
+//! Both read through the replay's own reader (`open_input`: pcap and pcapng, read in 64 KiB
+//! chunks) and turn every record into an Ethernet frame with `to_ethernet`. A record that
+//! cannot be one (an unsupported link type, a cut link-layer header), a frame shorter than an
+//! Ethernet header or longer than a benchmark frame can be (65535 bytes) is left out and
+//! counted under its reason, so `records == frames + skipped`. A capture that cannot be read
+//! to its end is an error naming the file and the record.
 
 use super::map::MapSpec;
 use super::{open_input, Engine};
