@@ -52,13 +52,12 @@ pub fn push_vlan(pkt: &mut Packet, layers: &mut Layers, tpid: u16, tci: u16) -> 
     if pkt.len() < super::eth::HEADER_LEN {
         return false;
     }
-    let tag = pkt.insert(12, vlan::TAG_LEN);
-    tag[..2].copy_from_slice(&tpid.to_be_bytes());
-    tag[2..].copy_from_slice(&(tci & !vlan::DEI).to_be_bytes());
+    let [t0, t1] = tpid.to_be_bytes();
+    let [c0, c1] = (tci & !vlan::DEI).to_be_bytes();
+    pkt.insert_tag([t0, t1, c0, c1]);
     for o in [&mut layers.l2_5, &mut layers.l3, &mut layers.l4, &mut layers.l7] {
-        if *o != ABSENT {
-            *o = o.checked_add(vlan::TAG_LEN as u16).filter(|v| *v != ABSENT).unwrap_or(ABSENT);
-        }
+        // ABSENT stays ABSENT, and so does an offset pushed to it or past it.
+        *o = if *o >= ABSENT - vlan::TAG_LEN as u16 { ABSENT } else { *o + vlan::TAG_LEN as u16 };
     }
     true
 }
@@ -72,7 +71,7 @@ pub fn pop_vlan(pkt: &mut Packet, layers: &mut Layers) -> bool {
     if !tagged {
         return false;
     }
-    pkt.remove(12, vlan::TAG_LEN);
+    pkt.remove_tag();
     for o in [&mut layers.l2_5, &mut layers.l3, &mut layers.l4, &mut layers.l7] {
         if *o != ABSENT {
             *o = o.saturating_sub(vlan::TAG_LEN as u16).max(12);
