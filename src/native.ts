@@ -323,10 +323,22 @@ export interface BenchFramesOptions {
   mode?: 'forward' | 'setup'; // forward: warm caches; setup: every pass starts cold
   passes?: number; // default 3
   minSeconds?: number; // forward: time passes for at least this long (default 1)
+  threads?: number; // each with a datapath of its own and a share of the flows (default 1)
+}
+
+/** One thread's figures in a benchmark on several threads. */
+export interface BenchThreadJson {
+  packets: number;
+  seconds: number;
+  passes: number;
+  pps: number;
+  upcalls: number;
+  megaflows: number;
 }
 
 /** What `benchFrames` reports (timed passes only). */
 export interface BenchFramesJson {
+  threads: BenchThreadJson[]; // empty on one thread
   packets: number;
   bytes: number;
   outputs: number;

@@ -156,6 +156,45 @@ describe('dvrlab bench', { skip: !ADDON && 'the addon is not built' }, () => {
     assert.deepEqual(j.notes, []);
   });
 
+  it('--threads splits the flows over threads and adds their figures up', () => {
+    const r = bench([
+      scenario,
+      '--in',
+      `p1=${capture}`,
+      '--threads',
+      '2',
+      '--min-seconds',
+      '0.05',
+      '--json',
+    ]);
+    assert.equal(r.status, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.threads.length, 2);
+    const sum = (k: string) =>
+      j.threads.reduce((a: number, t: Record<string, number>) => a + t[k]!, 0);
+    assert.equal(j.packets, sum('packets'));
+    // Each thread runs its share of the frames (a flow stays on one) pass after pass.
+    const shares = j.threads.map((t: Record<string, number>) => t.packets / t.passes);
+    assert.equal(shares[0] + shares[1], FRAMES);
+    for (const share of shares) assert.ok(Number.isInteger(share), `share ${share}`);
+    // Every flow is set up on the one thread that sees it.
+    assert.equal(j.megaflows, FLOWS);
+    assert.equal(sum('megaflows'), FLOWS);
+    assert.equal(j.delivered + j.dropped, j.packets);
+    assert.ok(Math.abs(j.pps - sum('pps')) <= 1e-6 * j.pps);
+    const table = bench([
+      scenario,
+      '--in',
+      `p1=${capture}`,
+      '--threads',
+      '2',
+      '--min-seconds',
+      '0',
+    ]);
+    assert.equal(table.status, 0, table.stderr);
+    assert.match(table.stdout, /Threads: +2: \S+ ?[kM]?pps \(\d+ frames\), /);
+  });
+
   it('setup mode sets every distinct flow up again on each pass', () => {
     const r = bench([
       scenario,
@@ -316,6 +355,12 @@ describe('dvrlab bench', { skip: !ADDON && 'the addon is not built' }, () => {
       'a negative --min-seconds',
       (s: string, c: string) => [s, '--in', `p1=${c}`, '--min-seconds', '-1'],
       /min-seconds/,
+    ],
+    ['--threads 0', (s: string, c: string) => [s, '--in', `p1=${c}`, '--threads', '0'], /threads/],
+    [
+      '--threads beyond 64',
+      (s: string, c: string) => [s, '--in', `p1=${c}`, '--threads', '65'],
+      /threads.*1 to 64/,
     ],
     [
       'an unknown --mode',

@@ -16,6 +16,9 @@
  *   and captures, its end-to-end rate and its PMD's datapath-only estimate.
  * - `--map`: the captures' hosts mapped onto a Neutron topology first, as `replay --map`
  *   maps them; each node is measured on the frames that enter it and the figures add up.
+ * - `--threads N`: the flows split over N threads by their RSS hash, each thread with a
+ *   datapath of its own (as OVS's PMD threads have their own caches); the rate is the sum
+ *   of the threads' rates over the same window.
  * What cannot be had (no valgrind, no oracle, a multi-node scenario for the oracle) is said
  * in one note and the rest goes on.
  */
@@ -61,6 +64,7 @@ export interface BenchArgs {
   json?: boolean;
   passes: number;
   minSeconds: number;
+  threads?: number;
   mode: 'forward' | 'setup';
   instructions?: boolean;
   null?: boolean;
@@ -340,6 +344,7 @@ function nodeFigures(
   return {
     node,
     ports,
+    threads: fig.threads,
     frames: workload.frames,
     frame_bytes: workload.bytes,
     passes: fig.passes,
@@ -348,7 +353,7 @@ function nodeFigures(
     seconds: fig.seconds,
     pps: fig.pps,
     ns_per_packet: fig.ns_per_packet,
-    gbps: fig.seconds > 0 ? (fig.bytes * 8) / fig.seconds / 1e9 : 0,
+    gbps: fig.packets > 0 ? (fig.pps * fig.bytes * 8) / fig.packets / 1e9 : 0,
     outputs: fig.outputs,
     delivered: fig.packets - fig.dropped,
     dropped: fig.dropped,
@@ -368,14 +373,19 @@ function nodeFigures(
   };
 }
 
-/** Several nodes' figures added up: their benchmarks ran one after the other on one core. */
+/**
+ * Several nodes' figures added up: their benchmarks ran one after the other. A node measured
+ * on several threads counts for the time its packets took at its rate (the sum of its
+ * threads').
+ */
 function sumFigures(nodes: NodeBenchJson[]): Omit<NodeBenchJson, 'node'> {
   const sum = (k: keyof NodeBenchJson) => nodes.reduce((a, n) => a + (n[k] as number), 0);
   const packets = sum('packets');
-  const seconds = sum('seconds');
+  const seconds = nodes.reduce((a, n) => a + (n.pps > 0 ? n.packets / n.pps : n.seconds), 0);
   const per = (n: number, of: number) => (of > 0 ? n / of : 0);
   return {
     ports: nodes.flatMap((n) => n.ports),
+    threads: [], // each node's are in nodes[]
     frames: sum('frames'),
     frame_bytes: sum('frame_bytes'),
     passes: Math.min(...nodes.map((n) => n.passes)),
@@ -413,7 +423,12 @@ export async function runBench(
   const plan = planBench(scenarioFile, args);
   for (const w of plan.warnings) warn(w);
   const engine = new Engine(plan.scenario);
-  const options = { mode: args.mode, passes: args.passes, minSeconds: args.minSeconds };
+  const options = {
+    mode: args.mode,
+    passes: args.passes,
+    minSeconds: args.minSeconds,
+    threads: args.threads ?? 1,
+  };
   const notes: string[] = [];
   let figures: Omit<NodeBenchJson, 'node'>;
   let node: string | null = plan.node;
@@ -597,6 +612,15 @@ export function formatBench(r: BenchReport): string[] {
     'Rate',
     `${pps(r.pps)}, ${r.ns_per_packet.toFixed(1)} ns/packet, ${r.gbps.toFixed(2)} Gbit/s`,
   ]);
+  if (r.threads.length > 0) {
+    rows.push([
+      'Threads',
+      `${r.threads.length}: ` +
+        r.threads
+          .map((t) => `${pps(t.pps)} (${t.packets / Math.max(1, t.passes)} frames)`)
+          .join(', '),
+    ]);
+  }
   if (r.instructions) {
     rows.push([
       'Instructions',

@@ -270,6 +270,17 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
       nonNegativeNumber,
       1,
     )
+    .option(
+      '--threads <n>',
+      'split the flows over N threads (1 to 64) by their RSS hash, each with a datapath of ' +
+        'its own (as OVS PMD threads); the rate is the sum of theirs',
+      (v: string) => {
+        const n = wholeNumber(1)(v);
+        if (n > 64) throw new InvalidArgumentError('expected a whole number from 1 to 64.');
+        return n;
+      },
+      1,
+    )
     .addOption(
       new Option('--mode <mode>', 'forward (warm caches) or setup (cold caches every pass)')
         .choices(['forward', 'setup'] as const)

@@ -13,11 +13,22 @@
 //! Frames go through `Datapath::receive_batch` in bursts of `BATCH` packets, as a poll-mode
 //! driver hands them over; frames of a burst that arrive on different ports are split into
 //! runs of one port each.
+//!
+//! With `threads` above one, the workload is split by the RSS hash of each frame's 5-tuple
+//! (as a NIC spreads flows over receive queues, so a flow stays on one thread) and each
+//! thread runs its share through a datapath of its own, built from the same scenario: as
+//! each PMD thread of OVS has its own exact-match cache and megaflow table. The threads warm
+//! up, wait for each other, then time their passes over the same window; the rate is the
+//! sum of theirs.
 
 use super::Engine;
 use crate::dpif::{Datapath, Origin, Outcome, Sink};
 use crate::wire::Packet;
+use std::sync::Barrier;
 use std::time::Instant;
+
+/// Most threads a benchmark runs.
+pub const MAX_THREADS: u32 = 64;
 
 /// Packets handed to the datapath at once.
 pub const BATCH: usize = 32;
@@ -52,6 +63,20 @@ impl Workload {
         self.frames.iter().map(|f| u64::from(f.2)).sum()
     }
 
+    /// The workload split into `n` by the RSS hash of each frame's 5-tuple, in order.
+    pub fn split(&self, n: usize) -> Vec<Workload> {
+        let n = n.max(1);
+        let mut out = vec![Workload::new(self.node); n];
+        for i in 0..self.len() {
+            let (port, f) = self.frame(i);
+            let mut key = crate::flow::FlowKey::ZERO;
+            crate::flow::extract::extract(f, &mut key);
+            let hash = crate::dpif::exec::rss_hash_5tuple(&key);
+            out[hash as usize % n].push(port, f);
+        }
+        out
+    }
+
     fn frame(&self, i: usize) -> (u32, &[u8]) {
         let (port, off, len) = self.frames[i];
         (port, &self.data[off as usize..(off + len) as usize])
@@ -82,32 +107,82 @@ pub struct BenchFigures {
     pub conntrack: u64,
     /// Connections conntrack created during the timed passes.
     pub conntrack_new: u64,
+    /// Several threads: each one's figures (the fields above add them up, `seconds` is the
+    /// longest, and the rates are the sums of theirs).
+    pub threads: Vec<BenchFigures>,
 }
 
 impl BenchFigures {
     pub fn pps(&self) -> f64 {
+        self.per_second(|f| f.packets)
+    }
+
+    /// `field` per second: over the timed seconds, or the sum of the threads' rates.
+    fn per_second(&self, field: fn(&BenchFigures) -> u64) -> f64 {
+        if !self.threads.is_empty() {
+            return self.threads.iter().map(|t| t.per_second(field)).sum();
+        }
         if self.seconds > 0.0 {
-            self.packets as f64 / self.seconds
+            field(self) as f64 / self.seconds
         } else {
             0.0
         }
     }
 
+    /// The figures of threads that ran at once, added up.
+    fn merge(parts: Vec<BenchFigures>) -> BenchFigures {
+        let mut m = BenchFigures { passes: u32::MAX, ..BenchFigures::default() };
+        for t in &parts {
+            m.packets += t.packets;
+            m.bytes += t.bytes;
+            m.outputs += t.outputs;
+            m.dropped += t.dropped;
+            m.seconds = m.seconds.max(t.seconds);
+            if t.packets > 0 {
+                m.passes = m.passes.min(t.passes); // a thread with no share ran no pass
+            }
+            m.emc_hits += t.emc_hits;
+            m.megaflow_hits += t.megaflow_hits;
+            m.upcalls += t.upcalls;
+            m.megaflows += t.megaflows;
+            m.subtables += t.subtables;
+            m.conntrack += t.conntrack;
+            m.conntrack_new += t.conntrack_new;
+        }
+        if m.passes == u32::MAX {
+            m.passes = 0;
+        }
+        m.threads = parts;
+        m
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
-        let per_s = |n: u64| if self.seconds > 0.0 { n as f64 / self.seconds } else { 0.0 };
+        let per_s = |f: fn(&BenchFigures) -> u64| self.per_second(f);
         let rate = |n: u64| if self.packets > 0 { n as f64 / self.packets as f64 } else { 0.0 };
-        let ns = if self.packets > 0 { self.seconds * 1e9 / self.packets as f64 } else { 0.0 };
+        let pps = self.pps();
+        let ns = if pps > 0.0 { 1e9 / pps } else { 0.0 };
+        let threads: Vec<serde_json::Value> = self
+            .threads
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "packets": t.packets, "seconds": t.seconds, "passes": t.passes,
+                    "pps": t.pps(), "upcalls": t.upcalls, "megaflows": t.megaflows,
+                })
+            })
+            .collect();
         serde_json::json!({
+            "threads": threads,
             "packets": self.packets, "bytes": self.bytes, "outputs": self.outputs,
             "dropped": self.dropped, "seconds": self.seconds, "passes": self.passes,
-            "pps": self.pps(), "ns_per_packet": ns,
+            "pps": pps, "ns_per_packet": ns,
             "emc_hits": self.emc_hits, "megaflow_hits": self.megaflow_hits,
             "upcalls": self.upcalls, "emc_hit_rate": rate(self.emc_hits),
             "megaflow_hit_rate": rate(self.megaflow_hits), "upcall_rate": rate(self.upcalls),
-            "upcalls_per_second": per_s(self.upcalls), "megaflows": self.megaflows,
+            "upcalls_per_second": per_s(|f| f.upcalls), "megaflows": self.megaflows,
             "subtables": self.subtables, "conntrack": self.conntrack,
             "conntrack_new": self.conntrack_new,
-            "conntrack_new_per_second": per_s(self.conntrack_new),
+            "conntrack_new_per_second": per_s(|f| f.conntrack_new),
         })
     }
 }
@@ -193,12 +268,29 @@ impl Engine {
         passes: u32,
         min_seconds: f64,
     ) -> Result<BenchFigures, String> {
+        self.bench_workload_with(w, mode, passes, min_seconds, None)
+    }
+
+    /// `bench_workload`, waiting at `start` (when given) before the timed passes, so that
+    /// threads time the same window.
+    fn bench_workload_with(
+        &mut self,
+        w: &Workload,
+        mode: BenchMode,
+        passes: u32,
+        min_seconds: f64,
+        start: Option<&Barrier>,
+    ) -> Result<BenchFigures, String> {
         let dp = &mut self
             .nodes
             .get_mut(w.node)
             .ok_or_else(|| format!("node {} is not a node of the scenario", w.node))?
             .dp;
         if w.is_empty() {
+            if let Some(b) = start {
+                b.wait(); // a thread with no share still lets the others start
+                return Ok(BenchFigures::default());
+            }
             return Err("the workload has no frames".into());
         }
         let mut pkts: Vec<Packet> = (0..BATCH).map(|_| Packet::with_capacity(2048)).collect();
@@ -209,6 +301,9 @@ impl Engine {
         match mode {
             BenchMode::Forward => {
                 bench_warmup_loop(dp, w, &mut pkts, &mut outcomes, &mut sink);
+                if let Some(b) = start {
+                    b.wait();
+                }
                 let before = (dp.stats, dp.ct.stats().created);
                 sink.outputs = 0;
                 let start = Instant::now();
@@ -226,6 +321,9 @@ impl Engine {
                 fig.conntrack_new = dp.ct.stats().created - before.1;
             }
             BenchMode::Setup => {
+                if let Some(b) = start {
+                    b.wait();
+                }
                 for _ in 0..passes {
                     dp.flush_caches();
                     dp.ct.flush(None);
@@ -266,6 +364,9 @@ pub struct BenchFramesOptions {
     /// Forward: keep timing passes until this many seconds have gone by. Default 1.
     #[serde(default)]
     pub min_seconds: Option<f64>,
+    /// Threads, each with a datapath of its own and a share of the flows. Default 1.
+    #[serde(default)]
+    pub threads: Option<u32>,
 }
 
 impl Engine {
@@ -277,6 +378,19 @@ impl Engine {
         o: &BenchFramesOptions,
         data: &[u8],
     ) -> Result<BenchFigures, String> {
+        if o.threads.unwrap_or(1) > 1 {
+            return Err("a benchmark on several threads needs the scenario (bench_threads)".into());
+        }
+        let (w, mode) = self.bench_workload_of(o, data)?;
+        self.bench_workload(&w, mode, o.passes.unwrap_or(3), o.min_seconds.unwrap_or(1.0))
+    }
+
+    /// The workload and mode `bench_frames` runs.
+    fn bench_workload_of(
+        &self,
+        o: &BenchFramesOptions,
+        data: &[u8],
+    ) -> Result<(Workload, BenchMode), String> {
         let mut ports = Vec::with_capacity(o.ports.len());
         for r in &o.ports {
             let p = self
@@ -322,8 +436,50 @@ impl Engine {
             Some("setup") => BenchMode::Setup,
             Some(m) => return Err(format!("bench mode \"{m}\" (expected forward or setup)")),
         };
-        self.bench_workload(&w, mode, o.passes.unwrap_or(3), o.min_seconds.unwrap_or(1.0))
+        Ok((w, mode))
     }
+}
+
+/// `Engine::bench_frames` on `o.threads` threads (see the module documentation), each with an
+/// engine of its own from `scenario_json`.
+pub fn bench_threads(
+    scenario_json: &str,
+    o: &BenchFramesOptions,
+    data: &[u8],
+) -> Result<BenchFigures, String> {
+    let n = o.threads.unwrap_or(1);
+    if !(1..=MAX_THREADS).contains(&n) {
+        return Err(format!("threads: {n} (expected 1 to {MAX_THREADS})"));
+    }
+    let build = || Engine::from_json(scenario_json).map_err(|e| e.0);
+    let mut engines = vec![build()?];
+    let (w, mode) = engines[0].bench_workload_of(o, data)?;
+    let (passes, min_seconds) = (o.passes.unwrap_or(3), o.min_seconds.unwrap_or(1.0));
+    if n == 1 {
+        return engines[0].bench_workload(&w, mode, passes, min_seconds);
+    }
+    let shards = w.split(n as usize);
+    for _ in 1..n {
+        engines.push(build()?);
+    }
+    let start = Barrier::new(n as usize);
+    let results: Vec<Result<BenchFigures, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = engines
+            .iter_mut()
+            .zip(&shards)
+            .map(|(e, shard)| {
+                let start = &start;
+                s.spawn(move || {
+                    e.bench_workload_with(shard, mode, passes, min_seconds, Some(start))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("a benchmark thread failed".into())))
+            .collect()
+    });
+    Ok(BenchFigures::merge(results.into_iter().collect::<Result<Vec<_>, _>>()?))
 }
 
 #[cfg(test)]
@@ -331,6 +487,10 @@ mod tests {
     use super::*;
 
     fn engine() -> Engine {
+        Engine::from_json(&scenario()).expect("scenario builds")
+    }
+
+    fn scenario() -> String {
         let flows = [
             "table=0,priority=10,ip,ct_state=-trk,actions=ct(table=1,zone=1)",
             "table=1,priority=10,ip,ct_state=+trk+new,actions=ct(commit,zone=1),NORMAL",
@@ -356,7 +516,74 @@ mod tests {
                 "flows": flows
             }], "routes": [], "neighbors": []}]
         });
-        Engine::from_json(&sc.to_string()).expect("scenario builds")
+        sc.to_string()
+    }
+
+    /// Packs frames as `bench_frames` takes them (all on port index 0).
+    fn packed(frames: &[Vec<u8>]) -> Vec<u8> {
+        let mut data = Vec::new();
+        for f in frames {
+            data.extend_from_slice(&[0, 0, 0, 0]);
+            data.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            data.extend_from_slice(f);
+        }
+        data
+    }
+
+    #[test]
+    fn threads_share_the_flows_and_add_up() {
+        // 64 UDP flows (source ports) from 10.0.0.1 to 10.0.0.2, each four times.
+        let frames: Vec<Vec<u8>> = (0..256u32).map(|i| udp(1, 2, 5000 + (i % 64) as u16)).collect();
+        let w = {
+            let mut w = Workload::new(0);
+            for f in &frames {
+                w.push(1, f);
+            }
+            w
+        };
+        let shards = w.split(2);
+        assert_eq!(shards.iter().map(Workload::len).sum::<usize>(), 256);
+        assert!(shards.iter().all(|s| s.len() > 32), "64 flows land on both threads");
+        // A flow stays on one thread.
+        for s in &shards {
+            for i in 0..s.len() {
+                let port = s.frame(i).1[34..36].to_vec();
+                let elsewhere = shards
+                    .iter()
+                    .filter(|o| !std::ptr::eq(*o, s))
+                    .any(|o| (0..o.len()).any(|j| o.frame(j).1[34..36] == port[..]));
+                assert!(!elsewhere, "source port {port:?} on two threads");
+            }
+        }
+        let o = BenchFramesOptions {
+            ports: vec!["br0/p1".into()],
+            mode: None,
+            passes: Some(3),
+            min_seconds: Some(0.0),
+            threads: Some(2),
+        };
+        let fig = bench_threads(&scenario(), &o, &packed(&frames)).unwrap();
+        assert_eq!(fig.threads.len(), 2);
+        for (t, s) in fig.threads.iter().zip(&shards) {
+            assert_eq!(t.packets, s.len() as u64 * u64::from(t.passes), "a thread's share");
+            assert!(t.passes >= 3);
+        }
+        assert_eq!(fig.packets, fig.threads.iter().map(|t| t.packets).sum::<u64>());
+        // Conntrack commits each flow once, on its thread; nothing is dropped.
+        assert_eq!(fig.dropped, 0);
+        assert_eq!(fig.conntrack, 64);
+        let sum: f64 = fig.threads.iter().map(BenchFigures::pps).sum();
+        assert!((fig.pps() - sum).abs() < 1e-6 * sum);
+        let json = fig.to_json();
+        assert_eq!(json["threads"].as_array().unwrap().len(), 2);
+        // One thread is bench_frames; more than 64 is an error.
+        let one = BenchFramesOptions { threads: Some(1), ..o.clone() };
+        let fig1 = bench_threads(&scenario(), &one, &packed(&frames)).unwrap();
+        assert!(fig1.threads.is_empty());
+        assert_eq!(fig1.packets % 256, 0);
+        let many = BenchFramesOptions { threads: Some(65), ..o };
+        let e = bench_threads(&scenario(), &many, &packed(&frames)).unwrap_err();
+        assert_eq!(e, "threads: 65 (expected 1 to 64)");
     }
 
     fn udp(src: u32, dst: u32, sport: u16) -> Vec<u8> {

@@ -19,6 +19,8 @@ pub fn version() -> String {
 #[napi(js_name = "Engine")]
 pub struct JsEngine {
     core: Arc<Mutex<Core>>,
+    /// The scenario it was built from (benchmarks on several threads build more).
+    scenario: Arc<String>,
     progress: Arc<Progress>,
     /// What a live run forwards between (kept open between `openLive` and `live`).
     taps: Arc<Mutex<Option<crate::engine::live::LiveSetup>>>,
@@ -117,6 +119,7 @@ impl JsEngine {
         let core = Core::from_json(&scenario_json).map_err(|e| Error::from_reason(e.0))?;
         Ok(JsEngine {
             core: Arc::new(Mutex::new(core)),
+            scenario: Arc::new(scenario_json),
             progress: Arc::new(Progress::default()),
             taps: Arc::new(Mutex::new(None)),
         })
@@ -235,6 +238,7 @@ impl JsEngine {
 
 pub struct BenchFramesTask {
     core: Arc<Mutex<Core>>,
+    scenario: Arc<String>,
     options: crate::engine::bench::BenchFramesOptions,
     data: Vec<u8>,
 }
@@ -244,6 +248,13 @@ impl Task for BenchFramesTask {
     type JsValue = String;
 
     fn compute(&mut self) -> Result<Self::Output> {
+        if self.options.threads.unwrap_or(1) > 1 {
+            // Every thread gets an engine of its own, built from the scenario.
+            let fig =
+                crate::engine::bench::bench_threads(&self.scenario, &self.options, &self.data)
+                    .map_err(Error::from_reason)?;
+            return Ok(fig.to_json().to_string());
+        }
         let mut core = self
             .core
             .lock()
@@ -271,6 +282,7 @@ impl JsEngine {
             .map_err(|e| Error::from_reason(format!("internal bench options: {e}")))?;
         Ok(AsyncTask::new(BenchFramesTask {
             core: self.core.clone(),
+            scenario: self.scenario.clone(),
             options,
             data: data.to_vec(),
         }))
