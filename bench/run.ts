@@ -503,6 +503,43 @@ async function main(): Promise<void> {
       }
     }
 
+    // Two threads, each with a datapath of its own and the flows split by RSS hash, against
+    // the one-thread figures above.
+    const scaling: { name: string; one: number; two: BenchReport; unit: string }[] = [];
+    if (os.cpus().length >= 2) {
+      const two = ['--threads', '2'];
+      for (const { name, mem } of realRows) {
+        log(`two threads: ${name} ...`);
+        const sc = name === 'L2 rewrite' ? l2 : vxlan;
+        const port = name === 'L2 rewrite' ? 'p1' : 'vm1';
+        scaling.push({
+          name: `${name}, ndpi-merged-100k`,
+          one: mem.pps,
+          two: bench(sc, [`${port}=${capture}`], [...forward(), ...two]),
+          unit: 'pps',
+        });
+      }
+      log('two threads: 100k flows ...');
+      const sc = nwdstScenario(tmp, 100000);
+      const cap = path.join(tmp, 'nwdst-100000.pcap');
+      writeFrames(cap, udpFrames(100000, 100000, 64), (k) => k);
+      scaling.push({
+        name: '100k flows, one megaflow each, 64-byte frames',
+        one: at(100000),
+        two: bench(sc, [`p1=${cap}`], [...forward(), ...two]),
+        unit: 'pps',
+      });
+      rmSync(cap, { force: true });
+      log('two threads: new NAT connections ...');
+      const nat2 = bench('devstack-dvr', natWorkload(tmp), [...setup(), ...two]);
+      scaling.push({
+        name: `New NAT connections (§5.4 outbound, ${NAT_CONNECTIONS} UDP source ports), setup mode`,
+        one: nat.conntrack_new_per_second,
+        two: { ...nat2, pps: nat2.conntrack_new_per_second },
+        unit: 'connections/s',
+      });
+    }
+
     // The packet size sweep.
     const SIZES = [64, 128, 256, 512, 1024, 1518, 9000];
     const sizes: { size: number; l2: BenchReport; vxlan: BenchReport }[] = [];
@@ -585,6 +622,13 @@ async function main(): Promise<void> {
         `| ${s.size} | ${fmt(s.l2.pps)} | ${s.l2.gbps.toFixed(2)} | ${fmt(s.vxlan.pps)} | ` +
         `${s.vxlan.gbps.toFixed(2)} |`,
     );
+    const scalingRows = scaling.map(({ name, one, two, unit }) => {
+      const shares = two.threads.map((t) => t.packets / Math.max(1, t.passes)).join(' / ');
+      return (
+        `| ${name} | ${fmt(one)} ${unit} | ${fmt(two.pps)} ${unit} | ` +
+        `${(two.pps / one).toFixed(2)}× | ${shares} |`
+      );
+    });
     const pathRows = paths.map(
       ({ p, r }) =>
         `| §${p.id} ${p.title} | ${p.node} | ${p.frames} | ${fmt(r.pps)} | ` +
@@ -653,6 +697,20 @@ packet. Hit rates are per lookup (a recirculation looks up again).
 ${real.join('\n')}
 
 ${realNotes.map((n) => `- ${n}`).join('\n')}
+
+## Two threads
+
+\`dvrlab bench --threads 2\`: the frames split over two threads by the RSS hash of their
+5-tuple, as a NIC spreads flows over receive queues (a flow stays on one thread), each thread
+with a datapath of its own built from the scenario, as each PMD thread of OVS has its own
+EMC and megaflow table; the threads time the same window and the rate is the sum of theirs.
+One thread: the figures above, from the same run.${
+      scaling.length === 0 ? ' Not measured: this machine has one core.' : ''
+    }
+
+| workload | one thread | two threads | scaling | frames per thread (a pass) |
+| --- | ---: | ---: | ---: | ---: |
+${scalingRows.join('\n')}
 
 ## Number of flows
 
