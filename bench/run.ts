@@ -11,6 +11,8 @@
  * - the real capture `captures/ndpi-merged-100k.pcap` through L2 rewrite and VXLAN encap:
  *   dvrlab in memory, `dvrlab replay` from file to files, the null replay (the file I/O
  *   ceiling), and the OVS 3.1 oracle end to end and its PMD's datapath-only estimate;
+ * - two threads against one (`--threads 2`, the flows split by RSS hash) on the real capture,
+ *   100k flows and new NAT connections;
  * - sweeps: the number of flows (one rule and one megaflow per destination), the packet size
  *   (L2 rewrite and VXLAN encap), and the four packet paths of the seed devstack-dvr.
  *
