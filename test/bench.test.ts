@@ -157,16 +157,8 @@ describe('dvrlab bench', { skip: !ADDON && 'the addon is not built' }, () => {
   });
 
   it('--threads splits the flows over threads and adds their figures up', () => {
-    const r = bench([
-      scenario,
-      '--in',
-      `p1=${capture}`,
-      '--threads',
-      '2',
-      '--min-seconds',
-      '0.05',
-      '--json',
-    ]);
+    const twoThreads = [scenario, '--in', `p1=${capture}`, '--threads', '2'];
+    const r = bench([...twoThreads, '--min-seconds', '0.05', '--json']);
     assert.equal(r.status, 0, r.stderr);
     const j = JSON.parse(r.stdout);
     assert.equal(j.threads.length, 2);
@@ -182,15 +174,7 @@ describe('dvrlab bench', { skip: !ADDON && 'the addon is not built' }, () => {
     assert.equal(sum('megaflows'), FLOWS);
     assert.equal(j.delivered + j.dropped, j.packets);
     assert.ok(Math.abs(j.pps - sum('pps')) <= 1e-6 * j.pps);
-    const table = bench([
-      scenario,
-      '--in',
-      `p1=${capture}`,
-      '--threads',
-      '2',
-      '--min-seconds',
-      '0',
-    ]);
+    const table = bench([...twoThreads, '--min-seconds', '0']);
     assert.equal(table.status, 0, table.stderr);
     assert.match(table.stdout, /Threads: +2: \S+ ?[kM]?pps \(\d+ frames\), /);
   });

@@ -7,32 +7,11 @@
 //! raw-memory arithmetic. Nothing here indexes out of bounds: callers pass slices.
 
 /// Adds `data` to a running one's-complement sum (`csum_continue`); an odd trailing byte is
-/// padded with a zero byte.
-///
-/// Sums 32-bit words in a 64-bit accumulator and folds: as 2^16 is 1 modulo 0xffff, that is
-/// the same one's-complement sum as 16-bit words, in a quarter of the additions. The result
-/// differs from a plain 16-bit sum only by multiples of 0xffff, and is zero only when that
-/// sum is, so `finish` gives the same checksum.
+/// padded with a zero byte. The sum is `wire::checksum::add`'s, folded to 16 bits, so
+/// callers can keep adding to it.
+#[inline]
 pub(crate) fn add_bytes(partial: u32, data: &[u8]) -> u32 {
-    let mut sum = u64::from(partial);
-    let mut words = data.chunks_exact(4);
-    for w in &mut words {
-        sum += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
-    }
-    let rest = words.remainder();
-    let mut pairs = rest.chunks_exact(2);
-    for c in &mut pairs {
-        sum += u64::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [last] = pairs.remainder() {
-        sum += u64::from(*last) << 8;
-    }
-    // Folded to 16 bits, so callers can keep adding to it without overflow; zero and
-    // non-zero stay apart (an end-around carry never gives 0 from a non-zero sum).
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u32
+    crate::wire::checksum::add(partial, data)
 }
 
 /// Folds the carries and complements (`csum_finish`).
