@@ -311,6 +311,38 @@ pub struct Conntrack {
     next_seq: u64,
     rng: u64,
     stats: CtStats,
+    /// The last connection key extracted, for the next `ct` of the same unchanged packet.
+    memo: Memo,
+    next_memo: u64,
+    /// Counts the changes of `index`.
+    index_epoch: u64,
+}
+
+/// A connection key extracted from a packet, with the token the packet carries for it
+/// (`CtMeta::memo`). The extraction is a function of the packet's bytes from its IP header
+/// on, so while they have not changed, another `ct` on the packet (typically the `ct(commit)`
+/// after a recirculation) reads the key here instead of parsing and validating the headers
+/// again. The zone is not part of what is kept: each `ct` sets its own.
+#[derive(Clone, Copy, Debug)]
+struct Memo {
+    token: u64,
+    l3: usize,
+    l4: usize,
+    ext: Option<Extracted>,
+    /// What the index gave for the key in a zone: (zone, connection, reply direction,
+    /// `index_epoch` then). Good while the index has not changed since.
+    found: Option<(u16, u64, bool, u64)>,
+}
+
+/// The packet metadata `ct` reads and writes, as OVS keeps it in `struct pkt_metadata`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtMeta {
+    pub ct_state: u8,
+    pub ct_zone: u16,
+    pub ct_mark: u32,
+    /// Non-zero: the token of the connection key conntrack extracted from this packet. The
+    /// executor sets it to 0 whenever it changes the packet from its IP header on.
+    pub memo: u64,
 }
 
 /// Which protocol handler OVS picks: by IP protocol alone (`l4_protos[]`).
@@ -332,6 +364,9 @@ impl Conntrack {
             next_seq: 0,
             rng: cfg.seed | 1,
             stats: CtStats::default(),
+            memo: Memo { token: 0, l3: 0, l4: 0, ext: None, found: None },
+            next_memo: 0,
+            index_epoch: 0,
         }
     }
 
@@ -366,7 +401,29 @@ impl Conntrack {
         (now < c.expiration).then_some((id, reply))
     }
 
+    /// `lookup` of the key extracted for the packet whose token is `token`, in its zone: the
+    /// index's answer is kept with the extraction, and is the same while the index is.
+    fn lookup_kept(&mut self, k: &ConnKey, token: u64, now: u64) -> Option<(u64, bool)> {
+        let kept = token != 0 && token == self.memo.token;
+        if kept {
+            if let Some((zone, id, reply, epoch)) = self.memo.found {
+                if zone == k.zone && epoch == self.index_epoch {
+                    let c = self.conns.get(id)?;
+                    return (now < c.expiration).then_some((id, reply));
+                }
+            }
+        }
+        let r = self.index.get(k).copied();
+        if kept {
+            self.memo.found = r.map(|(id, reply)| (k.zone, id, reply, self.index_epoch));
+        }
+        let (id, reply) = r?;
+        let c = self.conns.get(id)?;
+        (now < c.expiration).then_some((id, reply))
+    }
+
     fn remove(&mut self, id: u64) {
+        self.index_epoch += 1;
         if let Some(c) = self.conns.remove(id) {
             for k in [c.fwd, c.rev] {
                 if self.index.get(&k).map(|e| e.0) == Some(id) {
@@ -396,24 +453,78 @@ impl Conntrack {
         p: &CtParams,
         now_ms: u64,
     ) -> CtVerdict {
+        let mut m =
+            CtMeta { ct_state: key.ct_state, ct_zone: key.ct_zone, ct_mark: key.ct_mark, memo: 0 };
+        let (verdict, h) =
+            self.execute_meta(frame, l3, l4, key.dl_type, key.nw_frag, &mut m, p, now_ms);
+        key.ct_state = m.ct_state;
+        key.ct_zone = m.ct_zone;
+        key.ct_mark = m.ct_mark;
+        if let (true, Some(h)) = (verdict.rewritten, h) {
+            refresh_key(frame, h, key);
+        }
+        verdict
+    }
+
+    /// The connection key of the packet: the one kept for it (`m.memo`) if it is still this
+    /// packet's at these offsets, or else extracted now and kept.
+    fn extract_memo(
+        &mut self,
+        frame: &[u8],
+        l3: usize,
+        l4: usize,
+        dl_type: u16,
+        nw_frag: u8,
+        zone: u16,
+        m: &mut CtMeta,
+    ) -> Option<Extracted> {
+        let kept = &self.memo;
+        if m.memo != 0 && m.memo == kept.token && kept.l3 == l3 && kept.l4 == l4 {
+            return kept.ext.map(|mut e| {
+                e.key.zone = zone;
+                e
+            });
+        }
+        let ext = key::extract(frame, l3, l4, dl_type, nw_frag, zone);
+        self.next_memo = self.next_memo.wrapping_add(1).max(1);
+        self.memo = Memo { token: self.next_memo, l3, l4, ext, found: None };
+        m.memo = self.next_memo;
+        ext
+    }
+
+    /// `execute` on the packet metadata alone: `dl_type` and `nw_frag` come from the flow
+    /// key, `m` is read and written as the key's conntrack fields are. Returns where the
+    /// headers are when the packet was tracked, for the caller to re-read what NAT rewrote.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn execute_meta(
+        &mut self,
+        frame: &mut [u8],
+        l3: usize,
+        l4: usize,
+        dl_type: u16,
+        nw_frag: u8,
+        m: &mut CtMeta,
+        p: &CtParams,
+        now_ms: u64,
+    ) -> (CtVerdict, Option<Hdrs>) {
         let zone = p.zone;
         let mut verdict = CtVerdict { ct_state: 0, rewritten: false, refused: None };
-        let Some(ext) = key::extract(frame, l3, l4, key.dl_type, key.nw_frag, zone) else {
+        let Some(ext) = self.extract_memo(frame, l3, l4, dl_type, nw_frag, zone, m) else {
             // conntrack_execute(): an unparsable packet is invalid, with no connection.
             let st = ct_state::INV | ct_state::TRK;
             self.stats.invalid += 1;
-            key.ct_state = st;
-            key.ct_zone = zone;
-            key.ct_mark = 0;
+            m.ct_state = st;
+            m.ct_zone = zone;
+            m.ct_mark = 0;
             verdict.ct_state = st;
-            return verdict;
+            return (verdict, None);
         };
         let ni = p.nat.map(NatInfo::from_spec);
         let h = Hdrs { l3: ext.l3, l4: ext.l4, end: ext.end };
 
         // process_one(): reset ct_state whenever entering a new zone.
-        let prev_zone = key.ct_zone;
-        let mut st = key.ct_state;
+        let prev_zone = m.ct_zone;
+        let mut st = m.ct_state;
         if st != 0 && prev_zone != zone {
             st = 0;
         }
@@ -431,7 +542,7 @@ impl Conntrack {
                     ck = if reply { c.rev } else { c.fwd };
                 }
             }
-        } else if let Some((id, r)) = self.lookup(&ck, now_ms) {
+        } else if let Some((id, r)) = self.lookup_kept(&ck, m.memo, now_ms) {
             conn = Some(id);
             reply = r;
         }
@@ -475,25 +586,26 @@ impl Conntrack {
 
         // write_ct_md().
         st |= ct_state::TRK;
-        key.ct_state = st;
-        key.ct_zone = zone;
-        key.ct_mark = conn.and_then(|id| self.conns.get(id)).map_or(0, |c| c.mark);
+        m.ct_state = st;
+        m.ct_zone = zone;
+        m.ct_mark = conn.and_then(|id| self.conns.get(id)).map_or(0, |c| c.mark);
         if let (Some(id), Some((val, mask))) = (conn, p.mark) {
             // set_mark().
-            let m = val | (key.ct_mark & !mask);
-            key.ct_mark = m;
+            let mark = val | (m.ct_mark & !mask);
+            m.ct_mark = mark;
             if let Some(c) = self.conns.get_mut(id) {
-                c.mark = m;
+                c.mark = mark;
             }
         }
         if verdict.rewritten {
-            refresh_key(frame, h, key);
+            // The key kept for the packet is not its key any more.
+            m.memo = 0;
         }
         if st & ct_state::INV != 0 {
             self.stats.invalid += 1;
         }
         verdict.ct_state = st;
-        verdict
+        (verdict, Some(h))
     }
 
     /// `conn_update_state()`: runs the protocol's state machine and sets the state bits.
@@ -681,6 +793,7 @@ impl Conntrack {
         // the index slot.
         self.index.entry(fwd).or_insert((id, false));
         self.index.entry(rev).or_insert((id, true));
+        self.index_epoch += 1;
         self.stats.created += 1;
         Ok(Some(id))
     }
@@ -1263,6 +1376,83 @@ mod tests {
         let mut bad = icmp(VM, DNS, 8, 0, &[0, 9, 0, 1]);
         bad[36] ^= 1;
         assert_eq!(run(&mut ct, &mut bad, &commit, 10).0.ct_state, INV | TRK);
+    }
+
+    /// One `ct` on a packet, with the packet's metadata as the executor carries it.
+    fn step(ct: &mut Conntrack, f: &mut [u8], m: &mut CtMeta, p: &CtParams, now: u64) -> u8 {
+        let k = key_of(f);
+        ct.execute_meta(f, 14, 34, k.dl_type, k.nw_frag, m, p, now).0.ct_state
+    }
+
+    #[test]
+    fn a_kept_key_answers_as_extracting_it_again_would() {
+        // `kept` gets each packet's token back from one `ct` to the next, as the executor
+        // passes it; `fresh` is never given one, so it extracts and looks up every time.
+        let mut kept = Conntrack::new(CtConfig::default());
+        let mut fresh = Conntrack::new(CtConfig::default());
+        let look = CtParams { zone: 1, ..Default::default() };
+        let commit = CtParams { zone: 1, commit: true, ..Default::default() };
+        let zone2 = CtParams { zone: 2, commit: true, ..Default::default() };
+        let force = CtParams { zone: 1, commit: true, force: true, ..Default::default() };
+        let req = udp(VM, DNS, 1000, 53, b"query", true);
+        let rep = udp(DNS, VM, 53, 1000, b"answer", true);
+        let mut states = Vec::new();
+        for round in 0..4u64 {
+            let now = round * 10;
+            let (mut ma, mut mb) = (CtMeta::default(), CtMeta::default());
+            let (mut fa, mut fb) = (req.clone(), req.clone());
+            for (i, p) in [&look, &commit, &zone2, &look, &commit].into_iter().enumerate() {
+                mb.memo = 0;
+                let a = step(&mut kept, &mut fa, &mut ma, p, now);
+                let b = step(&mut fresh, &mut fb, &mut mb, p, now);
+                assert_eq!((a, ma.ct_zone, ma.ct_mark), (b, mb.ct_zone, mb.ct_mark), "{round} {i}");
+                assert_ne!(ma.memo, 0, "the key is kept for the packet");
+                states.push(a);
+                if round == 1 && i == 0 {
+                    // A flush between two `ct`s of a packet: what was kept is gone too.
+                    kept.flush(Some(1));
+                    fresh.flush(Some(1));
+                }
+                if round == 2 && i == 0 {
+                    // Between two `ct`s of the request, a forced reply replaces its
+                    // connection by one the other way round (in the slot just freed).
+                    let (mut ra, mut rb) = (rep.clone(), rep.clone());
+                    let (mut na, mut nb) = (CtMeta::default(), CtMeta::default());
+                    let a = step(&mut kept, &mut ra, &mut na, &force, now);
+                    assert_eq!(a, step(&mut fresh, &mut rb, &mut nb, &force, now));
+                }
+            }
+        }
+        // The request committed in round 0 is established by nothing: it stays new, until
+        // the forced reply makes it the reply direction of a new connection.
+        assert_eq!(states[1], NEW | TRK);
+        assert_eq!(states[11], EST | RPL | TRK, "round 2, second ct: {states:x?}");
+        assert_eq!(kept.stats(), fresh.stats());
+    }
+
+    #[test]
+    fn a_kept_key_is_for_its_packet_and_offsets_only() {
+        let mut ct = Conntrack::new(CtConfig::default());
+        let commit = CtParams { zone: 1, commit: true, ..Default::default() };
+        let mut good = icmp(VM, DNS, 8, 0, &[0, 7, 0, 1]);
+        let mut m = CtMeta::default();
+        assert_eq!(step(&mut ct, &mut good, &mut m, &commit, 0), NEW | TRK);
+        // Another packet with a stale token is extracted: its bad checksum is seen.
+        let mut bad = icmp(VM, DNS, 8, 0, &[0, 9, 0, 1]);
+        bad[36] ^= 1;
+        let mut stale = CtMeta { memo: m.memo + 1, ..CtMeta::default() };
+        assert_eq!(step(&mut ct, &mut bad, &mut stale, &commit, 0), INV | TRK);
+        // The same token at other offsets (a VLAN tag pushed) is extracted again.
+        let k = key_of(&good);
+        let mut m2 = CtMeta { memo: stale.memo, ..CtMeta::default() };
+        let v = ct.execute_meta(&mut bad, 14, 30, k.dl_type, k.nw_frag, &mut m2, &commit, 0);
+        assert_eq!(v.0.ct_state, INV | TRK);
+        // The packet itself, unchanged, gets its connection back from what was kept.
+        let mut again = CtMeta { memo: m.memo, ..CtMeta::default() };
+        assert_ne!(m.memo, stale.memo);
+        let mut bad_meta = CtMeta { memo: stale.memo, ..CtMeta::default() };
+        assert_eq!(step(&mut ct, &mut bad, &mut bad_meta, &commit, 0), INV | TRK);
+        assert_eq!(step(&mut ct, &mut good, &mut again, &commit, 0), NEW | TRK);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use super::odp::{DpAction, DropReason, TnlPush};
 use super::{PacketMd, Sink};
-use crate::conntrack::{Conntrack, CtParams};
+use crate::conntrack::{Conntrack, CtMeta, CtParams};
 use crate::flow::extract::Layers;
 use crate::flow::key::tun_flags;
 use crate::flow::FlowKey;
@@ -116,6 +116,7 @@ impl ExecCtx<'_> {
                     modify::pop_vlan(pkt, &mut layers);
                 }
                 DpAction::SetIpv4 { src, dst, tos, ttl, .. } => {
+                    md.ct_memo = 0;
                     if let Some(v) = src {
                         modify::set_ipv4_src(pkt, &layers, *v);
                     }
@@ -130,6 +131,7 @@ impl ExecCtx<'_> {
                     }
                 }
                 DpAction::SetIpv6 { src, dst, tclass, hlimit, label, .. } => {
+                    md.ct_memo = 0;
                     if let Some(v) = src {
                         modify::set_ipv6_src(pkt, &layers, v);
                     }
@@ -147,6 +149,7 @@ impl ExecCtx<'_> {
                     }
                 }
                 DpAction::SetPorts { src, dst, .. } => {
+                    md.ct_memo = 0;
                     if let Some(v) = src {
                         modify::set_tp_src(pkt, &layers, *v);
                     }
@@ -155,6 +158,7 @@ impl ExecCtx<'_> {
                     }
                 }
                 DpAction::SetIcmp { typ, code, .. } => {
+                    md.ct_memo = 0;
                     if let Some(v) = typ {
                         modify::set_icmp_type(pkt, &layers, *v);
                     }
@@ -163,6 +167,7 @@ impl ExecCtx<'_> {
                     }
                 }
                 DpAction::SetArp { op, sip, tip, sha, tha } => {
+                    md.ct_memo = 0;
                     if let Some(v) = op {
                         modify::set_arp_op(pkt, &layers, *v);
                     }
@@ -185,6 +190,7 @@ impl ExecCtx<'_> {
                     layers = VXLAN_LAYERS;
                     // The pushed packet is a new packet on the underlay: no tunnel metadata.
                     md.tun_flags = 0;
+                    md.ct_memo = 0;
                 }
                 DpAction::TnlPop(vport) => {
                     match pop_vxlan(pkt, &layers) {
@@ -210,10 +216,12 @@ impl ExecCtx<'_> {
                     }
                 }
                 DpAction::Ct { zone, commit, force, nat, mark, nat_only } => {
-                    let mut k = *key;
-                    k.ct_state = md.ct_state;
-                    k.ct_zone = md.ct_zone;
-                    k.ct_mark = md.ct_mark;
+                    let mut m = CtMeta {
+                        ct_state: md.ct_state,
+                        ct_zone: md.ct_zone,
+                        ct_mark: md.ct_mark,
+                        memo: md.ct_memo,
+                    };
                     let params = CtParams {
                         zone: *zone,
                         commit: *commit,
@@ -222,13 +230,22 @@ impl ExecCtx<'_> {
                         mark: *mark,
                         nat_only: *nat_only,
                     };
-                    let l3 = layers.l3 as usize;
-                    let l4 = layers.l4 as usize;
-                    let _verdict =
-                        self.ct.execute(pkt.data_mut(), l3, l4, &mut k, &params, self.now_ms);
-                    md.ct_state = k.ct_state;
-                    md.ct_zone = k.ct_zone;
-                    md.ct_mark = k.ct_mark;
+                    let (l3, l4) = (layers.l3 as usize, layers.l4 as usize);
+                    // The recirculated pass extracts the NATted fields from the frame again.
+                    let _ = self.ct.execute_meta(
+                        pkt.data_mut(),
+                        l3,
+                        l4,
+                        key.dl_type,
+                        key.nw_frag,
+                        &mut m,
+                        &params,
+                        self.now_ms,
+                    );
+                    md.ct_state = m.ct_state;
+                    md.ct_zone = m.ct_zone;
+                    md.ct_mark = m.ct_mark;
+                    md.ct_memo = m.memo;
                 }
                 DpAction::Recirc(id) => {
                     let mut nmd = *md;
@@ -421,6 +438,90 @@ mod tests {
             let parsed = extract_with_vlan_limit(pkt.data(), &mut k, OVS_DEFAULT_VLAN_LIMIT);
             assert_eq!(parsed, VXLAN_LAYERS, "inner frame of {inner} bytes");
         }
+    }
+
+    struct Outputs(Vec<Vec<u8>>);
+
+    impl Sink for Outputs {
+        fn output(&mut self, _port: u32, pkt: &Packet, _origin: super::super::Origin) -> bool {
+            self.0.push(pkt.data().to_vec());
+            false
+        }
+    }
+
+    /// An ICMP echo request from 10.0.0.1 to 10.0.0.2, checksums right.
+    fn echo() -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 8];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14..24].copy_from_slice(&[0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 1]);
+        f[26..34].copy_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+        let c = checksum::checksum(&f[14..34]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        f[34..42].copy_from_slice(&[8, 0, 0, 0, 0, 7, 0, 1]);
+        let c = checksum::checksum(&f[34..42]);
+        f[36..38].copy_from_slice(&c.to_be_bytes());
+        f
+    }
+
+    /// Runs `actions` on `frame`, returning the packet's conntrack state after them.
+    fn run(ct: &mut Conntrack, frame: &[u8], actions: &[DpAction]) -> (u8, Vec<Vec<u8>>) {
+        let mut sink = Outputs(Vec::new());
+        let (mut work, mut pool) = (Vec::new(), Vec::new());
+        let mut gen = super::super::generated::Generated::default();
+        let mut ctx = ExecCtx {
+            ct,
+            now_ms: 0,
+            sink: &mut sink,
+            work: &mut work,
+            pool: &mut pool,
+            gen: &mut gen,
+            outputs: 0,
+            carried: 0,
+            drop: None,
+        };
+        let mut pkt = Packet::from_slice(frame);
+        let mut key = FlowKey::ZERO;
+        let layers = extract_with_vlan_limit(frame, &mut key, OVS_DEFAULT_VLAN_LIMIT);
+        let mut md = PacketMd::new(1);
+        ctx.execute(&mut pkt, &mut md, &key, layers, actions);
+        (md.ct_state, sink.0)
+    }
+
+    #[test]
+    fn a_ct_after_an_ip_rewrite_tracks_the_rewritten_packet() {
+        use crate::flow::key::ct_state::{EST, NEW, RPL, TRK};
+        let ct = |commit| DpAction::Ct {
+            zone: 1,
+            commit,
+            force: false,
+            nat: None,
+            mark: None,
+            nat_only: None,
+        };
+        let mut tracker = Conntrack::new(crate::conntrack::CtConfig::default());
+        // 10.0.0.1 -> 10.0.0.2 committed; the same packet rewritten to come from .2 to .1 is
+        // the reply of that connection, which only a fresh look at the packet can tell.
+        let swap = DpAction::SetIpv4 {
+            src: Some(0x0a00_0002),
+            dst: Some(0x0a00_0001),
+            tos: None,
+            ttl: None,
+            tos_mask: 0,
+        };
+        let to_reply = DpAction::SetIcmp { v6: false, typ: Some(0), code: None };
+        let acts = [ct(true), swap, to_reply, ct(false), DpAction::Output(2)];
+        let (st, out) = run(&mut tracker, &echo(), &acts);
+        assert_eq!(st, EST | RPL | TRK);
+        assert_eq!(checksum::checksum(&out[0][14..34]), 0, "IPv4 checksum fixed");
+        // Without the rewrite, both see the request of the connection, replied now.
+        let (st, _) = run(&mut tracker, &echo(), &[ct(false), DpAction::Output(2), ct(true)]);
+        assert_eq!(st, EST | TRK);
+        // A VLAN tag pushed and popped between the two leaves the same packet.
+        let tag = DpAction::PushVlan { tpid: 0x8100, tci: 0x1005 };
+        let acts = [ct(false), tag, DpAction::Output(3), DpAction::PopVlan, ct(true)];
+        assert_eq!(run(&mut tracker, &echo(), &acts).0, EST | TRK);
+        let mut fresh = Conntrack::new(crate::conntrack::CtConfig::default());
+        assert_eq!(run(&mut fresh, &echo(), &[ct(true), ct(false)]).0, NEW | TRK);
     }
 
     #[test]

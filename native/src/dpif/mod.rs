@@ -146,6 +146,9 @@ pub struct PacketMd {
     pub depth: u32,
     /// OVS's RSS hash of the packet (hash of the 5-tuple), computed on first need.
     pub rss_hash: Option<u32>,
+    /// The token of the connection key conntrack keeps for this packet (`CtMeta::memo`);
+    /// 0 once an action changes the packet from its IP header on.
+    pub ct_memo: u64,
     pub origin: Origin,
     /// This pass starts a generated packet, or one released from a neighbour queue.
     pub start: PassStart,

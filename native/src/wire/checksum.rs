@@ -7,13 +7,17 @@
 //! Open vSwitch (`recalc_csum16/32/128` in lib/csum.c), so an edited packet carries the
 //! same checksum bytes OVS would write, including the choice between 0x0000 and 0xffff.
 
-/// Folds carries back into 16 bits (end-around carry).
+/// Folds carries back into 16 bits (end-around carry), in a fixed number of steps: 64 to
+/// 33 bits, then three 16-bit folds (below 3 * 2^16, then at most 0x10001, then at most
+/// 0xffff). Each step keeps the value modulo 0xffff and never turns a non-zero sum into zero,
+/// so the result is the one folding until it fits gives.
 #[inline(always)]
-fn fold(mut sum: u64) -> u32 {
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u32
+fn fold(sum: u64) -> u32 {
+    let s = (sum & 0xffff_ffff) + (sum >> 32);
+    let s = (s & 0xffff) + (s >> 16);
+    let s = (s & 0xffff) + (s >> 16);
+    let s = (s & 0xffff) + (s >> 16);
+    s as u32
 }
 
 /// Adds the bytes of `data`, as big-endian 16-bit words, to the partial sum `partial`.
@@ -175,6 +179,28 @@ mod tests {
             h[10..12].copy_from_slice(&inc.to_be_bytes());
             let verify = checksum(&h);
             assert!(verify == 0 || verify == 0xffff, "verify {verify:#x}");
+        }
+    }
+
+    #[test]
+    fn the_fixed_fold_is_folding_until_it_fits() {
+        let by_loop = |mut s: u64| {
+            while s >> 16 != 0 {
+                s = (s & 0xffff) + (s >> 16);
+            }
+            s as u32
+        };
+        let mut edges = vec![0, 1, 0xfffe, 0xffff, 0x1_0000, 0x1_0001, 0x2_fffd, 0x2_ffff];
+        edges.extend([0xffff_ffff, 0x1_0000_0000, 0x1_ffff_fffe, u64::MAX, u64::MAX - 1]);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            edges.push(x >> (x % 48));
+        }
+        for s in edges {
+            assert_eq!(fold(s), by_loop(s), "{s:#x}");
         }
     }
 
