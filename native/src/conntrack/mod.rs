@@ -468,6 +468,7 @@ impl Conntrack {
 
     /// The connection key of the packet: the one kept for it (`m.memo`) if it is still this
     /// packet's at these offsets, or else extracted now and kept.
+    #[allow(clippy::too_many_arguments)]
     fn extract_memo(
         &mut self,
         frame: &[u8],
