@@ -90,7 +90,8 @@ impl ExecCtx<'_> {
         actions: &[DpAction],
     ) {
         let last = actions.len().saturating_sub(1);
-        for (i, a) in actions.iter().enumerate() {
+        let mut steps = actions.iter().enumerate();
+        while let Some((i, a)) = steps.next() {
             match a {
                 // No controller is connected: the packet-in goes nowhere.
                 DpAction::Controller { .. } => {}
@@ -110,6 +111,20 @@ impl ExecCtx<'_> {
                     }
                 }
                 DpAction::PushVlan { tpid, tci } => {
+                    if let [DpAction::Output(p), DpAction::PopVlan, ..] = &actions[i + 1..] {
+                        let origin = md.origin;
+                        let sink = &mut *self.sink;
+                        let tagged = |t: &Packet| sink.output(*p, t, origin);
+                        if let Some(carried) = modify::with_vlan(pkt, *tpid, *tci, tagged) {
+                            if carried {
+                                self.carried += 1;
+                            } else {
+                                self.outputs += 1;
+                            }
+                            steps.nth(1);
+                            continue;
+                        }
+                    }
                     modify::push_vlan(pkt, &mut layers, *tpid, *tci);
                 }
                 DpAction::PopVlan => {
@@ -522,6 +537,30 @@ mod tests {
         assert_eq!(run(&mut tracker, &echo(), &acts).0, EST | TRK);
         let mut fresh = Conntrack::new(crate::conntrack::CtConfig::default());
         assert_eq!(run(&mut fresh, &echo(), &[ct(true), ct(false)]).0, NEW | TRK);
+    }
+
+    #[test]
+    fn a_tagged_output_is_push_output_pop() {
+        let mut tracker = Conntrack::new(crate::conntrack::CtConfig::default());
+        let noop = DpAction::SetEth { src: None, dst: None };
+        let tagged = echo();
+        let mut frames = vec![echo(), echo()[..13].to_vec(), echo()[..14].to_vec()];
+        let mut qinq = tagged.clone();
+        qinq.splice(12..12, [0x81, 0x00, 0x00, 0x07]);
+        frames.push(qinq);
+        for frame in frames {
+            for (tpid, tci) in [(0x8100, 0x1005), (0x88a8, 0x0fff), (0x0800, 0x0001)] {
+                let push = DpAction::PushVlan { tpid, tci };
+                let (o2, o3) = (DpAction::Output(2), DpAction::Output(3));
+                let fast = [push.clone(), o2.clone(), DpAction::PopVlan, o3.clone()];
+                // The same with a no-op in the middle: the general path, action by action.
+                let slow = [push, o2, noop.clone(), DpAction::PopVlan, o3];
+                let a = run(&mut tracker, &frame, &fast).1;
+                let b = run(&mut tracker, &frame, &slow).1;
+                assert_eq!(a, b, "{} bytes, tpid {tpid:#x}", frame.len());
+                assert_eq!(a.len(), 2);
+            }
+        }
     }
 
     #[test]

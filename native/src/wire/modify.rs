@@ -62,6 +62,28 @@ pub fn push_vlan(pkt: &mut Packet, layers: &mut Layers, tpid: u16, tci: u16) -> 
     true
 }
 
+/// `push_vlan`, then `f` on the tagged frame, then `pop_vlan`: what an output through a VLAN
+/// trunk (`push_vlan,P,pop_vlan`) does, without shifting the layer offsets twice, as the
+/// frame after is the frame before. `None` (and nothing done) when `push_vlan` would not push
+/// or `pop_vlan` would not recognise the tag.
+#[inline]
+pub fn with_vlan<R>(
+    pkt: &mut Packet,
+    tpid: u16,
+    tci: u16,
+    f: impl FnOnce(&Packet) -> R,
+) -> Option<R> {
+    if pkt.len() < super::eth::HEADER_LEN || !EtherType::is_vlan_tpid(tpid) {
+        return None;
+    }
+    let [t0, t1] = tpid.to_be_bytes();
+    let [c0, c1] = (tci & !vlan::DEI).to_be_bytes();
+    pkt.insert_tag([t0, t1, c0, c1]);
+    let r = f(pkt);
+    pkt.remove_tag();
+    Some(r)
+}
+
 /// Removes the outermost VLAN tag, if the frame has one (OVS `eth_pop_vlan`). Shifts the
 /// offsets in `layers`.
 pub fn pop_vlan(pkt: &mut Packet, layers: &mut Layers) -> bool {
