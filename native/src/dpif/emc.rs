@@ -5,6 +5,11 @@
 //! - `EMC_ENTRIES` entries (8192); a key hashes to two candidate entries (two 13-bit segments
 //!   of its hash, OVS's `EM_FLOW_HASH_SEGS`). An entry stores the key's hash, a full copy of
 //!   the key, and the id and generation of the megaflow it resolved to.
+//! - The entries are kept in two arrays: the tags (hash, validity, megaflow id and
+//!   generation; 16 bytes, 128 KiB in all, which stay in the core's cache) and the keys
+//!   (184 bytes each, 1.5 MiB). A probe reads the two tags and reads a key only when its
+//!   tag's hash is the key's, so a miss costs no line of the keys: with many more flows
+//!   than entries, most probes are misses.
 //! - A hit requires the same hash, the same key (compared in full, so a hash collision never
 //!   returns a wrong flow) and a megaflow slot whose generation is unchanged: removing a
 //!   megaflow invalidates every entry that points to it, with no scan of the cache.
@@ -27,19 +32,17 @@ const EMC_MASK: u32 = (EMC_ENTRIES - 1) as u32;
 /// Default `emc-insert-inv-prob` (OVS's `DEFAULT_EM_FLOW_INSERT_INV_PROB`).
 pub const DEFAULT_INSERT_INV_PROB: u32 = 100;
 
-/// `repr(C)`: what a probe checks first (validity and hash) is at the start, in the line
-/// `prefetch` loads; the key, compared only when the hash matches, follows.
+/// What a probe reads of an entry before its key: four to a cache line.
 #[derive(Clone, Copy)]
-#[repr(C)]
-struct Entry {
+#[repr(C, align(16))]
+struct Tag {
     hash: u32,
-    valid: bool, // false until first written, and after `clear`
     flow: u32,   // megaflow id
     gen: u32,    // megaflow slot generation when written
-    key: FlowKey,
+    valid: bool, // false until first written, and after `clear`
 }
 
-const EMPTY: Entry = Entry { hash: 0, valid: false, flow: 0, gen: 0, key: FlowKey::ZERO };
+const EMPTY: Tag = Tag { hash: 0, valid: false, flow: 0, gen: 0 };
 
 /// EMC counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -51,8 +54,9 @@ pub struct EmcStats {
 
 /// The exact-match cache. See the module documentation.
 pub struct Emc {
-    entries: Box<[Entry]>,
-    insert_min: u32, // insert when a random u32 is <= this; 0 = never (EMC disabled)
+    tags: Box<[Tag]>,
+    keys: Box<[FlowKey]>, // the key of the entry whose tag has the same index
+    insert_min: u32,      // insert when a random u32 is <= this; 0 = never (EMC disabled)
     inv_prob: u32,
     rng: u64,
     stats: EmcStats,
@@ -76,7 +80,8 @@ impl Emc {
     /// `seed`.
     pub fn new(inv_prob: u32, seed: u64) -> Emc {
         let mut emc = Emc {
-            entries: vec![EMPTY; EMC_ENTRIES].into_boxed_slice(),
+            tags: vec![EMPTY; EMC_ENTRIES].into_boxed_slice(),
+            keys: vec![FlowKey::ZERO; EMC_ENTRIES].into_boxed_slice(),
             insert_min: 0,
             inv_prob: 0,
             rng: seed | 1,
@@ -105,12 +110,12 @@ impl Emc {
 
     /// Forgets every entry.
     pub fn clear(&mut self) {
-        self.entries.fill(EMPTY);
+        self.tags.fill(EMPTY);
     }
 
     /// Number of entries that point to a live megaflow.
     pub fn count_live<T>(&self, megaflows: &MegaflowCache<T>) -> usize {
-        self.entries
+        self.tags
             .iter()
             .filter(|e| e.valid && megaflows.generation(e.flow) == Some(e.gen))
             .filter(|e| megaflows.get(e.flow).is_some())
@@ -130,30 +135,24 @@ impl Emc {
         hash: u32,
         megaflows: &MegaflowCache<T>,
     ) -> Option<u32> {
-        for pos in Self::positions(hash) {
-            let e = &self.entries[pos];
-            if e.valid
-                && e.hash == hash
-                && megaflows.generation(e.flow) == Some(e.gen)
-                && words_equal(e.key.words(), key.words())
-            {
-                self.stats.hits += 1;
-                return Some(e.flow);
-            }
+        let hit = self.probe(key, hash, megaflows);
+        if hit.is_some() {
+            self.stats.hits += 1;
+        } else {
+            self.stats.misses += 1;
         }
-        self.stats.misses += 1;
-        None
+        hit
     }
 
     /// `lookup` without counting (see `count_hit` / `count_miss`).
     #[inline(always)]
     pub fn probe<T>(&self, key: &FlowKey, hash: u32, megaflows: &MegaflowCache<T>) -> Option<u32> {
         for pos in Self::positions(hash) {
-            let e = &self.entries[pos];
+            let e = &self.tags[pos];
             if e.valid
                 && e.hash == hash
                 && megaflows.generation(e.flow) == Some(e.gen)
-                && words_equal(e.key.words(), key.words())
+                && words_equal(self.keys[pos].words(), key.words())
             {
                 return Some(e.flow);
             }
@@ -171,11 +170,11 @@ impl Emc {
         self.stats.misses += 1;
     }
 
-    /// Starts loading the two entries `hash` may be in.
+    /// Starts loading the tags of the two entries `hash` may be in.
     #[inline(always)]
     pub fn prefetch(&self, hash: u32) {
         for pos in Self::positions(hash) {
-            crate::flow::key::prefetch(&self.entries[pos]);
+            crate::flow::key::prefetch(&self.tags[pos]);
         }
     }
 
@@ -210,13 +209,16 @@ impl Emc {
         let Some(gen) = megaflows.generation(flow).filter(|_| megaflows.get(flow).is_some()) else {
             return false;
         };
-        let live = |e: &Entry| e.valid && megaflows.generation(e.flow) == Some(e.gen);
+        let live = |e: &Tag| e.valid && megaflows.generation(e.flow) == Some(e.gen);
         let [a, b] = Self::positions(hash);
-        let (ea, eb) = (&self.entries[a], &self.entries[b]);
-        let same = |e: &Entry| e.valid && e.hash == hash && words_equal(e.key.words(), key.words());
-        let victim = if same(ea) {
+        let (ea, eb) = (&self.tags[a], &self.tags[b]);
+        let keys = &self.keys;
+        let same = |e: &Tag, pos: usize| {
+            e.valid && e.hash == hash && words_equal(keys[pos].words(), key.words())
+        };
+        let victim = if same(ea, a) {
             a
-        } else if same(eb) || (live(ea) && !live(eb)) {
+        } else if same(eb, b) || (live(ea) && !live(eb)) {
             b
         } else if !live(ea) && live(eb) {
             a
@@ -225,7 +227,8 @@ impl Emc {
         } else {
             a
         };
-        self.entries[victim] = Entry { hash, valid: true, flow, gen, key: *key };
+        self.tags[victim] = Tag { hash, valid: true, flow, gen };
+        self.keys[victim] = *key;
         self.stats.inserted += 1;
         true
     }
