@@ -601,11 +601,14 @@ impl<T> MegaflowCache<T> {
         self.tick(1);
     }
 
-    /// Starts loading flow `id`'s counters and the head of its actions (the first cache line
-    /// of its slot), by address alone: reading the slot to find them would wait for it.
+    /// Starts loading flow `id`'s counters and the head of its actions (the first two cache
+    /// lines of its slot), by address alone: reading the slot to find them would wait for it.
     #[inline(always)]
     pub fn prefetch_flow(&self, id: u32) {
-        crate::flow::key::prefetch_ptr(self.slots.as_ptr().wrapping_add(id as usize).cast());
+        let slot: *const u8 = self.slots.as_ptr().wrapping_add(id as usize).cast();
+        crate::flow::key::prefetch_ptr(slot);
+        // The second line: the rest of the head of the actions (an action kept inline).
+        crate::flow::key::prefetch_ptr(slot.wrapping_add(64));
     }
 
     /// Installs a megaflow: `key` (masked here) under `mask`, with `actions`.

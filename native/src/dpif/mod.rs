@@ -26,7 +26,7 @@ use crate::wire::Packet;
 use crate::xlate::{translate, MacDep, Ofproto, XlateIn};
 use emc::Emc;
 use megaflow::MegaflowCache;
-use odp::{DpAction, DropReason};
+use odp::{DpAction, DpActions, DropReason};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -38,7 +38,7 @@ pub const MAX_RECIRC_DEPTH: u32 = 6;
 #[derive(Debug)]
 #[repr(C)]
 pub struct DpFlow {
-    pub actions: Vec<DpAction>,
+    pub actions: DpActions,
     pub drop: Option<DropReason>,
     pub rules: Vec<(Arc<Rule>, u16)>, // with the extra bytes per packet (see XlateOut)
     /// Shown as OVS's slow-path action in dumps (see XlateOut::slow_path).
@@ -719,7 +719,7 @@ impl Datapath {
     fn install(&mut self, key: &FlowKey, xo: crate::xlate::XlateOut) -> Result<u32, Option<u32>> {
         self.note_changes(&xo);
         let flow = DpFlow {
-            actions: xo.actions,
+            actions: DpActions::from_vec(xo.actions),
             drop: xo.drop,
             rules: xo.rules,
             slow_path: xo.slow_path,
@@ -953,7 +953,7 @@ impl Datapath {
         let f = &self.megaflows.get(id).expect("present").actions;
         let narrower = xo.dp_mask.words().iter().zip(mask.words().iter()).any(|(n, o)| n & !o != 0);
         narrower
-            || xo.actions != f.actions
+            || xo.actions[..] != f.actions[..]
             || xo.drop != f.drop
             || xo.rules.len() != f.rules.len()
             || xo.rules.iter().zip(f.rules.iter()).any(|(a, b)| !Arc::ptr_eq(&a.0, &b.0))
@@ -1035,6 +1035,27 @@ impl Datapath {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_megaflow_hit_reads_the_first_two_lines_of_its_slot() {
+        type Slot = Option<megaflow::Megaflow<DpFlow>>;
+        let size = std::mem::size_of::<Slot>();
+        // Which bytes say that a slot is empty: those `None` writes over a filled buffer.
+        let mut buf = std::mem::MaybeUninit::<Slot>::uninit();
+        // SAFETY: the buffer is `size` bytes; `None` is written in full before the bytes
+        // are read as initialised memory.
+        let tag: Vec<usize> = unsafe {
+            std::ptr::write_bytes(buf.as_mut_ptr().cast::<u8>(), 0xa5, size);
+            std::ptr::write(buf.as_mut_ptr(), None);
+            let bytes = std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), size);
+            (0..size).filter(|&i| bytes[i] != 0xa5).collect()
+        };
+        assert!(!tag.is_empty() && tag.iter().all(|&i| i < 64), "slot state at {tag:?}");
+        let actions = std::mem::offset_of!(megaflow::Megaflow<DpFlow>, actions);
+        let end = actions + std::mem::size_of::<DpActions>();
+        assert!(end <= 128, "the actions end at byte {end}");
+        assert_eq!(std::mem::offset_of!(DpFlow, actions), 0);
+    }
     use crate::engine::Engine;
     use crate::ofproto::action::FlowModCommand;
     use crate::ofproto::parse::{parse_flow, NoNames};

@@ -122,6 +122,39 @@ pub struct TnlPush {
     pub csum: bool, // fill the outer UDP checksum
 }
 
+/// A megaflow's actions. A list of one is kept inline: with many flows each hit is a miss to
+/// memory, and a flow whose one action is an output then reads it from the flow's own cache
+/// lines instead of following a pointer to another. Longer lists are in `list` (`one` is
+/// then `None`). The `Vec` comes first: its capacity is where `Option<Megaflow>` keeps
+/// whether a megaflow slot is in use, in the slot's first cache line (a test checks it).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct DpActions {
+    list: Vec<DpAction>,
+    one: Option<DpAction>,
+}
+
+impl DpActions {
+    pub fn from_vec(mut v: Vec<DpAction>) -> DpActions {
+        if v.len() == 1 {
+            DpActions { list: Vec::new(), one: v.pop() }
+        } else {
+            DpActions { list: v, one: None }
+        }
+    }
+}
+
+impl std::ops::Deref for DpActions {
+    type Target = [DpAction];
+
+    #[inline(always)]
+    fn deref(&self) -> &[DpAction] {
+        match &self.one {
+            Some(a) => std::slice::from_ref(a),
+            None => &self.list,
+        }
+    }
+}
+
 /// One datapath action.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DpAction {
