@@ -57,6 +57,9 @@ pub struct Emc {
     tags: Box<[Tag]>,
     keys: Box<[FlowKey]>, // the key of the entry whose tag has the same index
     insert_min: u32,      // insert when a random u32 is <= this; 0 = never (EMC disabled)
+    /// Megaflow hits to let pass before the next insertion: the gaps between insertions
+    /// drawn at once (geometrically distributed), the same process as a draw per hit.
+    until_insert: u32,
     inv_prob: u32,
     rng: u64,
     stats: EmcStats,
@@ -83,6 +86,7 @@ impl Emc {
             tags: vec![EMPTY; EMC_ENTRIES].into_boxed_slice(),
             keys: vec![FlowKey::ZERO; EMC_ENTRIES].into_boxed_slice(),
             insert_min: 0,
+            until_insert: 0,
             inv_prob: 0,
             rng: seed | 1,
             stats: EmcStats::default(),
@@ -95,6 +99,7 @@ impl Emc {
     pub fn set_insert_inv_prob(&mut self, inv_prob: u32) {
         self.inv_prob = inv_prob;
         self.insert_min = u32::MAX.checked_div(inv_prob).unwrap_or(0);
+        self.until_insert = self.next_gap();
         if inv_prob == 0 {
             self.clear();
         }
@@ -188,9 +193,14 @@ impl Emc {
         flow: u32,
         megaflows: &MegaflowCache<T>,
     ) -> bool {
-        if self.insert_min == 0 || self.next_random() > self.insert_min {
+        if self.insert_min == 0 {
             return false;
         }
+        if self.until_insert > 0 {
+            self.until_insert -= 1;
+            return false;
+        }
+        self.until_insert = self.next_gap();
         self.insert(key, hash, flow, megaflows)
     }
 
@@ -231,6 +241,23 @@ impl Emc {
         self.keys[victim] = *key;
         self.stats.inserted += 1;
         true
+    }
+
+    /// Hits before the next insertion, each inserting with probability p = (insert_min + 1)
+    /// / 2^32 (OVS draws a random u32 per hit and inserts when it is <= insert_min): the
+    /// number of failures before a success, floor(ln U / ln(1 - p)) for U uniform in (0, 1].
+    fn next_gap(&mut self) -> u32 {
+        let p = (f64::from(self.insert_min) + 1.0) / 4_294_967_296.0;
+        if self.insert_min == 0 || p >= 1.0 {
+            return 0;
+        }
+        let u = (f64::from(self.next_random()) + 1.0) / 4_294_967_296.0;
+        let gap = (u.ln() / (-p).ln_1p()).floor();
+        if gap >= f64::from(u32::MAX) {
+            u32::MAX
+        } else {
+            gap as u32
+        }
     }
 
     /// xorshift64*: the deterministic random numbers of probabilistic insertion.
@@ -316,6 +343,17 @@ mod tests {
         assert!(!off.maybe_insert(&key(1), hash_key(&key(1)), id, &mf));
         assert!(!off.insert(&key(1), hash_key(&key(1)), id, &mf));
         assert_eq!(off.lookup(&key(1), hash_key(&key(1)), &mf), None);
+    }
+
+    #[test]
+    fn insertion_rate_is_one_in_inv_prob() {
+        let (mf, id) = cache();
+        for (inv, lo, hi) in [(1u32, 10_000, 10_000), (2, 4_800, 5_200), (4, 2_350, 2_650)] {
+            let mut emc = Emc::new(inv, 9);
+            let k = key(1);
+            let n = (0..10_000).filter(|_| emc.maybe_insert(&k, hash_key(&k), id, &mf)).count();
+            assert!((lo..=hi).contains(&n), "1/{inv}: {n} insertions in 10000 hits");
+        }
     }
 
     #[test]

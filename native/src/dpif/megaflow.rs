@@ -324,10 +324,10 @@ impl Subtable {
 /// when a flow is removed or an exact-match entry checked.
 #[repr(C, align(64))]
 struct Slot<T> {
-    flow: Option<Megaflow<T>>,
     gen: u32,
     subtable: u32,
     hash: u64,
+    flow: Option<Megaflow<T>>,
 }
 
 /// The megaflow cache. See the module documentation.
@@ -750,6 +750,33 @@ impl<T> MegaflowCache<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hit_reads_the_first_two_lines_of_a_datapath_flow_slot() {
+        type Flow = Option<Megaflow<crate::dpif::DpFlow>>;
+        let at = std::mem::offset_of!(Slot<crate::dpif::DpFlow>, flow);
+        let size = std::mem::size_of::<Flow>();
+        // Which bytes say that a slot is empty: those `None` writes over a filled buffer.
+        let mut buf = std::mem::MaybeUninit::<Flow>::uninit();
+        // SAFETY: the buffer is `size` bytes; `None` is written in full before the bytes
+        // are read as initialised memory.
+        let tag: Vec<usize> = unsafe {
+            std::ptr::write_bytes(buf.as_mut_ptr().cast::<u8>(), 0xa5, size);
+            std::ptr::write(buf.as_mut_ptr(), None);
+            let bytes = std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), size);
+            (0..size).filter(|&i| bytes[i] != 0xa5).map(|i| at + i).collect()
+        };
+        assert!(!tag.is_empty() && tag.iter().all(|&i| i < 64), "slot state at {tag:?}");
+        let actions = at + std::mem::offset_of!(Megaflow<crate::dpif::DpFlow>, actions);
+        let end = actions + std::mem::size_of::<crate::dpif::odp::DpActions>();
+        assert!(end <= 128, "the actions end at byte {end}");
+        assert_eq!(std::mem::offset_of!(crate::dpif::DpFlow, actions), 0);
+        assert!(
+            std::mem::offset_of!(Slot<crate::dpif::DpFlow>, gen) < 64,
+            "an exact-match hit checks it"
+        );
+    }
+
     use crate::ofproto::action::Match;
     use crate::ofproto::classifier::Classifier;
 

@@ -1036,26 +1036,6 @@ impl Datapath {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_megaflow_hit_reads_the_first_two_lines_of_its_slot() {
-        type Slot = Option<megaflow::Megaflow<DpFlow>>;
-        let size = std::mem::size_of::<Slot>();
-        // Which bytes say that a slot is empty: those `None` writes over a filled buffer.
-        let mut buf = std::mem::MaybeUninit::<Slot>::uninit();
-        // SAFETY: the buffer is `size` bytes; `None` is written in full before the bytes
-        // are read as initialised memory.
-        let tag: Vec<usize> = unsafe {
-            std::ptr::write_bytes(buf.as_mut_ptr().cast::<u8>(), 0xa5, size);
-            std::ptr::write(buf.as_mut_ptr(), None);
-            let bytes = std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), size);
-            (0..size).filter(|&i| bytes[i] != 0xa5).collect()
-        };
-        assert!(!tag.is_empty() && tag.iter().all(|&i| i < 64), "slot state at {tag:?}");
-        let actions = std::mem::offset_of!(megaflow::Megaflow<DpFlow>, actions);
-        let end = actions + std::mem::size_of::<DpActions>();
-        assert!(end <= 128, "the actions end at byte {end}");
-        assert_eq!(std::mem::offset_of!(DpFlow, actions), 0);
-    }
     use crate::engine::Engine;
     use crate::ofproto::action::FlowModCommand;
     use crate::ofproto::parse::{parse_flow, NoNames};
