@@ -125,7 +125,14 @@ impl Packet {
 
     /// Prepends `n` zeroed bytes and returns them.
     pub fn push_front(&mut self, n: usize) -> &mut [u8] {
-        self.insert(0, n)
+        if self.start < n {
+            return self.insert(0, n);
+        }
+        // Room in the headroom: nothing moves.
+        self.start -= n;
+        let region = &mut self.buf[self.start..self.start + n];
+        region.fill(0);
+        region
     }
 
     /// Drops the first `n` bytes (no-op when shorter).
@@ -188,5 +195,6 @@ mod tests {
         }
         assert_eq!(p.len(), 270);
         assert_eq!(&p.data()[250..], &frame[..]);
+        assert!(p.data()[..250].iter().all(|&b| b == 0), "pushed bytes are zeroed");
     }
 }
