@@ -103,7 +103,6 @@ impl ExecCtx<'_> {
                     }
                 }
                 DpAction::SetEth { src, dst } => {
-                    md.same_frame = false;
                     if let Some(m) = src {
                         modify::set_eth_src(pkt, *m);
                     }
@@ -126,16 +125,13 @@ impl ExecCtx<'_> {
                             continue;
                         }
                     }
-                    md.same_frame = false;
                     modify::push_vlan(pkt, &mut layers, *tpid, *tci);
                 }
                 DpAction::PopVlan => {
-                    md.same_frame = false;
                     modify::pop_vlan(pkt, &mut layers);
                 }
                 DpAction::SetIpv4 { src, dst, tos, ttl, .. } => {
                     md.ct_memo = 0;
-                    md.same_frame = false;
                     if let Some(v) = src {
                         modify::set_ipv4_src(pkt, &layers, *v);
                     }
@@ -151,7 +147,6 @@ impl ExecCtx<'_> {
                 }
                 DpAction::SetIpv6 { src, dst, tclass, hlimit, label, .. } => {
                     md.ct_memo = 0;
-                    md.same_frame = false;
                     if let Some(v) = src {
                         modify::set_ipv6_src(pkt, &layers, v);
                     }
@@ -170,7 +165,6 @@ impl ExecCtx<'_> {
                 }
                 DpAction::SetPorts { src, dst, .. } => {
                     md.ct_memo = 0;
-                    md.same_frame = false;
                     if let Some(v) = src {
                         modify::set_tp_src(pkt, &layers, *v);
                     }
@@ -180,7 +174,6 @@ impl ExecCtx<'_> {
                 }
                 DpAction::SetIcmp { typ, code, .. } => {
                     md.ct_memo = 0;
-                    md.same_frame = false;
                     if let Some(v) = typ {
                         modify::set_icmp_type(pkt, &layers, *v);
                     }
@@ -190,7 +183,6 @@ impl ExecCtx<'_> {
                 }
                 DpAction::SetArp { op, sip, tip, sha, tha } => {
                     md.ct_memo = 0;
-                    md.same_frame = false;
                     if let Some(v) = op {
                         modify::set_arp_op(pkt, &layers, *v);
                     }
@@ -214,10 +206,8 @@ impl ExecCtx<'_> {
                     // The pushed packet is a new packet on the underlay: no tunnel metadata.
                     md.tun_flags = 0;
                     md.ct_memo = 0;
-                    md.same_frame = false;
                 }
                 DpAction::TnlPop(vport) => {
-                    md.same_frame = false;
                     match pop_vxlan(pkt, &layers) {
                         Ok(t) => {
                             let mut nmd = PacketMd::new(*vport);
@@ -257,7 +247,7 @@ impl ExecCtx<'_> {
                     };
                     let (l3, l4) = (layers.l3 as usize, layers.l4 as usize);
                     // The recirculated pass extracts the NATted fields from the frame again.
-                    let (verdict, _) = self.ct.execute_meta(
+                    let _ = self.ct.execute_meta(
                         pkt.data_mut(),
                         l3,
                         l4,
@@ -271,9 +261,6 @@ impl ExecCtx<'_> {
                     md.ct_zone = m.ct_zone;
                     md.ct_mark = m.ct_mark;
                     md.ct_memo = m.memo;
-                    if verdict.rewritten {
-                        md.same_frame = false;
-                    }
                 }
                 DpAction::Recirc(id) => {
                     let mut nmd = *md;

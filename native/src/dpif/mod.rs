@@ -149,9 +149,6 @@ pub struct PacketMd {
     /// The token of the connection key conntrack keeps for this packet (`CtMeta::memo`);
     /// 0 once an action changes the packet from its IP header on.
     pub ct_memo: u64,
-    /// The frame is byte for byte the one the pass that queued this packet took its flow
-    /// key from (actions that change a frame clear it).
-    pub same_frame: bool,
     pub origin: Origin,
     /// This pass starts a generated packet, or one released from a neighbour queue.
     pub start: PassStart,
@@ -319,7 +316,7 @@ impl Datapath {
         }
         let mut md = PacketMd::new(in_port);
         md.origin = origin;
-        self.pass(pkt, md, sink, &mut outcome, None);
+        self.pass(pkt, md, sink, &mut outcome);
         self.run_work(sink, origin, &mut outcome);
         if !self.gen.waits.is_empty() || origin != Origin::Input {
             self.neighbors_after(origin, seq, sink, &mut outcome);
@@ -382,7 +379,7 @@ impl Datapath {
         let n = pkts.len();
         let mut burst = self.burst.take().unwrap_or_default();
         let b = &mut *burst;
-        let md = PacketMd { same_frame: true, ..PacketMd::new(in_port) };
+        let md = PacketMd::new(in_port);
         for (i, pkt) in pkts.iter().enumerate() {
             let key = &mut b.keys[i];
             md.load_into(key);
@@ -465,7 +462,7 @@ impl Datapath {
         self.execute_cached(pkt, &mut md, key, layers, id, sink, &mut out);
         self.revalidate_if_needed();
         if !self.work.is_empty() {
-            self.run_work_after(sink, Origin::Input, &mut out, Some((key, layers)));
+            self.run_work(sink, Origin::Input, &mut out);
         }
         if !self.gen.waits.is_empty() {
             self.neighbors_after(Origin::Input, 0, sink, &mut out);
@@ -534,12 +531,12 @@ impl Datapath {
                 // A waiting packet of an earlier input: accounted on its own.
                 let mut o = Outcome::default();
                 let base = self.work.len();
-                self.pass(&mut p, md, sink, &mut o, None);
+                self.pass(&mut p, md, sink, &mut o);
                 while self.work.len() > base {
                     let (mut q, qmd) = self.work.pop().expect("above base");
                     let mut scratch = Outcome::default();
                     let to = if qmd.origin == md.origin { &mut o } else { &mut scratch };
-                    self.pass(&mut q, qmd, sink, to, None);
+                    self.pass(&mut q, qmd, sink, to);
                 }
                 self.resolve(md.origin, &o);
             }
@@ -569,24 +566,10 @@ impl Datapath {
 
     /// Runs the work queue to empty; the passes of `origin` add to `outcome`.
     fn run_work(&mut self, sink: &mut dyn Sink, origin: Origin, outcome: &mut Outcome) {
-        self.run_work_after(sink, origin, outcome, None);
-    }
-
-    /// `run_work` after a first pass whose flow key and layers were `first`: a packet it
-    /// recirculated with its frame unchanged starts from that key instead of parsing the
-    /// frame again (the key's packet fields are a function of the frame alone).
-    fn run_work_after(
-        &mut self,
-        sink: &mut dyn Sink,
-        origin: Origin,
-        outcome: &mut Outcome,
-        first: Option<(&FlowKey, crate::flow::extract::Layers)>,
-    ) {
         let mut other = Outcome::default();
         while let Some((mut p, md)) = self.work.pop() {
             let o = if md.origin == origin { &mut *outcome } else { &mut other };
-            let parsed = first.filter(|_| md.same_frame && md.depth == 1);
-            self.pass(&mut p, md, sink, o, parsed);
+            self.pass(&mut p, md, sink, o);
             if self.pool.len() < MAX_POOL && p.capacity() > 0 {
                 self.pool.push(p);
             }
@@ -618,30 +601,15 @@ impl Datapath {
         self.gen.flush();
     }
 
-    fn pass(
-        &mut self,
-        pkt: &mut Packet,
-        mut md: PacketMd,
-        sink: &mut dyn Sink,
-        out: &mut Outcome,
-        parsed: Option<(&FlowKey, crate::flow::extract::Layers)>,
-    ) {
+    fn pass(&mut self, pkt: &mut Packet, mut md: PacketMd, sink: &mut dyn Sink, out: &mut Outcome) {
         if md.depth > MAX_RECIRC_DEPTH {
             out.drop = Some(DropReason::RecirculationTooDeep);
             return;
         }
         self.stats.packets += 1;
-        let (mut key, layers) = match parsed {
-            // The frame's fields as parsed for it already; the metadata is this pass's.
-            Some((k, l)) => (*k, l),
-            None => {
-                let mut key = FlowKey::ZERO;
-                let l = extract_with_vlan_limit(pkt.data(), &mut key, OVS_DEFAULT_VLAN_LIMIT);
-                (key, l)
-            }
-        };
+        let mut key = FlowKey::ZERO;
         md.load_into(&mut key);
-        md.same_frame = true;
+        let layers = extract_with_vlan_limit(pkt.data(), &mut key, OVS_DEFAULT_VLAN_LIMIT);
         let bytes = pkt.len() as u64;
         let tcp_flags = key.tcp_flags;
         if self.tracing.is_some() {
@@ -1142,33 +1110,6 @@ mod tests {
 
     fn ports_of(r: &Rec) -> Vec<u32> {
         r.out.iter().map(|(p, _)| *p).collect()
-    }
-
-    #[test]
-    fn a_recirculated_pass_sees_what_the_first_changed() {
-        // Table 0 rewrites the destination MAC of port 1's packets (and not of port 4's)
-        // before conntrack and a recirculation; table 1 sends the rewritten ones to port 2
-        // and anything else to port 3.
-        let flows = [
-            "table=0,in_port=1,ip,actions=mod_dl_dst:52:54:00:00:00:77,ct(table=1,zone=1)",
-            "table=0,in_port=4,ip,actions=ct(table=1,zone=1)",
-            "table=1,ip,dl_dst=52:54:00:00:00:77,actions=output:2",
-            "table=1,priority=0,actions=output:3",
-        ];
-        let mut e = scenario(&flows.map(String::from), 1000);
-        for (port, want) in [("br0/p1", "br0/p2"), ("br0/p4", "br0/p3")] {
-            let (n, p) = e.resolve(port).expect("port");
-            let want = dp_port(&e, want);
-            // Twice: the second burst hits the megaflows of both passes.
-            for round in 0..2 {
-                let mut pkts: Vec<Packet> =
-                    (0..3).map(|i| Packet::from_slice(&udp(5, [10, 0, 0, 2], 53 + i))).collect();
-                let mut outcomes = vec![Outcome::default(); pkts.len()];
-                let mut rec = Rec::default();
-                e.nodes[n].dp.receive_batch(&mut pkts, p, &mut rec, &mut outcomes);
-                assert_eq!(ports_of(&rec), [want; 3], "{port}, round {round}");
-            }
-        }
     }
 
     #[test]
