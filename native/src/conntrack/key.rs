@@ -33,8 +33,11 @@ pub(crate) struct Endpoint {
     pub icmp_code: u8,
 }
 
-/// A connection key in one direction (`struct conn_key`).
+/// A connection key in one direction (`struct conn_key`). Aligned to 16 bytes: copies of a
+/// key then move the same 16-byte pieces, so a copy of a copy reads what a single earlier
+/// store wrote (a load spanning two smaller stores waits for them to reach the cache).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[repr(C, align(16))]
 pub(crate) struct ConnKey {
     pub src: Endpoint,
     pub dst: Endpoint,
@@ -88,6 +91,7 @@ pub(crate) struct TcpSeg {
 
 /// Where the headers of the tracked packet are, and what was read from them.
 #[derive(Clone, Copy, Debug)]
+#[repr(C)]
 pub(crate) struct Extracted {
     pub key: ConnKey,
     /// An ICMP error whose embedded header gave the key (`icmp_related`).

@@ -481,10 +481,8 @@ impl Conntrack {
     ) -> Option<Extracted> {
         let kept = &self.memo;
         if m.memo != 0 && m.memo == kept.token && kept.l3 == l3 && kept.l4 == l4 {
-            return kept.ext.map(|mut e| {
-                e.key.zone = zone;
-                e
-            });
+            // The kept key's zone is the first `ct`'s: the caller puts its own in its copy.
+            return kept.ext;
         }
         let ext = key::extract(frame, l3, l4, dl_type, nw_frag, zone);
         self.next_memo = self.next_memo.wrapping_add(1).max(1);
@@ -533,6 +531,11 @@ impl Conntrack {
 
         // initial_conn_lookup(): a packet NATted earlier is found through its reverse key.
         let mut ck = ext.key;
+        if ck.zone != zone {
+            // (Only when it differs: a key compared right after a narrow store to it would
+            // wait for that store.)
+            ck.zone = zone;
+        }
         let mut reply = false;
         let mut conn = None;
         if natted {
