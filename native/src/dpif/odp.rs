@@ -125,8 +125,7 @@ pub struct TnlPush {
 /// A megaflow's actions. A list of one is kept inline: with many flows each hit is a miss to
 /// memory, and a flow whose one action is an output then reads it from the flow's own cache
 /// lines instead of following a pointer to another. Longer lists are in `list` (`one` is
-/// then `None`). The `Vec` comes first: its capacity is where `Option<Megaflow>` keeps
-/// whether a megaflow slot is in use, in the slot's first cache line (a test checks it).
+/// then `None`).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct DpActions {
     list: Vec<DpAction>,
