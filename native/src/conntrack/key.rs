@@ -90,7 +90,7 @@ pub(crate) struct TcpSeg {
 }
 
 /// Where the headers of the tracked packet are, and what was read from them.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 #[repr(C)]
 pub(crate) struct Extracted {
     pub key: ConnKey,
@@ -418,15 +418,17 @@ fn tcp_wscale(opts: &[u8]) -> u8 {
 
 /// `conn_key_extract`: the key of the packet whose L3 header is at `l3` and L4 at `l4`.
 /// `nw_frag` comes from the flow key (IPv6 fragments are refused).
-pub(crate) fn extract(
+pub(crate) fn extract_into(
+    out: &mut Extracted,
     frame: &[u8],
     l3: usize,
     l4_ofs: usize,
     dl_type: u16,
     nw_frag: u8,
     zone: u16,
-) -> Option<Extracted> {
-    let mut key = ConnKey { dl_type, zone, ..ConnKey::default() };
+) -> Option<()> {
+    out.key = ConnKey { dl_type, zone, ..ConnKey::default() };
+    let key = &mut out.key;
     let ip = frame.get(l3..)?;
     let (end, l4_at) = match dl_type {
         ETH_TYPE_IP => {
@@ -437,7 +439,7 @@ pub(crate) fn extract(
             if tot_len > ip.len() {
                 return None;
             }
-            let ihl = l3_ipv4(&mut key, &ip[..tot_len], true)?;
+            let ihl = l3_ipv4(key, &ip[..tot_len], true)?;
             (l3 + tot_len, l3 + ihl)
         }
         ETH_TYPE_IPV6 => {
@@ -449,7 +451,7 @@ pub(crate) fn extract(
             if total > ip.len() {
                 return None;
             }
-            let off = l3_ipv6(&mut key, &ip[..total])?;
+            let off = l3_ipv6(key, &ip[..total])?;
             (l3 + total, l3 + off)
         }
         _ => return None,
@@ -461,13 +463,30 @@ pub(crate) fn extract(
     let l3_bytes = &frame[l3..end];
     let data = &frame[l4_at..end];
     let mut related = false;
-    if !l4(&mut key, l3_bytes, data, Some(&mut related), None) {
+    if !l4(key, l3_bytes, data, Some(&mut related), None) {
         return None;
     }
     let top_proto = if dl_type == ETH_TYPE_IP { l3_bytes[9] } else { key.nw_proto };
     let tcp = if !related && top_proto == PROTO_TCP { tcp_seg(data) } else { None };
     let icmp_type = data.first().copied().unwrap_or(0);
-    Some(Extracted { key, related, l3, l4: l4_at, end, tcp, icmp_type })
+    (out.related, out.l3, out.l4, out.end) = (related, l3, l4_at, end);
+    (out.tcp, out.icmp_type) = (tcp, icmp_type);
+    Some(())
+}
+
+/// `extract_into` a new `Extracted`.
+#[cfg(test)]
+pub(crate) fn extract(
+    frame: &[u8],
+    l3: usize,
+    l4_ofs: usize,
+    dl_type: u16,
+    nw_frag: u8,
+    zone: u16,
+) -> Option<Extracted> {
+    let mut e = Extracted::default();
+    extract_into(&mut e, frame, l3, l4_ofs, dl_type, nw_frag, zone)?;
+    Some(e)
 }
 
 #[cfg(test)]

@@ -328,7 +328,10 @@ struct Memo {
     token: u64,
     l3: usize,
     l4: usize,
-    ext: Option<Extracted>,
+    /// The extraction, written in place (copies of a key just written field by field wait
+    /// for those writes); meaningful when `ok`.
+    ext: Extracted,
+    ok: bool,
     /// What the index gave for the key in a zone: (zone, connection, reply direction,
     /// `index_epoch` then). Good while the index has not changed since.
     found: Option<(u16, u64, bool, u64)>,
@@ -364,7 +367,14 @@ impl Conntrack {
             next_seq: 0,
             rng: cfg.seed | 1,
             stats: CtStats::default(),
-            memo: Memo { token: 0, l3: 0, l4: 0, ext: None, found: None },
+            memo: Memo {
+                token: 0,
+                l3: 0,
+                l4: 0,
+                ext: Extracted::default(),
+                ok: false,
+                found: None,
+            },
             next_memo: 0,
             index_epoch: 0,
         }
@@ -466,8 +476,9 @@ impl Conntrack {
         verdict
     }
 
-    /// The connection key of the packet: the one kept for it (`m.memo`) if it is still this
-    /// packet's at these offsets, or else extracted now and kept.
+    /// Puts the connection key of the packet in `self.memo.ext`: the one kept for it
+    /// (`m.memo`) if it is still this packet's at these offsets, or else extracted now.
+    /// False when the packet has none (it is invalid).
     #[allow(clippy::too_many_arguments)]
     fn extract_memo(
         &mut self,
@@ -478,17 +489,18 @@ impl Conntrack {
         nw_frag: u8,
         zone: u16,
         m: &mut CtMeta,
-    ) -> Option<Extracted> {
+    ) -> bool {
         let kept = &self.memo;
         if m.memo != 0 && m.memo == kept.token && kept.l3 == l3 && kept.l4 == l4 {
             // The kept key's zone is the first `ct`'s: the caller puts its own in its copy.
-            return kept.ext;
+            return kept.ok;
         }
-        let ext = key::extract(frame, l3, l4, dl_type, nw_frag, zone);
         self.next_memo = self.next_memo.wrapping_add(1).max(1);
-        self.memo = Memo { token: self.next_memo, l3, l4, ext, found: None };
+        let memo = &mut self.memo;
+        memo.ok = key::extract_into(&mut memo.ext, frame, l3, l4, dl_type, nw_frag, zone).is_some();
+        (memo.token, memo.l3, memo.l4, memo.found) = (self.next_memo, l3, l4, None);
         m.memo = self.next_memo;
-        ext
+        memo.ok
     }
 
     /// `execute` on the packet metadata alone: `dl_type` and `nw_frag` come from the flow
@@ -508,7 +520,12 @@ impl Conntrack {
     ) -> (CtVerdict, Option<Hdrs>) {
         let zone = p.zone;
         let mut verdict = CtVerdict { ct_state: 0, rewritten: false, refused: None };
-        let Some(ext) = self.extract_memo(frame, l3, l4, dl_type, nw_frag, zone, m) else {
+        let ext = if self.extract_memo(frame, l3, l4, dl_type, nw_frag, zone, m) {
+            Some(self.memo.ext)
+        } else {
+            None
+        };
+        let Some(ext) = ext else {
             // conntrack_execute(): an unparsable packet is invalid, with no connection.
             let st = ct_state::INV | ct_state::TRK;
             self.stats.invalid += 1;
