@@ -405,9 +405,14 @@ impl Conntrack {
 
     /// `conn_key_lookup`: the live connection with this key in either direction.
     fn lookup(&self, k: &ConnKey, now: u64) -> Option<(u64, bool)> {
-        let &(id, reply) = self.index.get(k)?;
+        self.live(self.index.get(k).copied(), now)
+    }
+
+    /// The index's answer if its connection is still live: an expired entry is ignored
+    /// until swept (`conn_expired()`).
+    fn live(&self, found: Option<(u64, bool)>, now: u64) -> Option<(u64, bool)> {
+        let (id, reply) = found?;
         let c = self.conns.get(id)?;
-        // conn_expired(): an expired entry is ignored until swept.
         (now < c.expiration).then_some((id, reply))
     }
 
@@ -415,21 +420,20 @@ impl Conntrack {
     /// index's answer is kept with the extraction, and is the same while the index is.
     fn lookup_kept(&mut self, k: &ConnKey, token: u64, now: u64) -> Option<(u64, bool)> {
         let kept = token != 0 && token == self.memo.token;
-        if kept {
-            if let Some((zone, id, reply, epoch)) = self.memo.found {
-                if zone == k.zone && epoch == self.index_epoch {
-                    let c = self.conns.get(id)?;
-                    return (now < c.expiration).then_some((id, reply));
-                }
+        let epoch = self.index_epoch;
+        let found = match self.memo.found {
+            Some((zone, id, reply, at)) if kept && zone == k.zone && at == epoch => {
+                Some((id, reply))
             }
-        }
-        let r = self.index.get(k).copied();
-        if kept {
-            self.memo.found = r.map(|(id, reply)| (k.zone, id, reply, self.index_epoch));
-        }
-        let (id, reply) = r?;
-        let c = self.conns.get(id)?;
-        (now < c.expiration).then_some((id, reply))
+            _ => {
+                let r = self.index.get(k).copied();
+                if kept {
+                    self.memo.found = r.map(|(id, reply)| (k.zone, id, reply, epoch));
+                }
+                r
+            }
+        };
+        self.live(found, now)
     }
 
     fn remove(&mut self, id: u64) {
@@ -520,12 +524,7 @@ impl Conntrack {
     ) -> (CtVerdict, Option<Hdrs>) {
         let zone = p.zone;
         let mut verdict = CtVerdict { ct_state: 0, rewritten: false, refused: None };
-        let ext = if self.extract_memo(frame, l3, l4, dl_type, nw_frag, zone, m) {
-            Some(self.memo.ext)
-        } else {
-            None
-        };
-        let Some(ext) = ext else {
+        if !self.extract_memo(frame, l3, l4, dl_type, nw_frag, zone, m) {
             // conntrack_execute(): an unparsable packet is invalid, with no connection.
             let st = ct_state::INV | ct_state::TRK;
             self.stats.invalid += 1;
@@ -534,7 +533,8 @@ impl Conntrack {
             m.ct_mark = 0;
             verdict.ct_state = st;
             return (verdict, None);
-        };
+        }
+        let ext = self.memo.ext;
         let ni = p.nat.map(NatInfo::from_spec);
         let h = Hdrs { l3: ext.l3, l4: ext.l4, end: ext.end };
 

@@ -6,7 +6,7 @@
 
 use super::odp::{DpAction, DropReason, TnlPush};
 use super::{PacketMd, Sink};
-use crate::conntrack::{Conntrack, CtMeta, CtParams};
+use crate::conntrack::{Conntrack, CtParams};
 use crate::flow::extract::Layers;
 use crate::flow::key::tun_flags;
 use crate::flow::FlowKey;
@@ -81,6 +81,16 @@ pub fn tunnel_src_port(hash: u32, min: u16, max: u16) -> u16 {
 }
 
 impl ExecCtx<'_> {
+    /// Counts a frame the sink took: carried on to another node, or an output.
+    #[inline(always)]
+    fn count_output(&mut self, carried: bool) {
+        if carried {
+            self.carried += 1;
+        } else {
+            self.outputs += 1;
+        }
+    }
+
     pub fn execute(
         &mut self,
         pkt: &mut Packet,
@@ -96,11 +106,8 @@ impl ExecCtx<'_> {
                 // No controller is connected: the packet-in goes nowhere.
                 DpAction::Controller { .. } => {}
                 DpAction::Output(p) => {
-                    if self.sink.output(*p, pkt, md.origin) {
-                        self.carried += 1;
-                    } else {
-                        self.outputs += 1;
-                    }
+                    let carried = self.sink.output(*p, pkt, md.origin);
+                    self.count_output(carried);
                 }
                 DpAction::SetEth { src, dst } => {
                     if let Some(m) = src {
@@ -116,11 +123,7 @@ impl ExecCtx<'_> {
                         let sink = &mut *self.sink;
                         let tagged = |t: &Packet| sink.output(*p, t, origin);
                         if let Some(carried) = modify::with_vlan(pkt, *tpid, *tci, tagged) {
-                            if carried {
-                                self.carried += 1;
-                            } else {
-                                self.outputs += 1;
-                            }
+                            self.count_output(carried);
                             steps.nth(1);
                             continue;
                         }
@@ -131,7 +134,7 @@ impl ExecCtx<'_> {
                     modify::pop_vlan(pkt, &mut layers);
                 }
                 DpAction::SetIpv4 { src, dst, tos, ttl, .. } => {
-                    md.ct_memo = 0;
+                    md.ct.memo = 0;
                     if let Some(v) = src {
                         modify::set_ipv4_src(pkt, &layers, *v);
                     }
@@ -146,7 +149,7 @@ impl ExecCtx<'_> {
                     }
                 }
                 DpAction::SetIpv6 { src, dst, tclass, hlimit, label, .. } => {
-                    md.ct_memo = 0;
+                    md.ct.memo = 0;
                     if let Some(v) = src {
                         modify::set_ipv6_src(pkt, &layers, v);
                     }
@@ -164,7 +167,7 @@ impl ExecCtx<'_> {
                     }
                 }
                 DpAction::SetPorts { src, dst, .. } => {
-                    md.ct_memo = 0;
+                    md.ct.memo = 0;
                     if let Some(v) = src {
                         modify::set_tp_src(pkt, &layers, *v);
                     }
@@ -173,7 +176,7 @@ impl ExecCtx<'_> {
                     }
                 }
                 DpAction::SetIcmp { typ, code, .. } => {
-                    md.ct_memo = 0;
+                    md.ct.memo = 0;
                     if let Some(v) = typ {
                         modify::set_icmp_type(pkt, &layers, *v);
                     }
@@ -182,7 +185,7 @@ impl ExecCtx<'_> {
                     }
                 }
                 DpAction::SetArp { op, sip, tip, sha, tha } => {
-                    md.ct_memo = 0;
+                    md.ct.memo = 0;
                     if let Some(v) = op {
                         modify::set_arp_op(pkt, &layers, *v);
                     }
@@ -205,7 +208,7 @@ impl ExecCtx<'_> {
                     layers = VXLAN_LAYERS;
                     // The pushed packet is a new packet on the underlay: no tunnel metadata.
                     md.tun_flags = 0;
-                    md.ct_memo = 0;
+                    md.ct.memo = 0;
                 }
                 DpAction::TnlPop(vport) => {
                     match pop_vxlan(pkt, &layers) {
@@ -231,12 +234,6 @@ impl ExecCtx<'_> {
                     }
                 }
                 DpAction::Ct { zone, commit, force, nat, mark, nat_only } => {
-                    let mut m = CtMeta {
-                        ct_state: md.ct_state,
-                        ct_zone: md.ct_zone,
-                        ct_mark: md.ct_mark,
-                        memo: md.ct_memo,
-                    };
                     let params = CtParams {
                         zone: *zone,
                         commit: *commit,
@@ -253,14 +250,10 @@ impl ExecCtx<'_> {
                         l4,
                         key.dl_type,
                         key.nw_frag,
-                        &mut m,
+                        &mut md.ct,
                         &params,
                         self.now_ms,
                     );
-                    md.ct_state = m.ct_state;
-                    md.ct_zone = m.ct_zone;
-                    md.ct_mark = m.ct_mark;
-                    md.ct_memo = m.memo;
                 }
                 DpAction::Recirc(id) => {
                     let mut nmd = *md;
@@ -499,7 +492,7 @@ mod tests {
         let layers = extract_with_vlan_limit(frame, &mut key, OVS_DEFAULT_VLAN_LIMIT);
         let mut md = PacketMd::new(1);
         ctx.execute(&mut pkt, &mut md, &key, layers, actions);
-        (md.ct_state, sink.0)
+        (md.ct.ct_state, sink.0)
     }
 
     #[test]

@@ -140,15 +140,12 @@ pub struct PacketMd {
     pub tun_src: u32,
     pub tun_dst: u32,
     pub tun_flags: u8,
-    pub ct_state: u8,
-    pub ct_zone: u16,
-    pub ct_mark: u32,
+    /// `ct_state`, `ct_zone`, `ct_mark`, and the token of the connection key conntrack
+    /// keeps for this packet (0 once an action changes the packet from its IP header on).
+    pub ct: crate::conntrack::CtMeta,
     pub depth: u32,
     /// OVS's RSS hash of the packet (hash of the 5-tuple), computed on first need.
     pub rss_hash: Option<u32>,
-    /// The token of the connection key conntrack keeps for this packet (`CtMeta::memo`);
-    /// 0 once an action changes the packet from its IP header on.
-    pub ct_memo: u64,
     pub origin: Origin,
     /// This pass starts a generated packet, or one released from a neighbour queue.
     pub start: PassStart,
@@ -180,9 +177,9 @@ impl PacketMd {
         key.tun_src = self.tun_src;
         key.tun_dst = self.tun_dst;
         key.tun_flags = self.tun_flags;
-        key.ct_state = self.ct_state;
-        key.ct_zone = self.ct_zone;
-        key.ct_mark = self.ct_mark;
+        key.ct_state = self.ct.ct_state;
+        key.ct_zone = self.ct.ct_zone;
+        key.ct_mark = self.ct.ct_mark;
     }
 }
 
@@ -851,7 +848,11 @@ impl Datapath {
         } else if md.start == PassStart::Released {
             PassKind::Released { id: md.recirc_id }
         } else if md.recirc_id != 0 {
-            PassKind::Recirculated { id: md.recirc_id, ct_state: md.ct_state, ct_zone: md.ct_zone }
+            PassKind::Recirculated {
+                id: md.recirc_id,
+                ct_state: md.ct.ct_state,
+                ct_zone: md.ct.ct_zone,
+            }
         } else if md.tun_flags & crate::flow::key::tun_flags::PRESENT != 0 {
             PassKind::Decapsulated { tun_id: md.tun_id, tun_src: md.tun_src, tun_dst: md.tun_dst }
         } else {
