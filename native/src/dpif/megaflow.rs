@@ -614,6 +614,7 @@ impl<T> MegaflowCache<T> {
                 todo &= todo - 1;
                 let i = idx[j] as usize;
                 if let Some(id) = st.find(&keys[i], hashes[j]) {
+                    self.prefetch_flow(id);
                     ids[i] = Some(id);
                     tier[i] = (rank + 1).min(255) as u8;
                     subtable[i] = sti;

@@ -390,7 +390,9 @@ impl Datapath {
         for i in 0..n {
             b.ids[i] = self.emc.probe(&b.keys[i], b.hashes[i], &self.megaflows);
             b.tier[i] = 0;
-            if b.ids[i].is_none() {
+            if let Some(id) = b.ids[i] {
+                self.megaflows.prefetch_flow(id);
+            } else {
                 b.miss[misses] = i as u8;
                 misses += 1;
             }
@@ -404,22 +406,17 @@ impl Datapath {
                 &mut b.subtable,
             );
         }
-        for i in 0..n {
-            if let Some(id) = b.ids[i] {
-                self.megaflows.prefetch_flow(id);
-            }
-        }
-        for i in 0..n {
-            if let Some(f) = b.ids[i].and_then(|id| self.megaflows.get(id)) {
-                if let Some(a) = f.actions.actions.first() {
-                    crate::flow::key::prefetch(a);
-                }
-            }
-        }
         let epoch = self.cache_epoch();
         let mut i = 0;
         while i < n {
             let Some(id) = b.ids[i] else { break };
+            // A list of actions kept out of line, two packets ahead (its flow has arrived).
+            let ahead = if i + 2 < n { b.ids[i + 2] } else { None };
+            if let Some(f) = ahead.and_then(|a| self.megaflows.get(a)) {
+                if let Some(a) = f.actions.actions.out_of_line_head() {
+                    crate::flow::key::prefetch(a);
+                }
+            }
             if self.cache_epoch() != epoch || !self.gen.waits.is_empty() {
                 break;
             }

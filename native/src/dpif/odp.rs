@@ -140,6 +140,16 @@ impl DpActions {
             DpActions { list: v, one: None }
         }
     }
+
+    /// The first action when it is kept out of line (a list of two or more), to prefetch.
+    #[inline(always)]
+    pub fn out_of_line_head(&self) -> Option<&DpAction> {
+        if self.one.is_some() {
+            None
+        } else {
+            self.list.first()
+        }
+    }
 }
 
 impl std::ops::Deref for DpActions {
