@@ -18,7 +18,7 @@ pub mod megaflow;
 pub mod odp;
 
 use crate::conntrack::Conntrack;
-use crate::flow::extract::{extract_with_vlan_limit, OVS_DEFAULT_VLAN_LIMIT};
+use crate::flow::extract::{extract_layers, Layers, OVS_DEFAULT_VLAN_LIMIT};
 use crate::flow::key::STAGE_ENDS;
 use crate::flow::FlowKey;
 use crate::ofproto::table::Rule;
@@ -33,13 +33,13 @@ use std::sync::Arc;
 /// Open vSwitch's limit on recirculations of one packet (MAX_RECIRC_DEPTH).
 pub const MAX_RECIRC_DEPTH: u32 = 6;
 
-/// What a megaflow does. `repr(C)`: what a hit reads (the actions and the drop reason) comes
-/// first, in one cache line.
+/// What a megaflow does. `repr(C)`: what a hit reads comes first, the drop reason, then the
+/// actions, whose single output (`DpActions::single_output`) ends in the slot's first line.
 #[derive(Debug)]
 #[repr(C)]
 pub struct DpFlow {
-    pub actions: DpActions,
     pub drop: Option<DropReason>,
+    pub actions: DpActions,
     pub rules: Vec<(Arc<Rule>, u16)>, // with the extra bytes per packet (see XlateOut)
     /// Shown as OVS's slow-path action in dumps (see XlateOut::slow_path).
     pub slow_path: bool,
@@ -380,8 +380,12 @@ impl Datapath {
         for (i, pkt) in pkts.iter().enumerate() {
             let key = &mut b.keys[i];
             md.load_into(key);
-            b.layers[i] = extract_with_vlan_limit(pkt.data(), key, OVS_DEFAULT_VLAN_LIMIT);
-            b.hashes[i] = emc::hash_key(key);
+            extract_layers(pkt.data(), key, OVS_DEFAULT_VLAN_LIMIT, &mut b.layers[i]);
+        }
+        // Hashed once the burst's keys are written: a key's words read right after the
+        // narrower writes that made them would wait for those writes.
+        for i in 0..n {
+            b.hashes[i] = emc::hash_key(&b.keys[i]);
             self.emc.prefetch(b.hashes[i]);
         }
         // Lookups without side effects: hits are counted, and EMC entries inserted, when
@@ -391,7 +395,7 @@ impl Datapath {
             b.ids[i] = self.emc.probe(&b.keys[i], b.hashes[i], &self.megaflows);
             b.tier[i] = 0;
             if let Some(id) = b.ids[i] {
-                self.megaflows.prefetch_flow(id);
+                self.megaflows.prefetch_flow(id, 0);
             } else {
                 b.miss[misses] = i as u8;
                 misses += 1;
@@ -410,11 +414,23 @@ impl Datapath {
         let mut i = 0;
         while i < n {
             let Some(id) = b.ids[i] else { break };
-            // A list of actions kept out of line, two packets ahead (its flow has arrived).
-            let ahead = if i + 2 < n { b.ids[i + 2] } else { None };
-            if let Some(f) = ahead.and_then(|a| self.megaflows.get(a)) {
-                if let Some(a) = f.actions.actions.out_of_line_head() {
-                    crate::flow::key::prefetch(a);
+            // Actions beyond a single output, ahead of time: four packets ahead the second
+            // line of the flow, two packets ahead a list kept out of line (the first line
+            // of a flow has arrived by then, and the second two packets later).
+            if let Some(a) = if i + 4 < n { b.ids[i + 4] } else { None } {
+                if let Some(f) = self.megaflows.get(a) {
+                    if f.actions.actions.single_output().is_none() {
+                        self.megaflows.prefetch_flow(a, 1);
+                    }
+                }
+            }
+            if let Some(f) =
+                if i + 2 < n { b.ids[i + 2] } else { None }.and_then(|a| self.megaflows.get(a))
+            {
+                if f.actions.actions.single_output().is_none() {
+                    if let Some(a) = f.actions.actions.out_of_line_head() {
+                        crate::flow::key::prefetch(a);
+                    }
                 }
             }
             if self.cache_epoch() != epoch || !self.gen.waits.is_empty() {
@@ -429,7 +445,7 @@ impl Datapath {
                 self.stats.megaflow_hits += 1;
                 self.emc.maybe_insert(&b.keys[i], b.hashes[i], id, &self.megaflows);
             }
-            outcomes[i] = self.fast_one(&mut pkts[i], md, &b.keys[i], b.layers[i], id, sink);
+            self.fast_one(&mut pkts[i], md, &b.keys[i], b.layers[i], id, sink, &mut outcomes[i]);
             i += 1;
         }
         self.burst = Some(burst);
@@ -441,6 +457,7 @@ impl Datapath {
 
     /// One packet of a burst whose megaflow is known: `receive_as` without the lookups.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn fast_one(
         &mut self,
         pkt: &mut Packet,
@@ -449,24 +466,26 @@ impl Datapath {
         layers: crate::flow::extract::Layers,
         id: u32,
         sink: &mut dyn Sink,
-    ) -> Outcome {
-        let mut out = Outcome::default();
+        out: &mut Outcome,
+    ) {
+        // Written in place: a returned outcome, copied whole right after its fields were
+        // written one by one, would wait for those writes.
+        *out = Outcome::default();
         self.stats.packets += 1;
         self.megaflows.credit(id, 1, pkt.len() as u64, self.of.now_ms, key.tcp_flags);
-        self.execute_cached(pkt, &mut md, key, layers, id, sink, &mut out);
+        self.execute_cached(pkt, &mut md, key, layers, id, sink, out);
         self.revalidate_if_needed();
         if !self.work.is_empty() {
-            self.run_work(sink, Origin::Input, &mut out);
+            self.run_work(sink, Origin::Input, out);
         }
         if !self.gen.waits.is_empty() {
-            self.neighbors_after(Origin::Input, 0, sink, &mut out);
+            self.neighbors_after(Origin::Input, 0, sink, out);
         }
         if out.outputs > 0 || out.queued > 0 || out.carried > 0 {
             out.drop = None;
         } else if out.drop.is_none() {
             out.drop = Some(DropReason::ActionDrop);
         }
-        out
     }
 
     /// Empties the megaflow cache and the EMC (the rules and learned state stay).
@@ -603,7 +622,8 @@ impl Datapath {
         self.stats.packets += 1;
         let mut key = FlowKey::ZERO;
         md.load_into(&mut key);
-        let layers = extract_with_vlan_limit(pkt.data(), &mut key, OVS_DEFAULT_VLAN_LIMIT);
+        let mut layers = Layers::NONE;
+        extract_layers(pkt.data(), &mut key, OVS_DEFAULT_VLAN_LIMIT, &mut layers);
         let bytes = pkt.len() as u64;
         let tcp_flags = key.tcp_flags;
         if self.tracing.is_some() {
@@ -688,6 +708,15 @@ impl Datapath {
         let Some(f) = megaflows.get(id).map(|m| &m.actions) else { return };
         if let Some(d) = f.drop {
             out.drop = Some(d);
+        }
+        // `output:N` alone, read from the slot's first line: what `execute` does with it.
+        if let Some(port) = f.actions.single_output() {
+            if sink.output(port, pkt, md.origin) {
+                out.carried += 1;
+            } else {
+                out.outputs += 1;
+            }
+            return;
         }
         let mut ctx = exec::ExecCtx {
             ct,
@@ -1275,5 +1304,57 @@ mod tests {
             }
             assert!(cached.nodes[0].dp.stats.upcalls < 300, "seed {seed}: the cache was never hit");
         }
+    }
+
+    /// A sink for which port 2 is an underlay: what goes out there is carried, not output.
+    #[derive(Default)]
+    struct Underlay {
+        sent: Vec<u32>,
+    }
+
+    impl Sink for Underlay {
+        fn output(&mut self, port: u32, _pkt: &Packet, _origin: Origin) -> bool {
+            self.sent.push(port);
+            port == 2
+        }
+    }
+
+    #[test]
+    fn a_burst_counts_outputs_and_carried_frames_as_each_packet_alone_does() {
+        let flows = [
+            "in_port=1,ip,nw_dst=10.0.0.2,actions=output:2".to_string(),
+            "in_port=1,ip,nw_dst=10.0.0.3,actions=output:3".to_string(),
+            "in_port=1,ip,nw_dst=10.0.0.4,actions=output:2,output:3".to_string(),
+            "in_port=1,ip,nw_dst=10.0.0.5,actions=drop".to_string(),
+        ];
+        let frames: Vec<Vec<u8>> =
+            [2u8, 3, 4, 5, 2, 3, 4, 5, 2].iter().map(|&d| udp(1, [10, 0, 0, d], 53)).collect();
+        // Three bursts: the first sets the megaflows up, the others hit the caches.
+        let mut e = scenario(&flows, 100_000);
+        let (n, p1) = e.resolve("br0/p1").expect("port");
+        let mut burst_sink = Underlay::default();
+        let mut burst = Vec::new();
+        for _ in 0..3 {
+            let mut pkts: Vec<Packet> = frames.iter().map(|f| Packet::from_slice(f)).collect();
+            let mut outcomes = vec![Outcome::default(); pkts.len()];
+            e.nodes[n].dp.receive_batch(&mut pkts, p1, &mut burst_sink, &mut outcomes);
+            burst.extend(outcomes.iter().map(|o| (o.outputs, o.carried, o.drop)));
+        }
+        assert!(e.nodes[n].dp.stats.emc_hits + e.nodes[n].dp.stats.megaflow_hits >= 18);
+        let mut slow = scenario(&flows, 0);
+        let mut one_sink = Underlay::default();
+        let mut one = Vec::new();
+        for _ in 0..3 {
+            for f in &frames {
+                let o = slow.nodes[n].dp.receive(&mut Packet::from_slice(f), p1, &mut one_sink);
+                one.push((o.outputs, o.carried, o.drop));
+            }
+        }
+        assert_eq!(burst, one);
+        assert_eq!(burst_sink.sent, one_sink.sent);
+        assert_eq!(
+            &burst[..4],
+            &[(0, 1, None), (1, 0, None), (1, 1, None), (0, 0, Some(DropReason::ActionDrop)),]
+        );
     }
 }

@@ -125,20 +125,43 @@ pub struct TnlPush {
 /// A megaflow's actions. A list of one is kept inline: with many flows each hit is a miss to
 /// memory, and a flow whose one action is an output then reads it from the flow's own cache
 /// lines instead of following a pointer to another. Longer lists are in `list` (`one` is
-/// then `None`).
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+/// then `None`). `repr(C)`: `output`, which says that the list is exactly `output:N` (the
+/// commonest flow of a busy table), comes first, so that such a flow is executed from the
+/// first cache line of its slot alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[repr(C)]
 pub struct DpActions {
-    list: Vec<DpAction>,
+    output: u32, // N when the list is exactly `output:N`, else NO_OUTPUT
     one: Option<DpAction>,
+    list: Box<[DpAction]>, // a pointer and a length: `one` and it end the slot's second line
+}
+
+/// `DpActions::output` of a list that is not a single output.
+const NO_OUTPUT: u32 = u32::MAX;
+
+impl Default for DpActions {
+    fn default() -> Self {
+        DpActions { output: NO_OUTPUT, one: None, list: Box::default() }
+    }
 }
 
 impl DpActions {
     pub fn from_vec(mut v: Vec<DpAction>) -> DpActions {
         if v.len() == 1 {
-            DpActions { list: Vec::new(), one: v.pop() }
+            let output = match v[0] {
+                DpAction::Output(p) if p != NO_OUTPUT => p,
+                _ => NO_OUTPUT,
+            };
+            DpActions { output, list: Box::default(), one: v.pop() }
         } else {
-            DpActions { list: v, one: None }
+            DpActions { output: NO_OUTPUT, list: v.into_boxed_slice(), one: None }
         }
+    }
+
+    /// N when the actions are exactly `output:N`.
+    #[inline(always)]
+    pub fn single_output(&self) -> Option<u32> {
+        (self.output != NO_OUTPUT).then_some(self.output)
     }
 
     /// The first action when it is kept out of line (a list of two or more), to prefetch.

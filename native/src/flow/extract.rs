@@ -127,13 +127,22 @@ pub fn extract(frame: &[u8], key: &mut FlowKey) -> Layers {
 /// maximum (2), other values are capped at 2. OVS 3.1's default is 1: with it, the inner
 /// tag of a QinQ frame is payload and `dl_type` is its TPID.
 pub fn extract_with_vlan_limit(frame: &[u8], key: &mut FlowKey, vlan_limit: usize) -> Layers {
-    key.words_mut()[STAGE_ENDS[0]..].fill(0);
     let mut l = Layers::NONE;
+    extract_layers(frame, key, vlan_limit, &mut l);
+    l
+}
+
+/// `extract_with_vlan_limit`, writing the layers into `l` (the fast path's burst keeps them
+/// there): a caller that copied a returned `Layers` right after its fields were written one
+/// by one would wait for those writes.
+pub fn extract_layers(frame: &[u8], key: &mut FlowKey, vlan_limit: usize, l: &mut Layers) {
+    key.words_mut()[STAGE_ENDS[0]..].fill(0);
+    *l = Layers::NONE;
     let (Some(dst), Some(src)) = (get_array::<6>(frame, 0), get_array::<6>(frame, 6)) else {
-        return l;
+        return;
     };
     if frame.len() < crate::wire::eth::HEADER_LEN {
-        return l;
+        return;
     }
     key.dl_dst = dst;
     key.dl_src = src;
@@ -194,19 +203,19 @@ pub fn extract_with_vlan_limit(frame: &[u8], key: &mut FlowKey, vlan_limit: usiz
     let rest = frame.get(at..).unwrap_or(&[]);
 
     let (payload, l4_at) = match dl_type {
-        EtherType::IPV4 => match ipv4_l3(rest, key, &mut l) {
+        EtherType::IPV4 => match ipv4_l3(rest, key, l) {
             Some((ip_len, tot)) => (&rest[ip_len..tot], at + ip_len),
-            None => return l,
+            None => return,
         },
-        EtherType::IPV6 => match ipv6_l3(rest, key, &mut l) {
+        EtherType::IPV6 => match ipv6_l3(rest, key, l) {
             Some((start, end)) => (&rest[start..end], at + start),
-            None => return l,
+            None => return,
         },
         EtherType::ARP | EtherType::RARP => {
             arp(rest, key);
-            return l;
+            return;
         }
-        _ => return l,
+        _ => return,
     };
 
     l.l4 = ofs(l4_at);
@@ -217,7 +226,6 @@ pub fn extract_with_vlan_limit(frame: &[u8], key: &mut FlowKey, vlan_limit: usiz
             l.l7 = if l.l4 == ABSENT { ABSENT } else { ofs(l4_at + hlen) };
         }
     }
-    l
 }
 
 /// IPv4 (OVS `ipv4_sanity_check` and what follows). Returns the header length and the
