@@ -233,16 +233,36 @@ impl Subtable {
                 return None;
             }
             if e[0] == hash {
-                let mut diff = 0;
-                for n in 0..self.n_words {
-                    diff |= (k[self.words[n] as usize] & self.masks[n]) ^ e[2 + n];
-                }
-                if diff == 0 {
+                let same = match self.stride {
+                    4 => self.same_words::<2>(k, e),
+                    8 => self.same_words::<6>(k, e),
+                    _ => {
+                        let mut diff = 0;
+                        for n in 0..self.n_words {
+                            diff |= (k[self.words[n] as usize] & self.masks[n]) ^ e[2 + n];
+                        }
+                        diff == 0
+                    }
+                };
+                if same {
                     return Some(e[1] as u32);
                 }
             }
             i = (i + 1) & bmask;
         }
+    }
+
+    /// Whether entry `e`, of `2 + W` words, holds `k`'s masked words: all `W` compared, in a
+    /// loop of fixed length the compiler unrolls. The words past `n_words` compare zero with
+    /// zero: their mask is 0, and an entry's words past `2 + n_words` are never written.
+    #[inline(always)]
+    fn same_words<const W: usize>(&self, k: &[u64; KEY_WORDS], e: &[u64]) -> bool {
+        let e = &e[2..2 + W];
+        let mut diff = 0;
+        for n in 0..W {
+            diff |= (k[self.words[n] as usize] & self.masks[n]) ^ e[n];
+        }
+        diff == 0
     }
 
     /// Adds flow `flow`, whose masked key is `key` with hash `hash`.
@@ -1050,6 +1070,38 @@ mod tests {
         for p in 0..5000u32 {
             let want = (p % 3 != 0).then_some(p);
             assert_eq!(c.lookup(&key(p)).map(|(_, a)| *a), want, "port {p}");
+        }
+    }
+
+    #[test]
+    fn every_masked_word_decides_a_lookup_whatever_the_number_of_words() {
+        // 1 to 9 masked words: entries of 4, 8 and 16 words, each compared its own way.
+        for n_words in 1..=9usize {
+            let mut mask = FlowKey::ZERO;
+            let mut flow = FlowKey::ZERO;
+            // Spread over the key, the last word included; only some bits of each masked.
+            let at: Vec<usize> = (0..n_words).map(|n| (n * 5 + 2) % KEY_WORDS).collect();
+            for (n, &w) in at.iter().enumerate() {
+                mask.words_mut()[w] = 0x00ff_00ff_0000_ffff << (n % 3);
+                flow.words_mut()[w] = 0x1234_5678_9abc_def0 ^ (n as u64) << 20;
+            }
+            // The subtable itself, given the flow's hash for every key: the comparison, not
+            // the hash, must tell the keys apart.
+            let mut st = Subtable::new(mask);
+            let h = st.hash(&flow);
+            st.put(&flow.masked(&mask), h, 7);
+            assert_eq!(st.find(&flow, h), Some(7), "{n_words} words");
+            for &w in &at {
+                let mut other = flow;
+                other.words_mut()[w] ^= mask.words()[w] & mask.words()[w].wrapping_neg();
+                assert_eq!(st.find(&other, h), None, "{n_words} words, word {w} differs");
+                let mut same = flow;
+                same.words_mut()[w] ^= !mask.words()[w];
+                assert_eq!(st.find(&same, h), Some(7), "{n_words}: unmasked bits");
+            }
+            let mut c = MegaflowCache::new(1000);
+            let id = c.insert(&flow, &mask, n_words).unwrap();
+            assert_eq!(c.lookup(&flow).map(|(i, _)| i), Some(id), "{n_words} words");
         }
     }
 }
