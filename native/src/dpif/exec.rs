@@ -348,7 +348,11 @@ fn push_vxlan(pkt: &mut Packet, t: &TnlPush, hash: u32) {
     h.copy_from_slice(&t.header);
     let ip_len = (inner_len + 36) as u16;
     h[16..18].copy_from_slice(&ip_len.to_be_bytes());
-    let csum = checksum::checksum(&h[14..34]);
+    // Summed from the template and the length, not from the header just written: reading
+    // its words back right after the narrower writes would wait for them.
+    let ip = &t.header[14..34];
+    let sum = checksum::add(checksum::add(0, &ip[0..2]), &ip[4..20]);
+    let csum = checksum::finish(checksum::add16(sum, ip_len));
     h[24..26].copy_from_slice(&csum.to_be_bytes());
     let sport = tunnel_src_port(hash, t.sport_min, t.sport_max);
     h[34..36].copy_from_slice(&sport.to_be_bytes());
@@ -445,6 +449,17 @@ mod tests {
             let mut k = FlowKey::ZERO;
             let parsed = extract_with_vlan_limit(pkt.data(), &mut k, OVS_DEFAULT_VLAN_LIMIT);
             assert_eq!(parsed, VXLAN_LAYERS, "inner frame of {inner} bytes");
+            // The outer lengths and both checksums, as a receiver verifies them.
+            let d = pkt.data();
+            assert_eq!(u16::from_be_bytes([d[16], d[17]]) as usize, inner + 36);
+            assert_eq!(u16::from_be_bytes([d[38], d[39]]) as usize, inner + 16);
+            assert_eq!(checksum::checksum(&d[14..34]), 0, "IPv4 header checksum");
+            let mut pseudo = [0u8; 12];
+            pseudo[..8].copy_from_slice(&d[26..34]);
+            pseudo[9] = 17;
+            pseudo[10..12].copy_from_slice(&d[38..40]);
+            let udp = checksum::add(checksum::add(0, &pseudo), &d[34..]);
+            assert_eq!(checksum::finish(udp), 0, "UDP checksum");
         }
     }
 
