@@ -22,7 +22,7 @@
 //! - Lookups allocate nothing and never panic.
 
 use crate::dpif::megaflow::MegaflowCache;
-use crate::flow::key::{hash_key_fast, words_equal, FlowKey};
+use crate::flow::key::{words_equal, FlowKey};
 
 /// Number of entries (OVS's `EM_FLOW_HASH_ENTRIES`).
 pub const EMC_ENTRIES: usize = 1 << EMC_SHIFT;
@@ -71,11 +71,19 @@ impl Default for Emc {
     }
 }
 
-/// The hash the EMC is keyed by: a hash of the whole key.
+/// The hash the EMC is keyed by: as OVS's userspace datapath keys its EMC, the packet's RSS
+/// hash (the 5-tuple hash it computes for a packet that arrives without one), mixed with
+/// where a recirculated pass resumes. Keys that differ elsewhere share their two places (a
+/// probe compares the whole key), and the hash reads a few narrow fields of a key just
+/// written instead of all its words.
 #[inline(always)]
 pub fn hash_key(key: &FlowKey) -> u32 {
-    let h = hash_key_fast(key.words());
-    (h ^ (h >> 32)) as u32
+    let h = crate::dpif::exec::rss_hash_5tuple(key);
+    if key.recirc_id == 0 {
+        h
+    } else {
+        crate::dpif::exec::mhash_finish(h, key.recirc_id)
+    }
 }
 
 impl Emc {
@@ -305,6 +313,25 @@ mod tests {
         assert_eq!(emc.lookup(&key(2), h, &mf), None);
         assert_eq!(emc.stats(), EmcStats { hits: 1, misses: 2, inserted: 1 });
         assert_eq!(emc.count_live(&mf), 1);
+    }
+
+    #[test]
+    fn keys_with_one_5_tuple_share_places_and_are_told_apart() {
+        let (mf, id) = cache();
+        let mut emc = Emc::new(1, 7);
+        let a = key(1);
+        let mut b = a;
+        b.dl_src = [2, 0, 0, 0, 0, 9]; // another MAC, the same 5-tuple: the same hash
+        assert_eq!(hash_key(&a), hash_key(&b));
+        let mut after_recirc = a;
+        after_recirc.recirc_id = 3;
+        assert_ne!(hash_key(&a), hash_key(&after_recirc), "a recirculated pass has its own");
+        assert!(emc.insert(&a, hash_key(&a), id, &mf));
+        assert_eq!(emc.lookup(&b, hash_key(&b), &mf), None, "the whole key is compared");
+        assert!(emc.insert(&b, hash_key(&b), id, &mf));
+        // Both fit, one in each of the hash's two places.
+        assert_eq!(emc.lookup(&a, hash_key(&a), &mf), Some(id));
+        assert_eq!(emc.lookup(&b, hash_key(&b), &mf), Some(id));
     }
 
     #[test]

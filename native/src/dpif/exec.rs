@@ -39,7 +39,7 @@ fn mhash_add(hash: u32, data: u32) -> u32 {
 }
 
 #[inline]
-fn mhash_finish(hash: u32, final_: u32) -> u32 {
+pub(crate) fn mhash_finish(hash: u32, final_: u32) -> u32 {
     let mut h = hash ^ final_;
     h ^= h >> 16;
     h = h.wrapping_mul(0x85eb_ca6b);
@@ -51,6 +51,7 @@ fn mhash_finish(hash: u32, final_: u32) -> u32 {
 
 /// miniflow_hash_5tuple(flow, 0): the RSS hash the userspace datapath gives a packet that
 /// arrives without one. Fields are hashed as the 32-bit words OVS keeps in network order.
+#[inline(always)]
 pub fn rss_hash_5tuple(key: &FlowKey) -> u32 {
     let mut hash = 0u32;
     let word = |b: [u8; 4]| u32::from_ne_bytes(b);

@@ -261,36 +261,6 @@ pub fn hash_words(words: &[u64; KEY_WORDS], basis: u64) -> u64 {
     h
 }
 
-/// 64-bit hash of a whole key for the exact-match cache, built for speed: the words are
-/// taken in pairs, each pair multiplied out in 128 bits (independent multiplications the CPU
-/// overlaps, unlike a chain of dependent mixing steps), and the products folded together.
-#[inline(always)]
-pub fn hash_key_fast(words: &[u64; KEY_WORDS]) -> u64 {
-    const K: [u64; 4] = [
-        0xa076_1d64_78bd_642f,
-        0xe703_7ed1_a0b4_28db,
-        0x8ebc_6af0_9c88_c6e3,
-        0x5899_65cc_7537_4cc3,
-    ];
-    #[inline(always)]
-    fn mum(a: u64, b: u64) -> u64 {
-        let r = u128::from(a).wrapping_mul(u128::from(b));
-        (r as u64) ^ ((r >> 64) as u64)
-    }
-    let mut acc = [0u64; 4];
-    let mut i = 0;
-    while i + 1 < KEY_WORDS {
-        let lane = (i / 2) % 4;
-        acc[lane] =
-            acc[lane].wrapping_add(mum(words[i] ^ K[lane], words[i + 1] ^ K[(lane + 1) % 4]));
-        i += 2;
-    }
-    if i < KEY_WORDS {
-        acc[3] = acc[3].wrapping_add(mum(words[i] ^ K[2], K[3]));
-    }
-    mum(acc[0] ^ acc[2] ^ K[0], acc[1] ^ acc[3] ^ K[1])
-}
-
 /// Asks the CPU to start loading the cache line holding `*p` (a hint; no effect elsewhere).
 #[inline(always)]
 pub fn prefetch<T>(p: &T) {
