@@ -193,7 +193,7 @@ impl Emc {
 
     /// After a megaflow hit for `key`: caches it with probability `1 / inv_prob`. Returns
     /// true when an entry was written.
-    #[inline]
+    #[inline(always)]
     pub fn maybe_insert<T>(
         &mut self,
         key: &FlowKey,
@@ -208,6 +208,18 @@ impl Emc {
             self.until_insert -= 1;
             return false;
         }
+        self.insert_now(key, hash, flow, megaflows)
+    }
+
+    /// `maybe_insert` once its countdown has run out: out of line, as it is rare.
+    #[inline(never)]
+    fn insert_now<T>(
+        &mut self,
+        key: &FlowKey,
+        hash: u32,
+        flow: u32,
+        megaflows: &MegaflowCache<T>,
+    ) -> bool {
         self.until_insert = self.next_gap();
         self.insert(key, hash, flow, megaflows)
     }

@@ -200,8 +200,28 @@ impl Subtable {
     #[inline(always)]
     fn hash(&self, key: &FlowKey) -> u64 {
         let k = key.words();
+        match self.stride {
+            4 => self.hash_words::<2>(k),
+            8 => self.hash_words::<6>(k),
+            _ => self.hash_words_n(k, self.n_words),
+        }
+    }
+
+    /// The hash over the first `W` of the mask's words, in a loop of fixed length (the words
+    /// past `n_words` are zero, their mask being 0: the same for every key of the subtable).
+    #[inline(always)]
+    fn hash_words<const W: usize>(&self, k: &[u64; KEY_WORDS]) -> u64 {
         let mut h = 0x9e37_79b9_7f4a_7c15u64;
-        for n in 0..self.n_words {
+        for n in 0..W {
+            h = hash_mix(h, k[self.words[n] as usize] & self.masks[n]);
+        }
+        hash_finish(h)
+    }
+
+    #[inline(always)]
+    fn hash_words_n(&self, k: &[u64; KEY_WORDS], n_words: usize) -> u64 {
+        let mut h = 0x9e37_79b9_7f4a_7c15u64;
+        for n in 0..n_words {
             h = hash_mix(h, k[self.words[n] as usize] & self.masks[n]);
         }
         hash_finish(h)
