@@ -200,29 +200,22 @@ impl Subtable {
     #[inline(always)]
     fn hash(&self, key: &FlowKey) -> u64 {
         let k = key.words();
+        // Entries of 4 and 8 words hash 2 and 6 words, constants the compiler unrolls the
+        // loop for: the words past `n_words` are zero, their mask being 0, the same for
+        // every key of the subtable.
         match self.stride {
-            4 => self.hash_words::<2>(k),
-            8 => self.hash_words::<6>(k),
-            _ => self.hash_words_n(k, self.n_words),
+            4 => self.hash_words(k, 2),
+            8 => self.hash_words(k, 6),
+            _ => self.hash_words(k, self.n_words),
         }
     }
 
-    /// The hash over the first `W` of the mask's words, in a loop of fixed length (the words
-    /// past `n_words` are zero, their mask being 0: the same for every key of the subtable).
+    /// The hash over the first `n` of the mask's words.
     #[inline(always)]
-    fn hash_words<const W: usize>(&self, k: &[u64; KEY_WORDS]) -> u64 {
+    fn hash_words(&self, k: &[u64; KEY_WORDS], n: usize) -> u64 {
         let mut h = 0x9e37_79b9_7f4a_7c15u64;
-        for n in 0..W {
-            h = hash_mix(h, k[self.words[n] as usize] & self.masks[n]);
-        }
-        hash_finish(h)
-    }
-
-    #[inline(always)]
-    fn hash_words_n(&self, k: &[u64; KEY_WORDS], n_words: usize) -> u64 {
-        let mut h = 0x9e37_79b9_7f4a_7c15u64;
-        for n in 0..n_words {
-            h = hash_mix(h, k[self.words[n] as usize] & self.masks[n]);
+        for i in 0..n {
+            h = hash_mix(h, k[self.words[i] as usize] & self.masks[i]);
         }
         hash_finish(h)
     }
@@ -254,15 +247,9 @@ impl Subtable {
             }
             if e[0] == hash {
                 let same = match self.stride {
-                    4 => self.same_words::<2>(k, e),
-                    8 => self.same_words::<6>(k, e),
-                    _ => {
-                        let mut diff = 0;
-                        for n in 0..self.n_words {
-                            diff |= (k[self.words[n] as usize] & self.masks[n]) ^ e[2 + n];
-                        }
-                        diff == 0
-                    }
+                    4 => self.same_words(k, e, 2),
+                    8 => self.same_words(k, e, 6),
+                    _ => self.same_words(k, e, self.n_words),
                 };
                 if same {
                     return Some(e[1] as u32);
@@ -272,15 +259,16 @@ impl Subtable {
         }
     }
 
-    /// Whether entry `e`, of `2 + W` words, holds `k`'s masked words: all `W` compared, in a
-    /// loop of fixed length the compiler unrolls. The words past `n_words` compare zero with
-    /// zero: their mask is 0, and an entry's words past `2 + n_words` are never written.
+    /// Whether entry `e` holds `k`'s first `n` masked words, all compared (`find` passes 2
+    /// or 6 for entries of 4 or 8 words, constants the compiler unrolls the loop for). The
+    /// words past `n_words` compare zero with zero: their mask is 0, and an entry's words
+    /// past `2 + n_words` are never written.
     #[inline(always)]
-    fn same_words<const W: usize>(&self, k: &[u64; KEY_WORDS], e: &[u64]) -> bool {
-        let e = &e[2..2 + W];
+    fn same_words(&self, k: &[u64; KEY_WORDS], e: &[u64], n: usize) -> bool {
+        let e = &e[2..2 + n];
         let mut diff = 0;
-        for n in 0..W {
-            diff |= (k[self.words[n] as usize] & self.masks[n]) ^ e[n];
+        for i in 0..n {
+            diff |= (k[self.words[i] as usize] & self.masks[i]) ^ e[i];
         }
         diff == 0
     }
