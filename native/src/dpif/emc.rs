@@ -160,6 +160,17 @@ impl Emc {
     /// `lookup` without counting (see `count_hit` / `count_miss`).
     #[inline(always)]
     pub fn probe<T>(&self, key: &FlowKey, hash: u32, megaflows: &MegaflowCache<T>) -> Option<u32> {
+        self.probe_place(key, hash, megaflows).map(|(_, flow)| flow)
+    }
+
+    /// `probe`, with the place of the entry found.
+    #[inline(always)]
+    pub fn probe_place<T>(
+        &self,
+        key: &FlowKey,
+        hash: u32,
+        megaflows: &MegaflowCache<T>,
+    ) -> Option<(u16, u32)> {
         for pos in Self::positions(hash) {
             let e = &self.tags[pos];
             if e.valid
@@ -167,10 +178,49 @@ impl Emc {
                 && megaflows.generation(e.flow) == Some(e.gen)
                 && words_equal(self.keys[pos].words(), key.words())
             {
-                return Some(e.flow);
+                return Some((pos as u16, e.flow));
             }
         }
         None
+    }
+
+    /// A probe in two halves, so that the memory waits of a burst's probes overlap and no
+    /// branch waits on them: `candidate` reads the tags only, and names the first entry
+    /// whose tag has `hash` (its place and megaflow id), starting to load its key and the
+    /// megaflow's counters; `verify`, when the packet's actions are about to run, checks
+    /// that entry as `probe` would (the tag unchanged, the megaflow current, the same key).
+    #[inline(always)]
+    pub fn candidate<T>(&self, hash: u32, megaflows: &MegaflowCache<T>) -> Option<(u16, u32)> {
+        for pos in Self::positions(hash) {
+            let e = &self.tags[pos];
+            if e.valid && e.hash == hash {
+                let k: *const u8 = (&self.keys[pos] as *const FlowKey).cast();
+                for line in 0..std::mem::size_of::<FlowKey>().div_ceil(64) {
+                    crate::flow::key::prefetch_ptr(k.wrapping_add(64 * line));
+                }
+                megaflows.prefetch_flow(e.flow, 0);
+                return Some((pos as u16, e.flow));
+            }
+        }
+        None
+    }
+
+    /// See `candidate`: whether entry `pos`, which named megaflow `flow`, is a hit for `key`.
+    #[inline(always)]
+    pub fn verify<T>(
+        &self,
+        key: &FlowKey,
+        hash: u32,
+        pos: u16,
+        flow: u32,
+        megaflows: &MegaflowCache<T>,
+    ) -> bool {
+        let e = &self.tags[pos as usize];
+        e.valid
+            && e.hash == hash
+            && e.flow == flow
+            && megaflows.generation(flow) == Some(e.gen)
+            && words_equal(self.keys[pos as usize].words(), key.words())
     }
 
     #[inline(always)]

@@ -6,11 +6,14 @@
 //! - Megaflows carry no priority. Translation builds each one from the exact set of bits the
 //!   slow path read, so two megaflows that overlap give the same answer, and the first one
 //!   found wins.
-//! - Megaflows with the same mask share a subtable: an open-addressing hash table (linear
-//!   probing, at most half full, backward-shift deletion, so no tombstones) of flow ids keyed
-//!   by the hash of the masked key, each entry holding the masked key's words, so that a
-//!   lookup reads one cache line of the table. The hash covers only the words the mask
-//!   touches, listed once per subtable. A subtable that empties is dropped.
+//! - Megaflows with the same mask share a subtable: an open-addressing index (linear
+//!   probing, at most half full, backward-shift deletion, so no tombstones) of 8-byte
+//!   entries, the low 32 bits of the masked key's hash and the flow id, as OVS's `cmap`
+//!   buckets hold hashes and pointers. The flow's slot keeps the masked key's words (the
+//!   first `SLOT_WORDS` of those the mask touches) on the line before its counters, so a hit
+//!   reads one line of the index (2 MiB for 100k flows) and the two first lines of the flow,
+//!   which executing it reads anyway. The hash covers only the words the mask touches,
+//!   listed once per subtable. A subtable that empties is dropped.
 //! - Subtables are searched in order of recent hits, re-ranked every `rerank_interval`
 //!   lookups (OVS re-sorts by hit count once a second; counting lookups keeps runs
 //!   deterministic).
@@ -104,29 +107,26 @@ fn huge_pages_raw(at: usize, bytes: usize) {
     }
 }
 
-/// A cache line of a subtable's table.
-#[derive(Clone, Copy, Debug)]
-#[repr(C, align(64))]
-struct Line([u64; 8]);
-
-/// Word 1 of a free entry.
+/// A free entry of a subtable's index.
 const FREE_ENTRY: u64 = u64::MAX;
 
-/// A subtable: the megaflows of one mask. Its table holds, for every flow, an entry of
-/// `stride` words: the hash, the flow id, then the masked key's words that the mask touches.
-/// A lookup compares the key inside the entry, so a hit reads one cache line of the table
-/// and nothing of the flow until its actions run (with 100k flows and more, each line read
-/// is a miss to memory). Entries are aligned: `stride` is 4 (two entries a line) or a
-/// multiple of 8.
+/// Masked key words a slot keeps beside its counters, in its subtable's word order: a lookup
+/// compares them there, and reads the flow's full key only for masks of more words.
+pub const SLOT_WORDS: usize = 8;
+
+/// A subtable: the megaflows of one mask, found through an index of 8-byte entries (eight to
+/// a cache line, so that the index of 100k flows is 2 MiB): the low 32 bits of the flow's
+/// hash, then its id. A lookup reads the index, then compares the masked key's words kept in
+/// the flow's slot, on the line before its counters: a hit reads one line of the index and
+/// the two first lines of the flow, which its actions read anyway.
 #[derive(Clone, Debug)]
 struct Subtable {
     mask: FlowKey,
     n_words: usize,
     words: [u8; KEY_WORDS], // indices of the mask's non-zero words, first `n_words`
     masks: [u64; KEY_WORDS], // the mask word for each of them
-    stride: usize,
-    table: Box<[Line]>,
-    n_buckets: usize, // entries in `table`: a power of two, at most half of them used
+    index: Box<[u64]>,
+    n_buckets: usize, // entries in `index`: a power of two, at most half of them used
     n_flows: usize,
     hits: u64, // since the last re-ranking
 }
@@ -143,31 +143,19 @@ fn hash_finish(mut h: u64) -> u64 {
     h ^ (h >> 33)
 }
 
-/// A table of `n_buckets` free entries of `stride` words, advised for huge pages when large.
-fn free_table(n_buckets: usize, stride: usize) -> Box<[Line]> {
-    let lines = (n_buckets * stride).div_ceil(8);
-    let mut t: Vec<Line> = Vec::with_capacity(lines);
+/// An index of `n_buckets` free entries, advised for huge pages when large.
+fn free_index(n_buckets: usize) -> Box<[u64]> {
+    let mut t: Vec<u64> = Vec::with_capacity(n_buckets);
     // Advised before it is filled, so that its first faults already take huge pages.
-    huge_pages_raw(t.as_ptr() as usize, lines * std::mem::size_of::<Line>());
-    t.resize(lines, Line([0; 8]));
-    let mut t = t.into_boxed_slice();
-    for i in 0..n_buckets {
-        words_mut(&mut t)[i * stride + 1] = FREE_ENTRY;
-    }
-    t
+    huge_pages_raw(t.as_ptr() as usize, n_buckets * 8);
+    t.resize(n_buckets, FREE_ENTRY);
+    t.into_boxed_slice()
 }
 
+/// The index entry of flow `flow` with hash `hash`.
 #[inline(always)]
-fn words(t: &[Line]) -> &[u64] {
-    // SAFETY: `Line` is `repr(C)` around `[u64; 8]`, with no padding (64 bytes, aligned to
-    // 64), so `t` is `t.len() * 8` initialised, aligned `u64`s for the borrow's lifetime.
-    unsafe { std::slice::from_raw_parts(t.as_ptr().cast::<u64>(), t.len() * 8) }
-}
-
-#[inline(always)]
-fn words_mut(t: &mut [Line]) -> &mut [u64] {
-    // SAFETY: as in `words`, borrowed mutably and exclusively through `t`.
-    unsafe { std::slice::from_raw_parts_mut(t.as_mut_ptr().cast::<u64>(), t.len() * 8) }
+fn index_entry(hash: u64, flow: u32) -> u64 {
+    (hash << 32) | u64::from(flow)
 }
 
 impl Subtable {
@@ -182,14 +170,12 @@ impl Subtable {
                 n_words += 1;
             }
         }
-        let stride = if n_words + 2 <= 4 { 4 } else { (n_words + 2).div_ceil(8) * 8 };
         Subtable {
             mask,
             n_words,
             words,
             masks,
-            stride,
-            table: free_table(8, stride),
+            index: free_index(8),
             n_buckets: 8,
             n_flows: 0,
             hits: 0,
@@ -200,13 +186,14 @@ impl Subtable {
     #[inline(always)]
     fn hash(&self, key: &FlowKey) -> u64 {
         let k = key.words();
-        // Entries of 4 and 8 words hash 2 and 6 words, constants the compiler unrolls the
-        // loop for: the words past `n_words` are zero, their mask being 0, the same for
-        // every key of the subtable.
-        match self.stride {
-            4 => self.hash_words(k, 2),
-            8 => self.hash_words(k, 6),
-            _ => self.hash_words(k, self.n_words),
+        // Masks of up to 2, 6 or 8 words hash 2, 6 or 8 words, constants the compiler
+        // unrolls the loop for: the words past `n_words` are zero, their mask being 0, the
+        // same for every key of the subtable.
+        match self.n_words {
+            0..=2 => self.hash_words(k, 2),
+            3..=6 => self.hash_words(k, 6),
+            7..=8 => self.hash_words(k, 8),
+            n => self.hash_words(k, n),
         }
     }
 
@@ -220,138 +207,170 @@ impl Subtable {
         hash_finish(h)
     }
 
-    /// Entry `i`.
-    #[inline(always)]
-    fn entry(&self, i: usize) -> &[u64] {
-        &words(&self.table)[i * self.stride..(i + 1) * self.stride]
-    }
-
-    /// Starts loading the entry where the search for `hash` begins.
+    /// Starts loading the index line where the search for `hash` begins.
     #[inline(always)]
     fn prefetch(&self, hash: u64) {
-        crate::flow::key::prefetch(
-            &words(&self.table)[(hash as usize & (self.n_buckets - 1)) * self.stride],
-        );
+        crate::flow::key::prefetch(&self.index[hash as usize & (self.n_buckets - 1)]);
     }
 
-    /// The flow whose masked key is `key & mask`, given `hash`, the hash of it.
+    /// The first entry at or after place `from` of the probe run of `hash` whose hash bits
+    /// are `hash`'s: its place and flow id.
     #[inline(always)]
-    fn find(&self, key: &FlowKey, hash: u64) -> Option<u32> {
-        let k = key.words();
+    fn candidate(&self, hash: u64, from: usize) -> Option<(usize, u32)> {
         let bmask = self.n_buckets - 1;
-        let mut i = hash as usize & bmask;
+        let mut i = from & bmask;
         loop {
-            let e = self.entry(i);
-            if e[1] == FREE_ENTRY {
+            let e = self.index[i];
+            if e == FREE_ENTRY {
                 return None;
             }
-            if e[0] == hash {
-                let same = match self.stride {
-                    4 => self.same_words(k, e, 2),
-                    8 => self.same_words(k, e, 6),
-                    _ => self.same_words(k, e, self.n_words),
-                };
-                if same {
-                    return Some(e[1] as u32);
-                }
+            if (e >> 32) as u32 == hash as u32 {
+                return Some((i, e as u32));
             }
             i = (i + 1) & bmask;
         }
     }
 
-    /// Whether entry `e` holds `k`'s first `n` masked words, all compared (`find` passes 2
-    /// or 6 for entries of 4 or 8 words, constants the compiler unrolls the loop for). The
-    /// words past `n_words` compare zero with zero: their mask is 0, and an entry's words
-    /// past `2 + n_words` are never written.
+    /// Whether `words` (a slot's copy) and `full` (its flow's masked key) are `key & mask`.
     #[inline(always)]
-    fn same_words(&self, k: &[u64; KEY_WORDS], e: &[u64], n: usize) -> bool {
-        let e = &e[2..2 + n];
+    fn same(&self, key: &FlowKey, words: &[u64; SLOT_WORDS], full: &FlowKey) -> bool {
+        let k = key.words();
+        match self.n_words {
+            0..=2 => self.same_words(k, words, 2),
+            3..=6 => self.same_words(k, words, 6),
+            7..=8 => self.same_words(k, words, 8),
+            n => {
+                let f = full.words();
+                self.same_words(k, words, SLOT_WORDS)
+                    && (SLOT_WORDS..n).all(|i| {
+                        let w = self.words[i] as usize;
+                        k[w] & self.masks[i] == f[w]
+                    })
+            }
+        }
+    }
+
+    /// Whether `words` holds `k`'s first `n` masked words, all compared (`same` passes 2, 6
+    /// or 8, constants the compiler unrolls the loop for). The words past `n_words` compare
+    /// zero with zero: their mask is 0, and a slot's words past `n_words` are written 0.
+    #[inline(always)]
+    fn same_words(&self, k: &[u64; KEY_WORDS], words: &[u64; SLOT_WORDS], n: usize) -> bool {
         let mut diff = 0;
         for i in 0..n {
-            diff |= (k[self.words[i] as usize] & self.masks[i]) ^ e[i];
+            diff |= (k[self.words[i] as usize] & self.masks[i]) ^ words[i];
         }
         diff == 0
     }
 
-    /// Adds flow `flow`, whose masked key is `key` with hash `hash`.
-    fn put(&mut self, key: &FlowKey, hash: u64, flow: u32) {
+    /// The flow whose masked key is `key & mask`, given `hash`, the hash of it.
+    #[inline(always)]
+    fn find<T>(&self, key: &FlowKey, hash: u64, slots: &[Slot<T>]) -> Option<u32> {
+        self.find_from(key, hash, hash as usize, slots)
+    }
+
+    /// `find`, from place `from` of the probe run of `hash` on.
+    #[inline(always)]
+    fn find_from<T>(
+        &self,
+        key: &FlowKey,
+        hash: u64,
+        mut from: usize,
+        slots: &[Slot<T>],
+    ) -> Option<u32> {
+        loop {
+            let (i, id) = self.candidate(hash, from)?;
+            if let Some(slot) = slots.get(id as usize) {
+                if let SlotFlow::Live(f) = &slot.flow {
+                    if self.same(key, &slot.words, &f.key) {
+                        return Some(id);
+                    }
+                }
+            }
+            from = i + 1;
+        }
+    }
+
+    /// The words of masked key `key` a slot keeps (`SLOT_WORDS`, zero past `n_words`).
+    fn slot_words(&self, key: &FlowKey) -> [u64; SLOT_WORDS] {
+        let mut w = [0u64; SLOT_WORDS];
+        let k = key.words();
+        for (n, x) in w.iter_mut().enumerate().take(self.n_words) {
+            *x = k[self.words[n] as usize] & self.masks[n];
+        }
+        w
+    }
+
+    /// Adds flow `flow`, whose masked key has hash `hash`.
+    fn put(&mut self, hash: u64, flow: u32) {
         if (self.n_flows + 1) * 2 > self.n_buckets {
             let n = self.n_buckets * 2;
-            let old = core::mem::replace(&mut self.table, free_table(n, self.stride));
-            let old_buckets = core::mem::replace(&mut self.n_buckets, n);
-            let old = words(&old);
-            for i in 0..old_buckets {
-                let e = &old[i * self.stride..(i + 1) * self.stride];
-                if e[1] != FREE_ENTRY {
+            let old = core::mem::replace(&mut self.index, free_index(n));
+            self.n_buckets = n;
+            for &e in old.iter() {
+                if e != FREE_ENTRY {
                     self.place(e);
                 }
             }
         }
-        let mut e = [0u64; KEY_WORDS + 2];
-        e[0] = hash;
-        e[1] = u64::from(flow);
-        let k = key.words();
-        for n in 0..self.n_words {
-            e[2 + n] = k[self.words[n] as usize] & self.masks[n];
-        }
-        self.place(&e);
+        self.place(index_entry(hash, flow));
         self.n_flows += 1;
     }
 
-    /// Copies entry `e` (at least `2 + n_words` words) into the first free place of its
-    /// probe run.
-    fn place(&mut self, e: &[u64]) {
-        let (bmask, stride, used) = (self.n_buckets - 1, self.stride, 2 + self.n_words);
-        let mut i = e[0] as usize & bmask;
-        let t = words_mut(&mut self.table);
-        while t[i * stride + 1] != FREE_ENTRY {
+    /// Puts entry `e` into the first free place of its probe run.
+    fn place(&mut self, e: u64) {
+        let bmask = self.n_buckets - 1;
+        let mut i = (e >> 32) as usize & bmask;
+        while self.index[i] != FREE_ENTRY {
             i = (i + 1) & bmask;
         }
-        t[i * stride..i * stride + used].copy_from_slice(&e[..used]);
+        self.index[i] = e;
     }
 
     /// Removes `flow` (with hash `hash`), shifting later entries of the probe run back.
     fn delete(&mut self, hash: u64, flow: u32) -> bool {
-        let (bmask, stride, used) = (self.n_buckets - 1, self.stride, 2 + self.n_words);
-        let t = words_mut(&mut self.table);
-        let mut i = hash as usize & bmask;
+        let bmask = self.n_buckets - 1;
+        let t = &mut self.index;
+        let mut i = hash as u32 as usize & bmask;
         loop {
-            let f = t[i * stride + 1];
-            if f == FREE_ENTRY {
+            let e = t[i];
+            if e == FREE_ENTRY {
                 return false;
             }
-            if f == u64::from(flow) {
+            if e as u32 == flow {
                 break;
             }
             i = (i + 1) & bmask;
         }
         let mut j = i;
         loop {
-            t[i * stride + 1] = FREE_ENTRY;
+            t[i] = FREE_ENTRY;
             loop {
                 j = (j + 1) & bmask;
-                if t[j * stride + 1] == FREE_ENTRY {
+                if t[j] == FREE_ENTRY {
                     self.n_flows -= 1;
                     return true;
                 }
-                let home = t[j * stride] as usize & bmask;
+                let home = (t[j] >> 32) as usize & bmask;
                 // Entry `j` may move to `i` unless its home lies cyclically in (i, j].
                 let stays = if i <= j { i < home && home <= j } else { i < home || home <= j };
                 if !stays {
                     break;
                 }
             }
-            t.copy_within(j * stride..j * stride + used, i * stride);
+            t[i] = t[j];
             i = j;
         }
     }
 }
 
-/// `repr(C)`, aligned to a cache line: all a megaflow hit reads and writes is in the first two
-/// lines (the generation, whether the slot is in use, the counters, the head of the actions
-/// and the drop reason; a test checks it). The rest is read when a flow is removed.
-#[repr(C, align(64))]
+/// `repr(C)`, aligned to two cache lines (which a core's adjacent-line prefetcher loads
+/// together): a lookup compares the masked key's words of the first line, and a hit reads
+/// and writes the second (the generation, whether the slot is in use, the counters, the drop
+/// reason and a single output); actions beyond a single output start in the third line. A
+/// test checks it. The rest is read when a flow is removed.
+#[repr(C, align(128))]
 struct Slot<T> {
+    words: [u64; SLOT_WORDS], // the subtable's words of the masked key (`Subtable::slot_words`)
     gen: u32,
     flow: SlotFlow<T>,
     subtable: u32,
@@ -547,7 +566,7 @@ impl<T> MegaflowCache<T> {
             let Some(st) = self.subtables[sti as usize].as_mut() else {
                 continue;
             };
-            if let Some(id) = st.find(key, st.hash(key)) {
+            if let Some(id) = st.find(key, st.hash(key), &self.slots) {
                 st.hits += 1;
                 self.stats.subtables_searched += n as u64 + 1;
                 found = Some(id);
@@ -590,7 +609,7 @@ impl<T> MegaflowCache<T> {
                 while todo != 0 {
                     let i = todo.trailing_zeros() as usize;
                     todo &= todo - 1;
-                    if let Some(id) = st.find(&keys[i], st.hash(&keys[i])) {
+                    if let Some(id) = st.find(&keys[i], st.hash(&keys[i]), &self.slots) {
                         out[i] = Some(id);
                         pending &= !(1u64 << i);
                         st.hits += 1;
@@ -622,6 +641,8 @@ impl<T> MegaflowCache<T> {
             pending |= 1 << j;
         }
         let mut hashes = [0u64; 64];
+        let mut cands = [(0u32, 0u32); 64];
+        let mut missed: u64 = 0;
         for (rank, &sti) in self.order.iter().enumerate() {
             if pending == 0 {
                 break;
@@ -635,20 +656,45 @@ impl<T> MegaflowCache<T> {
                 hashes[j] = h;
                 st.prefetch(h);
             }
-            // The entries have had time to arrive; each holds the key it is compared with.
+            // The index lines have had time to arrive: each candidate's slot starts loading
+            // (its words and its counters, two lines), then the words are compared.
+            let mut todo = pending;
+            while todo != 0 {
+                let j = todo.trailing_zeros() as usize;
+                todo &= todo - 1;
+                match st.candidate(hashes[j], hashes[j] as usize) {
+                    Some((at, id)) => {
+                        cands[j] = (at as u32, id);
+                        self.prefetch_words(id);
+                        self.prefetch_flow(id, 0);
+                    }
+                    None => {
+                        pending &= !(1u64 << j);
+                        missed |= 1u64 << j;
+                    }
+                }
+            }
             let mut todo = pending;
             while todo != 0 {
                 let j = todo.trailing_zeros() as usize;
                 todo &= todo - 1;
                 let i = idx[j] as usize;
-                if let Some(id) = st.find(&keys[i], hashes[j]) {
-                    self.prefetch_flow(id, 0);
+                let (at, id) = cands[j];
+                let slot = &self.slots[id as usize];
+                let hit = match &slot.flow {
+                    SlotFlow::Live(f) if st.same(&keys[i], &slot.words, &f.key) => Some(id),
+                    _ => st.find_from(&keys[i], hashes[j], at as usize + 1, &self.slots),
+                };
+                if let Some(id) = hit {
                     ids[i] = Some(id);
                     tier[i] = (rank + 1).min(255) as u8;
                     subtable[i] = sti;
-                    pending &= !(1u64 << j);
+                } else {
+                    missed |= 1u64 << j;
                 }
             }
+            pending = missed;
+            missed = 0;
         }
     }
 
@@ -665,14 +711,20 @@ impl<T> MegaflowCache<T> {
         self.tick(1);
     }
 
-    /// Starts loading line `line` (0 or 1) of flow `id`'s slot, by address alone: reading the
-    /// slot to find it would wait for it. Line 0 holds what every hit reads and writes (the
-    /// generation, the counters, the drop reason, the head of the actions); line 1 the rest
-    /// of the head of the actions.
+    /// Starts loading line `line` (0 or 1) of flow `id`'s flow, by address alone: reading
+    /// the slot to find it would wait for it. Line 0 holds what every hit reads and writes
+    /// (the generation, the counters, the drop reason, a single output; the slot's second
+    /// line); line 1 the rest of the head of the actions.
     #[inline(always)]
     pub fn prefetch_flow(&self, id: u32, line: usize) {
         let slot: *const u8 = self.slots.as_ptr().wrapping_add(id as usize).cast();
-        crate::flow::key::prefetch_ptr(slot.wrapping_add(64 * line));
+        crate::flow::key::prefetch_ptr(slot.wrapping_add(64 * (line + 1)));
+    }
+
+    /// Starts loading the masked key's words flow `id`'s slot keeps (its first line).
+    #[inline(always)]
+    fn prefetch_words(&self, id: u32) {
+        crate::flow::key::prefetch_ptr(self.slots.as_ptr().wrapping_add(id as usize).cast());
     }
 
     /// Installs a megaflow: `key` (masked here) under `mask`, with `actions`.
@@ -687,7 +739,7 @@ impl<T> MegaflowCache<T> {
         let hash = match sti.and_then(|i| self.subtables[i as usize].as_ref()) {
             Some(st) => {
                 let hash = st.hash(&key);
-                if let Some(id) = st.find(&key, hash) {
+                if let Some(id) = st.find(&key, hash, &self.slots) {
                     // `key` is masked, so a match is the identical flow.
                     return Err(InsertError::Exists(id));
                 }
@@ -707,19 +759,27 @@ impl<T> MegaflowCache<T> {
             Some(i) => i,
             None => {
                 let cap = self.slots.capacity();
-                self.slots.push(Slot { gen: 0, subtable: 0, hash: 0, flow: SlotFlow::Free });
+                self.slots.push(Slot {
+                    words: [0; SLOT_WORDS],
+                    gen: 0,
+                    subtable: 0,
+                    hash: 0,
+                    flow: SlotFlow::Free,
+                });
                 if self.slots.capacity() != cap {
                     huge_pages(&self.slots);
                 }
                 (self.slots.len() - 1) as u32
             }
         };
+        let st = self.subtables[sti as usize].as_mut().expect("live subtable");
         let slot = &mut self.slots[id as usize];
+        slot.words = st.slot_words(&key);
         slot.subtable = sti;
         slot.hash = hash;
         slot.flow =
             SlotFlow::Live(Megaflow { key, mask: *mask, actions, stats: FlowStats::default() });
-        self.subtables[sti as usize].as_mut().expect("live subtable").put(&key, hash, id);
+        st.put(hash, id);
         self.n_flows += 1;
         self.stats.inserted += 1;
         Ok(id)
@@ -820,22 +880,29 @@ mod tests {
     fn a_hit_reads_the_first_lines_of_a_datapath_flow_slot() {
         type S = Slot<crate::dpif::DpFlow>;
         type M = Megaflow<crate::dpif::DpFlow>;
+        assert_eq!(std::mem::align_of::<S>(), 128, "the two first lines are a pair");
+        // A lookup compares the words of the first line.
+        assert_eq!(std::mem::offset_of!(S, words), 0);
+        assert_eq!(std::mem::size_of::<[u64; SLOT_WORDS]>(), 64);
         // The state tag is the first byte of `flow`; the megaflow follows at its alignment.
         let tag = std::mem::offset_of!(S, flow);
         let flow = tag + std::mem::align_of::<M>();
         let size = std::mem::size_of::<SlotFlow<crate::dpif::DpFlow>>();
         assert_eq!(size, flow - tag + std::mem::size_of::<M>());
-        assert!(tag < 64, "slot state at byte {tag}");
-        assert!(std::mem::offset_of!(S, gen) < 64, "an exact-match hit checks it");
+        assert!((64..128).contains(&tag), "slot state at byte {tag}");
+        let gen = std::mem::offset_of!(S, gen);
+        assert!((64..128).contains(&gen), "an exact-match hit checks it (byte {gen})");
         let actions = flow + std::mem::offset_of!(M, actions);
         let head = actions + std::mem::offset_of!(crate::dpif::DpFlow, actions);
         let end = head + std::mem::size_of::<crate::dpif::odp::DpActions>();
-        assert!(end <= 128, "the actions end at byte {end}");
-        // A hit on a flow whose actions are a single output reads the first line only.
-        assert!(flow + std::mem::size_of::<FlowStats>() <= 64, "the counters end at {flow}");
+        assert!(end <= 192, "the actions end at byte {end}");
+        // A hit on a flow whose actions are a single output reads the second line only,
+        // beside the words its lookup compared.
+        let counters = flow + std::mem::size_of::<FlowStats>();
+        assert!(counters <= 128, "the counters end at {counters}");
         let drop = actions + std::mem::offset_of!(crate::dpif::DpFlow, drop);
-        assert!(drop < 64, "the drop reason is at byte {drop}");
-        assert!(head + 4 <= 64, "the single output ends at byte {}", head + 4);
+        assert!((64..128).contains(&drop), "the drop reason is at byte {drop}");
+        assert!(head + 4 <= 128, "the single output ends at byte {}", head + 4);
     }
 
     use crate::ofproto::action::Match;
@@ -1083,8 +1150,9 @@ mod tests {
 
     #[test]
     fn every_masked_word_decides_a_lookup_whatever_the_number_of_words() {
-        // 1 to 9 masked words: entries of 4, 8 and 16 words, each compared its own way.
-        for n_words in 1..=9usize {
+        // 1 to 12 masked words: compared 2, 6 or 8 at a time from the slot's copy, and past
+        // 8 from the flow's full key.
+        for n_words in 1..=12usize {
             let mut mask = FlowKey::ZERO;
             let mut flow = FlowKey::ZERO;
             // Spread over the key, the last word included; only some bits of each masked.
@@ -1093,23 +1161,22 @@ mod tests {
                 mask.words_mut()[w] = 0x00ff_00ff_0000_ffff << (n % 3);
                 flow.words_mut()[w] = 0x1234_5678_9abc_def0 ^ (n as u64) << 20;
             }
-            // The subtable itself, given the flow's hash for every key: the comparison, not
-            // the hash, must tell the keys apart.
-            let mut st = Subtable::new(mask);
-            let h = st.hash(&flow);
-            st.put(&flow.masked(&mask), h, 7);
-            assert_eq!(st.find(&flow, h), Some(7), "{n_words} words");
-            for &w in &at {
-                let mut other = flow;
-                other.words_mut()[w] ^= mask.words()[w] & mask.words()[w].wrapping_neg();
-                assert_eq!(st.find(&other, h), None, "{n_words} words, word {w} differs");
-                let mut same = flow;
-                same.words_mut()[w] ^= !mask.words()[w];
-                assert_eq!(st.find(&same, h), Some(7), "{n_words}: unmasked bits");
-            }
             let mut c = MegaflowCache::new(1000);
             let id = c.insert(&flow, &mask, n_words).unwrap();
             assert_eq!(c.lookup(&flow).map(|(i, _)| i), Some(id), "{n_words} words");
+            // The subtable itself, given the flow's hash for every key: the comparison, not
+            // the hash, must tell the keys apart.
+            let st = c.subtables[c.slots[id as usize].subtable as usize].as_ref().unwrap();
+            let h = st.hash(&flow);
+            assert_eq!(st.find(&flow, h, &c.slots), Some(id), "{n_words} words");
+            for &w in &at {
+                let mut other = flow;
+                other.words_mut()[w] ^= mask.words()[w] & mask.words()[w].wrapping_neg();
+                assert_eq!(st.find(&other, h, &c.slots), None, "{n_words} words, word {w}");
+                let mut same = flow;
+                same.words_mut()[w] ^= !mask.words()[w];
+                assert_eq!(st.find(&same, h, &c.slots), Some(id), "{n_words}: unmasked bits");
+            }
         }
     }
 }

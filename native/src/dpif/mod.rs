@@ -66,6 +66,7 @@ struct Burst {
     keys: [FlowKey; MAX_BURST],
     hashes: [u32; MAX_BURST],
     layers: [crate::flow::extract::Layers; MAX_BURST],
+    emc_pos: [u16; MAX_BURST], // of an EMC candidate (`Emc::candidate`)
     ids: [Option<u32>; MAX_BURST],
     tier: [u8; MAX_BURST], // 0: EMC hit; n: megaflow hit in the n-th subtable searched
     subtable: [u32; MAX_BURST], // of a megaflow hit
@@ -78,6 +79,7 @@ impl Default for Burst {
             keys: [FlowKey::ZERO; MAX_BURST],
             hashes: [0; MAX_BURST],
             layers: [crate::flow::extract::Layers::NONE; MAX_BURST],
+            emc_pos: [0; MAX_BURST],
             ids: [None; MAX_BURST],
             tier: [0; MAX_BURST],
             subtable: [0; MAX_BURST],
@@ -392,11 +394,14 @@ impl Datapath {
         // the packet is processed below (a packet sent through `receive` instead counts once).
         let mut misses = 0usize;
         for i in 0..n {
-            b.ids[i] = self.emc.probe(&b.keys[i], b.hashes[i], &self.megaflows);
+            // An EMC candidate is verified when its actions are about to run.
+            let c = self.emc.candidate(b.hashes[i], &self.megaflows);
             b.tier[i] = 0;
-            if let Some(id) = b.ids[i] {
-                self.megaflows.prefetch_flow(id, 0);
+            if let Some((pos, id)) = c {
+                b.ids[i] = Some(id);
+                b.emc_pos[i] = pos;
             } else {
+                b.ids[i] = None;
                 b.miss[misses] = i as u8;
                 misses += 1;
             }
@@ -435,6 +440,25 @@ impl Datapath {
             }
             if self.cache_epoch() != epoch || !self.gen.waits.is_empty() {
                 break;
+            }
+            if b.tier[i] == 0
+                && !self.emc.verify(&b.keys[i], b.hashes[i], b.emc_pos[i], id, &self.megaflows)
+            {
+                // Not a hit after all (the entry names another key, or a removed megaflow):
+                // the EMC's other place, then the megaflow cache, as `receive` would.
+                let found = self.emc.probe_place(&b.keys[i], b.hashes[i], &self.megaflows);
+                b.ids[i] = found.map(|(_, id)| id);
+                b.emc_pos[i] = found.map_or(0, |(pos, _)| pos);
+                if b.ids[i].is_none() {
+                    self.megaflows.probe_indexed(
+                        &b.keys,
+                        &[i as u8],
+                        &mut b.ids,
+                        &mut b.tier,
+                        &mut b.subtable,
+                    );
+                }
+                continue;
             }
             if b.tier[i] == 0 {
                 self.emc.count_hit();
@@ -1304,6 +1328,42 @@ mod tests {
             }
             assert!(cached.nodes[0].dp.stats.upcalls < 300, "seed {seed}: the cache was never hit");
         }
+    }
+
+    #[test]
+    fn a_burst_tells_apart_keys_that_share_exact_match_places_and_stale_entries() {
+        // Two packets with one 5-tuple (so one EMC hash and the same two places) and
+        // different destination MACs, each with its own flow.
+        let flows = [
+            "in_port=1,dl_dst=52:54:00:00:00:02,actions=output:2".to_string(),
+            "in_port=1,dl_dst=52:54:00:00:00:03,actions=output:3".to_string(),
+        ];
+        let (a, b) = (udp(2, [10, 0, 0, 9], 53), udp(3, [10, 0, 0, 9], 53));
+        let mut e = scenario(&flows, 100_000);
+        let (n, p1) = e.resolve("br0/p1").expect("port");
+        let dp = &mut e.nodes[n].dp;
+        dp.emc.set_insert_inv_prob(1);
+        let burst = |dp: &mut Datapath, frames: &[&Vec<u8>]| {
+            let mut pkts: Vec<Packet> = frames.iter().map(|f| Packet::from_slice(f)).collect();
+            let mut outcomes = vec![Outcome::default(); pkts.len()];
+            let mut rec = Rec::default();
+            dp.receive_batch(&mut pkts, p1, &mut rec, &mut outcomes);
+            assert!(outcomes.iter().all(|o| o.outputs == 1 && o.drop.is_none()));
+            ports_of(&rec)
+        };
+        let served = |dp: &Datapath| dp.stats.emc_hits + dp.stats.megaflow_hits + dp.stats.upcalls;
+        // A is set up and cached; B's probe finds A's entry first, then its own megaflow.
+        assert_eq!(burst(dp, &[&a, &a, &b, &b]), [2, 2, 3, 3]);
+        let emc = dp.stats.emc_hits;
+        assert_eq!(burst(dp, &[&a, &b, &a, &b]), [2, 3, 2, 3]);
+        assert_eq!(dp.stats.emc_hits - emc, 4, "both keys are in the EMC, in its two places");
+        assert_eq!(served(dp), 8);
+        // Megaflows gone, the EMC entries are stale: every packet takes the slow path again.
+        let upcalls = dp.stats.upcalls;
+        dp.megaflows.flush();
+        assert_eq!(burst(dp, &[&a, &b, &a, &b]), [2, 3, 2, 3]);
+        assert_eq!(dp.stats.upcalls - upcalls, 2);
+        assert_eq!(served(dp), 12);
     }
 
     /// A sink for which port 2 is an underlay: what goes out there is carried, not output.
