@@ -641,7 +641,7 @@ impl<T> MegaflowCache<T> {
             pending |= 1 << j;
         }
         let mut hashes = [0u64; 64];
-        let mut first = [0u32; 64]; // place of each key's first candidate
+        let mut cands = [(0u32, 0u32); 64];
         let mut missed: u64 = 0;
         for (rank, &sti) in self.order.iter().enumerate() {
             if pending == 0 {
@@ -664,7 +664,7 @@ impl<T> MegaflowCache<T> {
                 todo &= todo - 1;
                 match st.candidate(hashes[j], hashes[j] as usize) {
                     Some((at, id)) => {
-                        first[j] = at as u32;
+                        cands[j] = (at as u32, id);
                         self.prefetch_words(id);
                         self.prefetch_flow(id, 0);
                     }
@@ -679,8 +679,13 @@ impl<T> MegaflowCache<T> {
                 let j = todo.trailing_zeros() as usize;
                 todo &= todo - 1;
                 let i = idx[j] as usize;
-                if let Some(id) = st.find_from(&keys[i], hashes[j], first[j] as usize, &self.slots)
-                {
+                let (at, id) = cands[j];
+                let slot = &self.slots[id as usize];
+                let hit = match &slot.flow {
+                    SlotFlow::Live(f) if st.same(&keys[i], &slot.words, &f.key) => Some(id),
+                    _ => st.find_from(&keys[i], hashes[j], at as usize + 1, &self.slots),
+                };
+                if let Some(id) = hit {
                     ids[i] = Some(id);
                     tier[i] = (rank + 1).min(255) as u8;
                     subtable[i] = sti;
