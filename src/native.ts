@@ -25,6 +25,11 @@ export interface NativeScenario {
   maxIdle?: number;
   /** OVS other_config:emc-insert-inv-prob: EMC insertion probability 1/N; 0 disables the EMC. */
   emcInsertInvProb?: number;
+  /**
+   * Whether bursts leave the EMC out while fewer than half of its probes hit (default true);
+   * false probes it for every packet, as OVS does.
+   */
+  emcAdaptive?: boolean;
 }
 
 /** Table limits a command line sets (replay and run). */
@@ -32,6 +37,8 @@ export interface LimitOptions {
   flowLimit?: number;
   maxIdle?: number;
   ctMax?: number;
+  /** Probe the EMC for every packet, as OVS does (no bypass while it does not pay). */
+  emcAlways?: boolean;
 }
 
 /** Applies command-line table limits to a scenario; they win over the scenario file's. */
@@ -39,6 +46,7 @@ export function applyLimits(scenario: NativeScenario, o: LimitOptions): void {
   if (o.flowLimit !== undefined) scenario.megaflowLimit = o.flowLimit;
   if (o.maxIdle !== undefined) scenario.maxIdle = o.maxIdle;
   if (o.ctMax !== undefined) scenario.conntrackLimit = o.ctMax;
+  if (o.emcAlways) scenario.emcAdaptive = false;
 }
 
 export interface NativeNode {
@@ -131,6 +139,8 @@ export interface StatsJson {
   seconds: number;
   pps: number;
   emc_hits: number;
+  /** Of megaflow_hits, those of bursts that left the EMC out, as it did not pay. */
+  emc_bypassed: number;
   megaflow_hits: number;
   upcalls: number;
   megaflows: number; // live count at the end
@@ -305,6 +315,8 @@ export interface BenchJson {
   pps: number;
   ns_per_packet: number;
   emc_hits: number;
+  /** Of megaflow_hits, those of bursts that left the EMC out, as it did not pay. */
+  emc_bypassed: number;
   megaflow_hits: number;
   upcalls: number;
   megaflows: number;
@@ -348,6 +360,8 @@ export interface BenchFramesJson {
   pps: number;
   ns_per_packet: number;
   emc_hits: number;
+  /** Of megaflow_hits, those of bursts that left the EMC out, as it did not pay. */
+  emc_bypassed: number;
   megaflow_hits: number;
   upcalls: number;
   emc_hit_rate: number;

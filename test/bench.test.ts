@@ -89,6 +89,7 @@ const NUMBER_FIELDS = [
   'dropped',
   'emc_hits',
   'emc_hit_rate',
+  'emc_bypassed',
   'megaflow_hits',
   'megaflow_hit_rate',
   'upcalls',
@@ -215,6 +216,49 @@ describe('dvrlab bench', { skip: !ADDON && 'the addon is not built' }, () => {
     const bad = bench([noEmc, '--in', `p1=${capture}`]);
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /^dvrlab: .*emc-insert-inv-prob.*expected a whole number/);
+  });
+
+  it('leaves the EMC out while few of its probes hit, unless --emc-always', () => {
+    // 4000 connections to one destination: one megaflow, 4000 exact-match keys, so most
+    // EMC probes miss.
+    const l2 = { src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' };
+    const frames = Array.from({ length: 4000 }, (_, i) =>
+      udpFrame(
+        l2,
+        { src: '10.1.0.1', dst: DSTS[0] },
+        { sport: 1024 + i, dport: 2000, payload: Buffer.alloc(18) },
+      ),
+    );
+    const many = path.join(dir, 'many.pcap');
+    writePcap(
+      many,
+      frames.map((data, i) => ({ tsUsec: BigInt(1_000_000 + i), data })),
+    );
+    const run = (extra: string[]) => {
+      const r = bench([
+        scenario,
+        '--in',
+        `p1=${many}`,
+        '--passes',
+        '4',
+        '--min-seconds',
+        '0',
+        ...extra,
+      ]);
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout;
+    };
+    const j = JSON.parse(run(['--json']));
+    assert.equal(j.emc_hits + j.megaflow_hits, j.packets);
+    assert.equal(j.megaflows, 1);
+    assert.ok(j.emc_bypassed > j.packets / 2, `${j.emc_bypassed} of ${j.packets} bypassed`);
+    assert.ok(j.emc_bypassed <= j.megaflow_hits);
+    assert.equal(j.delivered, j.packets);
+    assert.match(run([]), /^ +Megaflow hits: +\d+ \(.*; \d+ in bursts that left the EMC out/m);
+    const always = JSON.parse(run(['--json', '--emc-always']));
+    assert.equal(always.emc_bypassed, 0);
+    assert.equal(always.emc_hits + always.megaflow_hits, always.packets);
+    assert.equal(always.delivered, always.packets);
   });
 
   it('ports on two nodes are refused: a benchmark measures one node', () => {

@@ -230,6 +230,7 @@ function fakeStats(options: NativeReplayOptions, over: Partial<StatsJson> = {}):
     seconds: 0.000123,
     pps: 24390.24,
     emc_hits: 2,
+    emc_bypassed: 0,
     megaflow_hits: 0,
     upcalls: 1,
     megaflows: 1,

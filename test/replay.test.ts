@@ -153,6 +153,7 @@ describe('replay on the engine', { skip: !ADDON && 'the addon is not built' }, (
       'seconds',
       'pps',
       'emc_hits',
+      'emc_bypassed',
       'megaflow_hits',
       'upcalls',
       'megaflows',
@@ -162,6 +163,7 @@ describe('replay on the engine', { skip: !ADDON && 'the addon is not built' }, (
     }
     assert.equal(stats.upcalls, 1);
     assert.equal(stats.emc_hits + stats.megaflow_hits, 9);
+    assert.equal(stats.emc_bypassed, 0, 'too few packets to judge the EMC');
     assert.deepEqual(stats.per_port['br0/p2'], { rx: 0, tx: 10 });
   });
 

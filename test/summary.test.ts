@@ -16,6 +16,7 @@ function stats(over: Partial<StatsJson> = {}): StatsJson {
     seconds: 0.010203,
     pps: 98010.38,
     emc_hits: 990,
+    emc_bypassed: 0,
     megaflow_hits: 0,
     upcalls: 10,
     megaflows: 10,

@@ -69,6 +69,7 @@ export interface BenchArgs {
   instructions?: boolean;
   null?: boolean;
   oracle?: boolean;
+  emcAlways?: boolean;
 }
 
 /** Instructions per packet, counted by callgrind over one timed pass. */
@@ -302,6 +303,7 @@ function countInstructions(
     const child = [CLI, 'bench', scenarioFile];
     for (const i of args.in) child.push('--in', i);
     if (args.map) child.push('--map');
+    if (args.emcAlways) child.push('--emc-always');
     const passes = args.mode === 'setup' ? 1 : Math.ceil(CALLGRIND_PACKETS / frames);
     child.push('--mode', args.mode, '--passes', String(passes), '--min-seconds', '0', '--json');
     const r = spawnSync(
@@ -359,6 +361,7 @@ function nodeFigures(
     dropped: fig.dropped,
     emc_hits: fig.emc_hits,
     emc_hit_rate: fig.emc_hit_rate,
+    emc_bypassed: fig.emc_bypassed,
     megaflow_hits: fig.megaflow_hits,
     megaflow_hit_rate: fig.megaflow_hit_rate,
     upcalls: fig.upcalls,
@@ -400,6 +403,7 @@ function sumFigures(nodes: NodeBenchJson[]): Omit<NodeBenchJson, 'node'> {
     dropped: sum('dropped'),
     emc_hits: sum('emc_hits'),
     emc_hit_rate: per(sum('emc_hits'), packets),
+    emc_bypassed: sum('emc_bypassed'),
     megaflow_hits: sum('megaflow_hits'),
     megaflow_hit_rate: per(sum('megaflow_hits'), packets),
     upcalls: sum('upcalls'),
@@ -422,6 +426,7 @@ export async function runBench(
 ): Promise<BenchReport> {
   const plan = planBench(scenarioFile, args);
   for (const w of plan.warnings) warn(w);
+  if (args.emcAlways) plan.scenario.emcAdaptive = false;
   const engine = new Engine(plan.scenario);
   const options = {
     mode: args.mode,
@@ -635,7 +640,14 @@ export function formatBench(r: BenchReport): string[] {
         'a recirculation looks up again)',
     ],
     ['EMC hits', `${r.emc_hits} (${pct(r.emc_hits, lookups)} of lookups)`],
-    ['Megaflow hits', `${r.megaflow_hits} (${pct(r.megaflow_hits, lookups)} of lookups)`],
+    [
+      'Megaflow hits',
+      `${r.megaflow_hits} (${pct(r.megaflow_hits, lookups)} of lookups` +
+        (r.emc_bypassed > 0
+          ? `; ${r.emc_bypassed} in bursts that left the EMC out, as fewer than half of ` +
+            'its probes hit)'
+          : ')'),
+    ],
     [
       'Upcalls',
       `${r.upcalls} (${pct(r.upcalls, lookups)} of lookups), ` +

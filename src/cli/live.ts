@@ -234,6 +234,7 @@ export interface RunOptions {
   flowLimit?: number;
   maxIdle?: number;
   ctMax?: number;
+  emcAlways?: boolean;
 }
 
 /** Splits `--tap PORTREF=IFNAME` values. */

@@ -174,6 +174,11 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
       'most conntrack connections per node (default 3000000)',
       wholeNumber(1),
     )
+    .option(
+      '--emc-always',
+      'probe the exact-match cache for every packet, as OVS does (by default bursts leave ' +
+        'it out while fewer than half of its probes hit)',
+    )
     .action(async (scenario, opts) => {
       const args = { ...opts, in: opts.in ?? [] };
       result.code = await replayCommand(scenario, args, io, deps.makeEngine ?? nativeEngine);
@@ -291,6 +296,11 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
       'count instructions per packet: the same benchmark under valgrind callgrind, ' +
         'counting the timed loop alone',
     )
+    .option(
+      '--emc-always',
+      'probe the exact-match cache for every packet, as OVS does (by default bursts leave ' +
+        'it out while fewer than half of its probes hit)',
+    )
     .option('--null', 'also time the null replay: read the captures, write a pcap, no forwarding')
     .option('--oracle', 'also run the OVS 3.1 oracle on the same one-node scenario and captures')
     .action(async (scenario, opts) => {
@@ -357,6 +367,11 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
       'most conntrack connections per node (default 3000000)',
       wholeNumber(1),
     )
+    .option(
+      '--emc-always',
+      'probe the exact-match cache for every packet, as OVS does (by default bursts leave ' +
+        'it out while fewer than half of its probes hit)',
+    )
     .action(async (scenario, opts) => {
       const args = {
         tap: opts.tap ?? [],
@@ -367,6 +382,7 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
         flowLimit: opts.flowLimit,
         maxIdle: opts.maxIdle,
         ctMax: opts.ctMax,
+        emcAlways: opts.emcAlways,
       };
       result.code = await runCommand(scenario, args, io);
     });

@@ -53,6 +53,7 @@ export interface ReplayArgs {
   flowLimit?: number;
   maxIdle?: number;
   ctMax?: number;
+  emcAlways?: boolean;
   map?: boolean;
 }
 

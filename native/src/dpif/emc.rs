@@ -19,6 +19,12 @@
 //!   run is reproducible.
 //! - Replacement follows OVS's `emc_insert`: an entry with the same key is updated in place;
 //!   otherwise an invalid entry is preferred, then the one with the lower hash.
+//! - A burst probes the EMC only while it pays (`probe_burst`): with many more flows than
+//!   entries most probes miss, and a miss costs its probe and saves nothing. When fewer
+//!   than half of the recent probes hit, the EMC is left out of the next `BYPASS_BURSTS`
+//!   bursts, then probed for one burst, which decides again. Insertion goes on meanwhile,
+//!   so the probed bursts measure what the EMC would give. Which tier a packet hits changes;
+//!   what happens to it does not. `set_adaptive(false)` probes every burst, as OVS does.
 //! - Lookups allocate nothing and never panic.
 
 use crate::dpif::megaflow::MegaflowCache;
@@ -44,12 +50,20 @@ struct Tag {
 
 const EMPTY: Tag = Tag { hash: 0, valid: false, flow: 0, gen: 0 };
 
+/// Bursts left out of the EMC after a probed burst found that it does not pay.
+const BYPASS_BURSTS: u32 = 15;
+
+/// Recent probes (decayed by a quarter at each decision) needed before a decision.
+const DECIDE_MIN_PROBES: u64 = 96;
+
 /// EMC counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EmcStats {
     pub hits: u64,
     pub misses: u64,
     pub inserted: u64,
+    /// Packets of bursts that left the EMC out, as it did not pay (see `probe_burst`).
+    pub bypassed: u64,
 }
 
 /// The exact-match cache. See the module documentation.
@@ -63,6 +77,16 @@ pub struct Emc {
     inv_prob: u32,
     rng: u64,
     stats: EmcStats,
+    gate: Gate,
+}
+
+/// What decides whether a burst probes the EMC (see `Emc::probe_burst`).
+#[derive(Clone, Copy, Default)]
+struct Gate {
+    adaptive: bool,
+    skip: u32,          // bursts still to leave the EMC out
+    seen: (u64, u64),   // probes and hits counted at the last decision
+    recent: (u64, u64), // probes and hits since, decayed by a quarter at each decision
 }
 
 impl Default for Emc {
@@ -98,6 +122,7 @@ impl Emc {
             inv_prob: 0,
             rng: seed | 1,
             stats: EmcStats::default(),
+            gate: Gate { adaptive: true, ..Gate::default() },
         };
         emc.set_insert_inv_prob(inv_prob);
         emc
@@ -117,6 +142,42 @@ impl Emc {
         self.inv_prob
     }
 
+    /// Whether bursts leave the EMC out while it does not pay (the default); false probes
+    /// every burst, as OVS does.
+    pub fn set_adaptive(&mut self, adaptive: bool) {
+        self.gate = Gate { adaptive, ..Gate::default() };
+        self.gate.seen = (self.stats.hits + self.stats.misses, self.stats.hits);
+    }
+
+    /// Whether the next burst probes the EMC. After a burst that probed, the
+    /// probes and hits counted since the last decision join the recent ones; if at least
+    /// `DECIDE_MIN_PROBES` recent probes hit less than half the time, the EMC is left out
+    /// of this burst and the next `BYPASS_BURSTS - 1`. Deterministic: it depends on counts
+    /// only.
+    #[inline]
+    pub fn probe_burst(&mut self) -> bool {
+        let g = &mut self.gate;
+        if !g.adaptive || self.insert_min == 0 {
+            return true;
+        }
+        if g.skip > 0 {
+            g.skip -= 1;
+            return false;
+        }
+        let now = (self.stats.hits + self.stats.misses, self.stats.hits);
+        let (probes, hits) = (now.0.saturating_sub(g.seen.0), now.1.saturating_sub(g.seen.1));
+        if probes == 0 {
+            return true;
+        }
+        g.seen = now;
+        g.recent = (g.recent.0 - g.recent.0 / 4 + probes, g.recent.1 - g.recent.1 / 4 + hits);
+        if g.recent.0 >= DECIDE_MIN_PROBES && g.recent.1 * 2 < g.recent.0 {
+            g.skip = BYPASS_BURSTS - 1;
+            return false;
+        }
+        true
+    }
+
     pub fn stats(&self) -> EmcStats {
         self.stats
     }
@@ -124,6 +185,7 @@ impl Emc {
     /// Forgets every entry.
     pub fn clear(&mut self) {
         self.tags.fill(EMPTY);
+        self.set_adaptive(self.gate.adaptive);
     }
 
     /// Number of entries that point to a live megaflow.
@@ -233,6 +295,12 @@ impl Emc {
         self.stats.misses += 1;
     }
 
+    /// Counts a packet of a burst that left the EMC out.
+    #[inline(always)]
+    pub fn count_bypassed(&mut self) {
+        self.stats.bypassed += 1;
+    }
+
     /// Starts loading the tags of the two entries `hash` may be in.
     #[inline(always)]
     pub fn prefetch(&self, hash: u32) {
@@ -247,7 +315,6 @@ impl Emc {
     pub fn maybe_insert<T>(
         &mut self,
         key: &FlowKey,
-        hash: u32,
         flow: u32,
         megaflows: &MegaflowCache<T>,
     ) -> bool {
@@ -258,20 +325,15 @@ impl Emc {
             self.until_insert -= 1;
             return false;
         }
-        self.insert_now(key, hash, flow, megaflows)
+        self.insert_now(key, flow, megaflows)
     }
 
-    /// `maybe_insert` once its countdown has run out: out of line, as it is rare.
+    /// `maybe_insert` once its countdown has run out: out of line, as it is rare. The key's
+    /// hash is computed here, so that bursts that leave the EMC out need not hash.
     #[inline(never)]
-    fn insert_now<T>(
-        &mut self,
-        key: &FlowKey,
-        hash: u32,
-        flow: u32,
-        megaflows: &MegaflowCache<T>,
-    ) -> bool {
+    fn insert_now<T>(&mut self, key: &FlowKey, flow: u32, megaflows: &MegaflowCache<T>) -> bool {
         self.until_insert = self.next_gap();
-        self.insert(key, hash, flow, megaflows)
+        self.insert(key, hash_key(key), flow, megaflows)
     }
 
     /// Caches `key` -> megaflow `flow` unconditionally (unless the EMC is disabled or the
@@ -369,11 +431,11 @@ mod tests {
         let k = key(1);
         let h = hash_key(&k);
         assert_eq!(emc.lookup(&k, h, &mf), None);
-        assert!(emc.maybe_insert(&k, h, id, &mf));
+        assert!(emc.maybe_insert(&k, id, &mf));
         assert_eq!(emc.lookup(&k, h, &mf), Some(id));
         // Another key presented with the same hash is not taken for it.
         assert_eq!(emc.lookup(&key(2), h, &mf), None);
-        assert_eq!(emc.stats(), EmcStats { hits: 1, misses: 2, inserted: 1 });
+        assert_eq!(emc.stats(), EmcStats { hits: 1, misses: 2, inserted: 1, bypassed: 0 });
         assert_eq!(emc.count_live(&mf), 1);
     }
 
@@ -421,15 +483,13 @@ mod tests {
         let (mf, id) = cache();
         let count = |seed| {
             let mut emc = Emc::new(DEFAULT_INSERT_INV_PROB, seed);
-            (0..100_000u32)
-                .filter(|&p| emc.maybe_insert(&key(p), hash_key(&key(p)), id, &mf))
-                .count()
+            (0..100_000u32).filter(|&p| emc.maybe_insert(&key(p), id, &mf)).count()
         };
         let n = count(42);
         assert!((800..1200).contains(&n), "{n} insertions for 100000 hits at 1/100");
         assert_eq!(count(42), n);
         let mut off = Emc::new(0, 1);
-        assert!(!off.maybe_insert(&key(1), hash_key(&key(1)), id, &mf));
+        assert!(!off.maybe_insert(&key(1), id, &mf));
         assert!(!off.insert(&key(1), hash_key(&key(1)), id, &mf));
         assert_eq!(off.lookup(&key(1), hash_key(&key(1)), &mf), None);
     }
@@ -440,7 +500,7 @@ mod tests {
         for (inv, lo, hi) in [(1u32, 10_000, 10_000), (2, 4_800, 5_200), (4, 2_350, 2_650)] {
             let mut emc = Emc::new(inv, 9);
             let k = key(1);
-            let n = (0..10_000).filter(|_| emc.maybe_insert(&k, hash_key(&k), id, &mf)).count();
+            let n = (0..10_000).filter(|_| emc.maybe_insert(&k, id, &mf)).count();
             assert!((lo..=hi).contains(&n), "1/{inv}: {n} insertions in 10000 hits");
         }
     }

@@ -197,6 +197,8 @@ pub trait Sink {
 pub struct DpStats {
     pub packets: u64, // passes through the datapath (recirculations count again)
     pub emc_hits: u64,
+    /// Megaflow hits of bursts that left the EMC out, as it did not pay (`Emc::probe_burst`).
+    pub emc_bypassed: u64,
     pub megaflow_hits: u64,
     pub upcalls: u64,
     pub upcall_failures: u64, // megaflow table full: executed without caching
@@ -384,27 +386,36 @@ impl Datapath {
             md.load_into(key);
             extract_layers(pkt.data(), key, OVS_DEFAULT_VLAN_LIMIT, &mut b.layers[i]);
         }
-        // Hashed once the burst's keys are written: a key's words read right after the
-        // narrower writes that made them would wait for those writes.
-        for i in 0..n {
-            b.hashes[i] = emc::hash_key(&b.keys[i]);
-            self.emc.prefetch(b.hashes[i]);
-        }
         // Lookups without side effects: hits are counted, and EMC entries inserted, when
         // the packet is processed below (a packet sent through `receive` instead counts once).
         let mut misses = 0usize;
-        for i in 0..n {
-            // An EMC candidate is verified when its actions are about to run.
-            let c = self.emc.candidate(b.hashes[i], &self.megaflows);
-            b.tier[i] = 0;
-            if let Some((pos, id)) = c {
-                b.ids[i] = Some(id);
-                b.emc_pos[i] = pos;
-            } else {
-                b.ids[i] = None;
-                b.miss[misses] = i as u8;
-                misses += 1;
+        let probe_emc = self.emc.probe_burst();
+        if probe_emc {
+            // Hashed once the burst's keys are written: a key's words read right after the
+            // narrower writes that made them would wait for those writes.
+            for i in 0..n {
+                b.hashes[i] = emc::hash_key(&b.keys[i]);
+                self.emc.prefetch(b.hashes[i]);
             }
+            for i in 0..n {
+                // An EMC candidate is verified when its actions are about to run.
+                let c = self.emc.candidate(b.hashes[i], &self.megaflows);
+                b.tier[i] = 0;
+                if let Some((pos, id)) = c {
+                    b.ids[i] = Some(id);
+                    b.emc_pos[i] = pos;
+                } else {
+                    b.ids[i] = None;
+                    b.miss[misses] = i as u8;
+                    misses += 1;
+                }
+            }
+        } else {
+            for i in 0..n {
+                b.ids[i] = None;
+                b.miss[i] = i as u8;
+            }
+            misses = n;
         }
         if misses > 0 {
             self.megaflows.probe_indexed(
@@ -464,10 +475,15 @@ impl Datapath {
                 self.emc.count_hit();
                 self.stats.emc_hits += 1;
             } else {
-                self.emc.count_miss();
+                if probe_emc {
+                    self.emc.count_miss();
+                } else {
+                    self.emc.count_bypassed();
+                    self.stats.emc_bypassed += 1;
+                }
                 self.megaflows.count_hit(b.subtable[i], u32::from(b.tier[i]));
                 self.stats.megaflow_hits += 1;
-                self.emc.maybe_insert(&b.keys[i], b.hashes[i], id, &self.megaflows);
+                self.emc.maybe_insert(&b.keys[i], id, &self.megaflows);
             }
             self.fast_one(&mut pkts[i], md, &b.keys[i], b.layers[i], id, sink, &mut outcomes[i]);
             i += 1;
@@ -672,7 +688,7 @@ impl Datapath {
             None => match self.megaflows.lookup(&key) {
                 Some((id, _)) => {
                     self.stats.megaflow_hits += 1;
-                    self.emc.maybe_insert(&key, hash, id, &self.megaflows);
+                    self.emc.maybe_insert(&key, id, &self.megaflows);
                     Some(id)
                 }
                 None => None,
@@ -1364,6 +1380,60 @@ mod tests {
         assert_eq!(burst(dp, &[&a, &b, &a, &b]), [2, 3, 2, 3]);
         assert_eq!(dp.stats.upcalls - upcalls, 2);
         assert_eq!(served(dp), 12);
+    }
+
+    #[test]
+    fn bursts_leave_the_exact_match_cache_out_while_it_does_not_pay_and_forward_the_same() {
+        // One megaflow per rule, thousands of exact-match keys: most EMC probes miss.
+        let flows = [
+            "in_port=1,ip,nw_dst=10.1.0.0/16,actions=output:3".to_string(),
+            "in_port=1,ip,actions=output:2".to_string(),
+        ];
+        let many: Vec<Vec<u8>> = (0..20_000u32)
+            .map(|i| udp(2, [10, (i % 2) as u8, (i >> 8) as u8, i as u8], 53))
+            .collect();
+        let few: Vec<Vec<u8>> = (0..4u8).map(|i| udp(2, [10, i % 2, 0, i], 53)).collect();
+        let run = |adaptive: bool| {
+            let mut e = scenario(&flows, 100_000);
+            let (n, p1) = e.resolve("br0/p1").expect("port");
+            let dp = &mut e.nodes[n].dp;
+            dp.emc.set_adaptive(adaptive);
+            let mut rec = Rec::default();
+            let send = |dp: &mut Datapath, frames: &[Vec<u8>], rec: &mut Rec| {
+                for chunk in frames.chunks(MAX_BURST) {
+                    let mut pkts: Vec<Packet> =
+                        chunk.iter().map(|f| Packet::from_slice(f)).collect();
+                    let mut outcomes = vec![Outcome::default(); pkts.len()];
+                    dp.receive_batch(&mut pkts, p1, rec, &mut outcomes);
+                    assert!(outcomes.iter().all(|o| o.outputs == 1 && o.drop.is_none()));
+                }
+            };
+            for _ in 0..2 {
+                send(dp, &many, &mut rec);
+            }
+            let many = dp.stats;
+            // The traffic narrows to four keys: the EMC pays again and is probed again.
+            let repeated: Vec<Vec<u8>> = few.iter().cycle().take(10_000).cloned().collect();
+            send(dp, &repeated, &mut rec);
+            let after_switch = dp.stats;
+            send(dp, &repeated, &mut rec);
+            let d = dp.stats;
+            assert_eq!(d.emc_hits + d.megaflow_hits + d.upcalls, 60_000, "each packet once");
+            let after_many = after_switch;
+            let last = (d.emc_hits - after_many.emc_hits, d.emc_bypassed - after_many.emc_bypassed);
+            (ports_of(&rec), many, last)
+        };
+        let (ports, many, last) = run(true);
+        let (ports_always, many_always, last_always) = run(false);
+        assert_eq!(ports, ports_always, "the same outputs, packet by packet");
+        assert_eq!(&ports[..4], &[2, 3, 2, 3]);
+        // Many keys: most bursts left the EMC out (15 of 16 once it is judged not to pay).
+        assert!(many.emc_bypassed > 30_000, "{} of 40000 bypassed", many.emc_bypassed);
+        assert!(many.emc_hits < 4_000, "{} EMC hits", many.emc_hits);
+        assert_eq!(many_always.emc_bypassed, 0);
+        // Four keys: after a few probed bursts, every burst probes the EMC again.
+        assert_eq!(last, (10_000, 0), "EMC hits and bypassed packets of the last 10000");
+        assert_eq!(last_always.1, 0);
     }
 
     /// A sink for which port 2 is an underlay: what goes out there is carried, not output.

@@ -100,6 +100,8 @@ pub struct BenchFigures {
     pub seconds: f64,
     pub passes: u32,
     pub emc_hits: u64,
+    /// Of `megaflow_hits`, those of bursts that left the EMC out, as it did not pay.
+    pub emc_bypassed: u64,
     pub megaflow_hits: u64,
     pub upcalls: u64,
     pub megaflows: u64,
@@ -142,6 +144,7 @@ impl BenchFigures {
                 m.passes = m.passes.min(t.passes); // a thread with no share ran no pass
             }
             m.emc_hits += t.emc_hits;
+            m.emc_bypassed += t.emc_bypassed;
             m.megaflow_hits += t.megaflow_hits;
             m.upcalls += t.upcalls;
             m.megaflows += t.megaflows;
@@ -176,7 +179,8 @@ impl BenchFigures {
             "packets": self.packets, "bytes": self.bytes, "outputs": self.outputs,
             "dropped": self.dropped, "seconds": self.seconds, "passes": self.passes,
             "pps": pps, "ns_per_packet": ns,
-            "emc_hits": self.emc_hits, "megaflow_hits": self.megaflow_hits,
+            "emc_hits": self.emc_hits, "emc_bypassed": self.emc_bypassed,
+            "megaflow_hits": self.megaflow_hits,
             "upcalls": self.upcalls, "emc_hit_rate": rate(self.emc_hits),
             "megaflow_hit_rate": rate(self.megaflow_hits), "upcall_rate": rate(self.upcalls),
             "upcalls_per_second": per_s(|f| f.upcalls), "megaflows": self.megaflows,
@@ -316,6 +320,7 @@ impl Engine {
                     }
                 }
                 fig.emc_hits = dp.stats.emc_hits - before.0.emc_hits;
+                fig.emc_bypassed = dp.stats.emc_bypassed - before.0.emc_bypassed;
                 fig.megaflow_hits = dp.stats.megaflow_hits - before.0.megaflow_hits;
                 fig.upcalls = dp.stats.upcalls - before.0.upcalls;
                 fig.conntrack_new = dp.ct.stats().created - before.1;
@@ -333,6 +338,7 @@ impl Engine {
                     fig.seconds += start.elapsed().as_secs_f64();
                     fig.passes += 1;
                     fig.emc_hits += dp.stats.emc_hits - before.0.emc_hits;
+                    fig.emc_bypassed += dp.stats.emc_bypassed - before.0.emc_bypassed;
                     fig.megaflow_hits += dp.stats.megaflow_hits - before.0.megaflow_hits;
                     fig.upcalls += dp.stats.upcalls - before.0.upcalls;
                     fig.conntrack_new += dp.ct.stats().created - before.1;

@@ -189,6 +189,8 @@ pub struct ReplayStats {
     pub carried: u64,
     pub seconds: f64,
     pub emc_hits: u64,
+    /// Of `megaflow_hits`, those of bursts that left the EMC out, as it did not pay.
+    pub emc_bypassed: u64,
     pub megaflow_hits: u64,
     pub upcalls: u64,
     pub megaflows: u64,
@@ -310,6 +312,7 @@ impl ReplayStats {
             "seconds": self.seconds,
             "pps": pps,
             "emc_hits": self.emc_hits,
+            "emc_bypassed": self.emc_bypassed,
             "megaflow_hits": self.megaflow_hits,
             "upcalls": self.upcalls,
             "megaflows": self.megaflows,
@@ -882,6 +885,7 @@ impl Engine {
         for n in &mut self.nodes {
             n.dp.push_stats();
             stats.emc_hits += n.dp.stats.emc_hits;
+            stats.emc_bypassed += n.dp.stats.emc_bypassed;
             stats.megaflow_hits += n.dp.stats.megaflow_hits;
             stats.upcalls += n.dp.stats.upcalls;
             stats.megaflows += n.dp.megaflows.len() as u64;
@@ -966,6 +970,7 @@ pub struct BenchStats {
     pub outputs: u64,
     pub seconds: f64,
     pub emc_hits: u64,
+    pub emc_bypassed: u64,
     pub megaflow_hits: u64,
     pub upcalls: u64,
     pub megaflows: u64,
@@ -980,7 +985,8 @@ impl BenchStats {
         serde_json::json!({
             "packets": self.packets, "bytes": self.bytes, "outputs": self.outputs,
             "seconds": self.seconds, "pps": pps, "ns_per_packet": ns,
-            "emc_hits": self.emc_hits, "megaflow_hits": self.megaflow_hits,
+            "emc_hits": self.emc_hits, "emc_bypassed": self.emc_bypassed,
+            "megaflow_hits": self.megaflow_hits,
             "upcalls": self.upcalls, "megaflows": self.megaflows, "dropped": self.dropped,
             "emc_hit_rate": rate(self.emc_hits), "megaflow_hit_rate": rate(self.megaflow_hits),
             "upcall_rate": rate(self.upcalls),
@@ -1050,6 +1056,7 @@ impl Engine {
         st.packets = frames.len() as u64 * passes as u64;
         st.outputs = sink.outputs;
         st.emc_hits = dp.stats.emc_hits - before.emc_hits;
+        st.emc_bypassed = dp.stats.emc_bypassed - before.emc_bypassed;
         st.megaflow_hits = dp.stats.megaflow_hits - before.megaflow_hits;
         st.upcalls = dp.stats.upcalls - before.upcalls;
         st.megaflows = dp.megaflows.len() as u64;

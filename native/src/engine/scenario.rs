@@ -40,6 +40,11 @@ pub struct NativeScenario {
     /// with probability 1/N; 0 disables the EMC. None keeps OVS's default (100).
     #[serde(default)]
     pub emc_insert_inv_prob: Option<u32>,
+    /// Whether bursts leave the exact-match cache out while it does not pay (fewer than
+    /// half of its probes hit). None keeps the default, true; false probes it for every
+    /// packet, as OVS does.
+    #[serde(default)]
+    pub emc_adaptive: Option<bool>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -571,6 +576,9 @@ fn build_node(
     dp.max_idle_ms = sc.max_idle;
     if let Some(p) = sc.emc_insert_inv_prob {
         dp.emc.set_insert_inv_prob(p);
+    }
+    if let Some(a) = sc.emc_adaptive {
+        dp.emc.set_adaptive(a);
     }
     Ok(Node { name: n.name.clone(), dp, port_refs, underlay_ip, underlay_dp_port, virtual_refs })
 }
