@@ -95,18 +95,25 @@ impl Default for Emc {
     }
 }
 
-/// The hash the EMC is keyed by: as OVS's userspace datapath keys its EMC, the packet's RSS
-/// hash (the 5-tuple hash it computes for a packet that arrives without one), mixed with
-/// where a recirculated pass resumes. Keys that differ elsewhere share their two places (a
-/// probe compares the whole key), and the hash reads a few narrow fields of a key just
-/// written instead of all its words.
+/// The hash the EMC is keyed by on a packet's first pass: as OVS's userspace datapath keys
+/// its EMC, the packet's RSS hash (the 5-tuple hash it computes for a packet that arrives
+/// without one). Keys that differ elsewhere share their two places (a probe compares the
+/// whole key), and the hash reads a few narrow fields of a key just written instead of all
+/// its words.
 #[inline(always)]
 pub fn hash_key(key: &FlowKey) -> u32 {
-    let h = crate::dpif::exec::rss_hash_5tuple(key);
-    if key.recirc_id == 0 {
-        h
+    crate::dpif::exec::rss_hash_5tuple(key)
+}
+
+/// The hash the EMC is keyed by on a pass at recirculation depth `depth`, as OVS's
+/// `dpif_netdev_packet_get_rss_hash`: the RSS hash the packet got on its first pass (kept
+/// through recirculation, even when NAT has changed its 5-tuple since), mixed with the depth.
+#[inline(always)]
+pub fn hash_at(rss: u32, depth: u32) -> u32 {
+    if depth == 0 {
+        rss
     } else {
-        crate::dpif::exec::mhash_finish(h, key.recirc_id)
+        crate::dpif::exec::mhash_finish(rss, depth)
     }
 }
 
@@ -315,6 +322,7 @@ impl Emc {
     pub fn maybe_insert<T>(
         &mut self,
         key: &FlowKey,
+        hash: impl FnOnce() -> u32,
         flow: u32,
         megaflows: &MegaflowCache<T>,
     ) -> bool {
@@ -325,15 +333,20 @@ impl Emc {
             self.until_insert -= 1;
             return false;
         }
-        self.insert_now(key, flow, megaflows)
+        self.insert_now(key, hash(), flow, megaflows)
     }
 
-    /// `maybe_insert` once its countdown has run out: out of line, as it is rare. The key's
-    /// hash is computed here, so that bursts that leave the EMC out need not hash.
+    /// `maybe_insert` once its countdown has run out: out of line, as it is rare.
     #[inline(never)]
-    fn insert_now<T>(&mut self, key: &FlowKey, flow: u32, megaflows: &MegaflowCache<T>) -> bool {
+    fn insert_now<T>(
+        &mut self,
+        key: &FlowKey,
+        hash: u32,
+        flow: u32,
+        megaflows: &MegaflowCache<T>,
+    ) -> bool {
         self.until_insert = self.next_gap();
-        self.insert(key, hash_key(key), flow, megaflows)
+        self.insert(key, hash, flow, megaflows)
     }
 
     /// Caches `key` -> megaflow `flow` unconditionally (unless the EMC is disabled or the
@@ -431,7 +444,7 @@ mod tests {
         let k = key(1);
         let h = hash_key(&k);
         assert_eq!(emc.lookup(&k, h, &mf), None);
-        assert!(emc.maybe_insert(&k, id, &mf));
+        assert!(emc.maybe_insert(&k, || h, id, &mf));
         assert_eq!(emc.lookup(&k, h, &mf), Some(id));
         // Another key presented with the same hash is not taken for it.
         assert_eq!(emc.lookup(&key(2), h, &mf), None);
@@ -447,9 +460,9 @@ mod tests {
         let mut b = a;
         b.dl_src = [2, 0, 0, 0, 0, 9]; // another MAC, the same 5-tuple: the same hash
         assert_eq!(hash_key(&a), hash_key(&b));
-        let mut after_recirc = a;
-        after_recirc.recirc_id = 3;
-        assert_ne!(hash_key(&a), hash_key(&after_recirc), "a recirculated pass has its own");
+        assert_eq!(hash_at(hash_key(&a), 0), hash_key(&a));
+        assert_ne!(hash_at(hash_key(&a), 1), hash_key(&a), "a recirculated pass has its own");
+        assert_ne!(hash_at(hash_key(&a), 1), hash_at(hash_key(&a), 2));
         assert!(emc.insert(&a, hash_key(&a), id, &mf));
         assert_eq!(emc.lookup(&b, hash_key(&b), &mf), None, "the whole key is compared");
         assert!(emc.insert(&b, hash_key(&b), id, &mf));
@@ -483,13 +496,15 @@ mod tests {
         let (mf, id) = cache();
         let count = |seed| {
             let mut emc = Emc::new(DEFAULT_INSERT_INV_PROB, seed);
-            (0..100_000u32).filter(|&p| emc.maybe_insert(&key(p), id, &mf)).count()
+            (0..100_000u32)
+                .filter(|&p| emc.maybe_insert(&key(p), || hash_key(&key(p)), id, &mf))
+                .count()
         };
         let n = count(42);
         assert!((800..1200).contains(&n), "{n} insertions for 100000 hits at 1/100");
         assert_eq!(count(42), n);
         let mut off = Emc::new(0, 1);
-        assert!(!off.maybe_insert(&key(1), id, &mf));
+        assert!(!off.maybe_insert(&key(1), || hash_key(&key(1)), id, &mf));
         assert!(!off.insert(&key(1), hash_key(&key(1)), id, &mf));
         assert_eq!(off.lookup(&key(1), hash_key(&key(1)), &mf), None);
     }
@@ -500,7 +515,7 @@ mod tests {
         for (inv, lo, hi) in [(1u32, 10_000, 10_000), (2, 4_800, 5_200), (4, 2_350, 2_650)] {
             let mut emc = Emc::new(inv, 9);
             let k = key(1);
-            let n = (0..10_000).filter(|_| emc.maybe_insert(&k, id, &mf)).count();
+            let n = (0..10_000).filter(|_| emc.maybe_insert(&k, || hash_key(&k), id, &mf)).count();
             assert!((lo..=hi).contains(&n), "1/{inv}: {n} insertions in 10000 hits");
         }
     }

@@ -483,8 +483,11 @@ impl Datapath {
                 }
                 self.megaflows.count_hit(b.subtable[i], u32::from(b.tier[i]));
                 self.stats.megaflow_hits += 1;
-                self.emc.maybe_insert(&b.keys[i], id, &self.megaflows);
+                let key = &b.keys[i];
+                self.emc.maybe_insert(key, || emc::hash_key(key), id, &self.megaflows);
             }
+            // The RSS hash, kept for a recirculated pass and a tunnel's source port.
+            let md = if probe_emc { PacketMd { rss_hash: Some(b.hashes[i]), ..md } } else { md };
             self.fast_one(&mut pkts[i], md, &b.keys[i], b.layers[i], id, sink, &mut outcomes[i]);
             i += 1;
         }
@@ -679,7 +682,8 @@ impl Datapath {
             return self.finish_pass(pkt, md, &key, layers, &actions, drop, sink, out);
         }
         // Exact-match cache, then megaflows, then an upcall.
-        let hash = emc::hash_key(&key);
+        let rss = *md.rss_hash.get_or_insert_with(|| emc::hash_key(&key));
+        let hash = emc::hash_at(rss, md.depth);
         let id = match self.emc.lookup(&key, hash, &self.megaflows) {
             Some(id) => {
                 self.stats.emc_hits += 1;
@@ -688,7 +692,7 @@ impl Datapath {
             None => match self.megaflows.lookup(&key) {
                 Some((id, _)) => {
                     self.stats.megaflow_hits += 1;
-                    self.emc.maybe_insert(&key, id, &self.megaflows);
+                    self.emc.maybe_insert(&key, || hash, id, &self.megaflows);
                     Some(id)
                 }
                 None => None,
