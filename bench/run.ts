@@ -96,6 +96,42 @@ const forward = () => ['--passes', String(PASSES), '--min-seconds', String(MIN_S
 const setup = () => ['--mode', 'setup', '--passes', String(PASSES)];
 const counted = () => (CALLGRIND ? ['--instructions'] : []);
 
+/** Runs of each target's measurement (and of each point of the flows sweep). */
+const RUNS = Math.max(1, Number(process.env.DVRLAB_BENCH_RUNS ?? 3));
+
+/** A benchmark run RUNS times: the median run, and the lowest and highest rates. */
+type Measured = BenchReport & { low: number; high: number };
+
+/**
+ * `bench` RUNS times in a row, instructions counted by the first run only (they do not move
+ * with the machine's load; the rates do): the run with the median rate (the lower of the two
+ * middle ones for an even count), with the lowest and highest rates.
+ */
+function benchMedian(
+  scenario: string,
+  inputs: string[],
+  extra: string[] = [],
+  rate: (r: BenchReport) => number = (r) => r.pps,
+): Measured {
+  const first = bench(scenario, inputs, extra);
+  const rest = extra.filter((a) => a !== '--instructions');
+  const runs = [first];
+  for (let i = 1; i < RUNS; i++) runs.push(bench(scenario, inputs, rest));
+  const sorted = [...runs].sort((a, b) => rate(a) - rate(b));
+  const mid = sorted[(sorted.length - 1) >> 1]!;
+  return {
+    ...mid,
+    instructions: first.instructions,
+    notes: first.notes,
+    low: rate(sorted[0]!),
+    high: rate(sorted[sorted.length - 1]!),
+  };
+}
+
+/** "median of 3 runs: 5.30–5.85" (empty for a single run); `unit` formats a rate. */
+const spread = (m: Measured, unit = (n: number) => (n / 1e6).toFixed(2)) =>
+  RUNS > 1 ? `median of ${RUNS} runs: ${unit(m.low)}–${unit(m.high)}` : '';
+
 const fmt = (n: number) =>
   n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : n.toFixed(0);
 const mpps = (n: number) => `${(n / 1e6).toFixed(2)} Mpps`;
@@ -326,58 +362,58 @@ async function main(): Promise<void> {
     // The headline targets.
     const targets: Target[] = [];
     log('targets: EMC hits ...');
-    const emc = bench(l2, [`p1=${small}`], [...forward(), ...counted()]);
+    const emc = benchMedian(l2, [`p1=${small}`], [...forward(), ...counted()]);
     targets.push({
       name: 'Exact-match hits (EMC): L2 rewrite, 10 flows, 64-byte frames',
       goal: '≥ 15 Mpps',
-      measured: `${mpps(emc.pps)} (EMC ${pct(emc.emc_hit_rate)})`,
+      measured: `${mpps(emc.pps)} (EMC ${pct(emc.emc_hit_rate)}; ${spread(emc)})`,
       instructions: ipp(emc),
       ratio: emc.pps / 15e6,
     });
     log('targets: megaflow hits, EMC disabled ...');
-    const mf = bench(l2NoEmc, [`p1=${small}`], [...forward(), ...counted()]);
+    const mf = benchMedian(l2NoEmc, [`p1=${small}`], [...forward(), ...counted()]);
     targets.push({
       name: 'Megaflow-only hits: the same, `emc-insert-inv-prob=0`',
       goal: '≥ 8 Mpps',
-      measured: `${mpps(mf.pps)} (megaflow ${pct(mf.megaflow_hit_rate)})`,
+      measured: `${mpps(mf.pps)} (megaflow ${pct(mf.megaflow_hit_rate)}; ${spread(mf)})`,
       instructions: ipp(mf),
       ratio: mf.pps / 8e6,
     });
     log('targets: VXLAN encap ...');
-    const encap = bench(vxlan, [`vm1=${small}`], [...forward(), ...counted()]);
+    const encap = benchMedian(vxlan, [`vm1=${small}`], [...forward(), ...counted()]);
     targets.push({
       name: 'VXLAN encap: br-int → br-tun → native tunnel via br-phy, 10 flows, 64-byte frames',
       goal: '≥ 8 Mpps',
-      measured: mpps(encap.pps),
+      measured: `${mpps(encap.pps)} (${spread(encap)})`,
       instructions: ipp(encap),
       ratio: encap.pps / 8e6,
     });
     log('targets: VXLAN decap ...');
-    const dec = bench(vxlan, [`eth0=${decap}`], [...forward(), ...counted()]);
+    const dec = benchMedian(vxlan, [`eth0=${decap}`], [...forward(), ...counted()]);
     targets.push({
       name: 'VXLAN decap: 114-byte VXLAN frames (64-byte inner) on br-phy’s NIC → vm1',
       goal: '≥ 8 Mpps',
-      measured: mpps(dec.pps),
+      measured: `${mpps(dec.pps)} (${spread(dec)})`,
       instructions: ipp(dec),
       ratio: dec.pps / 8e6,
     });
     log('targets: full DVR path ...');
     const dvr = dvrRequests(tmp);
-    const full = bench('devstack-dvr', [dvr.input], [...forward(), ...counted()]);
+    const full = benchMedian('devstack-dvr', [dvr.input], [...forward(), ...counted()]);
     targets.push({
       name:
         'Full DVR path on one node: devstack-dvr §5.2 test02 (node2) → test04 (node3): ' +
         'br-int, qrouter, br-tun, VXLAN out; 16 flows',
       goal: '≥ 5 Mpps',
-      measured: mpps(full.pps),
+      measured: `${mpps(full.pps)} (${spread(full)})`,
       instructions: ipp(full),
       ratio: full.pps / 5e6,
     });
 
     // The flows sweep (its 10-flow point is the reference of the 100k and 1M targets).
     const FLOWS = [10, 1000, 10000, 100000, 1000000];
-    const flows: { flows: number; r: BenchReport }[] = [];
-    let setups: BenchReport | undefined;
+    const flows: { flows: number; r: Measured }[] = [];
+    let setups: Measured | undefined;
     let always100k: BenchReport | undefined;
     for (const n of FLOWS) {
       log(`flows sweep: ${n} ...`);
@@ -386,14 +422,19 @@ async function main(): Promise<void> {
       writeFrames(cap, udpFrames(Math.max(n, 10000), n, 64), (k) => k);
       // Every point is timed alike (a pass of a million flows takes about 0.3 s, so its
       // passes are fewer); what a million costs more is the warm-up that sets them up.
-      flows.push({ flows: n, r: bench(sc, [`p1=${cap}`], forward()) });
+      flows.push({ flows: n, r: benchMedian(sc, [`p1=${cap}`], forward()) });
       if (n === 100000) {
         log('flows sweep: 100000, --emc-always ...');
         always100k = bench(sc, [`p1=${cap}`], [...forward(), '--emc-always']);
       }
       if (n === 10000) {
         log('targets: slow-path setups ...');
-        setups = bench(sc, [`p1=${cap}`], [...setup(), ...counted()]);
+        setups = benchMedian(
+          sc,
+          [`p1=${cap}`],
+          [...setup(), ...counted()],
+          (r) => r.upcalls_per_second,
+        );
       }
       rmSync(cap, { force: true });
       rmSync(path.join(tmp, `nwdst-${n}.flows`), { force: true });
@@ -403,14 +444,18 @@ async function main(): Promise<void> {
       {
         name: 'Throughput at 100k flows (one megaflow each) against 10 flows',
         goal: '≥ ½',
-        measured: `${(at(100000) / at(10)).toFixed(2)} (${mpps(at(100000))} / ${mpps(at(10))})`,
+        measured:
+          `${(at(100000) / at(10)).toFixed(2)} (${mpps(at(100000))} / ${mpps(at(10))}` +
+          `${RUNS > 1 ? `, medians of ${RUNS} runs` : ''})`,
         instructions: '–',
         ratio: at(100000) / at(10) / 0.5,
       },
       {
         name: 'Throughput at 1M flows against 10 flows',
         goal: '≥ ¼',
-        measured: `${(at(1000000) / at(10)).toFixed(2)} (${mpps(at(1000000))} / ${mpps(at(10))})`,
+        measured:
+          `${(at(1000000) / at(10)).toFixed(2)} (${mpps(at(1000000))} / ${mpps(at(10))}` +
+          `${RUNS > 1 ? `, medians of ${RUNS} runs` : ''})`,
         instructions: '–',
         ratio: at(1000000) / at(10) / 0.25,
       },
@@ -419,13 +464,20 @@ async function main(): Promise<void> {
       targets.push({
         name: 'Slow-path setups: 10k flows, one rule each, every pass from empty caches',
         goal: '≥ 500 k/s',
-        measured: `${fmt(setups.upcalls_per_second)}/s (${setups.upcalls_per_pass} upcalls/pass)`,
+        measured:
+          `${fmt(setups.upcalls_per_second)}/s (${setups.upcalls_per_pass} upcalls/pass; ` +
+          `${spread(setups, (n) => `${fmt(n)}/s`)})`,
         instructions: ipp(setups),
         ratio: setups.upcalls_per_second / 500e3,
       });
     }
     log('targets: new NAT connections ...');
-    const nat = bench('devstack-dvr', natWorkload(tmp), [...setup(), ...counted()]);
+    const nat = benchMedian(
+      'devstack-dvr',
+      natWorkload(tmp),
+      [...setup(), ...counted()],
+      (r) => r.conntrack_new_per_second,
+    );
     targets.push({
       name:
         `New NAT connections: §5.4 floating IP outbound, ${NAT_CONNECTIONS} UDP source ports, ` +
@@ -433,7 +485,8 @@ async function main(): Promise<void> {
       goal: '≥ 500 k/s',
       measured:
         `${fmt(nat.conntrack_new_per_second)}/s (${nat.conntrack_new / nat.passes} new ` +
-        `connections/pass, ${nat.delivered / nat.passes} of ${nat.frames} frames delivered)`,
+        `connections/pass, ${nat.delivered / nat.passes} of ${nat.frames} frames delivered; ` +
+        `${spread(nat, (n) => `${fmt(n)}/s`)})`,
       instructions: ipp(nat),
       ratio: nat.conntrack_new_per_second / 500e3,
     });
@@ -621,7 +674,8 @@ async function main(): Promise<void> {
     );
     const flowRows = flows.map(
       ({ flows: n, r }) =>
-        `| ${n} | ${fmt(r.pps)} | ${r.ns_per_packet.toFixed(0)} | ${pct(r.emc_hit_rate)} | ` +
+        `| ${n} | ${fmt(r.pps)}${RUNS > 1 ? ` (${fmt(r.low)}–${fmt(r.high)})` : ''} | ` +
+        `${r.ns_per_packet.toFixed(0)} | ${pct(r.emc_hit_rate)} | ` +
         `${pct(r.megaflow_hit_rate)} | ${pct(r.emc_bypassed / Math.max(1, r.packets))} | ` +
         `${r.megaflows} | ${r.subtables} | ${r.passes} |`,
     );
@@ -673,7 +727,14 @@ written. Instructions per packet are callgrind's count of the engine's timed loo
 (\`bench_timed_loop\` and what it calls) divided by its packets, in a separate run of the
 same benchmark (\`dvrlab bench --instructions\`; forward: as many passes as make 100 000
 packets, setup: one pass).${instructionsNote}
-Synthetic frames are UDP over IPv4 from 10.0.0.1 to 11.0.0.1 + i, with their size as
+${
+  RUNS > 1
+    ? `Each target but the file replays, and each point of the flows sweep, is measured ${RUNS} times
+in a row, in a process each: the median run is given, with the lowest and highest rates,
+since the rates move with the machine's load (instructions are counted once).
+`
+    : ''
+}Synthetic frames are UDP over IPv4 from 10.0.0.1 to 11.0.0.1 + i, with their size as
 captured (no FCS).
 
 ## Targets
