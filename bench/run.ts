@@ -502,8 +502,18 @@ async function main(): Promise<void> {
       log(`real capture: ${name} ...`);
       const extra = [...forward(), '--null', ...(ORACLE ? ['--oracle'] : [])];
       const mem = bench(sc, [`${port}=${capture}`], extra);
-      const file = replay(sc, `${port}=${capture}`, path.join(tmp, 'replay-out'));
-      rmSync(path.join(tmp, 'replay-out'), { recursive: true, force: true });
+      // The file replay, RUNS times: the median run.
+      const files: StatsJson[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        files.push(replay(sc, `${port}=${capture}`, path.join(tmp, 'replay-out')));
+        rmSync(path.join(tmp, 'replay-out'), { recursive: true, force: true });
+      }
+      files.sort((a, b) => a.pps - b.pps);
+      const file = files[(files.length - 1) >> 1]!;
+      const fileSpread =
+        RUNS > 1
+          ? `; replay median of ${RUNS} runs: ${fmt(files[0]!.pps)}–${fmt(files.at(-1)!.pps)}`
+          : '';
       realRows.push({ name, mem, file });
       const lookups = (r: { emc_hits: number; megaflow_hits: number; upcalls: number }) =>
         r.emc_hits + r.megaflow_hits + r.upcalls;
@@ -537,7 +547,9 @@ async function main(): Promise<void> {
         targets.push({
           name: `File replay against the OVS oracle (end to end), ndpi-merged-100k, ${name}`,
           goal: '≥ 20×',
-          measured: `${(file.pps / o.pps).toFixed(1)}× (${fmt(file.pps)} / ${fmt(o.pps)} pps)`,
+          measured:
+            `${(file.pps / o.pps).toFixed(1)}× (${fmt(file.pps)} / ${fmt(o.pps)} pps` +
+            `${fileSpread})`,
           instructions: '–',
           ratio: file.pps / o.pps / 20,
         });
@@ -729,9 +741,10 @@ same benchmark (\`dvrlab bench --instructions\`; forward: as many passes as make
 packets, setup: one pass).${instructionsNote}
 ${
   RUNS > 1
-    ? `Each target but the file replays, and each point of the flows sweep, is measured ${RUNS} times
-in a row, in a process each: the median run is given, with the lowest and highest rates,
-since the rates move with the machine's load (instructions are counted once).
+    ? `Each target, and each point of the flows sweep, is measured ${RUNS} times in a row, in a
+process each: the median run is given, with the lowest and highest rates, since the rates
+move with the machine's load (instructions are counted once; the OVS oracle, the peer of
+the file replays, runs once).
 `
     : ''
 }Synthetic frames are UDP over IPv4 from 10.0.0.1 to 11.0.0.1 + i, with their size as
