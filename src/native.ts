@@ -37,8 +37,6 @@ export interface LimitOptions {
   flowLimit?: number;
   maxIdle?: number;
   ctMax?: number;
-  /** Probe the EMC for every packet, as OVS does (no bypass while it does not pay). */
-  emcAlways?: boolean;
 }
 
 /** Applies command-line table limits to a scenario; they win over the scenario file's. */
@@ -46,7 +44,6 @@ export function applyLimits(scenario: NativeScenario, o: LimitOptions): void {
   if (o.flowLimit !== undefined) scenario.megaflowLimit = o.flowLimit;
   if (o.maxIdle !== undefined) scenario.maxIdle = o.maxIdle;
   if (o.ctMax !== undefined) scenario.conntrackLimit = o.ctMax;
-  if (o.emcAlways) scenario.emcAdaptive = false;
 }
 
 export interface NativeNode {

@@ -234,7 +234,6 @@ export interface RunOptions {
   flowLimit?: number;
   maxIdle?: number;
   ctMax?: number;
-  emcAlways?: boolean;
 }
 
 /** Splits `--tap PORTREF=IFNAME` values. */

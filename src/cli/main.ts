@@ -174,11 +174,6 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
       'most conntrack connections per node (default 3000000)',
       wholeNumber(1),
     )
-    .option(
-      '--emc-always',
-      'probe the exact-match cache for every packet, as OVS does (by default bursts leave ' +
-        'it out while fewer than half of its probes hit)',
-    )
     .action(async (scenario, opts) => {
       const args = { ...opts, in: opts.in ?? [] };
       result.code = await replayCommand(scenario, args, io, deps.makeEngine ?? nativeEngine);
@@ -367,11 +362,6 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
       'most conntrack connections per node (default 3000000)',
       wholeNumber(1),
     )
-    .option(
-      '--emc-always',
-      'probe the exact-match cache for every packet, as OVS does (by default bursts leave ' +
-        'it out while fewer than half of its probes hit)',
-    )
     .action(async (scenario, opts) => {
       const args = {
         tap: opts.tap ?? [],
@@ -382,7 +372,6 @@ function buildProgram(io: CliIo, result: { code: number }, deps: CliDeps) {
         flowLimit: opts.flowLimit,
         maxIdle: opts.maxIdle,
         ctMax: opts.ctMax,
-        emcAlways: opts.emcAlways,
       };
       result.code = await runCommand(scenario, args, io);
     });

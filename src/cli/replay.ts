@@ -53,7 +53,6 @@ export interface ReplayArgs {
   flowLimit?: number;
   maxIdle?: number;
   ctMax?: number;
-  emcAlways?: boolean;
   map?: boolean;
 }
 

@@ -258,6 +258,9 @@ impl ExecCtx<'_> {
                 }
                 DpAction::Recirc(id) => {
                     let mut nmd = *md;
+                    // The packet keeps the RSS hash of its first pass (computed now from this
+                    // pass's key if nothing needed it yet), as OVS keeps a packet's.
+                    nmd.rss_hash = Some(md.rss_hash.unwrap_or_else(|| rss_hash_5tuple(key)));
                     nmd.start = super::PassStart::Port;
                     nmd.recirc_id = *id;
                     nmd.depth = md.depth + 1;
@@ -283,6 +286,7 @@ impl ExecCtx<'_> {
                 }
                 DpAction::NeighQueue(q) => {
                     let mut qmd = *md;
+                    qmd.rss_hash = Some(md.rss_hash.unwrap_or_else(|| rss_hash_5tuple(key)));
                     qmd.start = super::PassStart::Port;
                     qmd.recirc_id = q.resume;
                     qmd.depth = md.depth + 1;

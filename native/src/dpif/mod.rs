@@ -1440,6 +1440,65 @@ mod tests {
         assert_eq!(last_always.1, 0);
     }
 
+    #[test]
+    fn a_tunnel_source_port_after_snat_and_recirculation_is_the_same_whether_bursts_probe_the_emc()
+    {
+        // VM traffic SNATed through conntrack (a recirculation), then VXLAN: the outer
+        // source port is the hash of the packet's 5-tuple as it arrived, which a burst that
+        // left the EMC out has not computed on the first pass.
+        let sc = serde_json::json!({"oneNode": true, "nodes": [{"name": "", "bridges": [
+            {"name": "br-int", "failMode": "secure", "ports": [
+                {"name": "vm1", "ofport": 1, "type": "dummy", "options": {}},
+                {"name": "patch-tun", "ofport": 2, "type": "patch", "options": {},
+                 "peer": "patch-int"}],
+             "flows": [
+                {"text": "table=0,in_port=1,ip,actions=ct(commit,zone=1,nat(src=172.24.4.10),table=1)",
+                 "source": "test", "line": 1},
+                {"text": "table=1,in_port=1,ip,actions=output:2", "source": "test", "line": 2}]},
+            {"name": "br-tun", "failMode": "secure", "ports": [
+                {"name": "patch-int", "ofport": 1, "type": "patch", "options": {},
+                 "peer": "patch-tun"},
+                {"name": "vxlan0", "ofport": 2, "type": "vxlan", "options": {
+                    "remote_ip": "192.168.1.13", "local_ip": "192.168.1.12", "key": "flow"}}],
+             "flows": [{"text": "in_port=1,actions=set_field:0x42->tun_id,output:2",
+                        "source": "test", "line": 1}]},
+            {"name": "br-phy", "failMode": "secure", "mac": "aa:55:aa:55:00:12",
+             "ip": "192.168.1.12/24",
+             "ports": [{"name": "eth0", "ofport": 1, "type": "dummy", "options": {}}],
+             "flows": [{"text": "actions=NORMAL", "source": "test", "line": 1}]}],
+            "routes": [{"prefix": "192.168.1.0/24", "dev": "br-phy"}],
+            "neighbors": [{"dev": "br-phy", "ip": "192.168.1.13", "mac": "aa:bb:cc:00:00:13"}]}]});
+        // 3000 connections, twice: many more exact-match keys than the EMC's probes hit.
+        let frames: Vec<Vec<u8>> =
+            (0..6000u32).map(|i| udp(2, [10, 1, 0, 1], 1000 + (i % 3000) as u16)).collect();
+        let run = |adaptive: bool| {
+            let mut e = Engine::from_json(&sc.to_string()).expect("scenario builds");
+            let (n, p1) = e.resolve("br-int/vm1").expect("port");
+            let dp = &mut e.nodes[n].dp;
+            dp.emc.set_adaptive(adaptive);
+            let mut rec = Rec::default();
+            for chunk in frames.chunks(MAX_BURST) {
+                let mut pkts: Vec<Packet> = chunk.iter().map(|f| Packet::from_slice(f)).collect();
+                let mut outcomes = vec![Outcome::default(); pkts.len()];
+                dp.receive_batch(&mut pkts, p1, &mut rec, &mut outcomes);
+                assert!(outcomes.iter().all(|o| o.outputs == 1 && o.drop.is_none()));
+            }
+            (rec.out, dp.stats.emc_bypassed)
+        };
+        let (out, bypassed) = run(true);
+        let (out_always, none) = run(false);
+        assert!(bypassed > 3000, "{bypassed} of 6000 bypassed");
+        assert_eq!(none, 0);
+        assert_eq!(out.len(), 6000);
+        assert!(out == out_always, "the same frames, byte for byte");
+        // SNATed inside, and the outer source ports spread by each connection's hash.
+        let inner_src = &out[0].1[50 + 26..50 + 30];
+        assert_eq!(inner_src, &[172, 24, 4, 10]);
+        let sports: std::collections::HashSet<u16> =
+            out.iter().map(|(_, f)| u16::from_be_bytes([f[34], f[35]])).collect();
+        assert!(sports.len() > 1000, "{} outer source ports", sports.len());
+    }
+
     /// A sink for which port 2 is an underlay: what goes out there is carried, not output.
     #[derive(Default)]
     struct Underlay {
