@@ -12,7 +12,7 @@ runs="${1:-20000}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(extract capture ofctl netns scenario datapath)
+  targets=(extract capture ofctl netns scenario datapath burst)
 fi
 toolchain=()
 if rustup run nightly rustc --version >/dev/null 2>&1; then
