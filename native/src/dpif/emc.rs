@@ -62,8 +62,6 @@ pub struct EmcStats {
     pub hits: u64,
     pub misses: u64,
     pub inserted: u64,
-    /// Packets of bursts that left the EMC out, as it did not pay (see `probe_burst`).
-    pub bypassed: u64,
 }
 
 /// The exact-match cache. See the module documentation.
@@ -302,12 +300,6 @@ impl Emc {
         self.stats.misses += 1;
     }
 
-    /// Counts a packet of a burst that left the EMC out.
-    #[inline(always)]
-    pub fn count_bypassed(&mut self) {
-        self.stats.bypassed += 1;
-    }
-
     /// Starts loading the tags of the two entries `hash` may be in.
     #[inline(always)]
     pub fn prefetch(&self, hash: u32) {
@@ -448,7 +440,7 @@ mod tests {
         assert_eq!(emc.lookup(&k, h, &mf), Some(id));
         // Another key presented with the same hash is not taken for it.
         assert_eq!(emc.lookup(&key(2), h, &mf), None);
-        assert_eq!(emc.stats(), EmcStats { hits: 1, misses: 2, inserted: 1, bypassed: 0 });
+        assert_eq!(emc.stats(), EmcStats { hits: 1, misses: 2, inserted: 1 });
         assert_eq!(emc.count_live(&mf), 1);
     }
 

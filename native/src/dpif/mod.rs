@@ -478,7 +478,6 @@ impl Datapath {
                 if probe_emc {
                     self.emc.count_miss();
                 } else {
-                    self.emc.count_bypassed();
                     self.stats.emc_bypassed += 1;
                 }
                 self.megaflows.count_hit(b.subtable[i], u32::from(b.tier[i]));
