@@ -204,8 +204,7 @@ impl ExecCtx<'_> {
                     }
                 }
                 DpAction::TnlPush(t) => {
-                    let hash = *md.rss_hash.get_or_insert_with(|| rss_hash_5tuple(key));
-                    push_vxlan(pkt, t, hash);
+                    push_vxlan(pkt, t, md.rss(key));
                     layers = VXLAN_LAYERS;
                     // The pushed packet is a new packet on the underlay: no tunnel metadata.
                     md.tun_flags = 0;
@@ -257,10 +256,8 @@ impl ExecCtx<'_> {
                     );
                 }
                 DpAction::Recirc(id) => {
-                    let mut nmd = *md;
-                    // The packet keeps the RSS hash of its first pass (computed now from this
-                    // pass's key if nothing needed it yet), as OVS keeps a packet's.
-                    nmd.rss_hash = Some(md.rss_hash.unwrap_or_else(|| rss_hash_5tuple(key)));
+                    // The packet keeps the RSS hash of its first pass, as OVS keeps a packet's.
+                    let mut nmd = PacketMd { rss_hash: Some(md.rss(key)), ..*md };
                     nmd.start = super::PassStart::Port;
                     nmd.recirc_id = *id;
                     nmd.depth = md.depth + 1;
@@ -285,8 +282,7 @@ impl ExecCtx<'_> {
                     }
                 }
                 DpAction::NeighQueue(q) => {
-                    let mut qmd = *md;
-                    qmd.rss_hash = Some(md.rss_hash.unwrap_or_else(|| rss_hash_5tuple(key)));
+                    let mut qmd = PacketMd { rss_hash: Some(md.rss(key)), ..*md };
                     qmd.start = super::PassStart::Port;
                     qmd.recirc_id = q.resume;
                     qmd.depth = md.depth + 1;

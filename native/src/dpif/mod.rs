@@ -168,6 +168,14 @@ impl PacketMd {
         PacketMd { in_port, ..PacketMd::default() }
     }
 
+    /// The packet's RSS hash: the one it got on its first pass, or else the hash of `key`'s
+    /// 5-tuple, kept from now on (`key` is the key of its first pass whenever nothing needed
+    /// the hash before: a recirculation keeps it).
+    #[inline(always)]
+    pub fn rss(&mut self, key: &FlowKey) -> u32 {
+        *self.rss_hash.get_or_insert_with(|| exec::rss_hash_5tuple(key))
+    }
+
     fn load_into(&self, key: &mut FlowKey) {
         let w = key.words_mut();
         for x in w[..STAGE_ENDS[0]].iter_mut() {
@@ -681,8 +689,7 @@ impl Datapath {
             return self.finish_pass(pkt, md, &key, layers, &actions, drop, sink, out);
         }
         // Exact-match cache, then megaflows, then an upcall.
-        let rss = *md.rss_hash.get_or_insert_with(|| emc::hash_key(&key));
-        let hash = emc::hash_at(rss, md.depth);
+        let hash = emc::hash_at(md.rss(&key), md.depth);
         let id = match self.emc.lookup(&key, hash, &self.megaflows) {
             Some(id) => {
                 self.stats.emc_hits += 1;
