@@ -1185,6 +1185,18 @@ mod tests {
         f
     }
 
+    /// Sends `frames` into `port` in bursts of at most `MAX_BURST` (`receive_batch`), and
+    /// checks that each frame went out once.
+    fn send_bursts(dp: &mut Datapath, port: u32, frames: &[impl AsRef<[u8]>], rec: &mut Rec) {
+        for chunk in frames.chunks(MAX_BURST) {
+            let mut pkts: Vec<Packet> =
+                chunk.iter().map(|f| Packet::from_slice(f.as_ref())).collect();
+            let mut outcomes = vec![Outcome::default(); pkts.len()];
+            dp.receive_batch(&mut pkts, port, rec, &mut outcomes);
+            assert!(outcomes.iter().all(|o| o.outputs == 1 && o.drop.is_none()));
+        }
+    }
+
     fn ports_of(r: &Rec) -> Vec<u32> {
         r.out.iter().map(|(p, _)| *p).collect()
     }
@@ -1370,11 +1382,8 @@ mod tests {
         let dp = &mut e.nodes[n].dp;
         dp.emc.set_insert_inv_prob(1);
         let burst = |dp: &mut Datapath, frames: &[&Vec<u8>]| {
-            let mut pkts: Vec<Packet> = frames.iter().map(|f| Packet::from_slice(f)).collect();
-            let mut outcomes = vec![Outcome::default(); pkts.len()];
             let mut rec = Rec::default();
-            dp.receive_batch(&mut pkts, p1, &mut rec, &mut outcomes);
-            assert!(outcomes.iter().all(|o| o.outputs == 1 && o.drop.is_none()));
+            send_bursts(dp, p1, frames, &mut rec);
             ports_of(&rec)
         };
         let served = |dp: &Datapath| dp.stats.emc_hits + dp.stats.megaflow_hits + dp.stats.upcalls;
@@ -1409,28 +1418,19 @@ mod tests {
             let dp = &mut e.nodes[n].dp;
             dp.emc.set_adaptive(adaptive);
             let mut rec = Rec::default();
-            let send = |dp: &mut Datapath, frames: &[Vec<u8>], rec: &mut Rec| {
-                for chunk in frames.chunks(MAX_BURST) {
-                    let mut pkts: Vec<Packet> =
-                        chunk.iter().map(|f| Packet::from_slice(f)).collect();
-                    let mut outcomes = vec![Outcome::default(); pkts.len()];
-                    dp.receive_batch(&mut pkts, p1, rec, &mut outcomes);
-                    assert!(outcomes.iter().all(|o| o.outputs == 1 && o.drop.is_none()));
-                }
-            };
             for _ in 0..2 {
-                send(dp, &many, &mut rec);
+                send_bursts(dp, p1, &many, &mut rec);
             }
             let many = dp.stats;
             // The traffic narrows to four keys: the EMC pays again and is probed again.
             let repeated: Vec<Vec<u8>> = few.iter().cycle().take(10_000).cloned().collect();
-            send(dp, &repeated, &mut rec);
+            send_bursts(dp, p1, &repeated, &mut rec);
             let after_switch = dp.stats;
-            send(dp, &repeated, &mut rec);
+            send_bursts(dp, p1, &repeated, &mut rec);
             let d = dp.stats;
             assert_eq!(d.emc_hits + d.megaflow_hits + d.upcalls, 60_000, "each packet once");
-            let after_many = after_switch;
-            let last = (d.emc_hits - after_many.emc_hits, d.emc_bypassed - after_many.emc_bypassed);
+            let last =
+                (d.emc_hits - after_switch.emc_hits, d.emc_bypassed - after_switch.emc_bypassed);
             (ports_of(&rec), many, last)
         };
         let (ports, many, last) = run(true);
@@ -1483,12 +1483,7 @@ mod tests {
             let dp = &mut e.nodes[n].dp;
             dp.emc.set_adaptive(adaptive);
             let mut rec = Rec::default();
-            for chunk in frames.chunks(MAX_BURST) {
-                let mut pkts: Vec<Packet> = chunk.iter().map(|f| Packet::from_slice(f)).collect();
-                let mut outcomes = vec![Outcome::default(); pkts.len()];
-                dp.receive_batch(&mut pkts, p1, &mut rec, &mut outcomes);
-                assert!(outcomes.iter().all(|o| o.outputs == 1 && o.drop.is_none()));
-            }
+            send_bursts(dp, p1, &frames, &mut rec);
             (rec.out, dp.stats.emc_bypassed)
         };
         let (out, bypassed) = run(true);
