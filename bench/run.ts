@@ -102,6 +102,16 @@ const RUNS = Math.max(1, Number(process.env.DVRLAB_BENCH_RUNS ?? 3));
 /** A benchmark run RUNS times: the median run, and the lowest and highest rates. */
 type Measured = BenchReport & { low: number; high: number };
 
+/** The run with the median rate (the lower of the two middle ones for an even count). */
+function median<T>(runs: T[], rate: (r: T) => number): { mid: T; low: number; high: number } {
+  const sorted = [...runs].sort((a, b) => rate(a) - rate(b));
+  return {
+    mid: sorted[(sorted.length - 1) >> 1]!,
+    low: rate(sorted[0]!),
+    high: rate(sorted[sorted.length - 1]!),
+  };
+}
+
 /**
  * `bench` RUNS times in a row, instructions counted by the first run only (they do not move
  * with the machine's load; the rates do): the run with the median rate (the lower of the two
@@ -117,15 +127,8 @@ function benchMedian(
   const rest = extra.filter((a) => a !== '--instructions');
   const runs = [first];
   for (let i = 1; i < RUNS; i++) runs.push(bench(scenario, inputs, rest));
-  const sorted = [...runs].sort((a, b) => rate(a) - rate(b));
-  const mid = sorted[(sorted.length - 1) >> 1]!;
-  return {
-    ...mid,
-    instructions: first.instructions,
-    notes: first.notes,
-    low: rate(sorted[0]!),
-    high: rate(sorted[sorted.length - 1]!),
-  };
+  const { mid, low, high } = median(runs, rate);
+  return { ...mid, instructions: first.instructions, notes: first.notes, low, high };
 }
 
 /** "median of 3 runs: 5.30–5.85" (empty for a single run); `unit` formats a rate. */
@@ -508,12 +511,9 @@ async function main(): Promise<void> {
         files.push(replay(sc, `${port}=${capture}`, path.join(tmp, 'replay-out')));
         rmSync(path.join(tmp, 'replay-out'), { recursive: true, force: true });
       }
-      files.sort((a, b) => a.pps - b.pps);
-      const file = files[(files.length - 1) >> 1]!;
+      const { mid: file, low, high } = median(files, (f) => f.pps);
       const fileSpread =
-        RUNS > 1
-          ? `; replay median of ${RUNS} runs: ${fmt(files[0]!.pps)}–${fmt(files.at(-1)!.pps)}`
-          : '';
+        RUNS > 1 ? `; replay median of ${RUNS} runs: ${fmt(low)}–${fmt(high)}` : '';
       realRows.push({ name, mem, file });
       const lookups = (r: { emc_hits: number; megaflow_hits: number; upcalls: number }) =>
         r.emc_hits + r.megaflow_hits + r.upcalls;
