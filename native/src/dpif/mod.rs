@@ -219,7 +219,7 @@ pub struct DpStats {
 }
 
 /// The outcome of one packet.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Outcome {
     pub outputs: u32,
     pub drop: Option<DropReason>,
